@@ -1,0 +1,13 @@
+//! driftless's pure core.
+//!
+//! Everything that decides *what* driftless does lives here as plain functions over plain data:
+//! which object is which, in what order objects are applied, what state an application is in. No
+//! function in this crate performs I/O, spawns tasks or knows about `kube`, Git or the file system;
+//! adapters turn the world into these types and act on what these functions return. That keeps
+//! every decision unit-testable without a cluster.
+
+mod object_ref;
+mod status;
+
+pub use object_ref::{GroupVersionKind, ObjectRef, ParseGroupVersionError};
+pub use status::{HealthState, SyncState};

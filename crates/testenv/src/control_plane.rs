@@ -1,0 +1,391 @@
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use std::{fs, io};
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::binaries::{Binaries, BinariesError};
+use crate::certs;
+use crate::supervised::Supervised;
+
+/// How long kube-apiserver may take to answer `/readyz` with 200. It is ~2 s on an idle 2-core
+/// machine; the margin is for a cold start while the machine compiles.
+const READY_TIMEOUT: Duration = Duration::from_mins(2);
+
+/// The admin token in the API server's token file. Only ever reachable on loopback, and the
+/// directory holding it is private to this process.
+const ADMIN_TOKEN_USER: &str = "driftless-admin";
+
+/// Returned by [`ControlPlane::start`].
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    MissingBinary(#[from] BinariesError),
+    #[error("failed to {action}")]
+    Io {
+        action: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("failed to generate the control plane's certificates")]
+    Certificates(#[from] rcgen::Error),
+    #[error("{name} exited with {status} while the control plane started; its last log lines:\n{log_tail}")]
+    Exited {
+        name: &'static str,
+        status: ExitStatus,
+        log_tail: String,
+    },
+    #[error(
+        "kube-apiserver was not ready after {waited:?} (last answer: {last_answer}); its last log lines:\n{log_tail}"
+    )]
+    NotReady {
+        waited: Duration,
+        last_answer: String,
+        log_tail: String,
+    },
+    #[error("failed to build a client for the control plane")]
+    Client(#[source] kube::Error),
+}
+
+fn io_error(action: impl Into<String>) -> impl FnOnce(io::Error) -> StartError {
+    let action = action.into();
+    move |source| StartError::Io { action, source }
+}
+
+/// A running etcd + kube-apiserver + kube-controller-manager on loopback ports, in a directory of
+/// its own. Dropping it stops every process and removes the directory (kept when
+/// `DRIFTLESS_TESTENV_KEEP=1`, for reading the logs).
+pub struct ControlPlane {
+    dir: PathBuf,
+    server_url: String,
+    kubeconfig_path: PathBuf,
+    /// Stopped in reverse start order: controller-manager, API server, etcd.
+    processes: Vec<Supervised>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("server_url", &self.server_url)
+            .field("dir", &self.dir)
+            .field("kubeconfig_path", &self.kubeconfig_path)
+            .field(
+                "processes",
+                &self.processes.iter().map(Supervised::name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl ControlPlane {
+    /// Starts a control plane and waits until kube-apiserver reports ready.
+    pub async fn start() -> Result<Self, StartError> {
+        let binaries = Binaries::locate()?;
+        let root = state_root();
+        fs::create_dir_all(&root).map_err(io_error(format!("create {}", root.display())))?;
+        remove_abandoned_dirs(&root);
+        let dir = unique_dir(&root)?;
+
+        let mut control_plane = Self {
+            dir: dir.clone(),
+            server_url: String::new(),
+            kubeconfig_path: dir.join("kubeconfig"),
+            processes: Vec::new(),
+        };
+        // From here on, an early return drops `control_plane`, which stops what was started.
+        let (etcd_client, etcd_peer, apiserver_port) = (free_port()?, free_port()?, free_port()?);
+        control_plane.server_url = format!("https://127.0.0.1:{apiserver_port}");
+        control_plane.write_files()?;
+
+        let etcd_url = format!("http://127.0.0.1:{etcd_client}");
+        control_plane.spawn(
+            "etcd",
+            &binaries.etcd,
+            &[
+                "--name=driftless-testenv".into(),
+                format!("--data-dir={}", dir.join("etcd").display()),
+                format!("--listen-client-urls={etcd_url}"),
+                format!("--advertise-client-urls={etcd_url}"),
+                format!("--listen-peer-urls=http://127.0.0.1:{etcd_peer}"),
+                format!("--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}"),
+                format!("--initial-cluster=driftless-testenv=http://127.0.0.1:{etcd_peer}"),
+                "--log-level=warn".into(),
+                "--logger=zap".into(),
+            ],
+        )?;
+        control_plane.spawn(
+            "kube-apiserver",
+            &binaries.kube_apiserver,
+            &apiserver_args(&dir, &etcd_url, apiserver_port),
+        )?;
+        let client = control_plane.client().await.map_err(StartError::Client)?;
+        control_plane.wait_until_ready(&client).await?;
+        control_plane.spawn(
+            "kube-controller-manager",
+            &binaries.kube_controller_manager,
+            &[
+                format!("--kubeconfig={}", control_plane.kubeconfig_path.display()),
+                format!(
+                    "--service-account-private-key-file={}",
+                    dir.join("sa.key").display()
+                ),
+                format!("--root-ca-file={}", dir.join("ca.crt").display()),
+                "--leader-elect=false".into(),
+                // No ports to collide with other control planes: nothing scrapes it.
+                "--port=0".into(),
+                "--secure-port=0".into(),
+                "--use-service-account-credentials=false".into(),
+                "--v=1".into(),
+            ],
+        )?;
+        tracing::info!(server = %control_plane.server_url, dir = %dir.display(), "local control plane ready");
+        Ok(control_plane)
+    }
+
+    /// The API server's URL, `https://127.0.0.1:<port>`.
+    #[must_use]
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+
+    /// A kubeconfig file with an admin token and the control plane's CA; usable by kubectl.
+    #[must_use]
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig_path
+    }
+
+    /// Where the processes keep their data and logs (`<name>.log`).
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The client configuration, read from [`Self::kubeconfig_path`] the way a user's would be.
+    pub async fn kube_config(&self) -> Result<kube::Config, kube::Error> {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig_path).map_err(kube::Error::from)?;
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(kube::Error::from)
+    }
+
+    /// A new client. A client belongs to the tokio runtime it was made in, so each test makes its
+    /// own rather than sharing one across test runtimes.
+    pub async fn client(&self) -> Result<kube::Client, kube::Error> {
+        kube::Client::try_from(self.kube_config().await?)
+    }
+
+    /// `Some((process, status))` for the first control-plane process that has exited.
+    pub fn exited_process(&mut self) -> Option<(&'static str, ExitStatus)> {
+        self.processes
+            .iter_mut()
+            .find_map(|process| process.exit_status().map(|status| (process.name(), status)))
+    }
+
+    fn spawn(&mut self, name: &'static str, program: &Path, args: &[String]) -> Result<(), StartError> {
+        let log = self.dir.join(format!("{name}.log"));
+        let process = Supervised::spawn(name, program, args, log)
+            .map_err(io_error(format!("start {}", program.display())))?;
+        self.processes.push(process);
+        Ok(())
+    }
+
+    fn write_files(&self) -> Result<(), StartError> {
+        let certs = certs::generate()?;
+        let token = random_token()?;
+        let files = [
+            ("ca.crt", certs.ca.clone()),
+            ("apiserver.crt", certs.serving_cert),
+            ("apiserver.key", certs.serving_key),
+            ("sa.key", certs.service_account_key),
+            ("sa.pub", certs.service_account_public),
+            (
+                "tokens.csv",
+                format!("{token},{ADMIN_TOKEN_USER},{ADMIN_TOKEN_USER},\"system:masters\"\n"),
+            ),
+            ("kubeconfig", kubeconfig_yaml(&self.server_url, &certs.ca, &token)),
+        ];
+        for (name, contents) in files {
+            let path = self.dir.join(name);
+            fs::write(&path, contents).map_err(io_error(format!("write {}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    async fn wait_until_ready(&mut self, client: &kube::Client) -> Result<(), StartError> {
+        let started = Instant::now();
+        loop {
+            if let Some((name, status)) = self.exited_process() {
+                let log_tail = self.log_tail(name);
+                return Err(StartError::Exited {
+                    name,
+                    status,
+                    log_tail,
+                });
+            }
+            let request = http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("a static request is valid");
+            let last_answer = match client.request_text(request).await {
+                Ok(body) if body.trim() == "ok" => return Ok(()),
+                Ok(body) => body,
+                Err(err) => err.to_string(),
+            };
+            if started.elapsed() > READY_TIMEOUT {
+                let log_tail = self.log_tail("kube-apiserver");
+                return Err(StartError::NotReady {
+                    waited: started.elapsed(),
+                    last_answer,
+                    log_tail,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log_tail(&self, name: &str) -> String {
+        self.processes
+            .iter()
+            .find(|process| process.name() == name)
+            .map(|process| process.log_tail(30))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        while let Some(mut process) = self.processes.pop() {
+            process.stop(Duration::from_secs(12));
+        }
+        if std::env::var_os("DRIFTLESS_TESTENV_KEEP").is_some_and(|keep| keep == "1") {
+            eprintln!("driftless-testenv: keeping {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn apiserver_args(dir: &Path, etcd_url: &str, port: u16) -> Vec<String> {
+    let file = |name: &str| dir.join(name).display().to_string();
+    vec![
+        format!("--etcd-servers={etcd_url}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--secure-port={port}"),
+        // v1.20 still serves plain HTTP on 8080 by default; two control planes would collide there.
+        "--insecure-port=0".into(),
+        format!("--tls-cert-file={}", file("apiserver.crt")),
+        format!("--tls-private-key-file={}", file("apiserver.key")),
+        format!("--token-auth-file={}", file("tokens.csv")),
+        "--authorization-mode=RBAC".into(),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+        format!("--service-account-key-file={}", file("sa.pub")),
+        format!("--service-account-signing-key-file={}", file("sa.key")),
+        // An allocation range for Service IPs only; no traffic ever goes there.
+        "--service-cluster-ip-range=10.96.0.0/16".into(),
+        "--allow-privileged=true".into(),
+        // Pods never run here, and without this every Pod created right after its namespace
+        // would race the controller-manager creating the namespace's default ServiceAccount.
+        "--disable-admission-plugins=ServiceAccount".into(),
+        "--profiling=false".into(),
+        "--v=1".into(),
+    ]
+}
+
+fn kubeconfig_yaml(server: &str, ca_pem: &str, token: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: driftless-local
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: driftless-admin
+  user:
+    token: {token}
+contexts:
+- name: driftless-local
+  context:
+    cluster: driftless-local
+    user: driftless-admin
+current-context: driftless-local
+",
+        ca = base64::engine::general_purpose::STANDARD.encode(ca_pem)
+    )
+}
+
+/// 32 random bytes from the kernel, hex-encoded.
+fn random_token() -> Result<String, StartError> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut urandom| urandom.read_exact(&mut bytes))
+        .map_err(io_error("read /dev/urandom"))?;
+    Ok(bytes.iter().fold(String::with_capacity(64), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    }))
+}
+
+/// A port the kernel just handed out on 127.0.0.1. Another process could take it before our server
+/// binds it; the window is tiny and a collision fails loudly at start-up.
+fn free_port() -> Result<u16, StartError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(io_error("find a free loopback port"))
+}
+
+/// tmpfs when there is one: etcd fsyncs on every write, which is free in memory and slow on disk.
+fn state_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("DRIFTLESS_TESTENV_DIR") {
+        return PathBuf::from(dir);
+    }
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    base.join("driftless-testenv")
+}
+
+/// Directories are named `<pid>-<n>`; one whose process is gone was left by a test binary that
+/// could not clean up (killed, aborted). Its processes are already stopped by their watchdogs.
+fn remove_abandoned_dirs(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|name| name.split('-').next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn unique_dir(root: &Path) -> Result<PathBuf, StartError> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = root.join(format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    fs::create_dir(&dir).map_err(io_error(format!("create {}", dir.display())))?;
+    restrict_to_owner(&dir)?;
+    Ok(dir)
+}
+
+/// The directory holds the admin token and private keys.
+fn restrict_to_owner(dir: &Path) -> Result<(), StartError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(io_error(format!("chmod {}", dir.display())))
+}
