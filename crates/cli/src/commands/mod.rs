@@ -9,7 +9,10 @@ use crate::cli::Command;
 /// commands), 2 and above for errors.
 pub const EXIT_ERROR: u8 = 2;
 
-#[expect(clippy::needless_pass_by_value, reason = "commands will own their arguments as they grow")]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "commands will own their arguments as they grow"
+)]
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Completions { shell } => Ok(completions::run(shell)),
