@@ -6,8 +6,12 @@
 //! adapters turn the world into these types and act on what these functions return. That keeps
 //! every decision unit-testable without a cluster.
 
+mod desired;
+pub mod health;
 mod object_ref;
 mod status;
+pub mod sync_order;
 
+pub use desired::{DesiredObject, SourceLocation};
 pub use object_ref::{GroupVersionKind, ObjectRef, ParseGroupVersionError};
 pub use status::{HealthState, SyncState};

@@ -1,0 +1,308 @@
+//! The order in which an application's objects are applied.
+//!
+//! Waves first: the `driftless.dev/sync-wave` annotation (or Argo CD's
+//! `argocd.argoproj.io/sync-wave`, so Argo CD users can migrate) places an object in a wave,
+//! default 0; waves run in ascending order and each must be healthy before the next starts. Within a
+//! wave, three stages: Namespaces and CustomResourceDefinitions (the CRDs must be Established
+//! before anything else in the wave is applied), then other cluster-scoped objects, then
+//! namespaced objects. Within a stage, kinds follow Helm's install order (ServiceAccounts and
+//! ConfigMaps before the Deployments that mount them), then namespace and name, so the order is
+//! deterministic.
+
+use serde::{Deserialize, Serialize};
+
+use crate::DesiredObject;
+
+pub const SYNC_WAVE_ANNOTATION: &str = "driftless.dev/sync-wave";
+pub const ARGO_SYNC_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
+
+/// Helm's install order (`releaseutil.InstallOrder`), the de-facto convention; other kinds follow.
+const KIND_ORDER: &[&str] = &[
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Stage {
+    /// Namespaces and CRDs; CRDs must be Established before the next stage.
+    Foundations,
+    ClusterScoped,
+    Namespaced,
+}
+
+/// One wave's objects, stage by stage; each entry is an index into the slice given to [`plan_order`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wave {
+    pub number: i64,
+    pub stages: Vec<(Stage, Vec<usize>)>,
+}
+
+impl Wave {
+    /// Every object of the wave, in apply order.
+    pub fn objects(&self) -> impl Iterator<Item = usize> + '_ {
+        self.stages
+            .iter()
+            .flat_map(|(_, objects)| objects.iter().copied())
+    }
+}
+
+/// A sync-wave annotation that is not an integer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{object} ({source_location}): annotation {annotation} must be an integer, found {value:?}")]
+pub struct InvalidWave {
+    pub object: String,
+    pub source_location: String,
+    pub annotation: &'static str,
+    pub value: String,
+}
+
+/// The wave of one object: our annotation wins over Argo CD's.
+pub fn wave_of(object: &DesiredObject) -> Result<i64, InvalidWave> {
+    for annotation in [SYNC_WAVE_ANNOTATION, ARGO_SYNC_WAVE_ANNOTATION] {
+        if let Some(value) = object.annotation(annotation) {
+            return value.trim().parse().map_err(|_| InvalidWave {
+                object: object.reference.to_string(),
+                source_location: object.source.to_string(),
+                annotation,
+                value: value.to_owned(),
+            });
+        }
+    }
+    Ok(0)
+}
+
+fn stage_of(object: &DesiredObject) -> Stage {
+    let kind = object.reference.kind.as_str();
+    let group = object.reference.group.as_str();
+    if (group.is_empty() && kind == "Namespace")
+        || (group == "apiextensions.k8s.io" && kind == "CustomResourceDefinition")
+    {
+        Stage::Foundations
+    } else if object.is_cluster_scoped() {
+        Stage::ClusterScoped
+    } else {
+        Stage::Namespaced
+    }
+}
+
+fn kind_rank(kind: &str) -> usize {
+    KIND_ORDER
+        .iter()
+        .position(|known| *known == kind)
+        .unwrap_or(KIND_ORDER.len())
+}
+
+/// Orders `objects` into waves and stages. Every annotation error is reported, not only the first.
+pub fn plan_order(objects: &[DesiredObject]) -> Result<Vec<Wave>, Vec<InvalidWave>> {
+    let mut keyed = Vec::with_capacity(objects.len());
+    let mut errors = Vec::new();
+    for (index, object) in objects.iter().enumerate() {
+        match wave_of(object) {
+            Ok(wave) => keyed.push((wave, stage_of(object), index)),
+            Err(err) => errors.push(err),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    keyed.sort_by(|a, b| {
+        let (oa, ob) = (&objects[a.2].reference, &objects[b.2].reference);
+        (a.0, a.1, kind_rank(&oa.kind), oa).cmp(&(b.0, b.1, kind_rank(&ob.kind), ob))
+    });
+    let mut waves: Vec<Wave> = Vec::new();
+    for (number, stage, index) in keyed {
+        if waves.last().is_none_or(|wave| wave.number != number) {
+            waves.push(Wave {
+                number,
+                stages: Vec::new(),
+            });
+        }
+        let wave = waves
+            .last_mut()
+            .expect("a wave was just pushed if there was none");
+        match wave.stages.last_mut() {
+            Some((last, objects)) if *last == stage => objects.push(index),
+            _ => wave.stages.push((stage, vec![index])),
+        }
+    }
+    Ok(waves)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{GroupVersionKind, ObjectRef, SourceLocation};
+
+    fn object(
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        wave: Option<(&str, &str)>,
+    ) -> DesiredObject {
+        let gvk = GroupVersionKind::from_api_version(api_version, kind).expect("valid");
+        let mut manifest = json!({ "apiVersion": api_version, "kind": kind, "metadata": { "name": name } });
+        if let Some((annotation, value)) = wave {
+            manifest["metadata"]["annotations"] = json!({ annotation: value });
+        }
+        DesiredObject {
+            reference: ObjectRef::new(&gvk, namespace, name),
+            gvk,
+            manifest,
+            source: SourceLocation {
+                file: "app.yaml".into(),
+                document: 0,
+                line: Some(1),
+            },
+        }
+    }
+
+    fn names(objects: &[DesiredObject], waves: &[Wave]) -> Vec<Vec<String>> {
+        waves
+            .iter()
+            .map(|wave| wave.objects().map(|i| objects[i].reference.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn foundations_then_cluster_scoped_then_namespaced_in_kind_order() {
+        let objects = vec![
+            object("apps/v1", "Deployment", Some("web"), "frontend", None),
+            object("v1", "ConfigMap", Some("web"), "settings", None),
+            object(
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRole",
+                None,
+                "reader",
+                None,
+            ),
+            object("example.com/v1", "Widget", Some("web"), "w", None),
+            object(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                None,
+                "widgets.example.com",
+                None,
+            ),
+            object("v1", "Namespace", None, "web", None),
+            object("v1", "ServiceAccount", Some("web"), "frontend", None),
+        ];
+        let waves = plan_order(&objects).expect("valid");
+        assert_eq!(
+            names(&objects, &waves),
+            vec![vec![
+                "Namespace/web",
+                "apiextensions.k8s.io/CustomResourceDefinition/widgets.example.com",
+                "rbac.authorization.k8s.io/ClusterRole/reader",
+                "ServiceAccount/web/frontend",
+                "ConfigMap/web/settings",
+                "apps/Deployment/web/frontend",
+                "example.com/Widget/web/w",
+            ]]
+        );
+        let stages: Vec<Stage> = waves[0].stages.iter().map(|(stage, _)| *stage).collect();
+        assert_eq!(
+            stages,
+            vec![Stage::Foundations, Stage::ClusterScoped, Stage::Namespaced]
+        );
+    }
+
+    #[test]
+    fn waves_run_in_ascending_order_and_our_annotation_wins() {
+        let objects = vec![
+            object(
+                "v1",
+                "ConfigMap",
+                Some("a"),
+                "late",
+                Some((SYNC_WAVE_ANNOTATION, "5")),
+            ),
+            object(
+                "v1",
+                "ConfigMap",
+                Some("a"),
+                "early",
+                Some((ARGO_SYNC_WAVE_ANNOTATION, "-1")),
+            ),
+            object("v1", "Namespace", None, "a", Some((SYNC_WAVE_ANNOTATION, "5"))),
+            object("v1", "ConfigMap", Some("a"), "default", None),
+        ];
+        let waves = plan_order(&objects).expect("valid");
+        assert_eq!(waves.iter().map(|w| w.number).collect::<Vec<_>>(), vec![-1, 0, 5]);
+        assert_eq!(
+            names(&objects, &waves)[2],
+            vec!["Namespace/a", "ConfigMap/a/late"]
+        );
+
+        let mut both = object(
+            "v1",
+            "ConfigMap",
+            Some("a"),
+            "both",
+            Some((SYNC_WAVE_ANNOTATION, "2")),
+        );
+        both.manifest["metadata"]["annotations"][ARGO_SYNC_WAVE_ANNOTATION] = json!("9");
+        assert_eq!(wave_of(&both), Ok(2));
+    }
+
+    #[test]
+    fn every_invalid_wave_is_reported_with_its_source() {
+        let objects = vec![
+            object(
+                "v1",
+                "ConfigMap",
+                Some("a"),
+                "x",
+                Some((SYNC_WAVE_ANNOTATION, "soon")),
+            ),
+            object(
+                "v1",
+                "ConfigMap",
+                Some("a"),
+                "y",
+                Some((ARGO_SYNC_WAVE_ANNOTATION, "1.5")),
+            ),
+        ];
+        let errors = plan_order(&objects).expect_err("invalid");
+        assert_eq!(errors.len(), 2);
+        assert_eq!(
+            errors[0].to_string(),
+            "ConfigMap/a/x (app.yaml (document 1, line 1)): annotation driftless.dev/sync-wave must be an integer, found \"soon\""
+        );
+    }
+}
