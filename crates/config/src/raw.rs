@@ -1,0 +1,201 @@
+//! The configuration as written: serde types that mirror the YAML one to one. Leaves that need
+//! validating are `Spanned` so errors can name their line. Nothing here is trusted yet; `validate`
+//! turns these into the types in `model`.
+//!
+//! Kubernetes style (camelCase, `apiVersion`/`kind`/`metadata`/`spec`) so that the very same
+//! Application objects can later be served as CRDs. Unknown fields are errors: a typo such as
+//! `selfheal` must not silently turn self-healing off.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub type Text = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawConfig {
+    pub api_version: Text,
+    pub kind: Text,
+    #[serde(default)]
+    pub data_dir: Option<Text>,
+    #[serde(default)]
+    pub clusters: Vec<RawCluster>,
+    #[serde(default)]
+    pub repositories: Vec<RawRepository>,
+    #[serde(default)]
+    pub applications: Vec<RawApplication>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawCluster {
+    pub name: Text,
+    #[serde(default)]
+    pub kubeconfig: Option<Text>,
+    #[serde(default)]
+    pub context: Option<Text>,
+    #[serde(default)]
+    pub in_cluster: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRepository {
+    /// Credentials apply to every repository URL starting with this.
+    pub url: Text,
+    #[serde(default)]
+    pub username: Option<Text>,
+    #[serde(default)]
+    pub password: Option<RawSecretRef>,
+    #[serde(default)]
+    pub ssh_private_key: Option<RawSecretRef>,
+    #[serde(default)]
+    pub known_hosts: Option<RawSecretRef>,
+}
+
+/// A secret is never written inline: it is read from a file or an environment variable.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum RawSecretRef {
+    File(Text),
+    Env(Text),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawApplication {
+    pub api_version: Text,
+    pub kind: Text,
+    pub metadata: RawMetadata,
+    pub spec: RawApplicationSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawMetadata {
+    pub name: Text,
+    /// Accepted so Kubernetes-style objects parse; standalone driftless does not use it.
+    #[serde(default)]
+    #[expect(
+        dead_code,
+        reason = "accepted for Kubernetes compatibility, unused in standalone mode"
+    )]
+    pub namespace: Option<Text>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    #[expect(
+        dead_code,
+        reason = "accepted for Kubernetes compatibility, unused in standalone mode"
+    )]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawApplicationSpec {
+    pub source: RawSource,
+    pub destination: RawDestination,
+    #[serde(default)]
+    pub sync_policy: RawSyncPolicy,
+    #[serde(default)]
+    pub ignore_differences: Vec<RawIgnoreDifference>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSource {
+    #[serde(rename = "repoURL")]
+    pub repo_url: Text,
+    #[serde(default)]
+    pub revision: Option<Text>,
+    #[serde(default)]
+    pub path: Option<Text>,
+    #[serde(default)]
+    pub directory: Option<RawDirectory>,
+    #[serde(default)]
+    pub kustomize: Option<RawKustomize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawDirectory {
+    #[serde(default)]
+    pub recurse: bool,
+    #[serde(default)]
+    pub include: Option<Text>,
+    #[serde(default)]
+    pub exclude: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawKustomize {}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawDestination {
+    pub cluster: Text,
+    #[serde(default)]
+    pub namespace: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSyncPolicy {
+    #[serde(default)]
+    pub automated: Option<RawAutomated>,
+    #[serde(default)]
+    pub interval: Option<Text>,
+    #[serde(default)]
+    pub retry: Option<RawRetry>,
+    #[serde(default)]
+    pub sync_options: Vec<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawAutomated {
+    #[serde(default)]
+    pub prune: bool,
+    #[serde(default)]
+    pub self_heal: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRetry {
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub backoff: Option<RawBackoff>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawBackoff {
+    #[serde(default)]
+    pub duration: Option<Text>,
+    #[serde(default)]
+    pub factor: Option<u32>,
+    #[serde(default)]
+    pub max_duration: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawIgnoreDifference {
+    #[serde(default)]
+    pub group: Option<String>,
+    pub kind: Text,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub json_pointers: Vec<Text>,
+    #[serde(default)]
+    pub managed_fields_managers: Vec<String>,
+}

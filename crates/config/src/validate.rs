@@ -1,0 +1,602 @@
+use std::collections::BTreeSet;
+use std::path::{Component, Path};
+use std::time::Duration;
+
+use driftless_core::application::{
+    Application, Automated, Cluster, ClusterConnection, DEFAULT_INTERVAL, Destination, DirectoryOptions,
+    IgnoreDifference, Renderer, RepositoryCredentials, Retry, SecretSource, Source, SyncPolicy,
+};
+use serde_saphyr::Spanned;
+
+use crate::raw::{
+    RawApplication, RawCluster, RawConfig, RawRepository, RawSecretRef, RawSource, RawSyncPolicy, Text,
+};
+use crate::{Config, ConfigError, Problem};
+
+pub const API_VERSION: &str = "driftless.dev/v1alpha1";
+pub const CONFIG_KIND: &str = "Config";
+pub const APPLICATION_KIND: &str = "Application";
+
+/// Longest accepted reconcile interval; longer is almost certainly a typo (`3h` for `3m` is not,
+/// `300d` is).
+const MAX_INTERVAL: Duration = Duration::from_hours(7 * 24);
+
+/// Limits on the YAML itself: a configuration is small, and a hostile one must not be able to
+/// expand aliases or nest without bound.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_events: 1_000_000,
+            max_depth: 64,
+        },
+    }
+}
+
+/// Collects problems while walking one document.
+struct Checker<'a> {
+    file: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, line: Option<u64>, field: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_owned(),
+            line,
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn report_at(&mut self, text: &Text, field: impl Into<String>, message: impl Into<String>) {
+        self.report(line_of(text), field, message);
+    }
+}
+
+/// `None` when the value did not come from YAML text (e.g. a JSON value rendered from Git).
+fn line_of<T>(spanned: &Spanned<T>) -> Option<u64> {
+    Some(spanned.referenced.line()).filter(|line| *line > 0)
+}
+
+pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig =
+        serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|err| yaml_error(file, &err))?;
+    let mut checker = Checker {
+        file,
+        problems: Vec::new(),
+    };
+    check_header(&mut checker, &raw.api_version, &raw.kind, CONFIG_KIND, "");
+
+    let clusters = clusters(&mut checker, &raw.clusters, base);
+    let cluster_names: Vec<String> = clusters.iter().map(|cluster| cluster.name.clone()).collect();
+    let repositories = raw
+        .repositories
+        .iter()
+        .enumerate()
+        .filter_map(|(i, repo)| repository(&mut checker, repo, i, base))
+        .collect();
+
+    let mut applications = Vec::new();
+    let mut names = BTreeSet::new();
+    for (index, raw_app) in raw.applications.iter().enumerate() {
+        let field = format!("applications[{index}]");
+        if let Some(app) = application(&mut checker, raw_app, &field, &cluster_names) {
+            if !names.insert(app.name.clone()) {
+                checker.report_at(
+                    &raw_app.metadata.name,
+                    format!("{field}.metadata.name"),
+                    format!("application {:?} is defined twice", app.name),
+                );
+            }
+            applications.push(app);
+        }
+    }
+    let data_dir = raw.data_dir.as_ref().map(|dir| base.join(&dir.value));
+    finish(
+        checker,
+        Config {
+            data_dir,
+            clusters,
+            repositories,
+            applications,
+        },
+    )
+}
+
+pub fn application_manifest(
+    manifest: &serde_json::Value,
+    source: &str,
+    known_clusters: &[String],
+) -> Result<Application, ConfigError> {
+    let raw: RawApplication = serde_json::from_value(manifest.clone()).map_err(|err| ConfigError {
+        problems: vec![Problem {
+            file: source.to_owned(),
+            line: None,
+            field: String::new(),
+            message: err.to_string(),
+        }],
+    })?;
+    let mut checker = Checker {
+        file: source,
+        problems: Vec::new(),
+    };
+    let app = application(&mut checker, &raw, "", known_clusters);
+    match app {
+        Some(app) => finish(checker, app),
+        None => Err(ConfigError {
+            problems: checker.problems,
+        }),
+    }
+}
+
+fn finish<T>(checker: Checker<'_>, value: T) -> Result<T, ConfigError> {
+    if checker.problems.is_empty() {
+        Ok(value)
+    } else {
+        Err(ConfigError {
+            problems: checker.problems,
+        })
+    }
+}
+
+fn yaml_error(file: &str, err: &serde_saphyr::Error) -> ConfigError {
+    let location = err.location();
+    ConfigError {
+        problems: vec![Problem {
+            file: file.to_owned(),
+            line: location.map(|l| l.line()).filter(|line| *line > 0),
+            field: String::new(),
+            message: err.to_string(),
+        }],
+    }
+}
+
+fn join(prefix: &str, field: &str) -> String {
+    if prefix.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{prefix}.{field}")
+    }
+}
+
+fn check_header(
+    checker: &mut Checker<'_>,
+    api_version: &Text,
+    kind: &Text,
+    expected_kind: &str,
+    prefix: &str,
+) {
+    if api_version.value != API_VERSION {
+        checker.report_at(
+            api_version,
+            join(prefix, "apiVersion"),
+            format!("must be {API_VERSION}, found {:?}", api_version.value),
+        );
+    }
+    if kind.value != expected_kind {
+        checker.report_at(
+            kind,
+            join(prefix, "kind"),
+            format!("must be {expected_kind}, found {:?}", kind.value),
+        );
+    }
+}
+
+/// RFC 1123 label: what Kubernetes accepts for namespaces, and what we accept for names.
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn clusters(checker: &mut Checker<'_>, raw: &[RawCluster], base: &Path) -> Vec<Cluster> {
+    let mut seen = BTreeSet::new();
+    let mut clusters = Vec::new();
+    for (index, cluster) in raw.iter().enumerate() {
+        let field = format!("clusters[{index}]");
+        let name = &cluster.name;
+        if !is_dns_label(&name.value) {
+            checker.report_at(
+                name,
+                format!("{field}.name"),
+                format!(
+                    "{:?} is not a valid name (lowercase letters, digits and '-', at most 63)",
+                    name.value
+                ),
+            );
+        } else if !seen.insert(name.value.clone()) {
+            checker.report_at(
+                name,
+                format!("{field}.name"),
+                format!("cluster {:?} is defined twice", name.value),
+            );
+        }
+        let connection = match (&cluster.kubeconfig, cluster.in_cluster) {
+            (Some(path), false) => ClusterConnection::Kubeconfig {
+                path: base.join(&path.value),
+                context: cluster.context.as_ref().map(|c| c.value.clone()),
+            },
+            (None, true) => ClusterConnection::InCluster,
+            (Some(path), true) => {
+                checker.report_at(path, field, "set either kubeconfig or inCluster, not both");
+                continue;
+            }
+            (None, false) => {
+                checker.report_at(name, field, "set kubeconfig (a file) or inCluster: true");
+                continue;
+            }
+        };
+        clusters.push(Cluster {
+            name: name.value.clone(),
+            connection,
+        });
+    }
+    clusters
+}
+
+fn secret_source(checker: &mut Checker<'_>, raw: &RawSecretRef, field: &str, base: &Path) -> SecretSource {
+    match raw {
+        RawSecretRef::File(path) => SecretSource::File(base.join(&path.value)),
+        RawSecretRef::Env(name) => {
+            if name.value.is_empty() || !name.value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                checker.report_at(
+                    name,
+                    field,
+                    format!("{:?} is not an environment variable name", name.value),
+                );
+            }
+            SecretSource::Env(name.value.clone())
+        }
+    }
+}
+
+fn repository(
+    checker: &mut Checker<'_>,
+    raw: &RawRepository,
+    index: usize,
+    base: &Path,
+) -> Option<RepositoryCredentials> {
+    let field = format!("repositories[{index}]");
+    if let Err(message) = check_repo_url(&raw.url.value) {
+        checker.report_at(&raw.url, format!("{field}.url"), message);
+        return None;
+    }
+    Some(RepositoryCredentials {
+        url_prefix: raw.url.value.clone(),
+        username: raw.username.as_ref().map(|u| u.value.clone()),
+        password: raw
+            .password
+            .as_ref()
+            .map(|s| secret_source(checker, s, &format!("{field}.password"), base)),
+        ssh_private_key: raw
+            .ssh_private_key
+            .as_ref()
+            .map(|s| secret_source(checker, s, &format!("{field}.sshPrivateKey"), base)),
+        known_hosts: raw
+            .known_hosts
+            .as_ref()
+            .map(|s| secret_source(checker, s, &format!("{field}.knownHosts"), base)),
+    })
+}
+
+/// Repository URLs reach `git` as arguments: refuse what git would treat as an option or a
+/// helper-program transport, and control characters (CVE-2020-5260: newlines smuggled into
+/// credential helper input).
+pub(crate) fn check_repo_url(url: &str) -> Result<(), String> {
+    if url.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if url.starts_with('-') {
+        return Err(format!("{url:?} must not start with '-'"));
+    }
+    if url.chars().any(char::is_control)
+        || url.contains("%0a")
+        || url.contains("%0A")
+        || url.contains("%0d")
+        || url.contains("%0D")
+    {
+        return Err("must not contain control characters or encoded newlines".to_owned());
+    }
+    let allowed = ["https://", "http://", "ssh://", "git://", "file://"];
+    if allowed.iter().any(|scheme| url.starts_with(scheme)) {
+        return Ok(());
+    }
+    // scp-like `user@host:path`, as git accepts for ssh.
+    if let Some((host, _)) = url.split_once(':')
+        && host.contains('@')
+        && !host.contains('/')
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "{url:?} must be an https://, http://, ssh://, git://, file:// or user@host:path URL"
+    ))
+}
+
+/// A revision also reaches `git` as an argument.
+fn check_revision(revision: &str) -> Result<(), String> {
+    if revision.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if revision.starts_with('-') {
+        return Err(format!("{revision:?} must not start with '-'"));
+    }
+    let valid = revision
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._/-+@".contains(&b));
+    if !valid || revision.contains("..") || revision.contains("@{") {
+        return Err(format!("{revision:?} is not a branch, tag or commit name"));
+    }
+    Ok(())
+}
+
+/// Normalises an application path: relative, no `..`, no `.` components; "" for the root.
+pub(crate) fn normalise_path(path: &str) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for component in Path::new(path).components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str().ok_or("must be UTF-8")?.to_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(format!("{path:?} must not contain '..'")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("{path:?} must be relative to the repository root"));
+            }
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn duration(checker: &mut Checker<'_>, text: &Text, field: &str) -> Option<Duration> {
+    match humantime::parse_duration(text.value.trim()) {
+        Ok(value) if value.is_zero() => {
+            checker.report_at(text, field, "must be longer than zero");
+            None
+        }
+        Ok(value) if value > MAX_INTERVAL => {
+            checker.report_at(
+                text,
+                field,
+                format!("{:?} is longer than the maximum of 7 days", text.value),
+            );
+            None
+        }
+        Ok(value) => Some(value),
+        Err(err) => {
+            checker.report_at(
+                text,
+                field,
+                format!("{:?} is not a duration such as 30s, 3m or 1h: {err}", text.value),
+            );
+            None
+        }
+    }
+}
+
+fn application(
+    checker: &mut Checker<'_>,
+    raw: &RawApplication,
+    prefix: &str,
+    clusters: &[String],
+) -> Option<Application> {
+    let before = checker.problems.len();
+    check_header(checker, &raw.api_version, &raw.kind, APPLICATION_KIND, prefix);
+    let name = &raw.metadata.name;
+    if !is_dns_label(&name.value) {
+        checker.report_at(
+            name,
+            join(prefix, "metadata.name"),
+            format!(
+                "{:?} is not a valid name (lowercase letters, digits and '-', at most 63)",
+                name.value
+            ),
+        );
+    }
+    let spec = join(prefix, "spec");
+    let source = source(checker, &raw.spec.source, &join(&spec, "source"));
+    let destination = &raw.spec.destination;
+    if !clusters.contains(&destination.cluster.value) {
+        checker.report_at(
+            &destination.cluster,
+            join(&spec, "destination.cluster"),
+            format!(
+                "unknown cluster {:?} (configured: {})",
+                destination.cluster.value,
+                if clusters.is_empty() {
+                    "none".to_owned()
+                } else {
+                    clusters.join(", ")
+                }
+            ),
+        );
+    }
+    if let Some(namespace) = &destination.namespace
+        && !is_dns_label(&namespace.value)
+    {
+        checker.report_at(
+            namespace,
+            join(&spec, "destination.namespace"),
+            format!("{:?} is not a valid namespace name", namespace.value),
+        );
+    }
+    let sync_policy = sync_policy(checker, &raw.spec.sync_policy, &join(&spec, "syncPolicy"));
+    let ignore_differences = raw
+        .spec
+        .ignore_differences
+        .iter()
+        .enumerate()
+        .map(|(index, rule)| {
+            let field = join(&spec, &format!("ignoreDifferences[{index}]"));
+            for pointer in &rule.json_pointers {
+                if !pointer.value.starts_with('/') {
+                    checker.report_at(
+                        pointer,
+                        format!("{field}.jsonPointers"),
+                        format!(
+                            "{:?} is not a JSON pointer (it must start with '/')",
+                            pointer.value
+                        ),
+                    );
+                }
+            }
+            if rule.json_pointers.is_empty() && rule.managed_fields_managers.is_empty() {
+                checker.report_at(&rule.kind, field, "set jsonPointers or managedFieldsManagers");
+            }
+            IgnoreDifference {
+                group: rule.group.clone(),
+                kind: rule.kind.value.clone(),
+                name: rule.name.clone(),
+                namespace: rule.namespace.clone(),
+                json_pointers: rule.json_pointers.iter().map(|p| p.value.clone()).collect(),
+                managed_fields_managers: rule.managed_fields_managers.clone(),
+            }
+        })
+        .collect();
+    if checker.problems.len() > before {
+        return None;
+    }
+    Some(Application {
+        name: name.value.clone(),
+        labels: raw.metadata.labels.clone(),
+        source: source?,
+        destination: Destination {
+            cluster: destination.cluster.value.clone(),
+            namespace: destination.namespace.as_ref().map(|n| n.value.clone()),
+        },
+        sync_policy: sync_policy?,
+        ignore_differences,
+    })
+}
+
+fn source(checker: &mut Checker<'_>, raw: &RawSource, field: &str) -> Option<Source> {
+    let before = checker.problems.len();
+    if let Err(message) = check_repo_url(&raw.repo_url.value) {
+        checker.report_at(&raw.repo_url, join(field, "repoURL"), message);
+    }
+    let revision = raw
+        .revision
+        .as_ref()
+        .map_or("HEAD", |r| r.value.as_str())
+        .to_owned();
+    if let Some(text) = &raw.revision
+        && let Err(message) = check_revision(&text.value)
+    {
+        checker.report_at(text, join(field, "revision"), message);
+    }
+    let path = match &raw.path {
+        None => String::new(),
+        Some(text) => normalise_path(&text.value).unwrap_or_else(|message| {
+            checker.report_at(text, join(field, "path"), message);
+            String::new()
+        }),
+    };
+    let renderer = match (&raw.directory, &raw.kustomize) {
+        (Some(_), Some(_)) => {
+            checker.report_at(
+                &raw.repo_url,
+                field,
+                "set either directory or kustomize, not both",
+            );
+            Renderer::Detect
+        }
+        (Some(directory), None) => Renderer::Directory(DirectoryOptions {
+            recurse: directory.recurse,
+            include: directory.include.as_ref().map(|glob| glob.value.clone()),
+            exclude: directory.exclude.as_ref().map(|glob| glob.value.clone()),
+        }),
+        (None, Some(_)) => Renderer::Kustomize,
+        (None, None) => Renderer::Detect,
+    };
+    (checker.problems.len() == before).then(|| Source {
+        repo_url: raw.repo_url.value.clone(),
+        revision,
+        path,
+        renderer,
+    })
+}
+
+fn sync_policy(checker: &mut Checker<'_>, raw: &RawSyncPolicy, field: &str) -> Option<SyncPolicy> {
+    let before = checker.problems.len();
+    let interval = raw
+        .interval
+        .as_ref()
+        .and_then(|text| duration(checker, text, &join(field, "interval")))
+        .unwrap_or(DEFAULT_INTERVAL);
+    let mut retry = Retry::default();
+    if let Some(raw_retry) = &raw.retry {
+        if let Some(limit) = raw_retry.limit {
+            retry.limit = limit;
+        }
+        if let Some(backoff) = &raw_retry.backoff {
+            let backoff_field = join(field, "retry.backoff");
+            if let Some(value) = backoff
+                .duration
+                .as_ref()
+                .and_then(|t| duration(checker, t, &join(&backoff_field, "duration")))
+            {
+                retry.backoff = value;
+            }
+            if let Some(value) = backoff
+                .max_duration
+                .as_ref()
+                .and_then(|t| duration(checker, t, &join(&backoff_field, "maxDuration")))
+            {
+                retry.max_backoff = value;
+            }
+            if let Some(factor) = backoff.factor {
+                retry.factor = factor.max(1);
+            }
+        }
+    }
+    let mut policy = SyncPolicy {
+        automated: raw.automated.as_ref().map(|a| Automated {
+            prune: a.prune,
+            self_heal: a.self_heal,
+        }),
+        interval,
+        retry,
+        create_namespace: false,
+        prune_last: false,
+        replace: false,
+    };
+    for option in &raw.sync_options {
+        let Some((key, value)) = option.value.split_once('=') else {
+            checker.report_at(
+                option,
+                join(field, "syncOptions"),
+                format!("{:?} must be Key=true or Key=false", option.value),
+            );
+            continue;
+        };
+        let enabled = match value {
+            "true" => true,
+            "false" => false,
+            _ => {
+                checker.report_at(
+                    option,
+                    join(field, "syncOptions"),
+                    format!("{:?}: the value must be true or false", option.value),
+                );
+                continue;
+            }
+        };
+        match key {
+            "CreateNamespace" => policy.create_namespace = enabled,
+            "PruneLast" => policy.prune_last = enabled,
+            "Replace" => policy.replace = enabled,
+            "ServerSideApply" if enabled => {}
+            "ServerSideApply" => checker.report_at(option, join(field, "syncOptions"), "server-side apply is always on and cannot be turned off"),
+            _ => checker.report_at(
+                option,
+                join(field, "syncOptions"),
+                format!("unknown sync option {key:?} (known: CreateNamespace, PruneLast, Replace, ServerSideApply)"),
+            ),
+        }
+    }
+    (checker.problems.len() == before).then_some(policy)
+}

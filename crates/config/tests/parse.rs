@@ -1,0 +1,215 @@
+//! `driftless.yaml` as users write it: valid files, and every kind of mistake reported with file,
+//! line and field.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use driftless_config::{ConfigError, application_from_manifest, parse};
+use driftless_core::application::{ClusterConnection, Renderer, SecretSource};
+
+fn problems(text: &str) -> ConfigError {
+    parse(text, "driftless.yaml", Path::new("/etc/driftless")).expect_err("the configuration is invalid")
+}
+
+const VALID: &str = r"
+apiVersion: driftless.dev/v1alpha1
+kind: Config
+dataDir: state
+clusters:
+  - name: local
+    kubeconfig: kube/config
+    context: dev
+  - name: in-cluster
+    inCluster: true
+repositories:
+  - url: https://git.example.com/
+    username: bot
+    password: { env: GIT_TOKEN }
+  - url: 'git@git.example.com:'
+    sshPrivateKey: { file: keys/id_ed25519 }
+    knownHosts: { file: keys/known_hosts }
+applications:
+  - apiVersion: driftless.dev/v1alpha1
+    kind: Application
+    metadata:
+      name: guestbook
+      labels: { team: web }
+    spec:
+      source:
+        repoURL: https://git.example.com/apps.git
+        revision: main
+        path: ./apps//guestbook/
+        directory: { recurse: true, include: '*.yaml' }
+      destination: { cluster: local, namespace: guestbook }
+      syncPolicy:
+        automated: { prune: true, selfHeal: true }
+        interval: 90s
+        retry: { limit: 3, backoff: { duration: 2s, factor: 3, maxDuration: 1m } }
+        syncOptions: [CreateNamespace=true, PruneLast=true, ServerSideApply=true]
+      ignoreDifferences:
+        - group: apps
+          kind: Deployment
+          jsonPointers: [/spec/replicas]
+  - apiVersion: driftless.dev/v1alpha1
+    kind: Application
+    metadata: { name: platform }
+    spec:
+      source: { repoURL: 'file:///srv/git/platform', kustomize: {} }
+      destination: { cluster: in-cluster }
+";
+
+#[test]
+fn a_valid_configuration_is_built_with_defaults_and_resolved_paths() {
+    let config = parse(VALID, "driftless.yaml", Path::new("/etc/driftless")).expect("valid");
+    assert_eq!(
+        config.data_dir.as_deref(),
+        Some(Path::new("/etc/driftless/state"))
+    );
+    assert_eq!(
+        config.clusters[0].connection,
+        ClusterConnection::Kubeconfig {
+            path: "/etc/driftless/kube/config".into(),
+            context: Some("dev".into())
+        }
+    );
+    assert_eq!(config.clusters[1].connection, ClusterConnection::InCluster);
+    assert_eq!(
+        config.repositories[0].password,
+        Some(SecretSource::Env("GIT_TOKEN".into()))
+    );
+    assert_eq!(
+        config.repositories[1].ssh_private_key,
+        Some(SecretSource::File("/etc/driftless/keys/id_ed25519".into()))
+    );
+
+    let guestbook = &config.applications[0];
+    assert_eq!(guestbook.source.path, "apps/guestbook", "the path is normalised");
+    assert!(matches!(&guestbook.source.renderer, Renderer::Directory(options) if options.recurse));
+    let policy = &guestbook.sync_policy;
+    assert_eq!(policy.interval, Duration::from_secs(90));
+    assert!(policy.create_namespace && policy.prune_last && !policy.replace);
+    assert_eq!((policy.retry.limit, policy.retry.factor), (3, 3));
+    assert_eq!(policy.retry.max_backoff, Duration::from_mins(1));
+    assert!(policy.automated.is_some_and(|a| a.prune && a.self_heal));
+    assert_eq!(
+        guestbook.ignore_differences[0].json_pointers,
+        vec!["/spec/replicas"]
+    );
+
+    let platform = &config.applications[1];
+    assert_eq!(platform.source.revision, "HEAD");
+    assert_eq!(platform.source.path, "");
+    assert_eq!(platform.source.renderer, Renderer::Kustomize);
+    assert_eq!(platform.sync_policy.interval, Duration::from_mins(3));
+    assert!(
+        platform.sync_policy.automated.is_none(),
+        "no automated block means manual sync only"
+    );
+}
+
+#[test]
+fn every_mistake_is_reported_with_file_line_and_field() {
+    let text = r"
+apiVersion: driftless.dev/v1alpha1
+kind: Config
+clusters:
+  - name: local
+    kubeconfig: kubeconfig
+applications:
+  - apiVersion: driftless.dev/v1alpha1
+    kind: Application
+    metadata: { name: Web_App }
+    spec:
+      source:
+        repoURL: 'ext::sh -c touch% /tmp/pwned'
+        revision: --upload-pack=touch /tmp/pwned
+        path: ../../etc
+      destination: { cluster: prod, namespace: web }
+      syncPolicy:
+        interval: 0s
+        syncOptions: [Prune=maybe, Validate=false, ServerSideApply=false]
+      ignoreDifferences:
+        - kind: Deployment
+          jsonPointers: [spec/replicas]
+";
+    insta::assert_snapshot!(problems(text).to_string());
+}
+
+#[test]
+fn unknown_fields_are_errors_with_their_line() {
+    let text = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nclusters:\n  - name: local\n    kubeconfig: k\n    selfheal: true\n";
+    let err = problems(text);
+    let problem = &err.problems[0];
+    assert_eq!(problem.line, Some(6), "{err}");
+    assert!(problem.message.contains("selfheal"), "{err}");
+}
+
+#[test]
+fn duplicate_names_and_wrong_kinds_are_refused() {
+    let text = r"
+apiVersion: driftless.dev/v1
+kind: Configuration
+clusters:
+  - { name: a, kubeconfig: k }
+  - { name: a, inCluster: true }
+  - { name: b }
+applications:
+  - apiVersion: driftless.dev/v1alpha1
+    kind: Application
+    metadata: { name: web }
+    spec: { source: { repoURL: 'https://h/r' }, destination: { cluster: a } }
+  - apiVersion: driftless.dev/v1alpha1
+    kind: Application
+    metadata: { name: web }
+    spec: { source: { repoURL: 'https://h/r' }, destination: { cluster: a } }
+";
+    let messages: Vec<String> = problems(text).problems.iter().map(ToString::to_string).collect();
+    let expected = [
+        "driftless.yaml:2: apiVersion: must be driftless.dev/v1alpha1, found \"driftless.dev/v1\"",
+        "driftless.yaml:3: kind: must be Config, found \"Configuration\"",
+        "driftless.yaml:6: clusters[1].name: cluster \"a\" is defined twice",
+        "driftless.yaml:7: clusters[2]: set kubeconfig (a file) or inCluster: true",
+        "driftless.yaml:15: applications[1].metadata.name: application \"web\" is defined twice",
+    ];
+    assert_eq!(messages, expected);
+}
+
+#[test]
+fn yaml_bombs_are_refused_quickly() {
+    let mut bomb = String::from(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+    );
+    for level in 1..30 {
+        let previous = format!("*a{}", level - 1);
+        let items = vec![previous; 10].join(", ");
+        writeln!(bomb, "a{level}: &a{level} [{items}]").expect("writing to a String cannot fail");
+    }
+    let err = problems(&bomb);
+    assert_eq!(err.problems.len(), 1, "{err}");
+}
+
+#[test]
+fn applications_from_git_are_validated_the_same_way() {
+    let manifest = serde_json::json!({
+        "apiVersion": "driftless.dev/v1alpha1", "kind": "Application",
+        "metadata": { "name": "child" },
+        "spec": { "source": { "repoURL": "https://h/r", "path": "apps/child" }, "destination": { "cluster": "local" } }
+    });
+    let app = application_from_manifest(
+        &manifest,
+        "apps/root/child.yaml (document 1)",
+        &["local".to_owned()],
+    )
+    .expect("valid");
+    assert_eq!(app.source.path, "apps/child");
+
+    let mut wrong = manifest.clone();
+    wrong["spec"]["destination"]["cluster"] = "elsewhere".into();
+    let err = application_from_manifest(&wrong, "apps/root/child.yaml (document 1)", &["local".to_owned()])
+        .expect_err("unknown cluster");
+    assert_eq!(
+        err.problems[0].to_string(),
+        "apps/root/child.yaml (document 1): spec.destination.cluster: unknown cluster \"elsewhere\" (configured: local)"
+    );
+}

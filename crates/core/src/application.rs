@@ -1,0 +1,161 @@
+//! An application as driftless runs it: validated, defaults applied. Produced by the
+//! `driftless-config` crate from `driftless.yaml` or from Application manifests in Git.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The default reconcile interval, jittered by up to 10 % so applications do not fire together.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_mins(3);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Application {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub source: Source,
+    pub destination: Destination,
+    pub sync_policy: SyncPolicy,
+    pub ignore_differences: Vec<IgnoreDifference>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    pub repo_url: String,
+    /// A branch, tag or (full or abbreviated) commit; `HEAD` when not given.
+    pub revision: String,
+    /// Relative to the repository root, normalised, without `..`; empty for the root.
+    pub path: String,
+    pub renderer: Renderer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Renderer {
+    /// Kustomize when the path holds a kustomization file, a directory of manifests otherwise.
+    Detect,
+    Directory(DirectoryOptions),
+    Kustomize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryOptions {
+    pub recurse: bool,
+    /// Glob over file paths relative to the application path; every manifest file when `None`.
+    pub include: Option<String>,
+    pub exclude: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    pub cluster: String,
+    /// For namespaced objects that name none.
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncPolicy {
+    /// `None`: only manual syncs.
+    pub automated: Option<Automated>,
+    pub interval: Duration,
+    pub retry: Retry,
+    pub create_namespace: bool,
+    pub prune_last: bool,
+    /// Replace (delete and create) instead of server-side apply, for every object.
+    pub replace: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Automated {
+    pub prune: bool,
+    pub self_heal: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retry {
+    /// Attempts after the first failure; 0 disables retries.
+    pub limit: u32,
+    pub backoff: Duration,
+    pub factor: u32,
+    pub max_backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            limit: 5,
+            backoff: Duration::from_secs(5),
+            factor: 2,
+            max_backoff: Duration::from_mins(3),
+        }
+    }
+}
+
+impl Retry {
+    /// The wait before retry number `attempt` (1-based): `backoff * factor^(attempt-1)`, capped.
+    #[must_use]
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let multiplier = self.factor.saturating_pow(attempt.saturating_sub(1));
+        self.backoff.saturating_mul(multiplier).min(self.max_backoff)
+    }
+}
+
+/// Differences driftless neither reports nor reverts, for the objects it matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgnoreDifference {
+    /// Empty matches the core group; `None` any group.
+    pub group: Option<String>,
+    pub kind: String,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub json_pointers: Vec<String>,
+    pub managed_fields_managers: Vec<String>,
+}
+
+/// Where the kube client for a destination comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterConnection {
+    Kubeconfig { path: PathBuf, context: Option<String> },
+    InCluster,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub name: String,
+    pub connection: ClusterConnection,
+}
+
+/// A secret's location; the value itself is only read when used, and never logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryCredentials {
+    /// Applies to every repository URL that starts with this prefix.
+    pub url_prefix: String,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    pub ssh_private_key: Option<SecretSource>,
+    pub known_hosts: Option<SecretSource>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_backoff_grows_and_is_capped() {
+        let retry = Retry {
+            limit: 10,
+            backoff: Duration::from_secs(5),
+            factor: 2,
+            max_backoff: Duration::from_mins(1),
+        };
+        let delays: Vec<u64> = (1..=6).map(|attempt| retry.delay(attempt).as_secs()).collect();
+        assert_eq!(delays, vec![5, 10, 20, 40, 60, 60]);
+        assert_eq!(retry.delay(u32::MAX), Duration::from_mins(1), "no overflow");
+    }
+}
