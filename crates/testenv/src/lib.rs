@@ -17,6 +17,7 @@
 mod binaries;
 mod certs;
 mod control_plane;
+pub mod git;
 mod supervised;
 mod test_env;
 

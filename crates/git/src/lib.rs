@@ -1,0 +1,24 @@
+//! driftless's Git source.
+//!
+//! One bare mirror per repository URL under the data directory, shared by every application that
+//! uses it; fetches are incremental and serialised per repository. Applications read their path at
+//! a resolved commit straight from the object database (`ls-tree` + `cat-file --batch`) into an
+//! in-memory [`FileTree`], so applications at different revisions never share a mutable work tree.
+//! Renderers that need files on disk (Kustomize) get a private copy through
+//! [`FileTree::materialize`].
+//!
+//! Everything runs the `git` program with a hardened invocation (see `command.rs`): an allow-list
+//! of transports (no `ext::`), no hooks, no system or user configuration, no prompts, credentials
+//! passed through the environment of the one process that needs them and never on a command line,
+//! and every URL scrubbed of credentials before it reaches an error or a log.
+
+mod command;
+mod credentials;
+mod mirrors;
+mod scrub;
+mod tree;
+
+pub use credentials::CredentialsError;
+pub use mirrors::{CommitId, GitError, Mirrors, ReadLimits};
+pub use scrub::scrub_url;
+pub use tree::{Entry, FileTree, TreeError};

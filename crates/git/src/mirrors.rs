@@ -1,0 +1,442 @@
+//! Shared bare mirrors of remote repositories.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use driftless_core::application::RepositoryCredentials;
+use sha2::{Digest as _, Sha256};
+
+use crate::command::{Failure, Git};
+use crate::credentials::{self, CredentialsError};
+use crate::scrub::scrub_url;
+use crate::tree::{Entry, FileTree};
+
+/// A full (40 hex digit) commit id, as resolved from a repository.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommitId(String);
+
+impl CommitId {
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 7 digits, as git shows them.
+    #[must_use]
+    pub fn short(&self) -> &str {
+        &self.0[..7.min(self.0.len())]
+    }
+}
+
+impl fmt::Display for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Bounds on what one read may load, against oversized or hostile repositories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    pub max_files: usize,
+    pub max_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            max_files: 20_000,
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Returned by [`Mirrors`] operations. Every repository URL in it is scrubbed of credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("git is not installed or cannot be started (install it with `apt-get install git`)")]
+    NotInstalled(#[source] std::io::Error),
+    #[error("failed to {operation} {repo}: {stderr}")]
+    Command {
+        operation: &'static str,
+        repo: String,
+        stderr: String,
+    },
+    #[error("failed to {operation} {repo}: no answer within {after:?}")]
+    TimedOut {
+        operation: &'static str,
+        repo: String,
+        after: Duration,
+    },
+    #[error("revision {revision:?} not found in {repo}")]
+    RevisionNotFound { repo: String, revision: String },
+    #[error("credentials for {repo}")]
+    Credentials {
+        repo: String,
+        #[source]
+        source: CredentialsError,
+    },
+    #[error("{repo} at {commit}: {what} exceeds the limit of {limit}")]
+    TooLarge {
+        repo: String,
+        commit: String,
+        what: &'static str,
+        limit: u64,
+    },
+    #[error("failed to {action}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unexpected output from git {operation} for {repo}: {detail}")]
+    Protocol {
+        operation: &'static str,
+        repo: String,
+        detail: String,
+    },
+}
+
+/// How long a fetch may take before it is abandoned (and retried on the next reconcile).
+const FETCH_TIMEOUT: Duration = Duration::from_mins(5);
+
+/// The mirrors under one directory, with the credentials to fetch them.
+pub struct Mirrors {
+    root: PathBuf,
+    credentials: Vec<RepositoryCredentials>,
+    /// One lock per repository: fetches of one repository are serialised, others run in parallel.
+    fetch_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    limits: ReadLimits,
+}
+
+impl Mirrors {
+    #[must_use]
+    pub fn new(root: PathBuf, credentials: Vec<RepositoryCredentials>) -> Self {
+        Self {
+            root,
+            credentials,
+            fetch_locks: Mutex::new(HashMap::new()),
+            limits: ReadLimits::default(),
+        }
+    }
+
+    #[must_use]
+    pub fn with_limits(mut self, limits: ReadLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The mirror directory of `url`: named by a hash, so no URL can choose a path.
+    #[must_use]
+    pub fn mirror_dir(&self, url: &str) -> PathBuf {
+        let digest = format!("{:x}", Sha256::digest(url.as_bytes()));
+        self.root.join(format!("{}.git", &digest[..32]))
+    }
+
+    fn failure(operation: &'static str, url: &str, failure: Failure) -> GitError {
+        let repo = scrub_url(url);
+        match failure {
+            Failure::Spawn(source) => GitError::NotInstalled(source),
+            Failure::TimedOut(after) => GitError::TimedOut {
+                operation,
+                repo,
+                after,
+            },
+            Failure::Exit { stderr, status } => {
+                let stderr = scrub_url(&stderr);
+                GitError::Command {
+                    operation,
+                    repo,
+                    stderr: if stderr.is_empty() {
+                        status.to_string()
+                    } else {
+                        stderr
+                    },
+                }
+            }
+        }
+    }
+
+    /// Clones the mirror of `url` if it does not exist yet, otherwise fetches what changed.
+    pub async fn fetch(&self, url: &str) -> Result<(), GitError> {
+        let dir = self.mirror_dir(url);
+        let lock = {
+            let mut locks = self
+                .fetch_locks
+                .lock()
+                .expect("the lock map is never left poisoned: no code panics holding it");
+            Arc::clone(locks.entry(dir.clone()).or_default())
+        };
+        let _guard = lock.lock().await;
+        let prepared = credentials::prepare(credentials::find(&self.credentials, url)).map_err(|source| {
+            GitError::Credentials {
+                repo: scrub_url(url),
+                source,
+            }
+        })?;
+        let started = std::time::Instant::now();
+        if dir.join("HEAD").exists() {
+            Git::new(["fetch", "--prune", "--quiet", "origin"])
+                .in_dir(&dir)
+                .credentials(&prepared)
+                .timeout(FETCH_TIMEOUT)
+                .run()
+                .await
+                .map_err(|failure| Self::failure("fetch", url, failure))?;
+        } else {
+            std::fs::create_dir_all(&self.root).map_err(|source| GitError::Io {
+                action: format!("create {}", self.root.display()),
+                source,
+            })?;
+            // Cloned beside its final place and renamed, so a half-made mirror is never used.
+            let staging = tempfile::Builder::new()
+                .prefix(".clone-")
+                .tempdir_in(&self.root)
+                .map_err(|source| GitError::Io {
+                    action: format!("create a directory in {}", self.root.display()),
+                    source,
+                })?;
+            let target = staging.path().join("mirror.git");
+            Git::new(["clone", "--mirror", "--quiet", "--no-local", "--end-of-options"])
+                .credentials(&prepared)
+                .timeout(FETCH_TIMEOUT)
+                .run_with_paths(url, &target)
+                .await
+                .map_err(|failure| Self::failure("clone", url, failure))?;
+            std::fs::rename(&target, &dir).map_err(|source| GitError::Io {
+                action: format!("move the new mirror to {}", dir.display()),
+                source,
+            })?;
+        }
+        tracing::debug!(repo = %scrub_url(url), elapsed_ms = started.elapsed().as_millis(), "fetched");
+        Ok(())
+    }
+
+    /// The commit `revision` (branch, tag, full or abbreviated commit, `HEAD`) names in the mirror.
+    pub async fn resolve(&self, url: &str, revision: &str) -> Result<CommitId, GitError> {
+        let dir = self.mirror_dir(url);
+        let output = Git::new(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+            .in_dir(&dir)
+            .run_with_arg(&format!("{revision}^{{commit}}"))
+            .await;
+        match output {
+            Ok(output) => {
+                let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+                if id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Ok(CommitId(id))
+                } else {
+                    Err(GitError::Protocol {
+                        operation: "rev-parse",
+                        repo: scrub_url(url),
+                        detail: id,
+                    })
+                }
+            }
+            Err(Failure::Exit { .. }) => Err(GitError::RevisionNotFound {
+                repo: scrub_url(url),
+                revision: revision.to_owned(),
+            }),
+            Err(failure) => Err(Self::failure("resolve a revision in", url, failure)),
+        }
+    }
+
+    /// Fetches, then resolves.
+    pub async fn fetch_and_resolve(&self, url: &str, revision: &str) -> Result<CommitId, GitError> {
+        self.fetch(url).await?;
+        self.resolve(url, revision).await
+    }
+
+    /// Reads every file at or below `path` ("" for the whole repository) at `commit` into memory,
+    /// within the configured [`ReadLimits`].
+    pub async fn read_tree(&self, url: &str, commit: &CommitId, path: &str) -> Result<FileTree, GitError> {
+        let dir = self.mirror_dir(url);
+        let mut args = vec![
+            "ls-tree".to_owned(),
+            "-r".into(),
+            "-z".into(),
+            "-l".into(),
+            "--full-tree".into(),
+            commit.0.clone(),
+        ];
+        if !path.is_empty() {
+            args.push("--".into());
+            args.push(path.to_owned());
+        }
+        let listing = Git::new(args)
+            .in_dir(&dir)
+            .run()
+            .await
+            .map_err(|f| Self::failure("list files of", url, f))?;
+        let entries = parse_ls_tree(&listing.stdout).map_err(|detail| GitError::Protocol {
+            operation: "ls-tree",
+            repo: scrub_url(url),
+            detail,
+        })?;
+        let too_large = |what, limit| GitError::TooLarge {
+            repo: scrub_url(url),
+            commit: commit.0.clone(),
+            what,
+            limit,
+        };
+        if entries.len() > self.limits.max_files {
+            return Err(too_large("the number of files", self.limits.max_files as u64));
+        }
+        let total: u64 = entries.iter().map(|e| e.size).sum();
+        if total > self.limits.max_bytes {
+            return Err(too_large("the total size of the files", self.limits.max_bytes));
+        }
+        let blob_ids: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.kind == "blob")
+            .map(|e| e.object.as_str())
+            .collect();
+        let mut contents = self.read_blobs(url, &dir, &blob_ids).await?.into_iter();
+        let mut tree = FileTree::default();
+        for entry in entries {
+            let value = match (entry.kind.as_str(), entry.mode.as_str()) {
+                ("commit", _) => Entry::Submodule,
+                ("blob", "120000") => {
+                    let target = contents.next().unwrap_or_default();
+                    Entry::Symlink {
+                        target: String::from_utf8_lossy(&target).into_owned(),
+                    }
+                }
+                ("blob", mode) => Entry::File {
+                    contents: contents.next().unwrap_or_default(),
+                    executable: mode == "100755",
+                },
+                _ => continue,
+            };
+            tree.entries.insert(entry.path, value);
+        }
+        Ok(tree)
+    }
+
+    /// Contents of blobs, in order, through one `git cat-file --batch`.
+    async fn read_blobs(&self, url: &str, dir: &Path, ids: &[&str]) -> Result<Vec<Vec<u8>>, GitError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut input = ids.join("\n");
+        input.push('\n');
+        let output = Git::new(["cat-file", "--batch"])
+            .in_dir(dir)
+            .stdin(input.into_bytes())
+            .run()
+            .await
+            .map_err(|f| Self::failure("read files of", url, f))?;
+        parse_cat_file_batch(&output.stdout, ids.len()).map_err(|detail| GitError::Protocol {
+            operation: "cat-file",
+            repo: scrub_url(url),
+            detail,
+        })
+    }
+
+    /// Paths that differ between two commits (added, changed, removed, renamed: both sides).
+    pub async fn changed_paths(
+        &self,
+        url: &str,
+        from: &CommitId,
+        to: &CommitId,
+    ) -> Result<Vec<String>, GitError> {
+        let dir = self.mirror_dir(url);
+        let output = Git::new([
+            "diff",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            from.as_str(),
+            to.as_str(),
+        ])
+        .in_dir(&dir)
+        .run()
+        .await
+        .map_err(|f| Self::failure("compare commits of", url, f))?;
+        Ok(output
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect())
+    }
+}
+
+impl Git<'_> {
+    /// Runs with a URL and a local path as the final arguments (after `--end-of-options`).
+    async fn run_with_paths(self, url: &str, path: &Path) -> Result<crate::command::Output, Failure> {
+        let mut git = self;
+        git.push_arg(url.to_owned());
+        git.push_arg(path.display().to_string());
+        git.run().await
+    }
+
+    async fn run_with_arg(self, arg: &str) -> Result<crate::command::Output, Failure> {
+        let mut git = self;
+        git.push_arg(arg.to_owned());
+        git.run().await
+    }
+}
+
+struct ListedEntry {
+    mode: String,
+    kind: String,
+    object: String,
+    size: u64,
+    path: String,
+}
+
+/// `<mode> SP <type> SP <object> SP+ <size> TAB <path> NUL`, size `-` for non-blobs.
+fn parse_ls_tree(output: &[u8]) -> Result<Vec<ListedEntry>, String> {
+    let mut entries = Vec::new();
+    for record in output.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        let record = std::str::from_utf8(record).map_err(|_| "a path is not UTF-8".to_owned())?;
+        let (meta, path) = record
+            .split_once('\t')
+            .ok_or_else(|| format!("no tab in {record:?}"))?;
+        let mut fields = meta.split_whitespace();
+        let (Some(mode), Some(kind), Some(object), Some(size)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(format!("malformed entry {record:?}"));
+        };
+        entries.push(ListedEntry {
+            mode: mode.to_owned(),
+            kind: kind.to_owned(),
+            object: object.to_owned(),
+            size: size.parse().unwrap_or(0),
+            path: path.to_owned(),
+        });
+    }
+    Ok(entries)
+}
+
+/// `<oid> SP <type> SP <size> LF <contents> LF`, once per requested object.
+fn parse_cat_file_batch(mut output: &[u8], expected: usize) -> Result<Vec<Vec<u8>>, String> {
+    let mut blobs = Vec::with_capacity(expected);
+    while !output.is_empty() {
+        let header_end = output
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or("truncated header")?;
+        let header = std::str::from_utf8(&output[..header_end]).map_err(|_| "header is not UTF-8")?;
+        let size: usize = header
+            .rsplit(' ')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("no size in header {header:?}"))?;
+        let start = header_end + 1;
+        let end = start + size;
+        if output.len() < end + 1 {
+            return Err("truncated contents".to_owned());
+        }
+        blobs.push(output[start..end].to_vec());
+        output = &output[end + 1..];
+    }
+    if blobs.len() == expected {
+        Ok(blobs)
+    } else {
+        Err(format!("expected {expected} objects, got {}", blobs.len()))
+    }
+}

@@ -1,0 +1,396 @@
+//! Real Git repositories for tests, served over `file://`, `git daemon` and smart HTTP
+//! (`git http-backend` behind a loopback server, optionally with basic auth).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use tempfile::TempDir;
+
+/// Runs git in `dir` with a fixed identity and no user configuration; panics with git's output on
+/// failure (test fixtures must not fail silently).
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Test Author")
+        .env("GIT_AUTHOR_EMAIL", "author@example.com")
+        .env("GIT_COMMITTER_NAME", "Test Author")
+        .env("GIT_COMMITTER_EMAIL", "author@example.com")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("git is not installed ({err}); install it with `apt-get install git`"));
+    assert!(
+        output.status.success(),
+        "git {args:?} in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A bare repository `origin.git` and a work tree that commits and pushes to it.
+pub struct TestRepo {
+    dir: TempDir,
+}
+
+impl TestRepo {
+    /// An empty repository whose default branch is `main`.
+    #[must_use]
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        git(
+            dir.path(),
+            &["init", "--quiet", "--bare", "--initial-branch=main", "origin.git"],
+        );
+        git(dir.path(), &["init", "--quiet", "--initial-branch=main", "work"]);
+        git(
+            &dir.path().join("work"),
+            &["remote", "add", "origin", "../origin.git"],
+        );
+        Self { dir }
+    }
+
+    /// The directory that holds `origin.git` (what servers export).
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    #[must_use]
+    pub fn work_tree(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    #[must_use]
+    pub fn file_url(&self) -> String {
+        format!("file://{}/origin.git", self.dir.path().display())
+    }
+
+    /// Writes a file in the work tree (creating directories).
+    pub fn write(&self, path: &str, contents: &str) -> &Self {
+        let target = self.work_tree().join(path);
+        std::fs::create_dir_all(target.parent().expect("a file has a parent")).expect("create directories");
+        std::fs::write(target, contents).expect("write file");
+        self
+    }
+
+    /// Creates a symlink in the work tree.
+    pub fn symlink(&self, path: &str, target: &str) -> &Self {
+        let link = self.work_tree().join(path);
+        std::fs::create_dir_all(link.parent().expect("a file has a parent")).expect("create directories");
+        std::os::unix::fs::symlink(target, link).expect("create symlink");
+        self
+    }
+
+    pub fn remove(&self, path: &str) -> &Self {
+        git(&self.work_tree(), &["rm", "-r", "--quiet", path]);
+        self
+    }
+
+    /// Commits everything and pushes the current branch; returns the commit id.
+    pub fn commit(&self, message: &str) -> String {
+        let work = self.work_tree();
+        git(&work, &["add", "--all"]);
+        git(&work, &["commit", "--quiet", "--allow-empty", "-m", message]);
+        let branch = git(&work, &["rev-parse", "--abbrev-ref", "HEAD"]);
+        git(&work, &["push", "--quiet", "origin", &branch]);
+        git(&work, &["rev-parse", "HEAD"])
+    }
+
+    /// Switches the work tree to `branch`, creating it from the current commit if needed.
+    pub fn checkout(&self, branch: &str) {
+        let work = self.work_tree();
+        if git(&work, &["branch", "--list", branch]).is_empty() {
+            git(&work, &["checkout", "--quiet", "-b", branch]);
+        } else {
+            git(&work, &["checkout", "--quiet", branch]);
+        }
+    }
+
+    pub fn tag(&self, name: &str) {
+        git(&self.work_tree(), &["tag", name]);
+        git(&self.work_tree(), &["push", "--quiet", "origin", name]);
+    }
+
+    /// Rewrites `branch` on the remote to `commit` (a force-push).
+    pub fn force_push(&self, commit: &str, branch: &str) {
+        git(
+            &self.work_tree(),
+            &[
+                "push",
+                "--quiet",
+                "--force",
+                "origin",
+                &format!("{commit}:refs/heads/{branch}"),
+            ],
+        );
+    }
+}
+
+impl Default for TestRepo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free loopback port")
+        .port()
+}
+
+/// `git daemon` exporting a directory on a loopback port; stopped when dropped.
+pub struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    /// Serves every repository below `root` as `git://127.0.0.1:<port>/<name>`.
+    #[must_use]
+    pub fn start(root: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new("git")
+            .args(["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", root.display()))
+            .arg(root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!("cannot start git daemon ({err}); install it with `apt-get install git`")
+            });
+        let daemon = Self { child, port };
+        wait_for_port(port);
+        daemon
+    }
+
+    #[must_use]
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on 127.0.0.1:{port} after 5 s");
+}
+
+/// Smart HTTP: `git http-backend` run as CGI for each request, on a loopback port.
+pub struct GitHttpServer {
+    addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct HttpState {
+    root: PathBuf,
+    backend: PathBuf,
+    basic_auth: Option<String>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl GitHttpServer {
+    /// Serves the repositories below `root`; with `credentials`, every request needs that basic auth.
+    pub async fn start(root: &Path, credentials: Option<(&str, &str)>) -> Self {
+        let exec_path = git(root, &["--exec-path"]);
+        let backend = Path::new(&exec_path).join("git-http-backend");
+        assert!(
+            backend.exists(),
+            "{} is missing; install git with `apt-get install git`",
+            backend.display()
+        );
+        let requests = Arc::new(AtomicUsize::new(0));
+        let state = Arc::new(HttpState {
+            root: root.to_owned(),
+            backend,
+            basic_auth: credentials.map(|(user, password)| {
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+                )
+            }),
+            requests: Arc::clone(&requests),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local address");
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |request| serve(Arc::clone(&state), request));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, requests, task }
+    }
+
+    #[must_use]
+    pub fn url(&self, name: &str) -> String {
+        format!("http://{}/{name}", self.addr)
+    }
+
+    /// Requests served so far (including refused ones).
+    #[must_use]
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for GitHttpServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(
+    state: Arc<HttpState>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(expected) = &state.basic_auth {
+        let given = request
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) {
+            return Ok(Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header("WWW-Authenticate", "Basic realm=\"git\"")
+                .body(Full::new(Bytes::from_static(b"unauthorized")))
+                .expect("a static response is valid"));
+        }
+    }
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (content_type, git_protocol, encoding) = (
+        header("content-type"),
+        header("git-protocol"),
+        header("content-encoding"),
+    );
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default();
+    let mut cgi = tokio::process::Command::new(&state.backend);
+    cgi.env_clear()
+        .env("GIT_PROJECT_ROOT", &state.root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("CONTENT_TYPE", content_type)
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("GIT_PROTOCOL", git_protocol)
+        .env("HTTP_CONTENT_ENCODING", encoding)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let Ok(mut child) = cgi.spawn() else {
+        return Ok(plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot run git-http-backend",
+        ));
+    };
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt as _;
+        let _ = stdin.write_all(&body).await;
+    });
+    let Ok(output) = child.wait_with_output().await else {
+        return Ok(plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "git-http-backend failed",
+        ));
+    };
+    let _ = writer.await;
+    Ok(cgi_response(&output.stdout))
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .body(Full::new(Bytes::from_static(text.as_bytes())))
+        .expect("valid response")
+}
+
+/// Turns CGI output (headers, a blank line, the body) into a response.
+fn cgi_response(output: &[u8]) -> Response<Full<Bytes>> {
+    let split = output
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| output.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let Some((end, separator)) = split else {
+        return plain(StatusCode::BAD_GATEWAY, "malformed CGI output");
+    };
+    let headers = String::from_utf8_lossy(&output[..end]);
+    let mut response = Response::builder();
+    for line in headers.lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("status") {
+            let code = value
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(500);
+            response = response.status(code);
+        } else {
+            response = response.header(name.trim(), value);
+        }
+    }
+    response
+        .body(Full::new(Bytes::copy_from_slice(&output[end + separator..])))
+        .expect("valid response")
+}
