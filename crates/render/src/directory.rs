@@ -1,0 +1,98 @@
+//! Plain directories of manifests.
+
+use std::collections::BTreeSet;
+
+use driftless_core::application::DirectoryOptions;
+use driftless_git::{Entry, FileTree, TreeError};
+use globset::{Glob, GlobMatcher};
+
+use crate::manifests::parse_documents;
+use crate::{RenderError, RenderLimits, Rendered};
+
+/// Files with these endings are manifests; everything else (READMEs, scripts) is ignored.
+const MANIFEST_EXTENSIONS: &[&str] = &[".yaml", ".yml", ".json"];
+
+fn matcher(which: &'static str, pattern: Option<&str>) -> Result<Option<GlobMatcher>, RenderError> {
+    pattern
+        .map(|pattern| {
+            Glob::new(pattern)
+                .map(|glob| glob.compile_matcher())
+                .map_err(|err| RenderError::Glob {
+                    which,
+                    pattern: pattern.to_owned(),
+                    message: err.kind().to_string(),
+                })
+        })
+        .transpose()
+}
+
+/// Renders the manifest files at `path` (and below, with `recurse`). Globs match the path relative
+/// to `path`, and `*` also crosses `/`, so `*.yaml` selects YAML files at any depth.
+pub(crate) fn render(
+    tree: &FileTree,
+    path: &str,
+    options: &DirectoryOptions,
+    limits: &RenderLimits,
+) -> Result<Rendered, RenderError> {
+    let include = matcher("include", options.include.as_deref())?;
+    let exclude = matcher("exclude", options.exclude.as_deref())?;
+    let root = match tree.resolve(path) {
+        _ if path.is_empty() => String::new(),
+        Err(TreeError::NotFound { .. }) => {
+            return Err(RenderError::PathNotFound {
+                path: path.to_owned(),
+            });
+        }
+        resolved => resolved?,
+    };
+    if !root.is_empty() && tree.paths_under(&root).next().is_none() {
+        return Err(RenderError::PathNotFound {
+            path: path.to_owned(),
+        });
+    }
+    let prefix_len = if root.is_empty() { 0 } else { root.len() + 1 };
+    let mut manifests = Vec::new();
+    let mut inputs = BTreeSet::new();
+    for file in tree.paths_under(&root) {
+        let relative = &file[prefix_len..];
+        if !options.recurse && relative.contains('/') {
+            continue;
+        }
+        if !MANIFEST_EXTENSIONS
+            .iter()
+            .any(|extension| relative.ends_with(extension))
+        {
+            continue;
+        }
+        if include.as_ref().is_some_and(|glob| !glob.is_match(relative))
+            || exclude.as_ref().is_some_and(|glob| glob.is_match(relative))
+        {
+            continue;
+        }
+        let contents = match tree.entries.get(file) {
+            Some(Entry::File { contents, .. }) => contents.as_slice(),
+            Some(Entry::Symlink { .. }) => {
+                inputs.insert(tree.resolve(file)?);
+                tree.read(file)?
+            }
+            _ => continue,
+        };
+        inputs.insert(file.to_owned());
+        let text = std::str::from_utf8(contents).map_err(|_| RenderError::Unparsable {
+            file: file.to_owned(),
+            line: None,
+            message: "not UTF-8 text".to_owned(),
+        })?;
+        manifests.extend(parse_documents(text, file, limits)?);
+        if manifests.len() > limits.max_documents {
+            return Err(RenderError::TooManyDocuments {
+                limit: limits.max_documents,
+            });
+        }
+    }
+    Ok(Rendered {
+        manifests,
+        inputs: Some(inputs),
+        renderer: "directory",
+    })
+}

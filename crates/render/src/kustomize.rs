@@ -1,0 +1,140 @@
+//! Kustomize, run as a program on a private copy of the repository.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use driftless_git::FileTree;
+
+use crate::manifests::parse_documents;
+use crate::{RenderError, RenderLimits, Rendered};
+
+const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Whether `path` holds a kustomization file.
+pub(crate) fn has_kustomization(tree: &FileTree, path: &str) -> bool {
+    let dir = tree.resolve(path).unwrap_or_else(|_| path.to_owned());
+    KUSTOMIZATION_FILES.iter().any(|name| {
+        let file = if dir.is_empty() {
+            (*name).to_owned()
+        } else {
+            format!("{dir}/{name}")
+        };
+        tree.entries.contains_key(&file)
+    })
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// `kustomize build` when kustomize is installed, else `kubectl kustomize` (kubectl embeds it).
+fn kustomize_command() -> Result<(PathBuf, &'static str), RenderError> {
+    find_on_path("kustomize")
+        .map(|path| (path, "build"))
+        .or_else(|| find_on_path("kubectl").map(|path| (path, "kustomize")))
+        .ok_or(RenderError::KustomizeNotInstalled)
+}
+
+pub(crate) async fn render(
+    tree: &FileTree,
+    path: &str,
+    limits: &RenderLimits,
+) -> Result<Rendered, RenderError> {
+    let (program, subcommand) = kustomize_command()?;
+    let workspace = tempfile::tempdir().map_err(|err| io("create a render directory", &err))?;
+    let repo = workspace.path().join("repo");
+    let home = workspace.path().join("home");
+    std::fs::create_dir_all(&home).map_err(|err| io("create a render directory", &err))?;
+    // Symlinks leaving the repository are not written; kustomize then reports them as missing.
+    let refused = tree
+        .materialize(&repo)
+        .map_err(|err| io("write the repository for kustomize", &err))?;
+    let target = if path.is_empty() {
+        repo.clone()
+    } else {
+        repo.join(path)
+    };
+    if !target.is_dir() {
+        return Err(RenderError::PathNotFound {
+            path: path.to_owned(),
+        });
+    }
+    let mut command = tokio::process::Command::new(&program);
+    command
+        .arg(subcommand)
+        // The default today; stated so a changed default cannot widen what a kustomization may read.
+        .arg("--load-restrictor=LoadRestrictionsRootOnly")
+        .arg(&target)
+        .current_dir(&repo)
+        // Nothing of ours (credentials, kubeconfig, proxies) reaches the renderer.
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command
+        .spawn()
+        .map_err(|err| io(&format!("start {}", program.display()), &err))?;
+    let output = tokio::time::timeout(limits.timeout, child.wait_with_output())
+        .await
+        .map_err(|_| RenderError::KustomizeTimedOut {
+            path: display_path(path),
+            after: limits.timeout,
+        })?
+        .map_err(|err| io("run kustomize", &err))?;
+    if !output.status.success() {
+        let mut message = relative_to(&repo, &String::from_utf8_lossy(&output.stderr));
+        for err in &refused {
+            let _ = write!(message, "\n  note: {err}");
+        }
+        return Err(RenderError::Kustomize {
+            path: display_path(path),
+            message,
+        });
+    }
+    if output.stdout.len() > limits.max_output_bytes {
+        return Err(RenderError::Kustomize {
+            path: display_path(path),
+            message: format!("output larger than {} bytes", limits.max_output_bytes),
+        });
+    }
+    let text = String::from_utf8(output.stdout).map_err(|_| RenderError::Kustomize {
+        path: display_path(path),
+        message: "output is not UTF-8".to_owned(),
+    })?;
+    let manifests = parse_documents(&text, &format!("kustomize build {}", display_path(path)), limits)?;
+    Ok(Rendered {
+        manifests,
+        inputs: None,
+        renderer: "kustomize",
+    })
+}
+
+fn display_path(path: &str) -> String {
+    if path.is_empty() {
+        ".".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
+fn io(action: &str, err: &std::io::Error) -> RenderError {
+    RenderError::Io {
+        action: action.to_owned(),
+        message: err.to_string(),
+    }
+}
+
+/// Kustomize's errors name files by absolute path in our private copy; show repository paths.
+fn relative_to(repo: &Path, text: &str) -> String {
+    let prefix = format!("{}/", repo.display());
+    text.trim()
+        .replace(&prefix, "")
+        .replace(&repo.display().to_string(), ".")
+}

@@ -1,0 +1,123 @@
+//! driftless's renderers: from an application's files at one commit to the manifests it declares.
+//!
+//! - `manifests`: parsing YAML/JSON streams into manifests, with file, document and line on every
+//!   error, `List` kinds expanded, empty documents skipped, YAML bombs bounded. Pure.
+//! - `directory`: plain directories of manifests (recursion, include/exclude globs).
+//! - `kustomize`: `kustomize build` (or `kubectl kustomize`) on a private copy of the tree.
+//!
+//! Renderers never talk to the API server: the manifests they return are not yet namespaced or
+//! checked against discovery; that is the kube adapter's job.
+
+mod directory;
+mod kustomize;
+mod manifests;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use driftless_core::SourceLocation;
+use driftless_core::application::{DirectoryOptions, Renderer, Source};
+use driftless_git::{FileTree, TreeError};
+use serde_json::Value;
+
+pub use manifests::parse_documents;
+
+/// One manifest as rendered, before namespace defaulting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedManifest {
+    pub manifest: Value,
+    pub source: SourceLocation,
+}
+
+/// What a render produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub manifests: Vec<RenderedManifest>,
+    /// Repository paths the render read, when the renderer can tell (plain directories); `None`
+    /// means "possibly anything in the repository".
+    pub inputs: Option<BTreeSet<String>>,
+    /// Which renderer ran (for `driftless render` and history).
+    pub renderer: &'static str,
+}
+
+/// Bounds on one render, against oversized or hostile repositories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderLimits {
+    pub max_documents: usize,
+    pub max_file_bytes: usize,
+    pub timeout: Duration,
+    /// Largest output accepted from an external renderer.
+    pub max_output_bytes: usize,
+}
+
+impl Default for RenderLimits {
+    fn default() -> Self {
+        Self {
+            max_documents: 10_000,
+            max_file_bytes: 16 * 1024 * 1024,
+            timeout: Duration::from_mins(1),
+            max_output_bytes: 128 * 1024 * 1024,
+        }
+    }
+}
+
+/// Returned by [`render`]. Every variant names the file (and document and line where known).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("{location}: {message}")]
+    Invalid {
+        location: SourceLocation,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Unparsable {
+        file: String,
+        line: Option<u64>,
+        message: String,
+    },
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error("path {path:?} does not exist in the repository at this commit")]
+    PathNotFound { path: String },
+    #[error("invalid {which} glob {pattern:?}: {message}")]
+    Glob {
+        which: &'static str,
+        pattern: String,
+        message: String,
+    },
+    #[error("{file}: larger than the limit of {limit} bytes")]
+    FileTooLarge { file: String, limit: usize },
+    #[error("more than {limit} documents")]
+    TooManyDocuments { limit: usize },
+    #[error("neither kustomize nor kubectl is installed (install kubectl, which includes kustomize)")]
+    KustomizeNotInstalled,
+    #[error("kustomize build {path} failed: {message}")]
+    Kustomize { path: String, message: String },
+    #[error("kustomize build {path} did not finish within {after:?}")]
+    KustomizeTimedOut { path: String, after: Duration },
+    #[error("failed to {action}: {message}")]
+    Io { action: String, message: String },
+}
+
+/// Renders `source` from `tree` (which must hold the application's path, and for Kustomize the
+/// whole repository, since bases may live anywhere in it).
+pub async fn render(
+    tree: &FileTree,
+    source: &Source,
+    limits: &RenderLimits,
+) -> Result<Rendered, RenderError> {
+    match &source.renderer {
+        Renderer::Kustomize => kustomize::render(tree, &source.path, limits).await,
+        Renderer::Directory(options) => directory::render(tree, &source.path, options, limits),
+        Renderer::Detect if kustomize::has_kustomization(tree, &source.path) => {
+            kustomize::render(tree, &source.path, limits).await
+        }
+        Renderer::Detect => directory::render(tree, &source.path, &DirectoryOptions::default(), limits),
+    }
+}
+
+/// Whether `source` needs the whole repository (Kustomize) or only its own path.
+#[must_use]
+pub fn needs_whole_repository(source: &Source) -> bool {
+    !matches!(source.renderer, Renderer::Directory(_))
+}

@@ -1,0 +1,217 @@
+//! Rendering real repositories: plain directories and Kustomize (the real `kubectl kustomize`).
+
+use driftless_core::application::{DirectoryOptions, Renderer, Source};
+use driftless_git::Mirrors;
+use driftless_render::{RenderError, RenderLimits, Rendered, render};
+use driftless_testenv::git::TestRepo;
+
+fn config_map(name: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: value\n")
+}
+
+async fn render_at(repo: &TestRepo, path: &str, renderer: Renderer) -> Result<Rendered, RenderError> {
+    repo.commit("render test");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirrors = Mirrors::new(dir.path().to_owned(), Vec::new());
+    let url = repo.file_url();
+    let commit = mirrors.fetch_and_resolve(&url, "main").await.expect("fetch");
+    let source = Source {
+        repo_url: url.clone(),
+        revision: "main".into(),
+        path: path.into(),
+        renderer,
+    };
+    let scope = if driftless_render::needs_whole_repository(&source) {
+        ""
+    } else {
+        path
+    };
+    let tree = mirrors.read_tree(&url, &commit, scope).await.expect("read tree");
+    render(&tree, &source, &RenderLimits::default()).await
+}
+
+fn names(rendered: &Rendered) -> Vec<String> {
+    rendered
+        .manifests
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m.manifest["kind"].as_str().unwrap_or("?"),
+                m.manifest["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn plain_directories_select_manifest_files() {
+    let repo = TestRepo::new();
+    repo.write("app/a.yaml", &config_map("a"))
+        .write(
+            "app/b.json",
+            r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}"#,
+        )
+        .write("app/README.md", "# not a manifest\n")
+        .write("app/nested/c.yml", &config_map("c"))
+        .write("app/nested/skip-me.yaml", &config_map("skipped"))
+        .write("other/d.yaml", &config_map("d"));
+
+    let flat = render_at(&repo, "app", Renderer::Directory(DirectoryOptions::default()))
+        .await
+        .expect("flat");
+    assert_eq!(names(&flat), vec!["ConfigMap/a", "ConfigMap/b"]);
+    assert_eq!(flat.renderer, "directory");
+
+    let options = DirectoryOptions {
+        recurse: true,
+        include: None,
+        exclude: Some("**/skip-*".into()),
+    };
+    let recursive = render_at(&repo, "app", Renderer::Directory(options))
+        .await
+        .expect("recursive");
+    assert_eq!(
+        names(&recursive),
+        vec!["ConfigMap/a", "ConfigMap/b", "ConfigMap/c"]
+    );
+    let inputs = recursive.inputs.expect("directories know what they read");
+    assert!(
+        inputs.contains("app/nested/c.yml") && !inputs.contains("other/d.yaml"),
+        "{inputs:?}"
+    );
+
+    let only_yaml = DirectoryOptions {
+        recurse: true,
+        include: Some("*.yaml".into()),
+        exclude: None,
+    };
+    let yaml = render_at(&repo, "app", Renderer::Directory(only_yaml))
+        .await
+        .expect("include");
+    assert_eq!(names(&yaml), vec!["ConfigMap/a", "ConfigMap/skipped"]);
+
+    let err = render_at(&repo, "missing", Renderer::Detect)
+        .await
+        .expect_err("no such path");
+    assert_eq!(
+        err.to_string(),
+        "path \"missing\" does not exist in the repository at this commit"
+    );
+}
+
+#[tokio::test]
+async fn symlinks_are_followed_inside_the_repository_and_refused_outside() {
+    let repo = TestRepo::new();
+    repo.write("shared/cm.yaml", &config_map("shared"))
+        .symlink("app/link.yaml", "../shared/cm.yaml");
+    let rendered = render_at(&repo, "app", Renderer::Detect).await.expect("inside");
+    assert_eq!(names(&rendered), vec!["ConfigMap/shared"]);
+
+    repo.symlink("app/escape.yaml", "/etc/passwd");
+    let err = render_at(&repo, "app", Renderer::Detect)
+        .await
+        .expect_err("escape");
+    assert_eq!(
+        err.to_string(),
+        "app/escape.yaml: symlink to \"/etc/passwd\" points outside the repository"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_file_is_reported_with_its_line() {
+    let repo = TestRepo::new();
+    repo.write("app/good.yaml", &config_map("good")).write(
+        "app/bad.yaml",
+        &format!(
+            "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n",
+            config_map("first")
+        ),
+    );
+    let err = render_at(&repo, "app", Renderer::Detect)
+        .await
+        .expect_err("malformed");
+    match err {
+        RenderError::Unparsable { file, line, .. } => {
+            assert_eq!((file.as_str(), line), ("app/bad.yaml", Some(11)));
+        }
+        other => panic!("expected Unparsable, got {other}"),
+    }
+}
+
+fn kustomize_repo() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("base/kustomization.yaml", "resources:\n  - deployment.yaml\n  - service.yaml\n")
+        .write(
+            "base/deployment.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: guestbook\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: guestbook}\n  template:\n    metadata:\n      labels: {app: guestbook}\n    spec:\n      containers:\n        - name: web\n          image: example.invalid/guestbook:1\n",
+        )
+        .write("base/service.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: guestbook\nspec:\n  selector: {app: guestbook}\n  ports: [{port: 80}]\n")
+        .write(
+            "overlays/prod/kustomization.yaml",
+            "namePrefix: prod-\nresources:\n  - ../../base\npatches:\n  - target: {kind: Deployment}\n    patch: |\n      - op: replace\n        path: /spec/replicas\n        value: 3\n",
+        )
+        .write("overlays/dev/kustomization.yaml", "namePrefix: dev-\nresources:\n  - ../../base\n");
+    repo
+}
+
+#[tokio::test]
+async fn kustomize_overlays_render_with_bases_outside_their_path() {
+    let repo = kustomize_repo();
+    let prod = render_at(&repo, "overlays/prod", Renderer::Detect)
+        .await
+        .expect("prod");
+    assert_eq!(prod.renderer, "kustomize");
+    assert_eq!(
+        names(&prod),
+        vec!["Service/prod-guestbook", "Deployment/prod-guestbook"]
+    );
+    assert_eq!(prod.manifests[1].manifest["spec"]["replicas"], 3);
+    assert_eq!(prod.manifests[1].source.file, "kustomize build overlays/prod");
+    let dev = render_at(&repo, "overlays/dev", Renderer::Kustomize)
+        .await
+        .expect("dev");
+    insta::assert_snapshot!(names(&dev).join("\n"), @r"
+    Service/dev-guestbook
+    Deployment/dev-guestbook
+    ");
+}
+
+#[tokio::test]
+async fn kustomize_errors_name_repository_paths_and_nothing_outside_is_read() {
+    let repo = kustomize_repo();
+    repo.write(
+        "overlays/broken/kustomization.yaml",
+        "resources:\n  - ../../base\n  - missing.yaml\n",
+    );
+    let err = render_at(&repo, "overlays/broken", Renderer::Detect)
+        .await
+        .expect_err("missing resource");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("kustomize build overlays/broken failed:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("missing.yaml") && !message.contains("/tmp/"),
+        "{message}"
+    );
+
+    repo.write(
+        "overlays/escape/kustomization.yaml",
+        "resources:\n  - ../../../../../../etc/hostname\n",
+    );
+    let err = render_at(&repo, "overlays/escape", Renderer::Detect)
+        .await
+        .expect_err("outside the root");
+    assert!(matches!(err, RenderError::Kustomize { .. }), "{err}");
+
+    repo.symlink("overlays/link/secret.yaml", "/etc/hostname").write(
+        "overlays/link/kustomization.yaml",
+        "resources:\n  - secret.yaml\n",
+    );
+    let err = render_at(&repo, "overlays/link", Renderer::Detect)
+        .await
+        .expect_err("escaping symlink");
+    assert!(err.to_string().contains("points outside the repository"), "{err}");
+}
