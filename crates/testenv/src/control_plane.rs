@@ -215,8 +215,12 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Ready means `/readyz` answers `ok` *and* the `default` namespace exists: the API server's
+    /// bootstrap controller creates it a moment after `/readyz` first passes, and clients that
+    /// write into `default` straight away would otherwise race it.
     async fn wait_until_ready(&mut self, client: &kube::Client) -> Result<(), StartError> {
         let started = Instant::now();
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
         loop {
             if let Some((name, status)) = self.exited_process() {
                 let log_tail = self.log_tail(name);
@@ -230,7 +234,11 @@ impl ControlPlane {
                 .body(Vec::new())
                 .expect("a static request is valid");
             let last_answer = match client.request_text(request).await {
-                Ok(body) if body.trim() == "ok" => return Ok(()),
+                Ok(body) if body.trim() == "ok" => match namespaces.get_opt("default").await {
+                    Ok(Some(_)) => return Ok(()),
+                    Ok(None) => "ready, but the default namespace does not exist yet".to_owned(),
+                    Err(err) => err.to_string(),
+                },
                 Ok(body) => body,
                 Err(err) => err.to_string(),
             };
