@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -44,5 +46,53 @@ impl DesiredObject {
     #[must_use]
     pub fn is_cluster_scoped(&self) -> bool {
         self.reference.namespace.is_none()
+    }
+}
+
+/// Objects declared more than once: each entry is the object and every place that declares it.
+#[must_use]
+pub fn duplicates(objects: &[DesiredObject]) -> Vec<(&ObjectRef, Vec<&SourceLocation>)> {
+    let mut places: BTreeMap<&ObjectRef, Vec<&SourceLocation>> = BTreeMap::new();
+    for object in objects {
+        places.entry(&object.reference).or_default().push(&object.source);
+    }
+    places
+        .into_iter()
+        .filter(|(_, sources)| sources.len() > 1)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(name: &str, file: &str) -> DesiredObject {
+        let gvk = GroupVersionKind::from_api_version("v1", "ConfigMap").expect("valid");
+        DesiredObject {
+            reference: ObjectRef::new(&gvk, Some("web"), name),
+            gvk,
+            manifest: json!({}),
+            source: SourceLocation {
+                file: file.into(),
+                document: 0,
+                line: Some(1),
+            },
+        }
+    }
+
+    #[test]
+    fn duplicates_name_every_place_an_object_is_declared() {
+        let objects = [
+            object("a", "one.yaml"),
+            object("b", "one.yaml"),
+            object("a", "two.yaml"),
+        ];
+        let found = duplicates(&objects);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0.name, "a");
+        let files: Vec<&str> = found[0].1.iter().map(|s| s.file.as_str()).collect();
+        assert_eq!(files, vec!["one.yaml", "two.yaml"]);
     }
 }

@@ -13,6 +13,6 @@ mod object_ref;
 mod status;
 pub mod sync_order;
 
-pub use desired::{DesiredObject, SourceLocation};
+pub use desired::{DesiredObject, SourceLocation, duplicates};
 pub use object_ref::{GroupVersionKind, ObjectRef, ParseGroupVersionError};
 pub use status::{HealthState, SyncState};

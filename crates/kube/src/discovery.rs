@@ -1,0 +1,104 @@
+//! Which API resource serves a kind, and whether it is namespaced.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use driftless_core::{DesiredObject, GroupVersionKind};
+use kube::core::{ApiResource, GroupVersionKind as KubeGvk};
+use kube::discovery::Scope;
+
+/// What discovery knows about one group/version/kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+/// Returned when the API server cannot be asked.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to discover {api_version} {kind}")]
+pub struct DiscoveryError {
+    pub api_version: String,
+    pub kind: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+/// A per-cluster cache of discovery answers. Unknown kinds are not cached: a CRD may be installed
+/// at any moment, and the next lookup should see it.
+pub struct Discovery {
+    client: kube::Client,
+    known: Mutex<HashMap<GroupVersionKind, Resolved>>,
+}
+
+impl Discovery {
+    #[must_use]
+    pub fn new(client: kube::Client) -> Self {
+        Self {
+            client,
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Ok(None)` when the server does not serve this kind (e.g. its CRD is not installed).
+    pub async fn lookup(&self, gvk: &GroupVersionKind) -> Result<Option<Resolved>, DiscoveryError> {
+        if let Some(hit) = self
+            .known
+            .lock()
+            .expect("no code panics while holding the cache lock")
+            .get(gvk)
+        {
+            return Ok(Some(hit.clone()));
+        }
+        let kube_gvk = KubeGvk::gvk(&gvk.group, &gvk.version, &gvk.kind);
+        match kube::discovery::pinned_kind(&self.client, &kube_gvk).await {
+            Ok((resource, capabilities)) => {
+                let resolved = Resolved {
+                    resource,
+                    namespaced: capabilities.scope == Scope::Namespaced,
+                };
+                self.known
+                    .lock()
+                    .expect("no code panics while holding the cache lock")
+                    .insert(gvk.clone(), resolved.clone());
+                Ok(Some(resolved))
+            }
+            Err(kube::Error::Discovery(_)) => Ok(None),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(source) => Err(DiscoveryError {
+                api_version: gvk.api_version(),
+                kind: gvk.kind.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Forgets everything, e.g. after CRDs changed.
+    pub fn invalidate(&self) {
+        self.known
+            .lock()
+            .expect("no code panics while holding the cache lock")
+            .clear();
+    }
+}
+
+/// What a CustomResourceDefinition among the desired objects says about the kind it defines, for
+/// custom objects applied in the same sync as their CRD.
+pub(crate) fn from_desired_crd(gvk: &GroupVersionKind, desired: &[&DesiredObject]) -> Option<Resolved> {
+    desired.iter().find_map(|object| {
+        let manifest = &object.manifest;
+        let spec = manifest.get("spec")?;
+        let matches = object.reference.group == "apiextensions.k8s.io"
+            && object.reference.kind == "CustomResourceDefinition"
+            && spec.get("group")?.as_str()? == gvk.group
+            && spec.pointer("/names/kind")?.as_str()? == gvk.kind;
+        if !matches {
+            return None;
+        }
+        let plural = spec.pointer("/names/plural")?.as_str()?;
+        let namespaced = spec.get("scope").and_then(|s| s.as_str()) != Some("Cluster");
+        let resource =
+            ApiResource::from_gvk_with_plural(&KubeGvk::gvk(&gvk.group, &gvk.version, &gvk.kind), plural);
+        Some(Resolved { resource, namespaced })
+    })
+}

@@ -1,0 +1,19 @@
+//! driftless's Kubernetes adapter: everything that talks to an API server.
+//!
+//! - `connect`: a client for a configured cluster (kubeconfig file and context, or in-cluster),
+//!   refusing kubeconfig `exec` credential plugins unless explicitly allowed.
+//! - `discovery`: which API resource and scope each kind has, cached, including kinds whose CRD
+//!   is part of the same application and not installed yet.
+//! - `resolve`: rendered manifests to [`driftless_core::DesiredObject`]s (namespace defaulted
+//!   for namespaced kinds, stripped for cluster-scoped ones), with one error per object.
+//! - `objects`: server-side apply (field manager `driftless`), its dry-run, get and delete.
+
+mod connect;
+mod discovery;
+mod objects;
+mod resolve;
+
+pub use connect::{ConnectError, ConnectOptions, connect};
+pub use discovery::{Discovery, DiscoveryError, Resolved};
+pub use objects::{ApplyOptions, FIELD_MANAGER, ObjectError, Objects};
+pub use resolve::{ResolveError, resolve_desired};

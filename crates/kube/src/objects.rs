@@ -1,0 +1,154 @@
+//! Server-side apply, its dry-run, get and delete of single objects.
+
+use driftless_core::{DesiredObject, ObjectRef};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
+use kube::core::ApiResource;
+use serde_json::Value;
+
+/// The field manager of every apply driftless makes.
+pub const FIELD_MANAGER: &str = "driftless";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Take fields owned by other managers instead of failing with a conflict.
+    pub force: bool,
+    /// Ask the server what the object would become, and change nothing.
+    pub dry_run: bool,
+}
+
+/// Returned for one object. The message is the API server's, which names fields and managers but
+/// never values (and this adapter never includes the manifest).
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error(
+        "{object}: conflict with another field manager: {message} (sync with force to take the fields over)"
+    )]
+    Conflict { object: String, message: String },
+    #[error("{object}: rejected by the API server: {message}")]
+    Rejected {
+        object: String,
+        code: u16,
+        message: String,
+    },
+    #[error("{object}: request failed")]
+    Request {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("{object}: cannot read the server's answer: {message}")]
+    Decode { object: String, message: String },
+}
+
+impl ObjectError {
+    fn from_kube(object: &ObjectRef, err: kube::Error) -> Self {
+        let object = object.to_string();
+        match err {
+            kube::Error::Api(status) if status.code == 409 => Self::Conflict {
+                object,
+                message: status.message,
+            },
+            kube::Error::Api(status) if (400..500).contains(&status.code) => Self::Rejected {
+                object,
+                code: status.code,
+                message: status.message,
+            },
+            source => Self::Request { object, source },
+        }
+    }
+
+    /// Whether retrying later may help (server or network trouble, not a bad object).
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Request { .. } => true,
+            Self::Rejected { code, .. } => *code == 429,
+            Self::Conflict { .. } | Self::Decode { .. } => false,
+        }
+    }
+}
+
+/// Single-object operations against one cluster.
+#[derive(Clone)]
+pub struct Objects {
+    client: kube::Client,
+}
+
+impl Objects {
+    #[must_use]
+    pub fn new(client: kube::Client) -> Self {
+        Self { client }
+    }
+
+    fn api(&self, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        }
+    }
+
+    /// Server-side applies `desired` as field manager `driftless`; returns the object as the
+    /// server has it afterwards (or would have it, on a dry-run).
+    pub async fn apply(
+        &self,
+        resource: &ApiResource,
+        desired: &DesiredObject,
+        options: ApplyOptions,
+    ) -> Result<Value, ObjectError> {
+        let reference = &desired.reference;
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if options.force {
+            params = params.force();
+        }
+        if options.dry_run {
+            params = params.dry_run();
+        }
+        let applied = self
+            .api(resource, reference.namespace.as_deref())
+            .patch(&reference.name, &params, &Patch::Apply(&desired.manifest))
+            .await
+            .map_err(|err| ObjectError::from_kube(reference, err))?;
+        serde_json::to_value(applied).map_err(|err| ObjectError::Decode {
+            object: reference.to_string(),
+            message: err.to_string(),
+        })
+    }
+
+    /// The live object, `None` when it does not exist.
+    pub async fn get(
+        &self,
+        resource: &ApiResource,
+        reference: &ObjectRef,
+    ) -> Result<Option<Value>, ObjectError> {
+        let found = self
+            .api(resource, reference.namespace.as_deref())
+            .get_opt(&reference.name)
+            .await
+            .map_err(|err| ObjectError::from_kube(reference, err))?;
+        found
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|err| ObjectError::Decode {
+                object: reference.to_string(),
+                message: err.to_string(),
+            })
+    }
+
+    /// Deletes the object (dependents in the background, as kubectl does); `false` if it was
+    /// already gone.
+    pub async fn delete(&self, resource: &ApiResource, reference: &ObjectRef) -> Result<bool, ObjectError> {
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..DeleteParams::default()
+        };
+        match self
+            .api(resource, reference.namespace.as_deref())
+            .delete(&reference.name, &params)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(err) => Err(ObjectError::from_kube(reference, err)),
+        }
+    }
+}
