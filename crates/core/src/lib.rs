@@ -8,6 +8,7 @@
 
 pub mod application;
 mod desired;
+pub mod diff;
 pub mod health;
 mod object_ref;
 mod status;

@@ -1,0 +1,467 @@
+//! What would really change: the object as the server would have it after our apply (a
+//! server-side apply dry-run) against the live object, both normalised so only meaningful
+//! differences remain.
+//!
+//! Normalisation removes what the server owns (status, `managedFields`, `resourceVersion`, `uid`,
+//! timestamps, `generation`, `last-applied-configuration`), the JSON pointers of matching
+//! `ignoreDifferences` rules, and every field owned by a manager those rules name (as recorded in
+//! the live object's `managedFields`, e.g. `spec.replicas` owned by an autoscaler). Because both
+//! sides went through the server, defaults the manifest does not set appear on both and cancel out.
+//!
+//! Secret values never reach a diff: each is replaced by a short salted hash, so a change is
+//! visible but the value is not.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+
+use crate::ObjectRef;
+use crate::application::IgnoreDifference;
+
+/// Metadata fields the server maintains; never a difference.
+const SERVER_METADATA: &[&str] = &[
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "selfLink",
+    "deletionTimestamp",
+];
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The outcome of comparing one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectDiff {
+    /// Declared in Git, absent from the cluster. `desired` is the redacted YAML that would be created.
+    Missing {
+        desired: String,
+    },
+    Unchanged,
+    /// A redacted unified diff, `live` → `desired`.
+    Changed {
+        unified: String,
+    },
+}
+
+impl ObjectDiff {
+    #[must_use]
+    pub fn is_in_sync(&self) -> bool {
+        matches!(self, Self::Unchanged)
+    }
+}
+
+/// Whether `rule` applies to `object`.
+#[must_use]
+pub fn rule_matches(rule: &IgnoreDifference, object: &ObjectRef) -> bool {
+    rule.group.as_ref().is_none_or(|group| *group == object.group)
+        && rule.kind == object.kind
+        && rule.name.as_ref().is_none_or(|name| *name == object.name)
+        && rule
+            .namespace
+            .as_ref()
+            .is_none_or(|namespace| Some(namespace) == object.namespace.as_ref())
+}
+
+/// Compares the live object (if any) with what the server says it would become after our apply.
+#[must_use]
+pub fn compare(
+    reference: &ObjectRef,
+    live: Option<&Value>,
+    would_be: &Value,
+    rules: &[IgnoreDifference],
+    salt: &[u8],
+) -> ObjectDiff {
+    let rules: Vec<&IgnoreDifference> = rules
+        .iter()
+        .filter(|rule| rule_matches(rule, reference))
+        .collect();
+    let Some(live) = live else {
+        let desired = normalise(would_be, &rules, None);
+        return ObjectDiff::Missing {
+            desired: to_yaml(&redact(reference, &desired, salt)),
+        };
+    };
+    let live_normalised = normalise(live, &rules, Some(live));
+    let desired_normalised = normalise(would_be, &rules, Some(live));
+    if live_normalised == desired_normalised {
+        return ObjectDiff::Unchanged;
+    }
+    let before = to_yaml(&redact(reference, &live_normalised, salt));
+    let after = to_yaml(&redact(reference, &desired_normalised, salt));
+    ObjectDiff::Changed {
+        unified: unified_diff(&before, &after, &reference.to_string()),
+    }
+}
+
+/// A unified diff between two YAML texts, headed by the object's name.
+#[must_use]
+pub fn unified_diff(before: &str, after: &str, name: &str) -> String {
+    similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("live/{name}"), &format!("desired/{name}"))
+        .to_string()
+}
+
+/// The object without server-maintained fields and ignored differences. `live` supplies the
+/// `managedFields` that tell which fields ignored managers own.
+#[must_use]
+pub fn normalise(object: &Value, rules: &[&IgnoreDifference], live: Option<&Value>) -> Value {
+    let mut object = object.clone();
+    for rule in rules {
+        for pointer in &rule.json_pointers {
+            remove_pointer(&mut object, pointer);
+        }
+        if let Some(entries) = live
+            .and_then(|live| live.pointer("/metadata/managedFields"))
+            .and_then(Value::as_array)
+        {
+            for entry in entries {
+                let manager = entry.get("manager").and_then(Value::as_str).unwrap_or_default();
+                if rule
+                    .managed_fields_managers
+                    .iter()
+                    .any(|ignored| ignored == manager)
+                    && let Some(fields) = entry.get("fieldsV1")
+                {
+                    remove_owned_fields(&mut object, fields);
+                }
+            }
+        }
+    }
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in SERVER_METADATA {
+            metadata.remove(*field);
+        }
+        if let Some(annotations) = metadata.get_mut("annotations").and_then(Value::as_object_mut) {
+            annotations.remove(LAST_APPLIED);
+        }
+        for field in ["annotations", "labels"] {
+            if metadata
+                .get(field)
+                .and_then(Value::as_object)
+                .is_some_and(Map::is_empty)
+            {
+                metadata.remove(field);
+            }
+        }
+    }
+    object
+}
+
+/// Removes the value at an RFC 6901 JSON pointer, if present.
+fn remove_pointer(object: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let last = last.replace("~1", "/").replace("~0", "~");
+    let target = if parent.is_empty() {
+        Some(object)
+    } else {
+        object.pointer_mut(parent)
+    };
+    match target {
+        Some(Value::Object(map)) => {
+            map.remove(&last);
+        }
+        Some(Value::Array(items)) => {
+            if let Ok(index) = last.parse::<usize>()
+                && index < items.len()
+            {
+                items.remove(index);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Removes the fields a `fieldsV1` set describes: `f:<name>` fields, `k:{...}` list items by key,
+/// `v:<value>` set members and `i:<n>` indices. An empty node means "this whole field". For a list
+/// item, `.` means the manager owns the item itself (it added it, e.g. an injected sidecar), so
+/// the whole item goes; for a map field it only means the manager created the map, so only the
+/// fields it owns go.
+fn remove_owned_fields(object: &mut Value, fields: &Value) {
+    let Some(fields) = fields.as_object() else { return };
+    for (key, child) in fields {
+        let children = child.as_object();
+        let whole_field = children.is_none_or(|c| c.keys().all(|k| k == "."));
+        let whole_item = children.is_none_or(|c| c.is_empty() || c.contains_key("."));
+        if let Some(name) = key.strip_prefix("f:") {
+            if let Some(map) = object.as_object_mut() {
+                if whole_field {
+                    map.remove(name);
+                } else if let Some(inner) = map.get_mut(name) {
+                    remove_owned_fields(inner, child);
+                }
+            }
+        } else if let Some(item_key) = key.strip_prefix("k:") {
+            let Ok(Value::Object(wanted)) = serde_json::from_str::<Value>(item_key) else {
+                continue;
+            };
+            remove_list_items(object, child, whole_item, |item| {
+                wanted.iter().all(|(k, v)| item.get(k) == Some(v))
+            });
+        } else if let Some(value) = key.strip_prefix("v:") {
+            let Ok(wanted) = serde_json::from_str::<Value>(value) else {
+                continue;
+            };
+            remove_list_items(object, child, whole_item, |item| *item == wanted);
+        } else if let Some(index) = key.strip_prefix("i:").and_then(|i| i.parse::<usize>().ok()) {
+            remove_list_items_at(object, child, whole_item, index);
+        }
+    }
+}
+
+fn remove_list_items(object: &mut Value, child: &Value, whole: bool, matches: impl Fn(&Value) -> bool) {
+    let Some(items) = object.as_array_mut() else {
+        return;
+    };
+    if whole {
+        items.retain(|item| !matches(item));
+    } else {
+        for item in items.iter_mut().filter(|item| matches(item)) {
+            remove_owned_fields(item, child);
+        }
+    }
+}
+
+fn remove_list_items_at(object: &mut Value, child: &Value, whole: bool, index: usize) {
+    let Some(items) = object.as_array_mut() else {
+        return;
+    };
+    if index >= items.len() {
+        return;
+    }
+    if whole {
+        items.remove(index);
+    } else {
+        remove_owned_fields(&mut items[index], child);
+    }
+}
+
+/// Replaces every value of a Secret's `data` and `stringData` with `<redacted sha256:…>`, a
+/// short hash of the salt, key and value: equal values show equal hashes, nothing else leaks.
+#[must_use]
+pub fn redact(reference: &ObjectRef, object: &Value, salt: &[u8]) -> Value {
+    if !(reference.group.is_empty() && reference.kind == "Secret") {
+        return object.clone();
+    }
+    let mut object = object.clone();
+    for field in ["data", "stringData"] {
+        if let Some(values) = object.get_mut(field).and_then(Value::as_object_mut) {
+            for (key, value) in values.iter_mut() {
+                let mut hasher = Sha256::new();
+                hasher.update(salt);
+                hasher.update(key.as_bytes());
+                hasher.update([0]);
+                hasher.update(value.as_str().unwrap_or_default().as_bytes());
+                let digest = hasher.finalize();
+                let short = digest[..4].iter().fold(String::new(), |mut hex, byte| {
+                    let _ = write!(hex, "{byte:02x}");
+                    hex
+                });
+                *value = Value::String(format!("<redacted sha256:{short}>"));
+            }
+        }
+    }
+    if let Some(annotations) = object
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(LAST_APPLIED);
+    }
+    object
+}
+
+/// YAML with keys in a stable order (serde_json maps are sorted).
+#[must_use]
+pub fn to_yaml(value: &Value) -> String {
+    serde_saphyr::to_string(value).unwrap_or_else(|err| format!("# cannot render as YAML: {err}\n{value}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::GroupVersionKind;
+
+    fn reference(api_version: &str, kind: &str) -> ObjectRef {
+        ObjectRef::new(
+            &GroupVersionKind::from_api_version(api_version, kind).expect("valid"),
+            Some("web"),
+            "frontend",
+        )
+    }
+
+    fn deployment(replicas: i64, image: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {
+                "name": "frontend", "namespace": "web", "uid": "1234", "resourceVersion": "77", "generation": 3,
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "annotations": { "kubectl.kubernetes.io/last-applied-configuration": "{}" },
+                "managedFields": [
+                    { "manager": "driftless", "operation": "Apply", "fieldsV1": { "f:spec": { "f:template": {} } } },
+                    { "manager": "autoscaler", "operation": "Update", "fieldsV1": { "f:spec": { "f:replicas": {} } } }
+                ]
+            },
+            "spec": { "replicas": replicas, "template": { "spec": { "containers": [
+                { "name": "web", "image": image }, { "name": "sidecar", "image": "proxy:1" }
+            ] } } },
+            "status": { "replicas": replicas, "availableReplicas": 1 }
+        })
+    }
+
+    fn rule(pointers: &[&str], managers: &[&str]) -> IgnoreDifference {
+        IgnoreDifference {
+            group: Some("apps".into()),
+            kind: "Deployment".into(),
+            name: None,
+            namespace: None,
+            json_pointers: pointers.iter().map(|p| (*p).to_owned()).collect(),
+            managed_fields_managers: managers.iter().map(|m| (*m).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn server_maintained_fields_are_never_differences() {
+        let live = deployment(2, "web:1");
+        let mut would_be = live.clone();
+        would_be["metadata"]["resourceVersion"] = json!("78");
+        would_be["metadata"]["generation"] = json!(4);
+        would_be["status"] = json!({});
+        assert_eq!(
+            compare(
+                &reference("apps/v1", "Deployment"),
+                Some(&live),
+                &would_be,
+                &[],
+                b"salt"
+            ),
+            ObjectDiff::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_real_change_is_a_readable_unified_diff() {
+        let diff = compare(
+            &reference("apps/v1", "Deployment"),
+            Some(&deployment(2, "web:1")),
+            &deployment(2, "web:2"),
+            &[],
+            b"s",
+        );
+        let ObjectDiff::Changed { unified } = diff else {
+            panic!("the image changed")
+        };
+        insta::assert_snapshot!(unified);
+    }
+
+    #[test]
+    fn ignored_pointers_and_managers_are_not_differences() {
+        let reference = reference("apps/v1", "Deployment");
+        let (live, would_be) = (deployment(5, "web:1"), deployment(2, "web:1"));
+        assert!(matches!(
+            compare(&reference, Some(&live), &would_be, &[], b"s"),
+            ObjectDiff::Changed { .. }
+        ));
+        let by_pointer = [rule(&["/spec/replicas"], &[])];
+        assert_eq!(
+            compare(&reference, Some(&live), &would_be, &by_pointer, b"s"),
+            ObjectDiff::Unchanged
+        );
+        let by_manager = [rule(&[], &["autoscaler"])];
+        assert_eq!(
+            compare(&reference, Some(&live), &would_be, &by_manager, b"s"),
+            ObjectDiff::Unchanged
+        );
+        let other_kind = [IgnoreDifference {
+            kind: "StatefulSet".into(),
+            ..rule(&["/spec/replicas"], &[])
+        }];
+        assert!(matches!(
+            compare(&reference, Some(&live), &would_be, &other_kind, b"s"),
+            ObjectDiff::Changed { .. }
+        ));
+    }
+
+    #[test]
+    fn owned_map_fields_keep_the_map() {
+        let mut object = json!({ "metadata": { "annotations": { "ours": "a", "theirs": "b" } } });
+        let fields = json!({ "f:metadata": { "f:annotations": { ".": {}, "f:theirs": {} } } });
+        remove_owned_fields(&mut object, &fields);
+        assert_eq!(object, json!({ "metadata": { "annotations": { "ours": "a" } } }));
+    }
+
+    #[test]
+    fn owned_list_items_are_removed_by_key() {
+        let mut object = deployment(1, "web:1");
+        let fields = json!({ "f:spec": { "f:template": { "f:spec": { "f:containers": {
+            "k:{\"name\":\"sidecar\"}": { ".": {}, "f:image": {} }
+        } } } } });
+        remove_owned_fields(&mut object, &fields);
+        let containers = object
+            .pointer("/spec/template/spec/containers")
+            .and_then(Value::as_array)
+            .expect("containers");
+        assert_eq!(containers.len(), 1);
+        assert_eq!(containers[0]["name"], "web");
+    }
+
+    #[test]
+    fn secret_values_never_appear_in_diffs() {
+        let reference = reference("v1", "Secret");
+        let secret = |value: &str| {
+            json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "frontend", "namespace": "web",
+                "annotations": { LAST_APPLIED: format!("{{\"data\":{{\"password\":\"{value}\"}}}}") } },
+                "data": { "password": value, "user": "YWRtaW4=" } })
+        };
+        let ObjectDiff::Changed { unified } =
+            compare(&reference, Some(&secret("b2xk")), &secret("bmV3"), &[], b"salt")
+        else {
+            panic!("the password changed");
+        };
+        assert!(
+            !unified.contains("b2xk") && !unified.contains("bmV3") && !unified.contains("YWRtaW4="),
+            "{unified}"
+        );
+        assert!(
+            unified.contains("-  password: <redacted sha256:")
+                && unified.contains("+  password: <redacted sha256:"),
+            "{unified}"
+        );
+        let user_lines: Vec<&str> = unified.lines().filter(|line| line.contains("user:")).collect();
+        assert_eq!(
+            user_lines.len(),
+            1,
+            "an unchanged value is context, shown once, redacted: {unified}"
+        );
+        assert!(
+            user_lines[0].starts_with(' ') && user_lines[0].contains("<redacted sha256:"),
+            "{unified}"
+        );
+
+        let ObjectDiff::Missing { desired } = compare(&reference, None, &secret("c2VjcmV0"), &[], b"salt")
+        else {
+            panic!("missing");
+        };
+        assert!(
+            !desired.contains("c2VjcmV0") && desired.contains("<redacted sha256:"),
+            "{desired}"
+        );
+        let other_salt = redact(&reference, &secret("c2VjcmV0"), b"pepper");
+        assert_ne!(
+            redact(&reference, &secret("c2VjcmV0"), b"salt")["data"],
+            other_salt["data"],
+            "the hash is salted"
+        );
+    }
+}
