@@ -43,10 +43,6 @@ impl DesiredObject {
         self.manifest.pointer("/metadata/annotations")?.get(key)?.as_str()
     }
 
-    #[must_use]
-    pub fn is_cluster_scoped(&self) -> bool {
-        self.reference.namespace.is_none()
-    }
 }
 
 /// Objects declared more than once: each entry is the object and every place that declares it.

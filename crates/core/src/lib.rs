@@ -11,6 +11,7 @@ mod desired;
 pub mod diff;
 pub mod health;
 mod object_ref;
+pub mod plan;
 mod status;
 pub mod sync_order;
 

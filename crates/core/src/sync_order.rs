@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::DesiredObject;
+use crate::{DesiredObject, ObjectRef};
 
 pub const SYNC_WAVE_ANNOTATION: &str = "driftless.dev/sync-wave";
 pub const ARGO_SYNC_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
@@ -105,20 +105,23 @@ pub fn wave_of(object: &DesiredObject) -> Result<i64, InvalidWave> {
 }
 
 fn stage_of(object: &DesiredObject) -> Stage {
-    let kind = object.reference.kind.as_str();
-    let group = object.reference.group.as_str();
+    stage_of_reference(&object.reference)
+}
+
+pub(crate) fn stage_of_reference(reference: &ObjectRef) -> Stage {
+    let (group, kind) = (reference.group.as_str(), reference.kind.as_str());
     if (group.is_empty() && kind == "Namespace")
         || (group == "apiextensions.k8s.io" && kind == "CustomResourceDefinition")
     {
         Stage::Foundations
-    } else if object.is_cluster_scoped() {
+    } else if reference.namespace.is_none() {
         Stage::ClusterScoped
     } else {
         Stage::Namespaced
     }
 }
 
-fn kind_rank(kind: &str) -> usize {
+pub(crate) fn kind_rank(kind: &str) -> usize {
     KIND_ORDER
         .iter()
         .position(|known| *known == kind)
@@ -166,7 +169,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::{GroupVersionKind, ObjectRef, SourceLocation};
+    use crate::{GroupVersionKind, SourceLocation};
 
     fn object(
         api_version: &str,

@@ -1,0 +1,394 @@
+//! The sync plan: a pure function of what Git declares, what this application applied before
+//! (its inventory) and who owns the live objects.
+//!
+//! Ownership is marked on every object driftless applies with the label
+//! [`APPLICATION_LABEL`]`=<application>`. An application never takes over an object another
+//! application owns, never adopts an object driftless did not create unless asked to, and never
+//! deletes anything that does not carry its own label. Pruning comes after everything else was
+//! applied, in reverse apply order (namespaced objects, then cluster-scoped ones, then CRDs and
+//! Namespaces), and the annotation [`PRUNE_ANNOTATION`]`: "false"` keeps an object.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::sync_order::{InvalidWave, Wave, kind_rank, plan_order, stage_of_reference};
+use crate::{DesiredObject, ObjectRef};
+
+/// The label marking which application owns an object.
+pub const APPLICATION_LABEL: &str = "driftless.dev/application";
+/// `"false"` on a live object: never prune it.
+pub const PRUNE_ANNOTATION: &str = "driftless.dev/prune";
+
+/// What the cluster says about an object's ownership (only what planning needs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveOwnership {
+    /// The value of [`APPLICATION_LABEL`], if any.
+    pub owner: Option<String>,
+    /// [`PRUNE_ANNOTATION`] is `"false"`.
+    pub prune_disabled: bool,
+}
+
+impl LiveOwnership {
+    /// Reads ownership from a live object.
+    #[must_use]
+    pub fn of(object: &Value) -> Self {
+        let owner = object
+            .pointer("/metadata/labels")
+            .and_then(|labels| labels.get(APPLICATION_LABEL))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let prune_disabled = object
+            .pointer("/metadata/annotations")
+            .and_then(|annotations| annotations.get(PRUNE_ANNOTATION))
+            .and_then(Value::as_str)
+            == Some("false");
+        Self {
+            owner,
+            prune_disabled,
+        }
+    }
+}
+
+/// Adds the ownership label to a desired object's manifest.
+pub fn mark_owned(object: &mut DesiredObject, application: &str) {
+    let Some(metadata) = object.manifest.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let labels = metadata
+        .entry("labels")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if let Some(labels) = labels.as_object_mut() {
+        labels.insert(
+            APPLICATION_LABEL.to_owned(),
+            Value::String(application.to_owned()),
+        );
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Delete objects that left Git (automated `prune`, or `sync --prune`).
+    pub prune: bool,
+    /// Take over live objects that exist without any owner label (`sync --adopt`).
+    pub adopt: bool,
+}
+
+/// Why a desired object will not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum OwnershipConflict {
+    #[error("{object} belongs to application {owner:?}; an object is never taken from another application")]
+    OwnedByOther { object: ObjectRef, owner: String },
+    #[error("{object} exists and was not created by driftless; sync with --adopt to take it over")]
+    Unmanaged { object: ObjectRef },
+}
+
+/// Why an object that left Git stays in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeepReason {
+    /// Pruning is off for this sync; the object is out of sync ("requires pruning").
+    PruningOff,
+    /// The live object carries `driftless.dev/prune: "false"`.
+    PruneDisabled,
+    /// The live object now belongs to another application.
+    OwnedByOther,
+    /// The live object no longer carries our label (someone changed it): not ours to delete.
+    NotOurs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Objects to apply, wave by wave (indices into the desired objects).
+    pub waves: Vec<Wave>,
+    pub conflicts: Vec<OwnershipConflict>,
+    /// Objects to delete once everything else is applied, in this order.
+    pub prune: Vec<ObjectRef>,
+    pub kept: Vec<(ObjectRef, KeepReason)>,
+    /// What the inventory should hold once the plan has run: every applied object and every object
+    /// that is still ours in the cluster.
+    pub next_inventory: BTreeSet<ObjectRef>,
+}
+
+/// Plans a sync of `application`. `live` holds ownership for every desired or inventory object
+/// that exists in the cluster (absent = does not exist).
+pub fn plan(
+    application: &str,
+    desired: &[DesiredObject],
+    inventory: &BTreeSet<ObjectRef>,
+    live: &BTreeMap<ObjectRef, LiveOwnership>,
+    options: PlanOptions,
+) -> Result<Plan, Vec<InvalidWave>> {
+    let mut conflicts = Vec::new();
+    for object in desired {
+        let Some(ownership) = live.get(&object.reference) else {
+            continue;
+        };
+        match &ownership.owner {
+            Some(owner) if owner != application => {
+                conflicts.push(OwnershipConflict::OwnedByOther {
+                    object: object.reference.clone(),
+                    owner: owner.clone(),
+                });
+            }
+            None if !options.adopt && !inventory.contains(&object.reference) => {
+                conflicts.push(OwnershipConflict::Unmanaged {
+                    object: object.reference.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    let blocked: BTreeSet<&ObjectRef> = conflicts
+        .iter()
+        .map(|conflict| match conflict {
+            OwnershipConflict::OwnedByOther { object, .. } | OwnershipConflict::Unmanaged { object } => {
+                object
+            }
+        })
+        .collect();
+    let mut waves = plan_order(desired)?;
+    for wave in &mut waves {
+        for (_, objects) in &mut wave.stages {
+            objects.retain(|index| !blocked.contains(&desired[*index].reference));
+        }
+        wave.stages.retain(|(_, objects)| !objects.is_empty());
+    }
+    waves.retain(|wave| !wave.stages.is_empty());
+
+    let declared: BTreeSet<&ObjectRef> = desired.iter().map(|object| &object.reference).collect();
+    let mut next_inventory: BTreeSet<ObjectRef> = declared
+        .iter()
+        .filter(|reference| !blocked.contains(*reference))
+        .map(|reference| (*reference).clone())
+        .collect();
+    let mut prune = Vec::new();
+    let mut kept = Vec::new();
+    for reference in inventory.iter().filter(|reference| !declared.contains(reference)) {
+        let Some(ownership) = live.get(reference) else {
+            continue;
+        }; // already gone
+        let reason = match &ownership.owner {
+            Some(owner) if owner != application => Some(KeepReason::OwnedByOther),
+            None => Some(KeepReason::NotOurs),
+            Some(_) if ownership.prune_disabled => Some(KeepReason::PruneDisabled),
+            Some(_) if !options.prune => Some(KeepReason::PruningOff),
+            Some(_) => None,
+        };
+        match reason {
+            None => prune.push(reference.clone()),
+            Some(reason) => {
+                if matches!(reason, KeepReason::PruneDisabled | KeepReason::PruningOff) {
+                    next_inventory.insert(reference.clone());
+                }
+                kept.push((reference.clone(), reason));
+            }
+        }
+    }
+    // Reverse apply order: what depends on a namespace or CRD goes before it.
+    prune.sort_by(|a, b| {
+        (stage_of_reference(b), kind_rank(&b.kind), b).cmp(&(stage_of_reference(a), kind_rank(&a.kind), a))
+    });
+    Ok(Plan {
+        waves,
+        conflicts,
+        prune,
+        kept,
+        next_inventory,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{GroupVersionKind, SourceLocation};
+
+    fn reference(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> ObjectRef {
+        ObjectRef::new(
+            &GroupVersionKind::from_api_version(api_version, kind).expect("valid"),
+            namespace,
+            name,
+        )
+    }
+
+    fn desired(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> DesiredObject {
+        let gvk = GroupVersionKind::from_api_version(api_version, kind).expect("valid");
+        DesiredObject {
+            reference: ObjectRef::new(&gvk, namespace, name),
+            gvk,
+            manifest: json!({ "apiVersion": api_version, "kind": kind, "metadata": { "name": name } }),
+            source: SourceLocation {
+                file: "f.yaml".into(),
+                document: 0,
+                line: None,
+            },
+        }
+    }
+
+    fn owned(owner: Option<&str>) -> LiveOwnership {
+        LiveOwnership {
+            owner: owner.map(str::to_owned),
+            prune_disabled: false,
+        }
+    }
+
+    const PRUNE: PlanOptions = PlanOptions {
+        prune: true,
+        adopt: false,
+    };
+
+    #[test]
+    fn objects_owned_elsewhere_or_by_nobody_are_not_applied() {
+        let objects = [
+            desired("v1", "ConfigMap", Some("a"), "ours"),
+            desired("v1", "ConfigMap", Some("a"), "theirs"),
+            desired("v1", "ConfigMap", Some("a"), "manual"),
+            desired("v1", "ConfigMap", Some("a"), "new"),
+        ];
+        let live = BTreeMap::from([
+            (objects[0].reference.clone(), owned(Some("web"))),
+            (objects[1].reference.clone(), owned(Some("billing"))),
+            (objects[2].reference.clone(), owned(None)),
+        ]);
+        let plan = plan("web", &objects, &BTreeSet::new(), &live, PRUNE).expect("plan");
+        let applied: Vec<&str> = plan.waves[0]
+            .objects()
+            .map(|i| objects[i].reference.name.as_str())
+            .collect();
+        assert_eq!(applied, vec!["new", "ours"]);
+        assert_eq!(plan.conflicts.len(), 2);
+        assert_eq!(
+            plan.conflicts[0].to_string(),
+            "ConfigMap/a/theirs belongs to application \"billing\"; an object is never taken from another application"
+        );
+        assert!(!plan.next_inventory.contains(&objects[1].reference));
+
+        let adopting = plan_with_adopt(&objects, &live);
+        assert_eq!(
+            adopting.conflicts.len(),
+            1,
+            "--adopt takes unmanaged objects, never another application's"
+        );
+    }
+
+    fn plan_with_adopt(objects: &[DesiredObject], live: &BTreeMap<ObjectRef, LiveOwnership>) -> Plan {
+        plan(
+            "web",
+            objects,
+            &BTreeSet::new(),
+            live,
+            PlanOptions {
+                prune: true,
+                adopt: true,
+            },
+        )
+        .expect("plan")
+    }
+
+    #[test]
+    fn objects_that_left_git_are_pruned_only_when_ours_and_allowed() {
+        let gone = reference("v1", "ConfigMap", Some("a"), "gone");
+        let keep = reference("v1", "ConfigMap", Some("a"), "keep");
+        let moved = reference("v1", "ConfigMap", Some("a"), "moved");
+        let relabelled = reference("v1", "ConfigMap", Some("a"), "relabelled");
+        let vanished = reference("v1", "ConfigMap", Some("a"), "vanished");
+        let inventory = BTreeSet::from([
+            gone.clone(),
+            keep.clone(),
+            moved.clone(),
+            relabelled.clone(),
+            vanished.clone(),
+        ]);
+        let live = BTreeMap::from([
+            (gone.clone(), owned(Some("web"))),
+            (
+                keep.clone(),
+                LiveOwnership {
+                    owner: Some("web".into()),
+                    prune_disabled: true,
+                },
+            ),
+            (moved.clone(), owned(Some("billing"))),
+            (relabelled.clone(), owned(None)),
+        ]);
+        let plan1 = plan("web", &[], &inventory, &live, PRUNE).expect("plan");
+        assert_eq!(plan1.prune, vec![gone.clone()]);
+        assert_eq!(
+            plan1.kept,
+            vec![
+                (keep.clone(), KeepReason::PruneDisabled),
+                (moved, KeepReason::OwnedByOther),
+                (relabelled, KeepReason::NotOurs)
+            ]
+        );
+        assert_eq!(
+            plan1.next_inventory,
+            BTreeSet::from([keep.clone()]),
+            "kept-but-ours stays tracked; vanished is dropped"
+        );
+
+        let manual = plan(
+            "web",
+            &[],
+            &inventory,
+            &live,
+            PlanOptions {
+                prune: false,
+                adopt: false,
+            },
+        )
+        .expect("plan");
+        assert!(manual.prune.is_empty());
+        assert!(manual.kept.contains(&(gone.clone(), KeepReason::PruningOff)));
+        assert!(manual.next_inventory.contains(&gone));
+    }
+
+    #[test]
+    fn pruning_runs_in_reverse_apply_order() {
+        let refs = [
+            reference("v1", "Namespace", None, "team"),
+            reference(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                None,
+                "widgets.example.com",
+            ),
+            reference("rbac.authorization.k8s.io/v1", "ClusterRole", None, "reader"),
+            reference("v1", "ConfigMap", Some("team"), "settings"),
+            reference("apps/v1", "Deployment", Some("team"), "web"),
+        ];
+        let inventory: BTreeSet<ObjectRef> = refs.iter().cloned().collect();
+        let live = refs.iter().map(|r| (r.clone(), owned(Some("web")))).collect();
+        let plan = plan("web", &[], &inventory, &live, PRUNE).expect("plan");
+        let order: Vec<&str> = plan.prune.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(
+            order,
+            vec![
+                "Deployment",
+                "ConfigMap",
+                "ClusterRole",
+                "CustomResourceDefinition",
+                "Namespace"
+            ]
+        );
+    }
+
+    #[test]
+    fn ownership_is_read_from_and_written_to_labels() {
+        let live = json!({ "metadata": { "labels": { APPLICATION_LABEL: "web" }, "annotations": { PRUNE_ANNOTATION: "false" } } });
+        assert_eq!(
+            LiveOwnership::of(&live),
+            LiveOwnership {
+                owner: Some("web".into()),
+                prune_disabled: true
+            }
+        );
+        assert_eq!(LiveOwnership::of(&json!({ "metadata": {} })), owned(None));
+
+        let mut object = desired("v1", "ConfigMap", Some("a"), "x");
+        mark_owned(&mut object, "web");
+        assert_eq!(object.manifest["metadata"]["labels"][APPLICATION_LABEL], "web");
+    }
+}
