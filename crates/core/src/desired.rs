@@ -42,7 +42,6 @@ impl DesiredObject {
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.manifest.pointer("/metadata/annotations")?.get(key)?.as_str()
     }
-
 }
 
 /// Objects declared more than once: each entry is the object and every place that declares it.

@@ -1,0 +1,477 @@
+//! driftless's embedded database (SQLite, one file under the data directory): every sync with its
+//! per-object outcome, each application's inventory (what it applied, for pruning), and revisions
+//! pinned by a rollback.
+//!
+//! Only identities, actions and messages are stored: never a manifest, and never a Secret's value.
+//! Calls are synchronous; async callers run them on a blocking thread. Timestamps are passed in
+//! (Unix milliseconds), so behaviour does not depend on the clock in tests.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Mutex;
+
+use driftless_core::ObjectRef;
+use rusqlite::{Connection, OptionalExtension as _, params};
+use serde::{Deserialize, Serialize};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r"
+    CREATE TABLE syncs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        application TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        requested_revision TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        result TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        summary TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX syncs_by_application ON syncs (application, id DESC);
+    CREATE TABLE sync_objects (
+        sync_id INTEGER NOT NULL REFERENCES syncs (id) ON DELETE CASCADE,
+        object TEXT NOT NULL,
+        action TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX sync_objects_by_sync ON sync_objects (sync_id);
+    CREATE TABLE inventory (
+        application TEXT NOT NULL,
+        object TEXT NOT NULL,
+        PRIMARY KEY (application, object)
+    );
+    CREATE TABLE pins (
+        application TEXT PRIMARY KEY,
+        revision TEXT NOT NULL
+    );
+"];
+
+/// Returned by [`Store`] operations.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("failed to open the database {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database error while trying to {action}")]
+    Sql {
+        action: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("corrupt record while trying to {action}: {message}")]
+    Corrupt { action: &'static str, message: String },
+}
+
+fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Sql { action, source }
+}
+
+/// What started a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    Automated,
+    Manual,
+    Rollback,
+    SelfHeal,
+}
+
+/// How a sync ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncResult {
+    Running,
+    Succeeded,
+    Failed,
+    /// The process stopped while the sync ran; found and marked on the next start.
+    Interrupted,
+}
+
+/// What happened to one object in a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectAction {
+    Created,
+    Configured,
+    Unchanged,
+    Pruned,
+    /// Left Git but stays (pruning off, `prune: "false"`, owned elsewhere).
+    Kept,
+    /// Not applied (ownership conflict, or an earlier wave failed).
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectOutcome {
+    pub object: ObjectRef,
+    pub action: ObjectAction,
+    pub message: String,
+}
+
+/// Counts per action, kept with each sync for listings. A sync that never finished has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Summary {
+    pub created: usize,
+    pub configured: usize,
+    pub unchanged: usize,
+    pub pruned: usize,
+    pub kept: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+impl Summary {
+    #[must_use]
+    pub fn of(outcomes: &[ObjectOutcome]) -> Self {
+        let mut summary = Self::default();
+        for outcome in outcomes {
+            *match outcome.action {
+                ObjectAction::Created => &mut summary.created,
+                ObjectAction::Configured => &mut summary.configured,
+                ObjectAction::Unchanged => &mut summary.unchanged,
+                ObjectAction::Pruned => &mut summary.pruned,
+                ObjectAction::Kept => &mut summary.kept,
+                ObjectAction::Skipped => &mut summary.skipped,
+                ObjectAction::Failed => &mut summary.failed,
+            } += 1;
+        }
+        summary
+    }
+}
+
+/// One recorded sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRecord {
+    pub id: i64,
+    pub application: String,
+    /// The commit applied.
+    pub revision: String,
+    /// The revision as configured (branch, tag, commit).
+    pub requested_revision: String,
+    pub trigger: Trigger,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub result: SyncResult,
+    pub message: String,
+    pub summary: Summary,
+}
+
+/// The database. Safe to share between threads; one connection, serialised.
+pub struct Store {
+    connection: Mutex<Connection>,
+}
+
+fn to_text<T: Serialize>(value: &T) -> String {
+    // Plain enums and structs of strings and numbers always serialise.
+    serde_json::to_string(value).expect("store records always serialise to JSON")
+}
+
+fn from_text<T: for<'de> Deserialize<'de>>(action: &'static str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|err| StoreError::Corrupt {
+        action,
+        message: err.to_string(),
+    })
+}
+
+/// Enum columns hold the bare serde name (`succeeded`), not a JSON string.
+fn enum_text<T: Serialize>(value: &T) -> String {
+    to_text(value).trim_matches('"').to_owned()
+}
+
+fn enum_from<T: for<'de> Deserialize<'de>>(action: &'static str, text: &str) -> Result<T, StoreError> {
+    from_text(action, &format!("\"{text}\""))
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, migrates it, and marks syncs that were
+    /// running when the last process stopped as interrupted.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_error = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let connection = Connection::open(path).map_err(open_error)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_error)?;
+        Self::prepare(connection)
+    }
+
+    /// A private in-memory database, for tests and dry runs.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let connection = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: ":memory:".into(),
+            source,
+        })?;
+        Self::prepare(connection)
+    }
+
+    fn prepare(connection: Connection) -> Result<Self, StoreError> {
+        connection
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql("set the busy timeout"))?;
+        connection
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql("enable foreign keys"))?;
+        let applied: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(sql("read the schema version"))?;
+        let applied = usize::try_from(applied).unwrap_or(0);
+        for (index, migration) in (1_i64..).zip(MIGRATIONS).skip(applied) {
+            connection
+                .execute_batch(migration)
+                .map_err(sql("migrate the schema"))?;
+            connection
+                .pragma_update(None, "user_version", index)
+                .map_err(sql("record the schema version"))?;
+        }
+        connection
+            .execute("UPDATE syncs SET result = 'interrupted', message = 'driftless stopped while this sync ran' WHERE result = 'running'", [])
+            .map_err(sql("mark interrupted syncs"))?;
+        Ok(Self {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back), so a
+        // poisoned lock is safe to keep using.
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records the start of a sync; returns its id.
+    pub fn begin_sync(
+        &self,
+        application: &str,
+        revision: &str,
+        requested_revision: &str,
+        trigger: Trigger,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let connection = self.connection();
+        connection
+            .execute(
+                "INSERT INTO syncs (application, revision, requested_revision, trigger, started_at, result) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+                params![application, revision, requested_revision, enum_text(&trigger), now],
+            )
+            .map_err(sql("record a sync"))?;
+        Ok(connection.last_insert_rowid())
+    }
+
+    /// Records how a sync ended, with every object's outcome.
+    pub fn finish_sync(
+        &self,
+        id: i64,
+        result: SyncResult,
+        message: &str,
+        outcomes: &[ObjectOutcome],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let transaction = connection.transaction().map_err(sql("finish a sync"))?;
+        transaction
+            .execute(
+                "UPDATE syncs SET finished_at = ?2, result = ?3, message = ?4, summary = ?5 WHERE id = ?1",
+                params![
+                    id,
+                    now,
+                    enum_text(&result),
+                    message,
+                    to_text(&Summary::of(outcomes))
+                ],
+            )
+            .map_err(sql("finish a sync"))?;
+        {
+            let mut insert = transaction
+                .prepare(
+                    "INSERT INTO sync_objects (sync_id, object, action, message) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(sql("record object outcomes"))?;
+            for outcome in outcomes {
+                insert
+                    .execute(params![
+                        id,
+                        to_text(&outcome.object),
+                        enum_text(&outcome.action),
+                        outcome.message
+                    ])
+                    .map_err(sql("record object outcomes"))?;
+            }
+        }
+        transaction.commit().map_err(sql("finish a sync"))
+    }
+
+    /// The latest syncs of `application`, newest first.
+    pub fn history(&self, application: &str, limit: usize) -> Result<Vec<SyncRecord>, StoreError> {
+        let connection = self.connection();
+        let mut query = connection
+            .prepare(
+                "SELECT id, application, revision, requested_revision, trigger, started_at, finished_at, result, message, summary \
+                 FROM syncs WHERE application = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(sql("read history"))?;
+        let rows = query
+            .query_map(
+                params![application, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, i64>(5)?,
+                        row.get::<_, Option<i64>>(6)?,
+                        row.get::<_, String>(7)?,
+                        row.get::<_, String>(8)?,
+                        row.get::<_, String>(9)?,
+                    ))
+                },
+            )
+            .map_err(sql("read history"))?;
+        let mut records = Vec::new();
+        for row in rows {
+            let (
+                id,
+                application,
+                revision,
+                requested_revision,
+                trigger,
+                started_at,
+                finished_at,
+                result,
+                message,
+                summary,
+            ) = row.map_err(sql("read history"))?;
+            records.push(SyncRecord {
+                id,
+                application,
+                revision,
+                requested_revision,
+                trigger: enum_from("read history", &trigger)?,
+                started_at,
+                finished_at,
+                result: enum_from("read history", &result)?,
+                message,
+                summary: from_text("read history", &summary)?,
+            });
+        }
+        Ok(records)
+    }
+
+    /// Every object outcome of one sync, in the order recorded.
+    pub fn sync_objects(&self, id: i64) -> Result<Vec<ObjectOutcome>, StoreError> {
+        let connection = self.connection();
+        let mut query = connection
+            .prepare("SELECT object, action, message FROM sync_objects WHERE sync_id = ?1 ORDER BY rowid")
+            .map_err(sql("read sync objects"))?;
+        let rows = query
+            .query_map(params![id], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(sql("read sync objects"))?;
+        rows.map(|row| {
+            let (object, action, message) = row.map_err(sql("read sync objects"))?;
+            Ok(ObjectOutcome {
+                object: from_text("read sync objects", &object)?,
+                action: enum_from("read sync objects", &action)?,
+                message,
+            })
+        })
+        .collect()
+    }
+
+    /// Whether `revision` (a commit) was ever synced successfully for `application`.
+    pub fn was_synced(&self, application: &str, revision: &str) -> Result<bool, StoreError> {
+        self.connection()
+            .query_row(
+                "SELECT 1 FROM syncs WHERE application = ?1 AND revision = ?2 AND result = 'succeeded' LIMIT 1",
+                params![application, revision],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(sql("look up a synced revision"))
+    }
+
+    /// What `application` applied last (for pruning).
+    pub fn inventory(&self, application: &str) -> Result<BTreeSet<ObjectRef>, StoreError> {
+        let connection = self.connection();
+        let mut query = connection
+            .prepare("SELECT object FROM inventory WHERE application = ?1")
+            .map_err(sql("read the inventory"))?;
+        let rows = query
+            .query_map(params![application], |row| row.get::<_, String>(0))
+            .map_err(sql("read the inventory"))?;
+        rows.map(|row| from_text("read the inventory", &row.map_err(sql("read the inventory"))?))
+            .collect()
+    }
+
+    /// Replaces `application`'s inventory, atomically.
+    pub fn set_inventory(&self, application: &str, objects: &BTreeSet<ObjectRef>) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let transaction = connection.transaction().map_err(sql("write the inventory"))?;
+        transaction
+            .execute(
+                "DELETE FROM inventory WHERE application = ?1",
+                params![application],
+            )
+            .map_err(sql("write the inventory"))?;
+        {
+            let mut insert = transaction
+                .prepare("INSERT INTO inventory (application, object) VALUES (?1, ?2)")
+                .map_err(sql("write the inventory"))?;
+            for object in objects {
+                insert
+                    .execute(params![application, to_text(object)])
+                    .map_err(sql("write the inventory"))?;
+            }
+        }
+        transaction.commit().map_err(sql("write the inventory"))
+    }
+
+    /// Pins `application` at `revision` (after a rollback): automated syncs stop until unpinned.
+    pub fn pin(&self, application: &str, revision: &str) -> Result<(), StoreError> {
+        self.connection()
+            .execute(
+                "INSERT INTO pins (application, revision) VALUES (?1, ?2) ON CONFLICT (application) DO UPDATE SET revision = ?2",
+                params![application, revision],
+            )
+            .map(drop)
+            .map_err(sql("pin a revision"))
+    }
+
+    /// `true` if it was pinned.
+    pub fn unpin(&self, application: &str) -> Result<bool, StoreError> {
+        self.connection()
+            .execute("DELETE FROM pins WHERE application = ?1", params![application])
+            .map(|deleted| deleted > 0)
+            .map_err(sql("unpin"))
+    }
+
+    pub fn pinned(&self, application: &str) -> Result<Option<String>, StoreError> {
+        self.connection()
+            .query_row(
+                "SELECT revision FROM pins WHERE application = ?1",
+                params![application],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql("read a pin"))
+    }
+}

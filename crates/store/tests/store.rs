@@ -1,0 +1,109 @@
+//! The store on a real SQLite file: history, inventory, pins, and recovery after a crash.
+
+use std::collections::BTreeSet;
+
+use driftless_core::{GroupVersionKind, ObjectRef};
+use driftless_store::{ObjectAction, ObjectOutcome, Store, SyncResult, Trigger};
+
+fn config_map(name: &str) -> ObjectRef {
+    ObjectRef::new(
+        &GroupVersionKind::from_api_version("v1", "ConfigMap").expect("valid"),
+        Some("web"),
+        name,
+    )
+}
+
+#[test]
+fn syncs_are_recorded_with_their_objects_newest_first() {
+    let store = Store::open_in_memory().expect("open");
+    let first = store
+        .begin_sync("web", "aaaa", "main", Trigger::Automated, 1_000)
+        .expect("begin");
+    let outcomes = vec![
+        ObjectOutcome {
+            object: config_map("a"),
+            action: ObjectAction::Created,
+            message: String::new(),
+        },
+        ObjectOutcome {
+            object: config_map("b"),
+            action: ObjectAction::Failed,
+            message: "rejected: field is immutable".into(),
+        },
+    ];
+    store
+        .finish_sync(first, SyncResult::Failed, "1 object failed", &outcomes, 2_000)
+        .expect("finish");
+    let second = store
+        .begin_sync("web", "bbbb", "main", Trigger::Manual, 3_000)
+        .expect("begin");
+    store
+        .finish_sync(second, SyncResult::Succeeded, "", &[], 4_000)
+        .expect("finish");
+    store
+        .begin_sync("other", "cccc", "main", Trigger::Manual, 5_000)
+        .expect("another application");
+
+    let history = store.history("web", 10).expect("history");
+    assert_eq!(
+        history.iter().map(|r| r.revision.as_str()).collect::<Vec<_>>(),
+        vec!["bbbb", "aaaa"]
+    );
+    assert_eq!(history[1].result, SyncResult::Failed);
+    assert_eq!((history[1].summary.created, history[1].summary.failed), (1, 1));
+    assert_eq!(history[1].finished_at, Some(2_000));
+    assert_eq!(store.sync_objects(first).expect("objects"), outcomes);
+    assert!(store.was_synced("web", "bbbb").expect("lookup"));
+    assert!(
+        !store.was_synced("web", "aaaa").expect("lookup"),
+        "a failed sync is not a synced revision"
+    );
+    assert_eq!(store.history("web", 1).expect("limited").len(), 1);
+}
+
+#[test]
+fn a_sync_running_when_the_process_died_is_marked_interrupted_on_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state/driftless.db");
+    {
+        let store = Store::open(&path).expect("open");
+        store
+            .begin_sync("web", "aaaa", "main", Trigger::Automated, 1_000)
+            .expect("begin");
+        // Dropped without finish_sync: the process "died" mid-sync.
+    }
+    let reopened = Store::open(&path).expect("reopen");
+    let history = reopened.history("web", 10).expect("history");
+    assert_eq!(history[0].result, SyncResult::Interrupted);
+    assert_eq!(history[0].message, "driftless stopped while this sync ran");
+}
+
+#[test]
+fn inventories_are_replaced_atomically_and_kept_per_application() {
+    let store = Store::open_in_memory().expect("open");
+    let first: BTreeSet<ObjectRef> = [config_map("a"), config_map("b")].into();
+    store.set_inventory("web", &first).expect("set");
+    store
+        .set_inventory("other", &[config_map("z")].into())
+        .expect("set other");
+    assert_eq!(store.inventory("web").expect("read"), first);
+    let second: BTreeSet<ObjectRef> = [config_map("b"), config_map("c")].into();
+    store.set_inventory("web", &second).expect("replace");
+    assert_eq!(store.inventory("web").expect("read"), second);
+    assert_eq!(store.inventory("other").expect("read").len(), 1);
+    assert!(store.inventory("unknown").expect("read").is_empty());
+}
+
+#[test]
+fn pins_persist_until_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("driftless.db");
+    Store::open(&path).expect("open").pin("web", "aaaa").expect("pin");
+    let store = Store::open(&path).expect("reopen");
+    assert_eq!(store.pinned("web").expect("read").as_deref(), Some("aaaa"));
+    store.pin("web", "bbbb").expect("re-pin");
+    assert_eq!(store.pinned("web").expect("read").as_deref(), Some("bbbb"));
+    assert!(store.unpin("web").expect("unpin"));
+    assert!(!store.unpin("web").expect("unpin again"));
+    assert_eq!(store.pinned("web").expect("read"), None);
+}
