@@ -30,7 +30,13 @@ pub enum ObjectError {
         code: u16,
         message: String,
     },
-    #[error("{object}: request failed")]
+    #[error("{object}: the API server failed ({code}): {message}")]
+    ServerError {
+        object: String,
+        code: u16,
+        message: String,
+    },
+    #[error("{object}: request failed: {source}")]
     Request {
         object: String,
         #[source]
@@ -53,6 +59,11 @@ impl ObjectError {
                 code: status.code,
                 message: status.message,
             },
+            kube::Error::Api(status) => Self::ServerError {
+                object,
+                code: status.code,
+                message: status.message,
+            },
             source => Self::Request { object, source },
         }
     }
@@ -61,7 +72,7 @@ impl ObjectError {
     #[must_use]
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Request { .. } => true,
+            Self::Request { .. } | Self::ServerError { .. } => true,
             Self::Rejected { code, .. } => *code == 429,
             Self::Conflict { .. } | Self::Decode { .. } => false,
         }
@@ -114,17 +125,22 @@ impl Objects {
         })
     }
 
-    /// The live object, `None` when it does not exist.
+    /// The live object, `None` when it does not exist (also when its kind is not served, e.g. a
+    /// CRD that is not installed yet: the server then answers a bare 404).
     pub async fn get(
         &self,
         resource: &ApiResource,
         reference: &ObjectRef,
     ) -> Result<Option<Value>, ObjectError> {
-        let found = self
+        let found = match self
             .api(resource, reference.namespace.as_deref())
-            .get_opt(&reference.name)
+            .get(&reference.name)
             .await
-            .map_err(|err| ObjectError::from_kube(reference, err))?;
+        {
+            Ok(found) => Some(found),
+            Err(kube::Error::Api(status)) if status.code == 404 => None,
+            Err(err) => return Err(ObjectError::from_kube(reference, err)),
+        };
         found
             .map(serde_json::to_value)
             .transpose()

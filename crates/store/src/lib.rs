@@ -6,7 +6,7 @@
 //! Calls are synchronous; async callers run them on a blocking thread. Timestamps are passed in
 //! (Unix milliseconds), so behaviour does not depend on the clock in tests.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[r"
     CREATE TABLE inventory (
         application TEXT NOT NULL,
         object TEXT NOT NULL,
+        version TEXT NOT NULL,
         PRIMARY KEY (application, object)
     );
     CREATE TABLE pins (
@@ -409,21 +410,31 @@ impl Store {
             .map_err(sql("look up a synced revision"))
     }
 
-    /// What `application` applied last (for pruning).
-    pub fn inventory(&self, application: &str) -> Result<BTreeSet<ObjectRef>, StoreError> {
+    /// What `application` applied last (for pruning), with the API version each was applied as,
+    /// so objects whose manifests left Git can still be looked up.
+    pub fn inventory(&self, application: &str) -> Result<BTreeMap<ObjectRef, String>, StoreError> {
         let connection = self.connection();
         let mut query = connection
-            .prepare("SELECT object FROM inventory WHERE application = ?1")
+            .prepare("SELECT object, version FROM inventory WHERE application = ?1")
             .map_err(sql("read the inventory"))?;
         let rows = query
-            .query_map(params![application], |row| row.get::<_, String>(0))
+            .query_map(params![application], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
             .map_err(sql("read the inventory"))?;
-        rows.map(|row| from_text("read the inventory", &row.map_err(sql("read the inventory"))?))
-            .collect()
+        rows.map(|row| {
+            let (object, version) = row.map_err(sql("read the inventory"))?;
+            Ok((from_text("read the inventory", &object)?, version))
+        })
+        .collect()
     }
 
     /// Replaces `application`'s inventory, atomically.
-    pub fn set_inventory(&self, application: &str, objects: &BTreeSet<ObjectRef>) -> Result<(), StoreError> {
+    pub fn set_inventory(
+        &self,
+        application: &str,
+        objects: &BTreeMap<ObjectRef, String>,
+    ) -> Result<(), StoreError> {
         let mut connection = self.connection();
         let transaction = connection.transaction().map_err(sql("write the inventory"))?;
         transaction
@@ -434,11 +445,11 @@ impl Store {
             .map_err(sql("write the inventory"))?;
         {
             let mut insert = transaction
-                .prepare("INSERT INTO inventory (application, object) VALUES (?1, ?2)")
+                .prepare("INSERT INTO inventory (application, object, version) VALUES (?1, ?2, ?3)")
                 .map_err(sql("write the inventory"))?;
-            for object in objects {
+            for (object, version) in objects {
                 insert
-                    .execute(params![application, to_text(object)])
+                    .execute(params![application, to_text(object), version])
                     .map_err(sql("write the inventory"))?;
             }
         }

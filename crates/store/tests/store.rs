@@ -1,6 +1,6 @@
 //! The store on a real SQLite file: history, inventory, pins, and recovery after a crash.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use driftless_core::{GroupVersionKind, ObjectRef};
 use driftless_store::{ObjectAction, ObjectOutcome, Store, SyncResult, Trigger};
@@ -81,15 +81,21 @@ fn a_sync_running_when_the_process_died_is_marked_interrupted_on_reopen() {
 #[test]
 fn inventories_are_replaced_atomically_and_kept_per_application() {
     let store = Store::open_in_memory().expect("open");
-    let first: BTreeSet<ObjectRef> = [config_map("a"), config_map("b")].into();
-    store.set_inventory("web", &first).expect("set");
+    let versioned = |names: &[&str]| -> BTreeMap<ObjectRef, String> {
+        names
+            .iter()
+            .map(|name| (config_map(name), "v1".to_owned()))
+            .collect()
+    };
+    store.set_inventory("web", &versioned(&["a", "b"])).expect("set");
     store
-        .set_inventory("other", &[config_map("z")].into())
+        .set_inventory("other", &versioned(&["z"]))
         .expect("set other");
-    assert_eq!(store.inventory("web").expect("read"), first);
-    let second: BTreeSet<ObjectRef> = [config_map("b"), config_map("c")].into();
-    store.set_inventory("web", &second).expect("replace");
-    assert_eq!(store.inventory("web").expect("read"), second);
+    assert_eq!(store.inventory("web").expect("read"), versioned(&["a", "b"]));
+    store
+        .set_inventory("web", &versioned(&["b", "c"]))
+        .expect("replace");
+    assert_eq!(store.inventory("web").expect("read"), versioned(&["b", "c"]));
     assert_eq!(store.inventory("other").expect("read").len(), 1);
     assert!(store.inventory("unknown").expect("read").is_empty());
 }

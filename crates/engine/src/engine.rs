@@ -1,0 +1,242 @@
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use driftless_config::Config;
+use driftless_core::application::Application;
+use driftless_core::diff::{ObjectDiff, compare as compare_object};
+use driftless_core::health::{self, Health};
+use driftless_core::{ObjectRef, SyncState};
+use driftless_git::Mirrors;
+use driftless_kube::{ApplyOptions, ConnectOptions, Discovery, Objects, connect};
+use driftless_render::RenderLimits;
+use driftless_store::Store;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::EngineError;
+
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Where mirrors and the database live.
+    pub data_dir: PathBuf,
+    pub connect: ConnectOptions,
+    pub render_limits: RenderLimits,
+}
+
+/// A connected cluster: one client, its discovery cache and object operations.
+#[derive(Clone)]
+pub(crate) struct ClusterHandle {
+    pub discovery: Arc<Discovery>,
+    pub objects: Objects,
+}
+
+pub struct Engine {
+    pub(crate) config: Config,
+    pub(crate) mirrors: Mirrors,
+    pub(crate) store: Arc<Store>,
+    pub(crate) options: EngineOptions,
+    clusters: Mutex<HashMap<String, ClusterHandle>>,
+    /// Salts the hashes that stand in for Secret values in diffs; new per process.
+    pub(crate) redaction_salt: [u8; 16],
+}
+
+/// One object's state in a comparison.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectStatus {
+    pub object: ObjectRef,
+    pub diff: ObjectDiff,
+    pub health: Health,
+}
+
+/// An application compared with its cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppComparison {
+    pub application: String,
+    pub revision: String,
+    pub sync: SyncState,
+    pub health: Health,
+    pub objects: Vec<ObjectStatus>,
+    /// Objects this application applied before that left Git and are still its own.
+    pub to_prune: Vec<ObjectRef>,
+}
+
+fn random_salt() -> [u8; 16] {
+    use std::io::Read as _;
+    let mut salt = [0u8; 16];
+    // Without the kernel's randomness the salt stays zero: hashes are then comparable across
+    // processes, values still never shown.
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut urandom| urandom.read_exact(&mut salt));
+    salt
+}
+
+impl Engine {
+    /// An engine for `config`, with its mirrors and database under `options.data_dir`.
+    pub fn new(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
+        let store = Store::open(&options.data_dir.join("driftless.db"))?;
+        let mirrors = Mirrors::new(options.data_dir.join("git"), config.repositories.clone());
+        Ok(Self {
+            config,
+            mirrors,
+            store: Arc::new(store),
+            options,
+            clusters: Mutex::new(HashMap::new()),
+            redaction_salt: random_salt(),
+        })
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn application(&self, name: &str) -> Result<&Application, EngineError> {
+        self.config
+            .applications
+            .iter()
+            .find(|app| app.name == name)
+            .ok_or_else(|| EngineError::UnknownApplication(name.to_owned()))
+    }
+
+    pub(crate) async fn cluster(&self, name: &str) -> Result<ClusterHandle, EngineError> {
+        let mut clusters = self.clusters.lock().await;
+        if let Some(handle) = clusters.get(name) {
+            return Ok(handle.clone());
+        }
+        let cluster = self
+            .config
+            .clusters
+            .iter()
+            .find(|cluster| cluster.name == name)
+            .ok_or_else(|| EngineError::UnknownCluster(name.to_owned()))?;
+        let client = connect(cluster, self.options.connect).await?;
+        let handle = ClusterHandle {
+            discovery: Arc::new(Discovery::new(client.clone())),
+            objects: Objects::new(client),
+        };
+        clusters.insert(name.to_owned(), handle.clone());
+        Ok(handle)
+    }
+
+    /// Compares the application at its current revision with the cluster: a server-side dry-run
+    /// of every object, normalised, plus what would be pruned. Changes nothing.
+    pub async fn compare(&self, name: &str) -> Result<AppComparison, EngineError> {
+        let app = self.application(name)?;
+        let desired = self.desired_state(app, None).await?;
+        let cluster = self.cluster(&app.destination.cluster).await?;
+        let cluster_error = |source| EngineError::Cluster {
+            application: app.name.clone(),
+            source: Box::new(source),
+        };
+        let mut objects = Vec::with_capacity(desired.objects.len());
+        for (object, resolved) in &desired.objects {
+            let live = cluster
+                .objects
+                .get(&resolved.resource, &object.reference)
+                .await
+                .map_err(cluster_error)?;
+            let dry_run = ApplyOptions {
+                dry_run: true,
+                force: true,
+            };
+            let would_be = cluster
+                .objects
+                .apply(&resolved.resource, object, dry_run)
+                .await
+                .map_err(cluster_error)?;
+            let diff = compare_object(
+                &object.reference,
+                live.as_ref(),
+                &would_be,
+                &app.ignore_differences,
+                &self.redaction_salt,
+            );
+            let health = live.as_ref().map_or_else(Health::missing, |live| {
+                health::assess(&object.reference.group, &object.reference.kind, live)
+            });
+            objects.push(ObjectStatus {
+                object: object.reference.clone(),
+                diff,
+                health,
+            });
+        }
+        let declared: BTreeSet<&ObjectRef> = desired.objects.iter().map(|(o, _)| &o.reference).collect();
+        let mut to_prune = Vec::new();
+        for (reference, version) in self.store.inventory(&app.name)? {
+            if declared.contains(&reference) {
+                continue;
+            }
+            if let Some(live) = self.live_ownership(app, &cluster, &reference, &version).await?
+                && live.owner.as_deref() == Some(app.name.as_str())
+            {
+                to_prune.push(reference);
+            }
+        }
+        let in_sync = objects.iter().all(|status| status.diff.is_in_sync()) && to_prune.is_empty();
+        let health = health::worst(objects.iter().map(|status| &status.health));
+        Ok(AppComparison {
+            application: app.name.clone(),
+            revision: desired.commit.to_string(),
+            sync: if in_sync {
+                SyncState::Synced
+            } else {
+                SyncState::OutOfSync
+            },
+            health,
+            objects,
+            to_prune,
+        })
+    }
+
+    /// Ownership of an object that may no longer be declared (so its kind is looked up afresh).
+    pub(crate) async fn live_ownership(
+        &self,
+        app: &Application,
+        cluster: &ClusterHandle,
+        reference: &ObjectRef,
+        version: &str,
+    ) -> Result<Option<driftless_core::plan::LiveOwnership>, EngineError> {
+        let Some(resource) = self.resource_for(app, cluster, reference, version).await? else {
+            return Ok(None);
+        };
+        let live = cluster
+            .objects
+            .get(&resource, reference)
+            .await
+            .map_err(|source| EngineError::Cluster {
+                application: app.name.clone(),
+                source: Box::new(source),
+            })?;
+        Ok(live.as_ref().map(driftless_core::plan::LiveOwnership::of))
+    }
+
+    /// The API resource for an object known by reference and the version it was applied as;
+    /// `None` when the server no longer serves that kind (its CRD is gone).
+    pub(crate) async fn resource_for(
+        &self,
+        app: &Application,
+        cluster: &ClusterHandle,
+        reference: &ObjectRef,
+        version: &str,
+    ) -> Result<Option<kube::core::ApiResource>, EngineError> {
+        let gvk = driftless_core::GroupVersionKind {
+            group: reference.group.clone(),
+            version: version.to_owned(),
+            kind: reference.kind.clone(),
+        };
+        let found = cluster
+            .discovery
+            .lookup(&gvk)
+            .await
+            .map_err(|source| EngineError::Discovery {
+                application: app.name.clone(),
+                source: Box::new(source),
+            })?;
+        Ok(found.map(|resolved| resolved.resource))
+    }
+}

@@ -1,0 +1,74 @@
+use std::fmt::Write as _;
+
+use driftless_core::sync_order::InvalidWave;
+
+/// Returned by [`crate::Engine`] operations; every variant says which application and step.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no application named {0:?} in the configuration")]
+    UnknownApplication(String),
+    #[error("no cluster named {0:?} in the configuration")]
+    UnknownCluster(String),
+    #[error("{application}: {source}")]
+    Git {
+        application: String,
+        #[source]
+        source: Box<driftless_git::GitError>,
+    },
+    #[error("{application}: render failed: {source}")]
+    Render {
+        application: String,
+        #[source]
+        source: Box<driftless_render::RenderError>,
+    },
+    #[error("{application}: {source}")]
+    Resolve {
+        application: String,
+        #[source]
+        source: Box<driftless_kube::ResolveError>,
+    },
+    #[error("{application}: invalid sync waves:{}", list(.errors))]
+    Waves {
+        application: String,
+        errors: Vec<InvalidWave>,
+    },
+    #[error(transparent)]
+    Connect(#[from] Box<driftless_kube::ConnectError>),
+    #[error("{application}: {source}")]
+    Cluster {
+        application: String,
+        #[source]
+        source: Box<driftless_kube::ObjectError>,
+    },
+    #[error("{application}: {source}")]
+    Discovery {
+        application: String,
+        #[source]
+        source: Box<driftless_kube::DiscoveryError>,
+    },
+    #[error("history database")]
+    Store(#[from] Box<driftless_store::StoreError>),
+    #[error(
+        "{application}: revision {revision} was never synced successfully, so it cannot be rolled back to"
+    )]
+    NotInHistory { application: String, revision: String },
+}
+
+fn list(errors: &[InvalidWave]) -> String {
+    errors.iter().fold(String::new(), |mut text, err| {
+        let _ = write!(text, "\n  {err}");
+        text
+    })
+}
+
+impl From<driftless_store::StoreError> for EngineError {
+    fn from(err: driftless_store::StoreError) -> Self {
+        Self::Store(Box::new(err))
+    }
+}
+
+impl From<driftless_kube::ConnectError> for EngineError {
+    fn from(err: driftless_kube::ConnectError) -> Self {
+        Self::Connect(Box::new(err))
+    }
+}

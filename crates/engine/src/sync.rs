@@ -1,0 +1,482 @@
+//! Syncing one application: plan, apply wave by wave, prune after success, record.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use driftless_core::application::Application;
+use driftless_core::health::{self, Health};
+use driftless_core::plan::{KeepReason, LiveOwnership, OwnershipConflict, Plan, PlanOptions, plan};
+use driftless_core::sync_order::Stage;
+use driftless_core::{HealthState, ObjectRef};
+use driftless_kube::ApplyOptions;
+use driftless_store::{ObjectAction, ObjectOutcome, SyncResult, Trigger};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::desired::DesiredState;
+use crate::engine::ClusterHandle;
+use crate::{Engine, EngineError};
+
+/// How long a CRD may take to become Established before its custom objects are applied.
+const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_mins(1);
+/// How often health is polled while waiting between waves.
+const HEALTH_POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent flags of `driftless sync`, as in kubectl and argocd"
+)]
+pub struct SyncOptions {
+    /// Sync this revision instead of the pinned or configured one (rollback).
+    pub revision: Option<String>,
+    /// Delete objects that left Git.
+    pub prune: bool,
+    /// Ask the server what would happen; change nothing and record nothing.
+    pub dry_run: bool,
+    /// Take fields other field managers own.
+    pub force: bool,
+    /// Take over live objects that exist without an owner label.
+    pub adopt: bool,
+    pub trigger: Trigger,
+    /// How long each wave may take to become healthy before the next starts.
+    pub wave_health_timeout: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            revision: None,
+            prune: false,
+            dry_run: false,
+            force: false,
+            adopt: false,
+            trigger: Trigger::Manual,
+            wave_health_timeout: Duration::from_mins(5),
+        }
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub application: String,
+    pub revision: String,
+    pub result: SyncResult,
+    pub message: String,
+    pub outcomes: Vec<ObjectOutcome>,
+    /// The history record; `None` for a dry-run.
+    pub sync_id: Option<i64>,
+    pub dry_run: bool,
+}
+
+fn now_millis() -> i64 {
+    let elapsed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn keep_message(reason: KeepReason) -> &'static str {
+    match reason {
+        KeepReason::PruningOff => "left Git; pruning is off for this sync (requires pruning)",
+        KeepReason::PruneDisabled => "left Git; kept by the annotation driftless.dev/prune: \"false\"",
+        KeepReason::OwnedByOther => "left Git; now owned by another application, not pruned",
+        KeepReason::NotOurs => "left Git; no longer carries this application's label, not pruned",
+    }
+}
+
+/// The state of one sync while it runs.
+struct SyncRun<'a> {
+    engine: &'a Engine,
+    app: &'a Application,
+    cluster: ClusterHandle,
+    desired: DesiredState,
+    options: &'a SyncOptions,
+    outcomes: Vec<ObjectOutcome>,
+    /// The first reason the sync failed; `None` while it succeeds.
+    failure: Option<String>,
+    /// Objects applied in this run, with the version they were applied as.
+    applied: BTreeMap<ObjectRef, String>,
+}
+
+impl SyncRun<'_> {
+    fn record(&mut self, object: &ObjectRef, action: ObjectAction, message: impl Into<String>) {
+        self.outcomes.push(ObjectOutcome {
+            object: object.clone(),
+            action,
+            message: message.into(),
+        });
+    }
+
+    fn fail(&mut self, object: &ObjectRef, message: String, reason: impl FnOnce() -> String) {
+        self.failure.get_or_insert_with(reason);
+        self.record(object, ObjectAction::Failed, message);
+    }
+
+    fn has_failed_object(&self) -> bool {
+        self.outcomes
+            .iter()
+            .any(|outcome| outcome.action == ObjectAction::Failed)
+    }
+
+    fn cluster_error(&self, source: driftless_kube::ObjectError) -> EngineError {
+        EngineError::Cluster {
+            application: self.app.name.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    /// Ownership (and resource versions) of every declared object and every inventory object that
+    /// left Git.
+    async fn gather_live(
+        &self,
+        inventory: &BTreeMap<ObjectRef, String>,
+    ) -> Result<(BTreeMap<ObjectRef, LiveOwnership>, HashMap<ObjectRef, String>), EngineError> {
+        let mut live = BTreeMap::new();
+        let mut versions = HashMap::new();
+        for (object, resolved) in &self.desired.objects {
+            let found = self
+                .cluster
+                .objects
+                .get(&resolved.resource, &object.reference)
+                .await
+                .map_err(|e| self.cluster_error(e))?;
+            if let Some(found) = found {
+                live.insert(object.reference.clone(), LiveOwnership::of(&found));
+                versions.insert(object.reference.clone(), resource_version(&found));
+            }
+        }
+        let declared: BTreeSet<&ObjectRef> = self.desired.objects.iter().map(|(o, _)| &o.reference).collect();
+        for (reference, version) in inventory
+            .iter()
+            .filter(|(reference, _)| !declared.contains(*reference))
+        {
+            if let Some(ownership) = self
+                .engine
+                .live_ownership(self.app, &self.cluster, reference, version)
+                .await?
+            {
+                live.insert(reference.clone(), ownership);
+            }
+        }
+        Ok((live, versions))
+    }
+
+    async fn apply_waves(&mut self, plan: &Plan, live_versions: &HashMap<ObjectRef, String>) {
+        for (position, wave) in plan.waves.iter().enumerate() {
+            if self.has_failed_object() {
+                for index in wave.objects() {
+                    let reference = self.desired.objects[index].0.reference.clone();
+                    self.record(
+                        &reference,
+                        ObjectAction::Skipped,
+                        "not applied: an earlier wave failed",
+                    );
+                }
+                continue;
+            }
+            for (stage, indices) in &wave.stages {
+                for &index in indices {
+                    self.apply_one(index, live_versions).await;
+                }
+                if *stage == Stage::Foundations && !self.options.dry_run && !self.has_failed_object() {
+                    self.await_crds(indices).await;
+                }
+            }
+            if position + 1 < plan.waves.len() && !self.options.dry_run && !self.has_failed_object() {
+                let members: Vec<usize> = wave.objects().collect();
+                if let Err(message) = self
+                    .engine
+                    .wait_healthy(
+                        &self.cluster,
+                        &self.desired,
+                        &members,
+                        self.options.wave_health_timeout,
+                    )
+                    .await
+                {
+                    let first = self.desired.objects[members[0]].0.reference.clone();
+                    let message = format!("wave {} did not become healthy: {message}", wave.number);
+                    self.fail(&first, message.clone(), || message);
+                }
+            }
+        }
+    }
+
+    async fn apply_one(&mut self, index: usize, live_versions: &HashMap<ObjectRef, String>) {
+        let (object, resolved) = &self.desired.objects[index];
+        let options = ApplyOptions {
+            force: self.options.force,
+            dry_run: self.options.dry_run,
+        };
+        let reference = object.reference.clone();
+        match self
+            .cluster
+            .objects
+            .apply(&resolved.resource, object, options)
+            .await
+        {
+            Ok(after) => {
+                let action = match live_versions.get(&reference) {
+                    None => ObjectAction::Created,
+                    Some(before) if *before != resource_version(&after) && !self.options.dry_run => {
+                        ObjectAction::Configured
+                    }
+                    Some(_) => ObjectAction::Unchanged,
+                };
+                self.applied.insert(reference.clone(), object.gvk.version.clone());
+                self.record(&reference, action, "");
+            }
+            Err(err) => self.fail(&reference, err.to_string(), || format!("{reference} failed")),
+        }
+    }
+
+    /// CRDs must be Established before anything that uses them is applied.
+    async fn await_crds(&mut self, indices: &[usize]) {
+        let crds: Vec<usize> = indices
+            .iter()
+            .copied()
+            .filter(|&i| self.desired.objects[i].0.reference.kind == "CustomResourceDefinition")
+            .collect();
+        if crds.is_empty() {
+            return;
+        }
+        if let Err(message) = self
+            .engine
+            .wait_healthy(&self.cluster, &self.desired, &crds, CRD_ESTABLISHED_TIMEOUT)
+            .await
+        {
+            let first = self.desired.objects[crds[0]].0.reference.clone();
+            self.fail(&first, message.clone(), || message);
+        }
+        // Kinds the new CRDs define are served now.
+        self.cluster.discovery.invalidate();
+    }
+
+    /// Prunes after a fully successful apply; returns what was deleted.
+    async fn prune(
+        &mut self,
+        plan: &Plan,
+        inventory: &BTreeMap<ObjectRef, String>,
+    ) -> Result<BTreeSet<ObjectRef>, EngineError> {
+        let mut pruned = BTreeSet::new();
+        if self.failure.is_some() {
+            for reference in &plan.prune {
+                self.record(
+                    reference,
+                    ObjectAction::Skipped,
+                    "not pruned: the sync failed, nothing is deleted",
+                );
+            }
+            return Ok(pruned);
+        }
+        for reference in &plan.prune {
+            let version = inventory.get(reference).map_or("", String::as_str);
+            let Some(resource) = self
+                .engine
+                .resource_for(self.app, &self.cluster, reference, version)
+                .await?
+            else {
+                continue;
+            };
+            if self.options.dry_run {
+                self.record(reference, ObjectAction::Pruned, "would be pruned (dry-run)");
+                continue;
+            }
+            match self.cluster.objects.delete(&resource, reference).await {
+                Ok(_) => {
+                    pruned.insert(reference.clone());
+                    self.record(reference, ObjectAction::Pruned, "");
+                }
+                Err(err) => self.fail(reference, err.to_string(), || {
+                    format!("pruning {reference} failed")
+                }),
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+impl SyncRun<'_> {
+    /// Records the inventory and the history entry (unless this is a dry-run) and builds the report.
+    fn finish(
+        self,
+        plan: &Plan,
+        inventory: &BTreeMap<ObjectRef, String>,
+        pruned: &BTreeSet<ObjectRef>,
+        sync_id: Option<i64>,
+    ) -> Result<SyncReport, EngineError> {
+        let result = if self.failure.is_some() {
+            SyncResult::Failed
+        } else {
+            SyncResult::Succeeded
+        };
+        let message = self.failure.clone().unwrap_or_default();
+        let store = &self.engine.store;
+        if let Some(id) = sync_id {
+            let next: BTreeMap<ObjectRef, String> = if result == SyncResult::Succeeded {
+                plan.next_inventory
+                    .iter()
+                    .filter(|reference| !pruned.contains(*reference))
+                    .filter_map(|reference| {
+                        let version = self.applied.get(reference).or_else(|| inventory.get(reference))?;
+                        Some((reference.clone(), version.clone()))
+                    })
+                    .collect()
+            } else {
+                // Keep tracking everything: what was there before and what was applied now.
+                let mut next = inventory.clone();
+                next.extend(self.applied.clone());
+                next
+            };
+            store.set_inventory(&self.app.name, &next)?;
+            store.finish_sync(id, result, &message, &self.outcomes, now_millis())?;
+        }
+        let revision = self.desired.commit.to_string();
+        tracing::info!(application = %self.app.name, %revision, ?result, objects = self.outcomes.len(), "sync finished");
+        Ok(SyncReport {
+            application: self.app.name.clone(),
+            revision,
+            result,
+            message,
+            outcomes: self.outcomes,
+            sync_id,
+            dry_run: self.options.dry_run,
+        })
+    }
+}
+
+impl Engine {
+    /// Syncs the application. Fetch, render or resolve errors fail the sync before anything is
+    /// applied or deleted; a failed object fails the sync (later waves are skipped, nothing is
+    /// pruned) while the report still lists every object's outcome.
+    #[tracing::instrument(skip(self, options), fields(dry_run = options.dry_run))]
+    pub async fn sync(&self, name: &str, options: SyncOptions) -> Result<SyncReport, EngineError> {
+        let app = self.application(name)?;
+        let requested = options
+            .revision
+            .clone()
+            .or(self.store.pinned(&app.name)?)
+            .unwrap_or_else(|| app.source.revision.clone());
+        let desired = match self.desired_state(app, Some(&requested)).await {
+            Ok(desired) => desired,
+            Err(err) => {
+                if !options.dry_run {
+                    let id = self.store.begin_sync(
+                        &app.name,
+                        &requested,
+                        &requested,
+                        options.trigger,
+                        now_millis(),
+                    )?;
+                    self.store
+                        .finish_sync(id, SyncResult::Failed, &err.to_string(), &[], now_millis())?;
+                }
+                return Err(err);
+            }
+        };
+        let cluster = self.cluster(&app.destination.cluster).await?;
+        let inventory = self.store.inventory(&app.name)?;
+        let mut run = SyncRun {
+            engine: self,
+            app,
+            cluster,
+            desired,
+            options: &options,
+            outcomes: Vec::new(),
+            failure: None,
+            applied: BTreeMap::new(),
+        };
+        let (live, live_versions) = run.gather_live(&inventory).await?;
+        let objects: Vec<_> = run
+            .desired
+            .objects
+            .iter()
+            .map(|(object, _)| object.clone())
+            .collect();
+        let inventory_set: BTreeSet<ObjectRef> = inventory.keys().cloned().collect();
+        let plan = plan(
+            &app.name,
+            &objects,
+            &inventory_set,
+            &live,
+            PlanOptions {
+                prune: options.prune,
+                adopt: options.adopt,
+            },
+        )
+        .map_err(|errors| EngineError::Waves {
+            application: app.name.clone(),
+            errors,
+        })?;
+        let sync_id = if options.dry_run {
+            None
+        } else {
+            let commit = run.desired.commit.as_str();
+            Some(
+                self.store
+                    .begin_sync(&app.name, commit, &requested, options.trigger, now_millis())?,
+            )
+        };
+
+        for conflict in &plan.conflicts {
+            let (OwnershipConflict::OwnedByOther { object, .. } | OwnershipConflict::Unmanaged { object }) =
+                conflict;
+            run.record(object, ObjectAction::Skipped, conflict.to_string());
+            run.failure.get_or_insert_with(|| {
+                format!("{} object(s) skipped: ownership conflict", plan.conflicts.len())
+            });
+        }
+        run.apply_waves(&plan, &live_versions).await;
+        let pruned = run.prune(&plan, &inventory).await?;
+        for (reference, reason) in &plan.kept {
+            run.record(reference, ObjectAction::Kept, keep_message(*reason));
+        }
+
+        run.finish(&plan, &inventory, &pruned, sync_id)
+    }
+
+    /// Polls the health of `desired.objects[members]` until all are healthy (or suspended); `Err`
+    /// names the first that is not, with its health message, after `timeout`.
+    async fn wait_healthy(
+        &self,
+        cluster: &ClusterHandle,
+        desired: &DesiredState,
+        members: &[usize],
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            let mut waiting = None;
+            for &index in members {
+                let (object, resolved) = &desired.objects[index];
+                let health = match cluster.objects.get(&resolved.resource, &object.reference).await {
+                    Ok(Some(live)) => health::assess(&object.reference.group, &object.reference.kind, &live),
+                    Ok(None) => Health::missing(),
+                    Err(err) => Health::new(HealthState::Unknown, err.to_string()),
+                };
+                if !matches!(health.state, HealthState::Healthy | HealthState::Suspended) {
+                    waiting = Some(format!(
+                        "{}: {} {}",
+                        object.reference, health.state, health.message
+                    ));
+                    break;
+                }
+            }
+            let Some(waiting) = waiting else { return Ok(()) };
+            if started.elapsed() > timeout {
+                return Err(format!("after {timeout:?}, {waiting}"));
+            }
+            tokio::time::sleep(HEALTH_POLL).await;
+        }
+    }
+}
+
+fn resource_version(object: &Value) -> String {
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}

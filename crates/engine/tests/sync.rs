@@ -1,0 +1,293 @@
+//! Syncing real repositories into the real control plane.
+
+use std::time::Duration;
+
+use driftless_config::Config;
+use driftless_core::SyncState;
+use driftless_core::application::{
+    Application, Cluster, ClusterConnection, Destination, Renderer, Retry, Source, SyncPolicy,
+};
+use driftless_core::diff::ObjectDiff;
+use driftless_engine::{Engine, EngineOptions, SyncOptions};
+use driftless_store::{ObjectAction, SyncResult};
+use driftless_testenv::TestEnv;
+use driftless_testenv::git::TestRepo;
+use k8s_openapi::api::core::v1::ConfigMap;
+
+fn application(name: &str, repo: &TestRepo, path: &str, namespace: &str) -> Application {
+    Application {
+        name: name.to_owned(),
+        labels: std::collections::BTreeMap::new(),
+        source: Source {
+            repo_url: repo.file_url(),
+            revision: "main".into(),
+            path: path.into(),
+            renderer: Renderer::Detect,
+        },
+        destination: Destination {
+            cluster: "local".into(),
+            namespace: Some(namespace.to_owned()),
+        },
+        sync_policy: SyncPolicy {
+            automated: None,
+            interval: Duration::from_mins(3),
+            retry: Retry::default(),
+            create_namespace: false,
+            prune_last: false,
+            replace: false,
+        },
+        ignore_differences: Vec::new(),
+    }
+}
+
+fn engine(env: &TestEnv, applications: Vec<Application>) -> (tempfile::TempDir, Engine) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        data_dir: None,
+        clusters: vec![Cluster {
+            name: "local".into(),
+            connection: ClusterConnection::Kubeconfig {
+                path: env.kubeconfig_path().to_owned(),
+                context: None,
+            },
+        }],
+        repositories: Vec::new(),
+        applications,
+    };
+    let options = EngineOptions {
+        data_dir: data.path().to_owned(),
+        ..EngineOptions::default()
+    };
+    let engine = Engine::new(config, options).expect("engine");
+    (data, engine)
+}
+
+fn config_map(name: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: {value}\n")
+}
+
+fn actions(report: &driftless_engine::SyncReport) -> Vec<(String, ObjectAction)> {
+    report
+        .outcomes
+        .iter()
+        .map(|o| (o.object.name.clone(), o.action))
+        .collect()
+}
+
+const PRUNE: SyncOptions = SyncOptions {
+    revision: None,
+    prune: true,
+    dry_run: false,
+    force: false,
+    adopt: false,
+    trigger: driftless_store::Trigger::Manual,
+    wave_health_timeout: Duration::from_mins(1),
+};
+
+#[tokio::test]
+async fn create_update_diff_and_prune() {
+    let env = TestEnv::new("engine_lifecycle").await;
+    let repo = TestRepo::new();
+    repo.write("app/a.yaml", &config_map("alpha", "one"))
+        .write("app/b.yaml", &config_map("beta", "one"));
+    repo.commit("first");
+    let (_data, engine) = engine(&env, vec![application("web", &repo, "app", &env.namespace)]);
+
+    let before = engine.compare("web").await.expect("compare before sync");
+    assert_eq!(before.sync, SyncState::OutOfSync);
+    assert!(
+        before
+            .objects
+            .iter()
+            .all(|o| matches!(o.diff, ObjectDiff::Missing { .. }))
+    );
+
+    let first = engine.sync("web", PRUNE).await.expect("first sync");
+    assert_eq!(first.result, SyncResult::Succeeded, "{first:?}");
+    assert_eq!(
+        actions(&first),
+        vec![
+            ("alpha".into(), ObjectAction::Created),
+            ("beta".into(), ObjectAction::Created)
+        ]
+    );
+    let after = engine.compare("web").await.expect("compare after sync");
+    assert_eq!(after.sync, SyncState::Synced, "{after:#?}");
+
+    let again = engine.sync("web", PRUNE).await.expect("no-op sync");
+    assert!(
+        again.outcomes.iter().all(|o| o.action == ObjectAction::Unchanged),
+        "{again:?}"
+    );
+
+    repo.write("app/a.yaml", &config_map("alpha", "two"))
+        .remove("app/b.yaml");
+    repo.commit("change alpha, drop beta");
+    let changed = engine.compare("web").await.expect("compare");
+    assert_eq!(changed.sync, SyncState::OutOfSync);
+    let ObjectDiff::Changed { unified } = &changed.objects[0].diff else {
+        panic!("alpha changed: {changed:#?}")
+    };
+    assert!(
+        unified.contains("-  key: one") && unified.contains("+  key: two"),
+        "{unified}"
+    );
+    assert_eq!(changed.to_prune.len(), 1);
+
+    let second = engine.sync("web", PRUNE).await.expect("second sync");
+    assert_eq!(
+        actions(&second),
+        vec![
+            ("alpha".into(), ObjectAction::Configured),
+            ("beta".into(), ObjectAction::Pruned)
+        ]
+    );
+    let config_maps = env.api::<ConfigMap>();
+    assert!(
+        config_maps.get_opt("beta").await.expect("get").is_none(),
+        "beta was pruned"
+    );
+    let alpha = config_maps.get("alpha").await.expect("alpha");
+    assert_eq!(alpha.data.unwrap_or_default()["key"], "two");
+    assert_eq!(
+        alpha.metadata.labels.unwrap_or_default()["driftless.dev/application"],
+        "web"
+    );
+
+    let history = engine.store().history("web", 10).expect("history");
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[0].summary.pruned, 1);
+}
+
+#[tokio::test]
+async fn a_failed_object_fails_the_sync_and_nothing_is_pruned() {
+    let env = TestEnv::new("engine_partial_failure").await;
+    let repo = TestRepo::new();
+    repo.write("app/keep.yaml", &config_map("keep", "one"))
+        .write("app/old.yaml", &config_map("old", "one"));
+    repo.commit("first");
+    let (_data, engine) = engine(&env, vec![application("web", &repo, "app", &env.namespace)]);
+    assert_eq!(
+        engine.sync("web", PRUNE).await.expect("first").result,
+        SyncResult::Succeeded
+    );
+
+    // `old` leaves Git, and a Service with an invalid port arrives: the API server rejects it.
+    repo.remove("app/old.yaml").write(
+        "app/broken.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: broken\nspec:\n  ports:\n    - port: 99999\n      protocol: TCP\n",
+    );
+    repo.commit("break it");
+    let report = engine.sync("web", PRUNE).await.expect("sync runs");
+    assert_eq!(report.result, SyncResult::Failed);
+    let broken = report
+        .outcomes
+        .iter()
+        .find(|o| o.object.name == "broken")
+        .expect("broken reported");
+    assert_eq!(broken.action, ObjectAction::Failed);
+    assert!(
+        broken.message.contains("rejected by the API server"),
+        "{}",
+        broken.message
+    );
+    let old = report
+        .outcomes
+        .iter()
+        .find(|o| o.object.name == "old")
+        .expect("old reported");
+    assert_eq!(old.action, ObjectAction::Skipped, "a failed sync prunes nothing");
+    assert!(
+        env.api::<ConfigMap>()
+            .get_opt("old")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .any(|o| o.object.name == "keep" && o.action == ObjectAction::Unchanged)
+    );
+
+    // Bad render: nothing is touched and the failure is recorded.
+    repo.write("app/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: [\n");
+    repo.commit("unparsable");
+    let err = engine.sync("web", PRUNE).await.expect_err("render fails");
+    assert!(err.to_string().contains("app/bad.yaml"), "{err}");
+    assert!(
+        env.api::<ConfigMap>()
+            .get_opt("old")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert_eq!(
+        engine.store().history("web", 1).expect("history")[0].result,
+        SyncResult::Failed
+    );
+}
+
+#[tokio::test]
+async fn crds_and_their_custom_objects_sync_together() {
+    let env = TestEnv::new("engine_crd").await;
+    let group = format!("{}.example.com", env.namespace);
+    let repo = TestRepo::new();
+    repo.write(
+        "app/crd.yaml",
+        &format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: widgets, singular: widget, kind: Widget}}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
+        ),
+    )
+    .write("app/widget.yaml", &format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: sprocket\nspec:\n  size: 3\n"));
+    repo.commit("crd and widget");
+    let (_data, engine) = engine(&env, vec![application("widgets", &repo, "app", &env.namespace)]);
+    let report = engine.sync("widgets", PRUNE).await.expect("sync");
+    assert_eq!(report.result, SyncResult::Succeeded, "{report:#?}");
+    assert_eq!(
+        report.outcomes[0].object.kind, "CustomResourceDefinition",
+        "the CRD is applied first"
+    );
+    assert_eq!(report.outcomes[1].object.kind, "Widget");
+    assert_eq!(
+        engine.compare("widgets").await.expect("compare").sync,
+        SyncState::Synced
+    );
+}
+
+#[tokio::test]
+async fn an_object_is_never_taken_from_another_application() {
+    let env = TestEnv::new("engine_ownership").await;
+    let repo = TestRepo::new();
+    repo.write("one/shared.yaml", &config_map("shared", "from-one"))
+        .write("two/shared.yaml", &config_map("shared", "from-two"));
+    repo.commit("two apps, one object");
+    let (_data, engine) = engine(
+        &env,
+        vec![
+            application("one", &repo, "one", &env.namespace),
+            application("two", &repo, "two", &env.namespace),
+        ],
+    );
+    assert_eq!(
+        engine.sync("one", PRUNE).await.expect("one").result,
+        SyncResult::Succeeded
+    );
+    let report = engine.sync("two", PRUNE).await.expect("two runs");
+    assert_eq!(report.result, SyncResult::Failed);
+    assert_eq!(report.outcomes[0].action, ObjectAction::Skipped);
+    assert!(
+        report.outcomes[0]
+            .message
+            .contains("belongs to application \"one\""),
+        "{}",
+        report.outcomes[0].message
+    );
+    let live = env.api::<ConfigMap>().get("shared").await.expect("get");
+    assert_eq!(
+        live.data.unwrap_or_default()["key"],
+        "from-one",
+        "the first owner's content stays"
+    );
+}
