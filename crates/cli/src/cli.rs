@@ -1,4 +1,6 @@
-use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
 /// GitOps continuous delivery for Kubernetes: keeps clusters equal to what Git declares.
@@ -19,8 +21,101 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Yaml,
+}
+
+/// Where the configuration and state are, and how to print results.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The configuration file (clusters, repositories, applications).
+    #[arg(long, short = 'c', env = "DRIFTLESS_CONFIG", default_value = "driftless.yaml")]
+    pub config: PathBuf,
+    /// Where Git mirrors and the history database live; overrides `dataDir` in the configuration.
+    #[arg(long, env = "DRIFTLESS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+#[expect(clippy::struct_excessive_bools, reason = "independent command-line flags")]
+pub struct SyncFlags {
+    /// Delete objects that left Git (after everything else applied).
+    #[arg(long)]
+    pub prune: bool,
+    /// Show what would happen (server-side dry-run); change and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take over fields other field managers own instead of failing on conflicts.
+    #[arg(long)]
+    pub force: bool,
+    /// Take over live objects that exist but were not created by driftless.
+    #[arg(long)]
+    pub adopt: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show each application's revision, sync state and health.
+    Status {
+        #[command(flatten)]
+        common: Common,
+        /// Only this application.
+        application: Option<String>,
+    },
+    /// Show what a sync would change. Exit status 0: in sync, 1: differences, 2: error.
+    Diff {
+        #[command(flatten)]
+        common: Common,
+        application: String,
+    },
+    /// Apply an application's desired state now.
+    Sync {
+        #[command(flatten)]
+        common: Common,
+        application: String,
+        #[command(flatten)]
+        flags: SyncFlags,
+    },
+    /// Print the manifests an application declares, as they would be applied.
+    Render {
+        #[command(flatten)]
+        common: Common,
+        application: String,
+        /// Render this branch, tag or commit instead of the configured revision.
+        #[arg(long)]
+        revision: Option<String>,
+    },
+    /// List an application's syncs, newest first.
+    History {
+        #[command(flatten)]
+        common: Common,
+        application: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Sync a revision that was synced before and pin the application there (automated syncs
+    /// stop until `driftless unpin`). `git revert` is the GitOps-native way to roll back.
+    Rollback {
+        #[command(flatten)]
+        common: Common,
+        application: String,
+        /// A branch, tag or commit that was synced successfully before.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        flags: SyncFlags,
+    },
+    /// Let a rolled-back application follow its configured revision again.
+    Unpin {
+        #[command(flatten)]
+        common: Common,
+        application: String,
+    },
     /// Start a local Kubernetes control plane and show driftless working against it.
     ///
     /// Needs the control-plane binaries that `scripts/testenv` builds.

@@ -480,3 +480,44 @@ fn resource_version(object: &Value) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+impl Engine {
+    /// Syncs an earlier revision that was once synced successfully, then pins the application
+    /// there: automated syncs stop until [`Engine::unpin`]. The GitOps-native alternative is a
+    /// `git revert`, which keeps Git the source of truth.
+    pub async fn rollback(
+        &self,
+        name: &str,
+        revision: &str,
+        mut options: SyncOptions,
+    ) -> Result<SyncReport, EngineError> {
+        let app = self.application(name)?;
+        let commit = self
+            .mirrors
+            .fetch_and_resolve(&app.source.repo_url, revision)
+            .await
+            .map_err(|source| EngineError::Git {
+                application: app.name.clone(),
+                source: Box::new(source),
+            })?;
+        if !self.store.was_synced(&app.name, commit.as_str())? {
+            return Err(EngineError::NotInHistory {
+                application: app.name.clone(),
+                revision: revision.to_owned(),
+            });
+        }
+        options.revision = Some(commit.to_string());
+        options.trigger = Trigger::Rollback;
+        let report = self.sync(name, options).await?;
+        if report.result == SyncResult::Succeeded && !report.dry_run {
+            self.store.pin(&app.name, commit.as_str())?;
+        }
+        Ok(report)
+    }
+
+    /// Lets the application follow its configured revision again; `false` if it was not pinned.
+    pub fn unpin(&self, name: &str) -> Result<bool, EngineError> {
+        let app = self.application(name)?;
+        Ok(self.store.unpin(&app.name)?)
+    }
+}

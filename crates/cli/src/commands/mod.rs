@@ -1,22 +1,22 @@
+mod applications;
 mod completions;
+mod output;
 mod quickstart;
 
 use std::process::ExitCode;
 
 use crate::cli::Command;
 
-/// Exit status for an error, as `kubectl diff` does: 0 success, 1 "differences found" (later
-/// commands), 2 and above for errors.
+/// Exit statuses, as `kubectl diff` uses them: 0 success (or in sync), 1 differences found, 2 and
+/// above for errors, including a failed sync.
+pub const EXIT_DIFFERENCES: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "commands will own their arguments as they grow"
-)]
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Completions { shell } => Ok(completions::run(shell)),
         Command::Quickstart { exit } => runtime()?.block_on(quickstart::run(exit)),
+        other => runtime()?.block_on(applications::run(other)),
     }
 }
 

@@ -1,0 +1,308 @@
+//! Commands that work on configured applications, directly against their clusters.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use driftless_core::SyncState;
+use driftless_core::diff::ObjectDiff;
+use driftless_engine::{Engine, EngineOptions, SyncOptions, SyncReport};
+use driftless_store::SyncResult;
+use serde::Serialize;
+
+use super::output::{print_diff, short, structured, table, time};
+use super::{EXIT_DIFFERENCES, EXIT_ERROR};
+use crate::cli::{Command, Common, SyncFlags};
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("driftless")
+}
+
+fn open(common: &Common) -> anyhow::Result<Engine> {
+    let config = driftless_config::load(&common.config)?;
+    let data_dir = common
+        .data_dir
+        .clone()
+        .or_else(|| config.data_dir.clone())
+        .unwrap_or_else(default_data_dir);
+    let options = EngineOptions {
+        data_dir,
+        ..EngineOptions::default()
+    };
+    Engine::new(config, options).context("failed to open the state directory")
+}
+
+fn sync_options(flags: &SyncFlags) -> SyncOptions {
+    SyncOptions {
+        prune: flags.prune,
+        dry_run: flags.dry_run,
+        force: flags.force,
+        adopt: flags.adopt,
+        ..SyncOptions::default()
+    }
+}
+
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Status { common, application } => status(&common, application.as_deref()).await,
+        Command::Diff { common, application } => diff(&common, &application).await,
+        Command::Sync {
+            common,
+            application,
+            flags,
+        } => {
+            let engine = open(&common)?;
+            let report = engine.sync(&application, sync_options(&flags)).await?;
+            print_report(&common, &report)
+        }
+        Command::Rollback {
+            common,
+            application,
+            to,
+            flags,
+        } => {
+            let engine = open(&common)?;
+            let report = engine.rollback(&application, &to, sync_options(&flags)).await?;
+            let code = print_report(&common, &report)?;
+            if report.result == SyncResult::Succeeded
+                && !report.dry_run
+                && common.output == crate::cli::OutputFormat::Text
+            {
+                println!(
+                    "{application} is pinned at {}; automated syncs are suspended until `driftless unpin {application}`.",
+                    short(&report.revision)
+                );
+            }
+            Ok(code)
+        }
+        Command::Unpin { common, application } => {
+            let was_pinned = open(&common)?.unpin(&application)?;
+            println!(
+                "{application}: {}",
+                if was_pinned {
+                    "unpinned; it follows its configured revision again"
+                } else {
+                    "was not pinned"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Render {
+            common,
+            application,
+            revision,
+        } => {
+            let rendered = open(&common)?.render(&application, revision.as_deref()).await?;
+            if common.output == crate::cli::OutputFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&rendered)?);
+            } else {
+                let documents: Vec<String> = rendered
+                    .manifests
+                    .iter()
+                    .map(driftless_core::diff::to_yaml)
+                    .collect();
+                print!("{}", documents.join("---\n"));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History {
+            common,
+            application,
+            limit,
+        } => history(&common, &application, limit),
+        Command::Quickstart { .. } | Command::Completions { .. } => unreachable!("handled by commands::run"),
+    }
+}
+
+#[derive(Serialize)]
+struct StatusRow {
+    application: String,
+    revision: Option<String>,
+    sync: SyncState,
+    health: Option<driftless_core::HealthState>,
+    last_sync: Option<SyncResult>,
+    message: String,
+}
+
+async fn status(common: &Common, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let engine = open(common)?;
+    let names: Vec<String> = match only {
+        Some(name) => vec![engine.application(name)?.name.clone()],
+        None => engine
+            .config()
+            .applications
+            .iter()
+            .map(|app| app.name.clone())
+            .collect(),
+    };
+    let mut rows = Vec::new();
+    for name in names {
+        let last_sync = engine
+            .store()
+            .history(&name, 1)?
+            .first()
+            .map(|record| record.result);
+        // One application's failure is shown on its row; the others are still compared.
+        let row = match engine.compare(&name).await {
+            Ok(comparison) => StatusRow {
+                application: name,
+                revision: Some(comparison.revision),
+                sync: comparison.sync,
+                health: Some(comparison.health.state),
+                last_sync,
+                message: comparison.health.message,
+            },
+            Err(err) => StatusRow {
+                application: name,
+                revision: None,
+                sync: SyncState::Unknown,
+                health: None,
+                last_sync,
+                message: err.to_string(),
+            },
+        };
+        rows.push(row);
+    }
+    if !structured(common.output, &rows)? {
+        let mut out = table(&[
+            "APPLICATION",
+            "REVISION",
+            "SYNC",
+            "HEALTH",
+            "LAST SYNC",
+            "MESSAGE",
+        ]);
+        for row in &rows {
+            out.add_row(vec![
+                row.application.clone(),
+                row.revision.as_deref().map_or("-", short).to_owned(),
+                row.sync.to_string(),
+                row.health.map_or("-".to_owned(), |h| h.to_string()),
+                row.last_sync.map_or("-".to_owned(), |r| format!("{r:?}")),
+                row.message.clone(),
+            ]);
+        }
+        println!("{out}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn diff(common: &Common, application: &str) -> anyhow::Result<ExitCode> {
+    let engine = open(common)?;
+    let comparison = match engine.compare(application).await {
+        Ok(comparison) => comparison,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(ExitCode::from(EXIT_ERROR));
+        }
+    };
+    if !structured(common.output, &comparison)? {
+        for object in &comparison.objects {
+            match &object.diff {
+                ObjectDiff::Unchanged => {}
+                ObjectDiff::Changed { unified } => print_diff(unified),
+                ObjectDiff::Missing { desired } => {
+                    let name = object.object.to_string();
+                    let added = desired.lines().fold(String::new(), |mut text, line| {
+                        text.push('+');
+                        text.push_str(line);
+                        text.push('\n');
+                        text
+                    });
+                    print_diff(&format!(
+                        "--- live/{name} (does not exist)\n+++ desired/{name}\n{added}"
+                    ));
+                }
+            }
+        }
+        for object in &comparison.to_prune {
+            println!("would prune {object} (left Git)");
+        }
+        let changed = comparison.objects.iter().filter(|o| !o.diff.is_in_sync()).count();
+        eprintln!(
+            "{application} at {}: {} ({changed} of {} objects differ, {} to prune)",
+            short(&comparison.revision),
+            comparison.sync,
+            comparison.objects.len(),
+            comparison.to_prune.len()
+        );
+    }
+    Ok(if comparison.sync == SyncState::Synced {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DIFFERENCES)
+    })
+}
+
+fn print_report(common: &Common, report: &SyncReport) -> anyhow::Result<ExitCode> {
+    if !structured(common.output, report)? {
+        let mut out = table(&["OBJECT", "ACTION", "MESSAGE"]);
+        for outcome in &report.outcomes {
+            out.add_row(vec![
+                outcome.object.to_string(),
+                format!("{:?}", outcome.action),
+                outcome.message.clone(),
+            ]);
+        }
+        println!("{out}");
+        let summary = driftless_store::Summary::of(&report.outcomes);
+        let verb = if report.dry_run { "Dry-run of sync" } else { "Sync" };
+        let result = if report.result == SyncResult::Succeeded {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        println!(
+            "{verb} of {} at {} {result}: {} created, {} configured, {} unchanged, {} pruned, {} kept, {} skipped, {} failed{}",
+            report.application,
+            short(&report.revision),
+            summary.created,
+            summary.configured,
+            summary.unchanged,
+            summary.pruned,
+            summary.kept,
+            summary.skipped,
+            summary.failed,
+            if report.message.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", report.message)
+            },
+        );
+    }
+    Ok(if report.result == SyncResult::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_ERROR)
+    })
+}
+
+fn history(common: &Common, application: &str, limit: usize) -> anyhow::Result<ExitCode> {
+    let engine = open(common)?;
+    engine.application(application)?;
+    let records = engine.store().history(application, limit)?;
+    if !structured(common.output, &records)? {
+        let mut out = table(&[
+            "ID", "REVISION", "TRIGGER", "RESULT", "STARTED", "CHANGES", "MESSAGE",
+        ]);
+        for record in &records {
+            let s = &record.summary;
+            out.add_row(vec![
+                record.id.to_string(),
+                short(&record.revision).to_owned(),
+                format!("{:?}", record.trigger),
+                format!("{:?}", record.result),
+                time(record.started_at),
+                format!("+{} ~{} -{} !{}", s.created, s.configured, s.pruned, s.failed),
+                record.message.clone(),
+            ]);
+        }
+        println!("{out}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

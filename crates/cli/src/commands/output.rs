@@ -1,0 +1,62 @@
+//! Printing results as text tables, JSON or YAML.
+
+use std::io::IsTerminal as _;
+
+use comfy_table::{Table, presets};
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+
+/// Prints `value` as JSON or YAML; `false` when the format is text (the caller prints a table).
+pub fn structured<T: Serialize>(format: OutputFormat, value: &T) -> anyhow::Result<bool> {
+    match format {
+        OutputFormat::Text => Ok(false),
+        OutputFormat::Json => {
+            println!("{}", serde_json::to_string_pretty(value)?);
+            Ok(true)
+        }
+        OutputFormat::Yaml => {
+            print!("{}", serde_saphyr::to_string(value)?);
+            Ok(true)
+        }
+    }
+}
+
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(presets::NOTHING)
+        .set_header(header.iter().copied());
+    table
+}
+
+/// Colours unified-diff lines when stdout is a terminal.
+pub fn print_diff(text: &str) {
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    for line in text.lines() {
+        let code = match line.as_bytes().first() {
+            _ if !colour => None,
+            Some(b'+') if !line.starts_with("+++") => Some("32"),
+            Some(b'-') if !line.starts_with("---") => Some("31"),
+            Some(b'@') => Some("36"),
+            _ => None,
+        };
+        match code {
+            Some(code) => println!("\x1b[{code}m{line}\x1b[0m"),
+            None => println!("{line}"),
+        }
+    }
+}
+
+pub fn short(revision: &str) -> &str {
+    &revision[..revision.len().min(7)]
+}
+
+/// Unix milliseconds as an RFC 3339 time (UTC, seconds).
+pub fn time(millis: i64) -> String {
+    let Ok(millis) = u64::try_from(millis) else {
+        return "-".to_owned();
+    };
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis))
+        .to_string()
+}
