@@ -116,6 +116,15 @@ pub enum Command {
         common: Common,
         application: String,
     },
+    /// Reconcile every application continuously: on its interval, and sync the automated ones
+    /// when they drift from Git. SIGTERM or Ctrl-C finishes running work, then exits.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// How many applications are reconciled at once.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+    },
     /// Start a local Kubernetes control plane and show driftless working against it.
     ///
     /// Needs the control-plane binaries that `scripts/testenv` builds.

@@ -8,11 +8,13 @@
 //! - [`Engine::sync`]: plan ([`driftless_core::plan`]), apply wave by wave, prune after success,
 //!   record history and inventory.
 
+mod controller;
 mod desired;
 mod engine;
 mod error;
 mod sync;
 
+pub use controller::{AppStatus, Controller};
 pub use desired::RenderedApp;
 pub use engine::{AppComparison, Engine, EngineOptions, ObjectStatus};
 pub use error::EngineError;

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[r"
         started_at INTEGER NOT NULL,
         finished_at INTEGER,
         result TEXT NOT NULL,
+        owner_pid INTEGER NOT NULL DEFAULT 0,
         message TEXT NOT NULL DEFAULT '',
         summary TEXT NOT NULL DEFAULT '{}'
     );
@@ -235,12 +236,39 @@ impl Store {
                 .pragma_update(None, "user_version", index)
                 .map_err(sql("record the schema version"))?;
         }
-        connection
-            .execute("UPDATE syncs SET result = 'interrupted', message = 'driftless stopped while this sync ran' WHERE result = 'running'", [])
-            .map_err(sql("mark interrupted syncs"))?;
-        Ok(Self {
+        let store = Self {
             connection: Mutex::new(connection),
-        })
+        };
+        store.recover_interrupted()?;
+        Ok(store)
+    }
+
+    /// Marks syncs as interrupted whose process is gone: it stopped (crashed, was killed) while
+    /// they ran. Syncs of live processes, e.g. a running `driftless serve`, are left alone, so any
+    /// number of processes may open the database. Returns how many were marked.
+    pub fn recover_interrupted(&self) -> Result<usize, StoreError> {
+        let connection = self.connection();
+        let mut query = connection
+            .prepare("SELECT id, owner_pid FROM syncs WHERE result = 'running'")
+            .map_err(sql("find running syncs"))?;
+        let running: Vec<(i64, i64)> = query
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(sql("find running syncs"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("find running syncs"))?;
+        let mut marked = 0;
+        for (id, pid) in running {
+            if Path::new("/proc").join(pid.to_string()).exists() && pid != 0 {
+                continue;
+            }
+            marked += connection
+                .execute(
+                    "UPDATE syncs SET result = 'interrupted', message = 'driftless stopped while this sync ran' WHERE id = ?1",
+                    params![id],
+                )
+                .map_err(sql("mark an interrupted sync"))?;
+        }
+        Ok(marked)
     }
 
     fn connection(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -263,8 +291,9 @@ impl Store {
         let connection = self.connection();
         connection
             .execute(
-                "INSERT INTO syncs (application, revision, requested_revision, trigger, started_at, result) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
-                params![application, revision, requested_revision, enum_text(&trigger), now],
+                "INSERT INTO syncs (application, revision, requested_revision, trigger, started_at, result, owner_pid) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)",
+                params![application, revision, requested_revision, enum_text(&trigger), now, std::process::id()],
             )
             .map_err(sql("record a sync"))?;
         Ok(connection.last_insert_rowid())

@@ -65,13 +65,32 @@ fn syncs_are_recorded_with_their_objects_newest_first() {
 fn a_sync_running_when_the_process_died_is_marked_interrupted_on_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("state/driftless.db");
-    {
+    let id = {
         let store = Store::open(&path).expect("open");
         store
             .begin_sync("web", "aaaa", "main", Trigger::Automated, 1_000)
-            .expect("begin");
-        // Dropped without finish_sync: the process "died" mid-sync.
-    }
+            .expect("begin")
+    };
+    // Another process (a CLI command) opening the database leaves a live owner's sync alone.
+    let concurrent = Store::open(&path).expect("open while the sync runs");
+    assert_eq!(
+        concurrent.history("web", 1).expect("history")[0].result,
+        SyncResult::Running
+    );
+    drop(concurrent);
+
+    // The owner dies mid-sync: hand the record to a process that has exited.
+    let mut child = std::process::Command::new("true").spawn().expect("spawn true");
+    let dead_pid = child.id();
+    child.wait().expect("reap");
+    rusqlite::Connection::open(&path)
+        .and_then(|db| {
+            db.execute(
+                "UPDATE syncs SET owner_pid = ?1 WHERE id = ?2",
+                rusqlite::params![dead_pid, id],
+            )
+        })
+        .expect("simulate a dead owner");
     let reopened = Store::open(&path).expect("reopen");
     let history = reopened.history("web", 10).expect("history");
     assert_eq!(history[0].result, SyncResult::Interrupted);

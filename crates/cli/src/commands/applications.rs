@@ -115,6 +115,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             application,
             limit,
         } => history(&common, &application, limit),
+        Command::Serve { common, workers } => serve(&common, workers).await,
         Command::Quickstart { .. } | Command::Completions { .. } => unreachable!("handled by commands::run"),
     }
 }
@@ -280,6 +281,29 @@ fn print_report(common: &Common, report: &SyncReport) -> anyhow::Result<ExitCode
     } else {
         ExitCode::from(EXIT_ERROR)
     })
+}
+
+async fn serve(common: &Common, workers: usize) -> anyhow::Result<ExitCode> {
+    let engine = std::sync::Arc::new(open(common)?);
+    let names: Vec<&str> = engine
+        .config()
+        .applications
+        .iter()
+        .map(|app| app.name.as_str())
+        .collect();
+    tracing::info!(applications = ?names, workers, "serving");
+    let controller = driftless_engine::Controller::new(std::sync::Arc::clone(&engine), workers);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("failed to listen for SIGTERM")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+        }
+    };
+    controller.run(shutdown).await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn history(common: &Common, application: &str, limit: usize) -> anyhow::Result<ExitCode> {

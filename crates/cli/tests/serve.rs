@@ -1,0 +1,208 @@
+//! `driftless serve` as a process: automated syncs, clean SIGTERM, and a restart after a crash.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use driftless_testenv::TestEnv;
+use driftless_testenv::git::TestRepo;
+use k8s_openapi::api::core::v1::ConfigMap;
+
+/// A `driftless serve` that is killed if the test ends early.
+struct Serve(Child);
+
+impl Serve {
+    fn start(config: &Path) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("DRIFTLESS_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start driftless serve");
+        Self(child)
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.0.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn write_config(dir: &Path, env: &TestEnv, apps: &str) -> std::path::PathBuf {
+    let config = dir.join("driftless.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: state\nclusters:\n  - name: local\n    kubeconfig: {}\napplications:\n{apps}",
+            env.kubeconfig_path().display()
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+fn app(name: &str, repo: &TestRepo, path: &str, namespace: &str, automated: bool) -> String {
+    let policy = if automated {
+        "automated: { prune: true, selfHeal: true }, interval: 1s"
+    } else {
+        "interval: 1s"
+    };
+    format!(
+        "  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: {name} }}\n    spec:\n      source: {{ repoURL: '{}', path: {path} }}\n      destination: {{ cluster: local, namespace: {namespace} }}\n      syncPolicy: {{ {policy} }}\n",
+        repo.file_url()
+    )
+}
+
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn history(config: &Path, application: &str) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_driftless"))
+        .args(["history", application, "-o", "json", "--config"])
+        .arg(config)
+        .output()
+        .expect("driftless history");
+    serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test]
+async fn serve_syncs_automated_applications_only_and_stops_on_sigterm() {
+    let env = TestEnv::new("serve_automated").await;
+    let repo = TestRepo::new();
+    repo.write(
+        "auto/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: auto}\ndata: {key: one}\n",
+    )
+    .write(
+        "manual/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: manual}\ndata: {key: one}\n",
+    );
+    repo.commit("first");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let apps = app("auto", &repo, "auto", &env.namespace, true)
+        + &app("manual", &repo, "manual", &env.namespace, false);
+    let config = write_config(dir.path(), &env, &apps);
+    let serve = Serve::start(&config);
+    let config_maps = env.api::<ConfigMap>();
+
+    eventually(
+        Duration::from_mins(1),
+        "the automated application to sync",
+        || async { config_maps.get_opt("auto").await.ok().flatten().is_some() },
+    )
+    .await;
+    repo.write(
+        "auto/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: auto}\ndata: {key: two}\n",
+    );
+    repo.commit("second");
+    eventually(
+        Duration::from_mins(1),
+        "the new commit to be applied",
+        || async {
+            config_maps
+                .get_opt("auto")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|cm| cm.data)
+                .is_some_and(|d| d["key"] == "two")
+        },
+    )
+    .await;
+    assert!(
+        config_maps.get_opt("manual").await.expect("get").is_none(),
+        "a manual application is never synced by serve"
+    );
+
+    serve.signal("TERM");
+    let mut serve = serve;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = serve.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not exit within 30 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "SIGTERM is a clean exit: {status}");
+}
+
+#[tokio::test]
+async fn a_sync_cut_short_by_a_crash_is_recorded_as_interrupted() {
+    let env = TestEnv::new("serve_restart").await;
+    let repo = TestRepo::new();
+    // Wave 0 never becomes healthy (no kubelet runs Pods), so the sync waits in it.
+    repo.write(
+        "app/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: example.invalid/web:1}]}\n",
+    )
+    .write(
+        "app/later.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: later\n  annotations: {driftless.dev/sync-wave: \"1\"}\n",
+    );
+    repo.commit("two waves");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &env, &app("web", &repo, "app", &env.namespace, true));
+
+    let first = Serve::start(&config);
+    eventually(Duration::from_mins(1), "a running sync", || async {
+        history(&config, "web")
+            .get(0)
+            .is_some_and(|record| record["result"] == "running")
+    })
+    .await;
+    first.signal("KILL");
+    drop(first);
+    assert!(
+        env.api::<ConfigMap>()
+            .get_opt("later")
+            .await
+            .expect("get")
+            .is_none(),
+        "wave 1 waits for wave 0"
+    );
+
+    let _second = Serve::start(&config);
+    eventually(
+        Duration::from_mins(1),
+        "the cut-short sync to be marked interrupted",
+        || async {
+            let records = history(&config, "web");
+            records.as_array().is_some_and(|all| {
+                all.iter().any(|r| {
+                    r["result"] == "interrupted" && r["message"] == "driftless stopped while this sync ran"
+                })
+            })
+        },
+    )
+    .await;
+}
