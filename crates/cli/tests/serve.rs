@@ -121,19 +121,15 @@ async fn serve_syncs_automated_applications_only_and_stops_on_sigterm() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: auto}\ndata: {key: two}\n",
     );
     repo.commit("second");
-    eventually(
-        Duration::from_mins(1),
-        "the new commit to be applied",
-        || async {
-            config_maps
-                .get_opt("auto")
-                .await
-                .ok()
-                .flatten()
-                .and_then(|cm| cm.data)
-                .is_some_and(|d| d["key"] == "two")
-        },
-    )
+    eventually(Duration::from_mins(1), "the new commit to be applied", || async {
+        config_maps
+            .get_opt("auto")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|cm| cm.data)
+            .is_some_and(|d| d["key"] == "two")
+    })
     .await;
     assert!(
         config_maps.get_opt("manual").await.expect("get").is_none(),

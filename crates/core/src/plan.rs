@@ -392,3 +392,57 @@ mod tests {
         assert_eq!(object.manifest["metadata"]["labels"][APPLICATION_LABEL], "web");
     }
 }
+
+/// Per-object sync options, comma-separated `Key=value` pairs (e.g. `Replace=true`).
+pub const SYNC_OPTIONS_ANNOTATION: &str = "driftless.dev/sync-options";
+/// Argo CD's equivalent, read so Argo CD users can migrate without editing manifests.
+pub const ARGO_SYNC_OPTIONS_ANNOTATION: &str = "argocd.argoproj.io/sync-options";
+
+/// The value of one per-object sync option (`Replace` → `Some(true)` for `Replace=true`); our
+/// annotation wins over Argo CD's.
+#[must_use]
+pub fn object_sync_option(object: &DesiredObject, key: &str) -> Option<bool> {
+    [SYNC_OPTIONS_ANNOTATION, ARGO_SYNC_OPTIONS_ANNOTATION]
+        .iter()
+        .find_map(|annotation| {
+            object.annotation(annotation)?.split(',').find_map(|option| {
+                let (k, v) = option.trim().split_once('=')?;
+                (k.trim() == key).then(|| v.trim().eq_ignore_ascii_case("true"))
+            })
+        })
+}
+
+#[cfg(test)]
+mod sync_option_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{GroupVersionKind, SourceLocation};
+
+    fn with_annotations(annotations: &Value) -> DesiredObject {
+        let gvk = GroupVersionKind::from_api_version("v1", "ConfigMap").expect("valid");
+        DesiredObject {
+            reference: ObjectRef::new(&gvk, Some("a"), "x"),
+            gvk,
+            manifest: json!({ "metadata": { "name": "x", "annotations": annotations } }),
+            source: SourceLocation {
+                file: "f".into(),
+                document: 0,
+                line: None,
+            },
+        }
+    }
+
+    #[test]
+    fn per_object_sync_options_are_read_from_either_annotation() {
+        let ours = with_annotations(&json!({ SYNC_OPTIONS_ANNOTATION: "PruneLast=true, Replace=true" }));
+        assert_eq!(object_sync_option(&ours, "Replace"), Some(true));
+        let argo = with_annotations(&json!({ ARGO_SYNC_OPTIONS_ANNOTATION: "Replace=true" }));
+        assert_eq!(object_sync_option(&argo, "Replace"), Some(true));
+        let both = with_annotations(
+            &json!({ SYNC_OPTIONS_ANNOTATION: "Replace=false", ARGO_SYNC_OPTIONS_ANNOTATION: "Replace=true" }),
+        );
+        assert_eq!(object_sync_option(&both, "Replace"), Some(false));
+        assert_eq!(object_sync_option(&with_annotations(&json!({})), "Replace"), None);
+    }
+}

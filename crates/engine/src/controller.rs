@@ -175,7 +175,20 @@ impl Controller {
                 status.sync = Some(comparison.sync);
                 status.health = Some(comparison.health.clone());
                 status.error = None;
-                let automated = app.sync_policy.automated.filter(|_| !pinned);
+                // A new revision is always synced; drift on the revision already applied only with
+                // selfHeal (otherwise it is reported, as Argo CD does).
+                let last_applied = self
+                    .engine
+                    .store()
+                    .history(name, 20)
+                    .ok()
+                    .and_then(|records| records.into_iter().find(|r| r.result == SyncResult::Succeeded))
+                    .map(|record| record.revision);
+                let new_revision = last_applied.as_deref() != Some(comparison.revision.as_str());
+                let automated = app
+                    .sync_policy
+                    .automated
+                    .filter(|a| !pinned && (new_revision || a.self_heal));
                 if let (Some(automated), SyncState::OutOfSync) = (automated, comparison.sync) {
                     let options = SyncOptions {
                         prune: automated.prune,

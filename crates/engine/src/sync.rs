@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use driftless_core::application::Application;
 use driftless_core::health::{self, Health};
-use driftless_core::plan::{KeepReason, LiveOwnership, OwnershipConflict, Plan, PlanOptions, plan};
+use driftless_core::plan::{
+    KeepReason, LiveOwnership, OwnershipConflict, Plan, PlanOptions, object_sync_option, plan,
+};
 use driftless_core::sync_order::Stage;
 use driftless_core::{HealthState, ObjectRef};
 use driftless_kube::ApplyOptions;
@@ -211,12 +213,19 @@ impl SyncRun<'_> {
             dry_run: self.options.dry_run,
         };
         let reference = object.reference.clone();
-        match self
-            .cluster
-            .objects
-            .apply(&resolved.resource, object, options)
-            .await
-        {
+        let replace = object_sync_option(object, "Replace").unwrap_or(self.app.sync_policy.replace);
+        let result = if replace {
+            self.cluster
+                .objects
+                .replace(&resolved.resource, object, options)
+                .await
+        } else {
+            self.cluster
+                .objects
+                .apply(&resolved.resource, object, options)
+                .await
+        };
+        match result {
             Ok(after) => {
                 let action = match live_versions.get(&reference) {
                     None => ObjectAction::Created,

@@ -84,6 +84,168 @@ const PRUNE: SyncOptions = SyncOptions {
     wave_health_timeout: Duration::from_mins(1),
 };
 
+/// Marks every Pod of `app` Running and Ready, as a kubelet would; the real controller-manager
+/// then makes the ReplicaSet and Deployment available.
+async fn make_pods_ready(env: &TestEnv, app: &str) -> usize {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{ListParams, Patch, PatchParams};
+    let pods = env.api::<Pod>();
+    let list = pods
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .expect("list pods");
+    for pod in &list.items {
+        let name = pod.metadata.name.as_deref().expect("pods have names");
+        let status = serde_json::json!({ "status": {
+            "phase": "Running",
+            "conditions": [{ "type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z" }],
+            "containerStatuses": [{ "name": "web", "ready": true, "restartCount": 0, "image": "x", "imageID": "x",
+                                    "state": { "running": { "startedAt": "2026-01-01T00:00:00Z" } } }]
+        } });
+        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+            .await
+            .expect("patch pod status");
+    }
+    list.items.len()
+}
+
+#[tokio::test]
+async fn waves_wait_for_health_and_health_follows_the_workload() {
+    let env = TestEnv::new("engine_waves").await;
+    let repo = TestRepo::new();
+    repo.write(
+        "app/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: example.invalid/web:1}]}\n",
+    )
+    .write("app/after.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n  annotations: {driftless.dev/sync-wave: \"1\"}\n")
+    .write("app/before.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: before\n  annotations: {argocd.argoproj.io/sync-wave: \"-1\"}\n");
+    repo.commit("three waves");
+    let (_data, engine) = engine(&env, vec![application("web", &repo, "app", &env.namespace)]);
+    let engine = std::sync::Arc::new(engine);
+
+    let syncing = tokio::spawn({
+        let engine = std::sync::Arc::clone(&engine);
+        async move { engine.sync("web", PRUNE).await }
+    });
+    // The sync waits in wave 0 until the Deployment is available; play kubelet.
+    let config_maps = env.api::<ConfigMap>();
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+    loop {
+        assert!(
+            config_maps.get_opt("after").await.expect("get").is_none(),
+            "wave 1 must wait for wave 0"
+        );
+        if make_pods_ready(&env, "web").await > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Pods appeared for the Deployment"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let report = syncing.await.expect("join").expect("sync");
+    assert_eq!(report.result, SyncResult::Succeeded, "{report:#?}");
+    let order: Vec<&str> = report.outcomes.iter().map(|o| o.object.name.as_str()).collect();
+    assert_eq!(order, vec!["before", "web", "after"]);
+    let comparison = engine.compare("web").await.expect("compare");
+    assert_eq!(
+        comparison.health.state,
+        driftless_core::HealthState::Healthy,
+        "{comparison:#?}"
+    );
+}
+
+#[tokio::test]
+async fn replace_sync_option_puts_the_whole_object() {
+    let env = TestEnv::new("engine_replace").await;
+    let repo = TestRepo::new();
+    repo.write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: replaced\n  annotations: {driftless.dev/sync-options: Replace=true}\ndata: {key: one}\n",
+    );
+    repo.commit("first");
+    let (_data, engine) = engine(&env, vec![application("web", &repo, "app", &env.namespace)]);
+    assert_eq!(
+        engine.sync("web", PRUNE).await.expect("create").result,
+        SyncResult::Succeeded
+    );
+    // Someone adds a field; a replace (unlike an apply) removes it.
+    let config_maps = env.api::<ConfigMap>();
+    let patch = serde_json::json!({ "data": { "extra": "manual" } });
+    config_maps
+        .patch(
+            "replaced",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await
+        .expect("manual edit");
+    assert_eq!(
+        engine.sync("web", PRUNE).await.expect("replace").result,
+        SyncResult::Succeeded
+    );
+    let live = config_maps.get("replaced").await.expect("get");
+    assert_eq!(live.data.unwrap_or_default().len(), 1, "the manual field is gone");
+}
+
+#[tokio::test]
+async fn applications_share_a_repository_over_http_at_different_revisions() {
+    let env = TestEnv::new("engine_revisions").await;
+    let repo = TestRepo::new();
+    repo.write("app/cm.yaml", &config_map("stable", "v1"));
+    repo.commit("v1");
+    repo.tag("v1");
+    repo.write("app/cm.yaml", &config_map("stable", "v2"));
+    repo.commit("v2");
+    let server = driftless_testenv::git::GitHttpServer::start(repo.root(), None).await;
+    let url = server.url("origin.git");
+    let mut stable = application("stable", &repo, "app", &env.namespace);
+    stable.source.repo_url.clone_from(&url);
+    stable.source.revision = "v1".into();
+    let mut edge = application("edge", &repo, "app", &format!("{}-edge", env.namespace));
+    edge.source.repo_url = url;
+    edge.sync_policy.create_namespace = true;
+    let (data, engine) = engine(&env, vec![stable, edge]);
+
+    assert_eq!(
+        engine.sync("stable", PRUNE).await.expect("stable").result,
+        SyncResult::Succeeded
+    );
+    assert_eq!(
+        engine.sync("edge", PRUNE).await.expect("edge").result,
+        SyncResult::Succeeded
+    );
+    let stable_value = env
+        .api::<ConfigMap>()
+        .get("stable")
+        .await
+        .expect("stable")
+        .data
+        .unwrap_or_default();
+    let edge_api: kube::Api<ConfigMap> =
+        kube::Api::namespaced(env.client.clone(), &format!("{}-edge", env.namespace));
+    let edge_value = edge_api
+        .get("stable")
+        .await
+        .expect("edge")
+        .data
+        .unwrap_or_default();
+    assert_eq!(
+        (stable_value["key"].as_str(), edge_value["key"].as_str()),
+        ("v1", "v2")
+    );
+    let mirrors = std::fs::read_dir(data.path().join("git"))
+        .expect("mirrors")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".git"))
+        .count();
+    assert_eq!(
+        mirrors, 1,
+        "one mirror per repository, shared by both applications"
+    );
+}
+
 #[tokio::test]
 async fn create_update_diff_and_prune() {
     let env = TestEnv::new("engine_lifecycle").await;

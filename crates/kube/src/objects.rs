@@ -168,3 +168,38 @@ impl Objects {
         }
     }
 }
+
+impl Objects {
+    /// Replaces the object wholesale (PUT, or create when absent) instead of server-side applying
+    /// it: for objects that must lose fields other managers set, or whose apply the server refuses.
+    pub async fn replace(
+        &self,
+        resource: &ApiResource,
+        desired: &DesiredObject,
+        options: ApplyOptions,
+    ) -> Result<Value, ObjectError> {
+        let reference = &desired.reference;
+        let api = self.api(resource, reference.namespace.as_deref());
+        let params = kube::api::PostParams {
+            dry_run: options.dry_run,
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+        };
+        let decode = |err: serde_json::Error| ObjectError::Decode {
+            object: reference.to_string(),
+            message: err.to_string(),
+        };
+        let mut object: DynamicObject = serde_json::from_value(desired.manifest.clone()).map_err(decode)?;
+        let result = match self.get(resource, reference).await? {
+            Some(live) => {
+                object.metadata.resource_version = live
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                api.replace(&reference.name, &params, &object).await
+            }
+            None => api.create(&params, &object).await,
+        };
+        let replaced = result.map_err(|err| ObjectError::from_kube(reference, err))?;
+        serde_json::to_value(replaced).map_err(decode)
+    }
+}
