@@ -129,9 +129,12 @@ pub enum Command {
     ///
     /// Needs the control-plane binaries that `scripts/testenv` builds.
     Quickstart {
-        /// Stop the control plane and exit when done instead of waiting for Ctrl-C.
+        /// Stop the control plane and exit when done instead of serving until Ctrl-C.
         #[arg(long)]
         exit: bool,
+        /// The examples folder to serve from a local Git repository.
+        #[arg(long, default_value = "examples")]
+        examples: PathBuf,
     },
     /// Print a shell completion script to stdout.
     Completions {

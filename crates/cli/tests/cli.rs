@@ -59,17 +59,29 @@ fn unknown_arguments_are_usage_errors() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no-such-command"));
 }
 
-/// The README's main job, end to end against a real control plane.
+/// The README's main job, end to end: a real control plane, the examples in a local Git
+/// repository, three applications synced.
 #[test]
-fn quickstart_applies_to_a_real_control_plane() {
-    let output = driftless(&["quickstart", "--exit"]);
+fn quickstart_syncs_the_examples_into_a_real_control_plane() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let output = driftless(&["quickstart", "--exit", "--examples", examples]);
     let text = stdout(&output);
     assert!(
         output.status.success(),
         "quickstart failed:\n{text}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(text.contains("Connected: Kubernetes v1.20.2"), "{text}");
-    assert!(text.contains("Namespaces: default"), "{text}");
-    assert!(text.contains("field managers: driftless (Apply)"), "{text}");
+    for application in ["guestbook", "guestbook-dev", "guestbook-prod"] {
+        assert!(text.contains(&format!("Sync of {application} at ")), "{text}");
+    }
+    assert!(
+        text.contains("succeeded: 4 created"),
+        "namespace, config map, deployment, service: {text}"
+    );
+    let status: Vec<&str> = text
+        .lines()
+        .filter(|line| line.trim_start().starts_with("guestbook"))
+        .collect();
+    assert_eq!(status.len(), 3, "{text}");
+    assert!(status.iter().all(|line| line.contains("Synced")), "{text}");
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::output::{print_diff, short, structured, table, time};
 use super::{EXIT_DIFFERENCES, EXIT_ERROR};
-use crate::cli::{Command, Common, SyncFlags};
+use crate::cli::{Command, Common, OutputFormat, SyncFlags};
 
 fn default_data_dir() -> PathBuf {
     std::env::var_os("XDG_DATA_HOME")
@@ -23,7 +23,7 @@ fn default_data_dir() -> PathBuf {
         .join("driftless")
 }
 
-fn open(common: &Common) -> anyhow::Result<Engine> {
+pub(super) fn open(common: &Common) -> anyhow::Result<Engine> {
     let config = driftless_config::load(&common.config)?;
     let data_dir = common
         .data_dir
@@ -58,7 +58,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let engine = open(&common)?;
             let report = engine.sync(&application, sync_options(&flags)).await?;
-            print_report(&common, &report)
+            print_report(common.output, &report)
         }
         Command::Rollback {
             common,
@@ -68,10 +68,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let engine = open(&common)?;
             let report = engine.rollback(&application, &to, sync_options(&flags)).await?;
-            let code = print_report(&common, &report)?;
+            let code = print_report(common.output, &report)?;
             if report.result == SyncResult::Succeeded
                 && !report.dry_run
-                && common.output == crate::cli::OutputFormat::Text
+                && common.output == OutputFormat::Text
             {
                 println!(
                     "{application} is pinned at {}; automated syncs are suspended until `driftless unpin {application}`.",
@@ -98,7 +98,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             revision,
         } => {
             let rendered = open(&common)?.render(&application, revision.as_deref()).await?;
-            if common.output == crate::cli::OutputFormat::Json {
+            if common.output == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&rendered)?);
             } else {
                 let documents: Vec<String> = rendered
@@ -141,6 +141,17 @@ async fn status(common: &Common, only: Option<&str>) -> anyhow::Result<ExitCode>
             .map(|app| app.name.clone())
             .collect(),
     };
+    print_status(&engine, names, common.output).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Compares each application and prints one row per application; an application that cannot be
+/// compared shows its error instead of failing the others.
+pub(super) async fn print_status(
+    engine: &Engine,
+    names: Vec<String>,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for name in names {
         let last_sync = engine
@@ -169,7 +180,7 @@ async fn status(common: &Common, only: Option<&str>) -> anyhow::Result<ExitCode>
         };
         rows.push(row);
     }
-    if !structured(common.output, &rows)? {
+    if !structured(format, &rows)? {
         let mut out = table(&[
             "APPLICATION",
             "REVISION",
@@ -190,7 +201,7 @@ async fn status(common: &Common, only: Option<&str>) -> anyhow::Result<ExitCode>
         }
         println!("{out}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 async fn diff(common: &Common, application: &str) -> anyhow::Result<ExitCode> {
@@ -240,8 +251,8 @@ async fn diff(common: &Common, application: &str) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_report(common: &Common, report: &SyncReport) -> anyhow::Result<ExitCode> {
-    if !structured(common.output, report)? {
+pub(super) fn print_report(format: OutputFormat, report: &SyncReport) -> anyhow::Result<ExitCode> {
+    if !structured(format, report)? {
         let mut out = table(&["OBJECT", "ACTION", "MESSAGE"]);
         for outcome in &report.outcomes {
             out.add_row(vec![

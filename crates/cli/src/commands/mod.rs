@@ -15,7 +15,7 @@ pub const EXIT_ERROR: u8 = 2;
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Completions { shell } => Ok(completions::run(shell)),
-        Command::Quickstart { exit } => runtime()?.block_on(quickstart::run(exit)),
+        Command::Quickstart { exit, examples } => runtime()?.block_on(quickstart::run(exit, &examples)),
         other => runtime()?.block_on(applications::run(other)),
     }
 }

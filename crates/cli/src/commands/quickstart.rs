@@ -1,18 +1,84 @@
-//! `driftless quickstart`: a real control plane on this machine and driftless talking to it.
-//! Grows into the full GitOps quickstart as the engine lands.
+//! `driftless quickstart`: a real control plane on this machine, the examples in a local Git
+//! repository, and driftless syncing and then serving them.
 
-use std::process::ExitCode;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
+use driftless_engine::{Controller, Engine, EngineOptions, SyncOptions};
 use driftless_testenv::ControlPlane;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
 
-const DEMO_NAMESPACE: &str = "default";
-const DEMO_CONFIG_MAP: &str = "driftless-quickstart";
+use super::applications::{print_report, print_status};
+use crate::cli::OutputFormat;
 
-pub async fn run(exit_when_done: bool) -> anyhow::Result<ExitCode> {
+/// The applications the quickstart serves: (name, path in the examples, namespace).
+const APPLICATIONS: &[(&str, &str, &str)] = &[
+    ("guestbook", "guestbook/plain", "guestbook"),
+    (
+        "guestbook-dev",
+        "guestbook/kustomize/overlays/dev",
+        "guestbook-dev",
+    ),
+    (
+        "guestbook-prod",
+        "guestbook/kustomize/overlays/prod",
+        "guestbook-prod",
+    ),
+];
+
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "driftless quickstart")
+        .env("GIT_AUTHOR_EMAIL", "quickstart@driftless.invalid")
+        .env("GIT_COMMITTER_NAME", "driftless quickstart")
+        .env("GIT_COMMITTER_EMAIL", "quickstart@driftless.invalid")
+        .status()
+        .context("failed to run git (install it with `apt-get install git`)")?;
+    if !status.success() {
+        bail!("git {args:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+fn config_yaml(kubeconfig: &Path, repo_url: &str, data_dir: &Path) -> String {
+    let mut yaml = format!(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: {}\nclusters:\n  - name: local\n    kubeconfig: {}\napplications:\n",
+        data_dir.display(),
+        kubeconfig.display()
+    );
+    for (name, path, namespace) in APPLICATIONS {
+        yaml.push_str(&format!(
+            "  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: {name} }}\n    spec:\n      source: {{ repoURL: '{repo_url}', revision: main, path: {path} }}\n      destination: {{ cluster: local, namespace: {namespace} }}\n      syncPolicy:\n        automated: {{ prune: true, selfHeal: true }}\n        interval: 30s\n        syncOptions: [CreateNamespace=true]\n"
+        ));
+    }
+    yaml
+}
+
+pub async fn run(exit_when_done: bool, examples: &Path) -> anyhow::Result<ExitCode> {
+    if !examples.join("guestbook").is_dir() {
+        bail!(
+            "{} holds no guestbook example; run from the repository root or pass --examples DIR",
+            examples.display()
+        );
+    }
     println!("Starting a local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)...");
     let control_plane = ControlPlane::start()
         .await
@@ -20,71 +86,87 @@ pub async fn run(exit_when_done: bool) -> anyhow::Result<ExitCode> {
     println!("  API server:  {}", control_plane.server_url());
     println!("  kubeconfig:  {}", control_plane.kubeconfig_path().display());
 
-    let client = control_plane.client().await.context("failed to connect")?;
-    let version = client
-        .apiserver_version()
-        .await
-        .context("failed to read the server version")?;
+    // Everything lives in the control plane's private directory and goes with it.
+    let workspace = control_plane.dir().join("quickstart");
+    let repo = workspace.join("repo");
+    copy_tree(examples, &repo).context("failed to copy the examples")?;
+    git(&repo, &["init", "--quiet", "--initial-branch=main"])?;
+    git(&repo, &["add", "--all"])?;
+    git(&repo, &["commit", "--quiet", "-m", "Examples"])?;
+    let repo_url = format!("file://{}", repo.display());
     println!(
-        "Connected: Kubernetes {} ({})",
-        version.git_version, version.platform
+        "Serving {} from a local Git repository: {repo_url}",
+        examples.display()
     );
 
-    let namespaces = Api::<Namespace>::all(client.clone())
-        .list(&ListParams::default())
-        .await?;
-    let names: Vec<_> = namespaces
-        .items
-        .iter()
-        .filter_map(|ns| ns.metadata.name.as_deref())
-        .collect();
-    println!("Namespaces: {}", names.join(", "));
+    let config_path = workspace.join("driftless.yaml");
+    std::fs::write(
+        &config_path,
+        config_yaml(
+            control_plane.kubeconfig_path(),
+            &repo_url,
+            &workspace.join("state"),
+        ),
+    )?;
+    let config = driftless_config::load(&config_path)?;
+    let engine = Arc::new(Engine::new(
+        config,
+        EngineOptions {
+            data_dir: workspace.join("state"),
+            ..EngineOptions::default()
+        },
+    )?);
 
+    for (name, _, _) in APPLICATIONS {
+        println!("\n$ driftless sync {name} --prune");
+        let report = engine
+            .sync(
+                name,
+                SyncOptions {
+                    prune: true,
+                    ..SyncOptions::default()
+                },
+            )
+            .await?;
+        print_report(OutputFormat::Text, &report)?;
+    }
+    println!("\n$ driftless status");
+    print_status(
+        &engine,
+        APPLICATIONS
+            .iter()
+            .map(|(name, _, _)| (*name).to_owned())
+            .collect(),
+        OutputFormat::Text,
+    )
+    .await?;
     println!(
-        "Server-side applying ConfigMap {DEMO_NAMESPACE}/{DEMO_CONFIG_MAP} as field manager \"driftless\"..."
+        "\nThis control plane has no scheduler and no kubelet, so Pods never run: Deployments stay \
+         Progressing here; on a real cluster they become Healthy."
     );
-    let config_maps: Api<ConfigMap> = Api::namespaced(client, DEMO_NAMESPACE);
-    let manifest = serde_json::json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": { "name": DEMO_CONFIG_MAP, "labels": { "app.kubernetes.io/managed-by": "driftless" } },
-        "data": { "message": "hello from driftless" }
-    });
-    let applied = config_maps
-        .patch(
-            DEMO_CONFIG_MAP,
-            &PatchParams::apply("driftless"),
-            &Patch::Apply(&manifest),
-        )
-        .await
-        .context("server-side apply failed")?;
-    let managers: Vec<_> = applied
-        .metadata
-        .managed_fields
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|entry| {
-            Some(format!(
-                "{} ({})",
-                entry.manager?,
-                entry.operation.unwrap_or_default()
-            ))
-        })
-        .collect();
-    println!("  applied; field managers: {}", managers.join(", "));
-
     if exit_when_done {
         println!("Stopping the control plane.");
-    } else {
-        println!(
-            "Try: KUBECONFIG={} kubectl get configmaps",
-            control_plane.kubeconfig_path().display()
-        );
-        println!("The control plane runs until you press Ctrl-C.");
-        tokio::signal::ctrl_c()
-            .await
-            .context("failed to wait for Ctrl-C")?;
-        println!("Stopping the control plane.");
+        return Ok(ExitCode::SUCCESS);
     }
-    drop(control_plane);
+    println!(
+        "\ndriftless now serves these applications (every 30 s, and it reverts drift). Try, in another shell:"
+    );
+    println!(
+        "  KUBECONFIG={} kubectl -n guestbook-prod get all",
+        control_plane.kubeconfig_path().display()
+    );
+    println!(
+        "  driftless --config {} status   (or: diff guestbook-prod, history guestbook-prod)",
+        config_path.display()
+    );
+    println!("  commit a change in {} and watch it arrive", repo.display());
+    println!("Ctrl-C stops driftless and the control plane.");
+    let controller = Controller::new(Arc::clone(&engine), 4);
+    controller
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    println!("Stopping the control plane.");
     Ok(ExitCode::SUCCESS)
 }
