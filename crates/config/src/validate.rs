@@ -1,5 +1,5 @@
 use std::collections::BTreeSet;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use driftless_core::application::{
@@ -93,7 +93,7 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
             applications.push(app);
         }
     }
-    let data_dir = raw.data_dir.as_ref().map(|dir| base.join(&dir.value));
+    let data_dir = raw.data_dir.as_ref().map(|dir| resolve_path(base, &dir.value));
     finish(
         checker,
         Config {
@@ -184,6 +184,14 @@ fn check_header(
     }
 }
 
+/// A path from the file: `~/` is the home directory, relative paths are relative to the file.
+fn resolve_path(base: &Path, path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => base.join(path),
+    }
+}
+
 /// RFC 1123 label: what Kubernetes accepts for namespaces, and what we accept for names.
 fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
@@ -219,7 +227,7 @@ fn clusters(checker: &mut Checker<'_>, raw: &[RawCluster], base: &Path) -> Vec<C
         }
         let connection = match (&cluster.kubeconfig, cluster.in_cluster) {
             (Some(path), false) => ClusterConnection::Kubeconfig {
-                path: base.join(&path.value),
+                path: resolve_path(base, &path.value),
                 context: cluster.context.as_ref().map(|c| c.value.clone()),
             },
             (None, true) => ClusterConnection::InCluster,
@@ -242,7 +250,7 @@ fn clusters(checker: &mut Checker<'_>, raw: &[RawCluster], base: &Path) -> Vec<C
 
 fn secret_source(checker: &mut Checker<'_>, raw: &RawSecretRef, field: &str, base: &Path) -> SecretSource {
     match raw {
-        RawSecretRef::File(path) => SecretSource::File(base.join(&path.value)),
+        RawSecretRef::File(path) => SecretSource::File(resolve_path(base, &path.value)),
         RawSecretRef::Env(name) => {
             if name.value.is_empty() || !name.value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 checker.report_at(

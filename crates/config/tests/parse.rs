@@ -22,6 +22,8 @@ clusters:
     context: dev
   - name: in-cluster
     inCluster: true
+  - name: home
+    kubeconfig: ~/.kube/config
 repositories:
   - url: https://git.example.com/
     username: bot
@@ -74,6 +76,14 @@ fn a_valid_configuration_is_built_with_defaults_and_resolved_paths() {
         }
     );
     assert_eq!(config.clusters[1].connection, ClusterConnection::InCluster);
+    let home = std::path::PathBuf::from(std::env::var_os("HOME").expect("tests run with HOME set"));
+    assert_eq!(
+        config.clusters[2].connection,
+        ClusterConnection::Kubeconfig {
+            path: home.join(".kube/config"),
+            context: None
+        }
+    );
     assert_eq!(
         config.repositories[0].password,
         Some(SecretSource::Env("GIT_TOKEN".into()))
