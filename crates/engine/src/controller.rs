@@ -41,6 +41,8 @@ pub struct Controller {
     statuses: Arc<RwLock<HashMap<String, AppStatus>>>,
     requests: mpsc::UnboundedSender<String>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+    /// One timer per known application; applications declared by roots come and go.
+    timers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
 }
 
 /// Up to 10 % of `interval`, from the clock's nanoseconds and the name: no two applications with
@@ -67,6 +69,7 @@ impl Controller {
             statuses: Arc::new(RwLock::new(HashMap::new())),
             requests,
             receiver: Mutex::new(Some(receiver)),
+            timers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -87,18 +90,7 @@ impl Controller {
             .await
             .take()
             .expect("Controller::run is called once");
-        let names: Vec<String> = self
-            .engine
-            .config()
-            .applications
-            .iter()
-            .map(|app| app.name.clone())
-            .collect();
-        let mut timers = Vec::new();
-        for name in &names {
-            self.refresh(name);
-            timers.push(tokio::spawn(Arc::clone(self).timer(name.clone())));
-        }
+        self.update_timers().await;
         let permits = Arc::new(Semaphore::new(self.workers));
         // Applications being reconciled, and those asked for again meanwhile (re-run after).
         let running: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -119,6 +111,8 @@ impl Controller {
                     tasks.spawn(async move {
                         let permit = permits.acquire_owned().await.expect("the semaphore is never closed");
                         controller.reconcile(&name).await;
+                        // A root may have declared or dropped applications.
+                        controller.update_timers().await;
                         drop(permit);
                         running.lock().await.remove(&name);
                         if again.lock().await.remove(&name) {
@@ -133,10 +127,30 @@ impl Controller {
             in_flight = tasks.len(),
             "shutting down: waiting for running reconciles"
         );
-        for timer in timers {
+        for (_, timer) in self.timers.lock().await.drain() {
             timer.abort();
         }
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// Starts a timer (and a first reconcile) for every application without one; stops the timers
+    /// of applications that are gone (a root stopped declaring them).
+    async fn update_timers(self: &Arc<Self>) {
+        let names: HashSet<String> = self.engine.application_names().into_iter().collect();
+        let mut timers = self.timers.lock().await;
+        timers.retain(|name, timer| {
+            let keep = names.contains(name);
+            if !keep {
+                timer.abort();
+            }
+            keep
+        });
+        for name in names {
+            if !timers.contains_key(&name) {
+                self.refresh(&name);
+                timers.insert(name.clone(), tokio::spawn(Arc::clone(self).timer(name)));
+            }
+        }
     }
 
     async fn timer(self: Arc<Self>, name: String) {

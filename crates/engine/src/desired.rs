@@ -26,12 +26,56 @@ pub struct RenderedApp {
     pub manifests: Vec<serde_json::Value>,
 }
 
+/// An `Application` for driftless itself (app-of-apps), not an object for the cluster.
+fn is_application(manifest: &serde_json::Value) -> bool {
+    manifest["apiVersion"] == driftless_config::API_VERSION
+        && manifest["kind"] == driftless_config::APPLICATION_KIND
+}
+
 impl Engine {
+    /// Validates the Applications a root declares (exactly as `driftless.yaml` is validated) and
+    /// makes them the root's children. Any problem fails the root's render; the previous children
+    /// stay as they were.
+    fn register_children(
+        &self,
+        root: &Application,
+        children: Vec<(serde_json::Value, SourceLocation)>,
+    ) -> Result<(), EngineError> {
+        let clusters: Vec<String> = self
+            .config
+            .clusters
+            .iter()
+            .map(|cluster| cluster.name.clone())
+            .collect();
+        let mut valid = Vec::new();
+        let mut problems = Vec::new();
+        for (manifest, source) in children {
+            match driftless_config::application_from_manifest(&manifest, &source.to_string(), &clusters) {
+                Ok(child) => valid.push(child),
+                Err(err) => problems.extend(err.problems.iter().map(ToString::to_string)),
+            }
+        }
+        if problems.is_empty() {
+            self.registry
+                .set_children(&root.name, valid)
+                .map_err(|clashes| problems.extend(clashes))
+                .ok();
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Children {
+                application: root.name.clone(),
+                problems,
+            })
+        }
+    }
+
     /// Renders the application (at `revision`, or its pinned or configured revision) without
     /// changing anything. Needs the cluster for discovery (namespaces, CRD scopes).
     pub async fn render(&self, name: &str, revision: Option<&str>) -> Result<RenderedApp, EngineError> {
-        let app = self.application(name)?;
-        let desired = self.desired_state(app, revision).await?;
+        let app = self.find_application(name).await?;
+        let desired = self.desired_state(&app, revision).await?;
         Ok(RenderedApp {
             application: app.name.clone(),
             revision: desired.commit.to_string(),
@@ -79,11 +123,12 @@ impl Engine {
                 application: app.name.clone(),
                 source: Box::new(source),
             })?;
-        let mut manifests: Vec<_> = rendered
+        let (children, mut manifests): (Vec<_>, Vec<_>) = rendered
             .manifests
             .into_iter()
             .map(|m| (m.manifest, m.source))
-            .collect();
+            .partition(|(manifest, _)| is_application(manifest));
+        self.register_children(app, children)?;
         if app.sync_policy.create_namespace
             && let Some(namespace) = &app.destination.namespace
         {

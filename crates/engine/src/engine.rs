@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::EngineError;
+use crate::registry::Registry;
 
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
@@ -37,6 +38,7 @@ pub struct Engine {
     pub(crate) store: Arc<Store>,
     pub(crate) options: EngineOptions,
     clusters: Mutex<HashMap<String, ClusterHandle>>,
+    pub(crate) registry: Registry,
     /// Salts the hashes that stand in for Secret values in diffs; new per process.
     pub(crate) redaction_salt: [u8; 16],
 }
@@ -74,6 +76,7 @@ impl Engine {
     /// An engine for `config`, with its mirrors and database under `options.data_dir`.
     pub fn new(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
         let store = Store::open(&options.data_dir.join("driftless.db"))?;
+        let registry = Registry::new(&config.applications);
         let mirrors = Mirrors::new(options.data_dir.join("git"), config.repositories.clone());
         Ok(Self {
             config,
@@ -81,6 +84,7 @@ impl Engine {
             store: Arc::new(store),
             options,
             clusters: Mutex::new(HashMap::new()),
+            registry,
             redaction_salt: random_salt(),
         })
     }
@@ -95,12 +99,51 @@ impl Engine {
         &self.store
     }
 
-    pub fn application(&self, name: &str) -> Result<&Application, EngineError> {
-        self.config
-            .applications
-            .iter()
-            .find(|app| app.name == name)
+    /// A known application: from the configuration, or declared by a root application that has
+    /// been rendered (see [`Engine::discover`]).
+    pub fn application(&self, name: &str) -> Result<Arc<Application>, EngineError> {
+        self.registry
+            .get(name)
             .ok_or_else(|| EngineError::UnknownApplication(name.to_owned()))
+    }
+
+    /// Every known application's name.
+    #[must_use]
+    pub fn application_names(&self) -> Vec<String> {
+        self.registry.names()
+    }
+
+    /// Like [`Engine::application`], rendering root applications first when the name is not
+    /// known yet (it may be declared by one).
+    pub async fn find_application(&self, name: &str) -> Result<Arc<Application>, EngineError> {
+        if let Some(app) = self.registry.get(name) {
+            return Ok(app);
+        }
+        self.discover().await;
+        self.application(name)
+    }
+
+    /// Renders every application not rendered yet, so applications declared by roots (at any
+    /// depth) become known. Render errors are left for the application's own reconcile to report.
+    pub async fn discover(&self) {
+        let mut rendered = BTreeSet::new();
+        loop {
+            let pending: Vec<String> = self
+                .registry
+                .names()
+                .into_iter()
+                .filter(|name| !rendered.contains(name))
+                .collect();
+            if pending.is_empty() {
+                return;
+            }
+            for name in pending {
+                if let Some(app) = self.registry.get(&name) {
+                    let _ = self.desired_state(&app, None).await;
+                }
+                rendered.insert(name);
+            }
+        }
     }
 
     pub(crate) async fn cluster(&self, name: &str) -> Result<ClusterHandle, EngineError> {
@@ -126,7 +169,8 @@ impl Engine {
     /// Compares the application at its current revision with the cluster: a server-side dry-run
     /// of every object, normalised, plus what would be pruned. Changes nothing.
     pub async fn compare(&self, name: &str) -> Result<AppComparison, EngineError> {
-        let app = self.application(name)?;
+        let app = self.find_application(name).await?;
+        let app = &*app;
         let desired = self.desired_state(app, None).await?;
         let cluster = self.cluster(&app.destination.cluster).await?;
         let cluster_error = |source| EngineError::Cluster {

@@ -7,6 +7,14 @@ use driftless_core::sync_order::InvalidWave;
 pub enum EngineError {
     #[error("no application named {0:?} in the configuration")]
     UnknownApplication(String),
+    #[error(
+        "{application}: invalid Application manifests in its source:{}",
+        list(problems)
+    )]
+    Children {
+        application: String,
+        problems: Vec<String>,
+    },
     #[error("no cluster named {0:?} in the configuration")]
     UnknownCluster(String),
     #[error("{application}: {source}")]
@@ -54,7 +62,8 @@ pub enum EngineError {
     NotInHistory { application: String, revision: String },
 }
 
-fn list(errors: &[InvalidWave]) -> String {
+/// One item per line, indented.
+fn list<T: std::fmt::Display>(errors: &[T]) -> String {
     errors.iter().fold(String::new(), |mut text, err| {
         let _ = write!(text, "\n  {err}");
         text

@@ -12,6 +12,7 @@ mod controller;
 mod desired;
 mod engine;
 mod error;
+mod registry;
 mod sync;
 
 pub use controller::{AppStatus, Controller};

@@ -362,7 +362,8 @@ impl Engine {
     /// pruned) while the report still lists every object's outcome.
     #[tracing::instrument(skip(self, options), fields(dry_run = options.dry_run))]
     pub async fn sync(&self, name: &str, options: SyncOptions) -> Result<SyncReport, EngineError> {
-        let app = self.application(name)?;
+        let app = self.find_application(name).await?;
+        let app = &*app;
         let requested = options
             .revision
             .clone()

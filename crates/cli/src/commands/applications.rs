@@ -114,7 +114,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             common,
             application,
             limit,
-        } => history(&common, &application, limit),
+        } => history(&common, &application, limit).await,
         Command::Serve { common, workers } => serve(&common, workers).await,
         Command::Quickstart { .. } | Command::Completions { .. } => unreachable!("handled by commands::run"),
     }
@@ -132,14 +132,12 @@ struct StatusRow {
 
 async fn status(common: &Common, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let engine = open(common)?;
-    let names: Vec<String> = match only {
-        Some(name) => vec![engine.application(name)?.name.clone()],
-        None => engine
-            .config()
-            .applications
-            .iter()
-            .map(|app| app.name.clone())
-            .collect(),
+    let names: Vec<String> = if let Some(name) = only {
+        vec![engine.find_application(name).await?.name.clone()]
+    } else {
+        // Applications declared by root applications become known by rendering the roots.
+        engine.discover().await;
+        engine.application_names()
     };
     print_status(&engine, names, common.output).await?;
     Ok(ExitCode::SUCCESS)
@@ -317,9 +315,9 @@ async fn serve(common: &Common, workers: usize) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn history(common: &Common, application: &str, limit: usize) -> anyhow::Result<ExitCode> {
+async fn history(common: &Common, application: &str, limit: usize) -> anyhow::Result<ExitCode> {
     let engine = open(common)?;
-    engine.application(application)?;
+    engine.find_application(application).await?;
     let records = engine.store().history(application, limit)?;
     if !structured(common.output, &records)? {
         let mut out = table(&[

@@ -1,0 +1,214 @@
+//! A root application whose source declares further applications (app-of-apps).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use driftless_config::Config;
+use driftless_core::application::{
+    Application, Automated, Cluster, ClusterConnection, Destination, Renderer, Retry, Source, SyncPolicy,
+};
+use driftless_engine::{Controller, Engine, EngineError, EngineOptions, SyncOptions};
+use driftless_store::SyncResult;
+use driftless_testenv::TestEnv;
+use driftless_testenv::git::TestRepo;
+use k8s_openapi::api::core::v1::ConfigMap;
+
+fn root(repo: &TestRepo, namespace: &str, automated: bool) -> Application {
+    Application {
+        name: "root".into(),
+        labels: std::collections::BTreeMap::new(),
+        source: Source {
+            repo_url: repo.file_url(),
+            revision: "main".into(),
+            path: "apps".into(),
+            renderer: Renderer::Detect,
+        },
+        destination: Destination {
+            cluster: "local".into(),
+            namespace: Some(namespace.into()),
+        },
+        sync_policy: SyncPolicy {
+            automated: automated.then_some(Automated {
+                prune: true,
+                self_heal: true,
+            }),
+            interval: Duration::from_secs(1),
+            retry: Retry::default(),
+            create_namespace: false,
+            prune_last: false,
+            replace: false,
+        },
+        ignore_differences: Vec::new(),
+    }
+}
+
+fn child(name: &str, repo: &TestRepo, namespace: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  source: {{repoURL: '{}', path: {name}}}\n  destination: {{cluster: {extra}local, namespace: {namespace}}}\n  syncPolicy: {{automated: {{prune: true}}, interval: 1s}}\n",
+        repo.file_url()
+    )
+}
+
+fn engine(env: &TestEnv, root: Application) -> (tempfile::TempDir, Engine) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        data_dir: None,
+        clusters: vec![Cluster {
+            name: "local".into(),
+            connection: ClusterConnection::Kubeconfig {
+                path: env.kubeconfig_path().to_owned(),
+                context: None,
+            },
+        }],
+        repositories: Vec::new(),
+        applications: vec![root],
+    };
+    let engine = Engine::new(
+        config,
+        EngineOptions {
+            data_dir: data.path().to_owned(),
+            ..EngineOptions::default()
+        },
+    )
+    .expect("engine");
+    (data, engine)
+}
+
+fn config_map(name: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n")
+}
+
+#[tokio::test]
+async fn a_root_declares_applications_that_come_and_go_with_its_commits() {
+    let env = TestEnv::new("app_of_apps").await;
+    let repo = TestRepo::new();
+    repo.write("apps/own.yaml", &config_map("root-own"))
+        .write("apps/child-a.yaml", &child("child-a", &repo, &env.namespace, ""))
+        .write("apps/child-b.yaml", &child("child-b", &repo, &env.namespace, ""))
+        .write("child-a/cm.yaml", &config_map("from-a"))
+        .write("child-b/cm.yaml", &config_map("from-b"));
+    repo.commit("root with two children");
+    let (_data, engine) = engine(&env, root(&repo, &env.namespace, false));
+
+    let report = engine
+        .sync(
+            "root",
+            SyncOptions {
+                prune: true,
+                ..SyncOptions::default()
+            },
+        )
+        .await
+        .expect("root");
+    assert_eq!(report.result, SyncResult::Succeeded);
+    let applied: Vec<&str> = report.outcomes.iter().map(|o| o.object.name.as_str()).collect();
+    assert_eq!(
+        applied,
+        vec!["root-own"],
+        "Application manifests are for driftless, not the cluster"
+    );
+    assert_eq!(engine.application_names(), vec!["child-a", "child-b", "root"]);
+    assert_eq!(
+        engine
+            .sync("child-a", SyncOptions::default())
+            .await
+            .expect("child")
+            .result,
+        SyncResult::Succeeded
+    );
+    assert!(
+        env.api::<ConfigMap>()
+            .get_opt("from-a")
+            .await
+            .expect("get")
+            .is_some()
+    );
+
+    repo.remove("apps/child-b.yaml");
+    repo.commit("drop child-b");
+    engine.compare("root").await.expect("re-render the root");
+    assert_eq!(engine.application_names(), vec!["child-a", "root"]);
+    assert!(matches!(
+        engine.application("child-b"),
+        Err(EngineError::UnknownApplication(_))
+    ));
+}
+
+#[tokio::test]
+async fn invalid_or_clashing_children_fail_the_root_and_keep_the_previous_children() {
+    let env = TestEnv::new("app_of_apps_invalid").await;
+    let repo = TestRepo::new();
+    repo.write("apps/child-a.yaml", &child("child-a", &repo, &env.namespace, ""))
+        .write("child-a/cm.yaml", &config_map("a"));
+    repo.commit("one child");
+    let (_data, engine) = engine(&env, root(&repo, &env.namespace, false));
+    engine.discover().await;
+    assert!(engine.application("child-a").is_ok());
+
+    repo.write(
+        "apps/child-a.yaml",
+        &child("child-a", &repo, &env.namespace, "elsewhere-"),
+    );
+    repo.commit("a child on an unknown cluster");
+    let err = engine.compare("root").await.expect_err("invalid child");
+    let message = err.to_string();
+    assert!(message.contains("apps/child-a.yaml (document 1"), "{message}");
+    assert!(
+        message.contains("spec.destination.cluster: unknown cluster \"elsewhere-local\""),
+        "{message}"
+    );
+    assert!(
+        engine.application("child-a").is_ok(),
+        "the previous children stay"
+    );
+
+    repo.write("apps/child-a.yaml", &child("root", &repo, &env.namespace, ""));
+    repo.commit("a child named like its root");
+    let err = engine.compare("root").await.expect_err("clash");
+    assert!(
+        err.to_string().contains("\"root\" is already defined elsewhere"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_controller_picks_up_children_and_syncs_them() {
+    let env = TestEnv::new("app_of_apps_controller").await;
+    let repo = TestRepo::new();
+    repo.write("apps/child-a.yaml", &child("child-a", &repo, &env.namespace, ""))
+        .write("child-a/cm.yaml", &config_map("synced-by-controller"));
+    repo.commit("root with a child");
+    let (_data, engine) = engine(&env, root(&repo, &env.namespace, true));
+    let controller = Controller::new(Arc::new(engine), 2);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let controller = Arc::clone(&controller);
+        async move {
+            controller
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    let config_maps = env.api::<ConfigMap>();
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+    while config_maps
+        .get_opt("synced-by-controller")
+        .await
+        .expect("get")
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the child was not synced: {:#?}",
+            controller.statuses().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.send(()).expect("stop");
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the controller stops")
+        .expect("join");
+}
