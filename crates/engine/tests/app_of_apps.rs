@@ -188,7 +188,7 @@ async fn the_controller_picks_up_children_and_syncs_them() {
                 .run(async {
                     let _ = stopped.await;
                 })
-                .await
+                .await;
         }
     });
     let config_maps = env.api::<ConfigMap>();
