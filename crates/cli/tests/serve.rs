@@ -12,13 +12,19 @@ use k8s_openapi::api::core::v1::ConfigMap;
 struct Serve(Child);
 
 impl Serve {
+    /// Logs go to `serve.log` beside the configuration, for failure messages.
     fn start(config: &Path) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(config.with_file_name("serve.log"))
+            .expect("open the serve log");
         let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
             .args(["serve", "--config"])
             .arg(config)
             .env("DRIFTLESS_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start driftless serve");
         Self(child)
@@ -66,17 +72,22 @@ fn app(name: &str, repo: &TestRepo, path: &str, namespace: &str, automated: bool
     )
 }
 
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+/// Polls `check` until it holds; on timeout, fails with the tail of serve's log.
+async fn eventually<F, Fut>(limit: Duration, what: &str, config: &Path, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
     let deadline = Instant::now() + limit;
     while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(config.with_file_name("serve.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "timed out after {limit:?} waiting for {what}; serve log (newest first):\n{}",
+                tail.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -113,6 +124,7 @@ async fn serve_syncs_automated_applications_only_and_stops_on_sigterm() {
     eventually(
         Duration::from_mins(1),
         "the automated application to sync",
+        &config,
         || async { config_maps.get_opt("auto").await.ok().flatten().is_some() },
     )
     .await;
@@ -121,15 +133,20 @@ async fn serve_syncs_automated_applications_only_and_stops_on_sigterm() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: auto}\ndata: {key: two}\n",
     );
     repo.commit("second");
-    eventually(Duration::from_mins(1), "the new commit to be applied", || async {
-        config_maps
-            .get_opt("auto")
-            .await
-            .ok()
-            .flatten()
-            .and_then(|cm| cm.data)
-            .is_some_and(|d| d["key"] == "two")
-    })
+    eventually(
+        Duration::from_mins(1),
+        "the new commit to be applied",
+        &config,
+        || async {
+            config_maps
+                .get_opt("auto")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|cm| cm.data)
+                .is_some_and(|d| d["key"] == "two")
+        },
+    )
     .await;
     assert!(
         config_maps.get_opt("manual").await.expect("get").is_none(),
@@ -170,7 +187,7 @@ async fn a_sync_cut_short_by_a_crash_is_recorded_as_interrupted() {
     let config = write_config(dir.path(), &env, &app("web", &repo, "app", &env.namespace, true));
 
     let first = Serve::start(&config);
-    eventually(Duration::from_mins(1), "a running sync", || async {
+    eventually(Duration::from_mins(1), "a running sync", &config, || async {
         history(&config, "web")
             .get(0)
             .is_some_and(|record| record["result"] == "running")
@@ -191,6 +208,7 @@ async fn a_sync_cut_short_by_a_crash_is_recorded_as_interrupted() {
     eventually(
         Duration::from_mins(1),
         "the cut-short sync to be marked interrupted",
+        &config,
         || async {
             let records = history(&config, "web");
             records.as_array().is_some_and(|all| {

@@ -202,6 +202,10 @@ impl Store {
             let _ = std::fs::create_dir_all(parent);
         }
         let connection = Connection::open(path).map_err(open_error)?;
+        // Before anything else: other processes (`serve`, CLI commands) may hold locks right now.
+        connection
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_error)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(open_error)?;
@@ -217,25 +221,29 @@ impl Store {
         Self::prepare(connection)
     }
 
-    fn prepare(connection: Connection) -> Result<Self, StoreError> {
+    fn prepare(mut connection: Connection) -> Result<Self, StoreError> {
         connection
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql("set the busy timeout"))?;
         connection
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(sql("enable foreign keys"))?;
-        let applied: i64 = connection
+        // Exclusive: two processes opening a new database at once must not both migrate it (the
+        // second waits, then finds the schema current).
+        let migration = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+            .map_err(sql("lock the database for migration"))?;
+        let applied: i64 = migration
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(sql("read the schema version"))?;
         let applied = usize::try_from(applied).unwrap_or(0);
-        for (index, migration) in (1_i64..).zip(MIGRATIONS).skip(applied) {
-            connection
-                .execute_batch(migration)
-                .map_err(sql("migrate the schema"))?;
-            connection
+        for (index, step) in (1_i64..).zip(MIGRATIONS).skip(applied) {
+            migration.execute_batch(step).map_err(sql("migrate the schema"))?;
+            migration
                 .pragma_update(None, "user_version", index)
                 .map_err(sql("record the schema version"))?;
         }
+        migration.commit().map_err(sql("migrate the schema"))?;
         let store = Self {
             connection: Mutex::new(connection),
         };

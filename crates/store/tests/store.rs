@@ -132,3 +132,21 @@ fn pins_persist_until_removed() {
     assert!(!store.unpin("web").expect("unpin again"));
     assert_eq!(store.pinned("web").expect("read"), None);
 }
+
+#[test]
+fn processes_opening_a_new_database_at_once_do_not_both_migrate_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("driftless.db");
+    let openers: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || Store::open(&path).map(drop))
+        })
+        .collect();
+    for opener in openers {
+        opener
+            .join()
+            .expect("join")
+            .expect("every concurrent open succeeds");
+    }
+}
