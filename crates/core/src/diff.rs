@@ -112,27 +112,7 @@ pub fn unified_diff(before: &str, after: &str, name: &str) -> String {
 #[must_use]
 pub fn normalise(object: &Value, rules: &[&IgnoreDifference], live: Option<&Value>) -> Value {
     let mut object = object.clone();
-    for rule in rules {
-        for pointer in &rule.json_pointers {
-            remove_pointer(&mut object, pointer);
-        }
-        if let Some(entries) = live
-            .and_then(|live| live.pointer("/metadata/managedFields"))
-            .and_then(Value::as_array)
-        {
-            for entry in entries {
-                let manager = entry.get("manager").and_then(Value::as_str).unwrap_or_default();
-                if rule
-                    .managed_fields_managers
-                    .iter()
-                    .any(|ignored| ignored == manager)
-                    && let Some(fields) = entry.get("fieldsV1")
-                {
-                    remove_owned_fields(&mut object, fields);
-                }
-            }
-        }
-    }
+    strip_ignored(&mut object, rules, live);
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
     }
@@ -154,6 +134,94 @@ pub fn normalise(object: &Value, rules: &[&IgnoreDifference], live: Option<&Valu
         }
     }
     object
+}
+
+/// Removes what `rules` ignore from `object`: their JSON pointers, and every field a manager they
+/// name owns according to `live`'s `managedFields`. Used on both sides of a diff, and on a manifest
+/// before it is applied, so an ignored difference is never reverted either.
+pub fn strip_ignored(object: &mut Value, rules: &[&IgnoreDifference], live: Option<&Value>) {
+    let entries = live
+        .and_then(|live| live.pointer("/metadata/managedFields"))
+        .and_then(Value::as_array);
+    for rule in rules {
+        for pointer in &rule.json_pointers {
+            remove_pointer(object, pointer);
+        }
+        for entry in entries.into_iter().flatten() {
+            let manager = entry.get("manager").and_then(Value::as_str).unwrap_or_default();
+            if rule
+                .managed_fields_managers
+                .iter()
+                .any(|ignored| ignored == manager)
+                && let Some(fields) = entry.get("fieldsV1")
+            {
+                remove_owned_fields(object, fields);
+            }
+        }
+    }
+}
+
+/// Prepares a manifest for applying to an existing object so ignored differences are not reverted:
+/// each ignored JSON pointer takes the live value (dropping it instead would make server-side apply
+/// delete the field wherever driftless is still its only owner), and fields owned by an ignored
+/// manager are left out (that manager keeps them).
+pub fn keep_ignored_live_values(manifest: &mut Value, rules: &[&IgnoreDifference], live: &Value) {
+    let entries = live.pointer("/metadata/managedFields").and_then(Value::as_array);
+    for rule in rules {
+        for pointer in &rule.json_pointers {
+            match live.pointer(pointer) {
+                Some(value) => set_pointer(manifest, pointer, value.clone()),
+                None => remove_pointer(manifest, pointer),
+            }
+        }
+        for entry in entries.into_iter().flatten() {
+            let manager = entry.get("manager").and_then(Value::as_str).unwrap_or_default();
+            if rule
+                .managed_fields_managers
+                .iter()
+                .any(|ignored| ignored == manager)
+                && let Some(fields) = entry.get("fieldsV1")
+            {
+                remove_owned_fields(manifest, fields);
+            }
+        }
+    }
+}
+
+/// Sets the value at an RFC 6901 JSON pointer, creating missing objects on the way (not list items).
+fn set_pointer(object: &mut Value, pointer: &str, value: Value) {
+    let mut current = object;
+    let segments: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let Some((last, path)) = segments.split_last() else {
+        return;
+    };
+    for segment in path {
+        current = match current {
+            Value::Object(map) => map
+                .entry(segment.clone())
+                .or_insert_with(|| Value::Object(Map::new())),
+            Value::Array(items) => match segment.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(item) => item,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    match current {
+        Value::Object(map) => {
+            map.insert(last.clone(), value);
+        }
+        Value::Array(items) => {
+            if let Some(item) = last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                *item = value;
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Removes the value at an RFC 6901 JSON pointer, if present.
@@ -391,6 +459,36 @@ mod tests {
             compare(&reference, Some(&live), &would_be, &other_kind, b"s"),
             ObjectDiff::Changed { .. }
         ));
+    }
+
+    #[test]
+    fn applies_keep_the_live_value_of_ignored_fields() {
+        let live = deployment(5, "web:1");
+        let mut manifest = json!({ "spec": { "replicas": 2, "template": { "spec": { "containers": [{ "name": "web", "image": "web:2" }] } } } });
+        keep_ignored_live_values(
+            &mut manifest,
+            &[&rule(&["/spec/replicas", "/metadata/labels/team"], &[])],
+            &live,
+        );
+        assert_eq!(
+            manifest["spec"]["replicas"], 5,
+            "the live value, not the manifest's"
+        );
+        assert!(
+            manifest.pointer("/metadata/labels/team").is_none(),
+            "absent live: left out"
+        );
+        assert_eq!(
+            manifest["spec"]["template"]["spec"]["containers"][0]["image"], "web:2",
+            "the rest is applied"
+        );
+
+        let mut by_manager = json!({ "spec": { "replicas": 2 } });
+        keep_ignored_live_values(&mut by_manager, &[&rule(&[], &["autoscaler"])], &live);
+        assert!(
+            by_manager.pointer("/spec/replicas").is_none(),
+            "the autoscaler keeps owning replicas"
+        );
     }
 
     #[test]

@@ -204,8 +204,10 @@ impl Controller {
                     .automated
                     .filter(|a| !pinned && (new_revision || a.self_heal));
                 if let (Some(automated), SyncState::OutOfSync) = (automated, comparison.sync) {
+                    // selfHeal means reverting others' changes, which takes their fields over.
                     let options = SyncOptions {
                         prune: automated.prune,
+                        force: automated.self_heal,
                         trigger: Trigger::Automated,
                         ..SyncOptions::default()
                     };

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use driftless_core::application::Application;
+use driftless_core::diff::{keep_ignored_live_values, rule_matches};
 use driftless_core::health::{self, Health};
 use driftless_core::plan::{
     KeepReason, LiveOwnership, OwnershipConflict, Plan, PlanOptions, object_sync_option, plan,
@@ -213,6 +214,30 @@ impl SyncRun<'_> {
             dry_run: self.options.dry_run,
         };
         let reference = object.reference.clone();
+        // ignoreDifferences hold for apply too: an ignored field of an existing object is left
+        // to whoever owns it, never reverted.
+        let rules: Vec<_> = self
+            .app
+            .ignore_differences
+            .iter()
+            .filter(|rule| rule_matches(rule, &reference))
+            .collect();
+        let mut stripped;
+        let mut object = object;
+        if !rules.is_empty() && live_versions.contains_key(&reference) {
+            let live = self
+                .cluster
+                .objects
+                .get(&resolved.resource, &reference)
+                .await
+                .ok()
+                .flatten();
+            if let Some(live) = live {
+                stripped = object.clone();
+                keep_ignored_live_values(&mut stripped.manifest, &rules, &live);
+                object = &stripped;
+            }
+        }
         let replace = object_sync_option(object, "Replace").unwrap_or(self.app.sync_policy.replace);
         let result = if replace {
             self.cluster

@@ -247,6 +247,80 @@ async fn applications_share_a_repository_over_http_at_different_revisions() {
 }
 
 #[tokio::test]
+async fn ignored_differences_are_neither_reported_nor_reverted() {
+    let env = TestEnv::new("engine_ignore").await;
+    let repo = TestRepo::new();
+    repo.write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tuned}\ndata: {key: one, other: x}\n",
+    );
+    repo.commit("first");
+    let mut app = application("web", &repo, "app", &env.namespace);
+    app.ignore_differences
+        .push(driftless_core::application::IgnoreDifference {
+            group: Some(String::new()),
+            kind: "ConfigMap".into(),
+            name: Some("tuned".into()),
+            namespace: None,
+            json_pointers: vec!["/data/key".into()],
+            managed_fields_managers: Vec::new(),
+        });
+    let (_data, engine) = engine(&env, vec![app]);
+    assert_eq!(
+        engine.sync("web", PRUNE).await.expect("create").result,
+        SyncResult::Succeeded
+    );
+
+    let config_maps = env.api::<ConfigMap>();
+    let edit = |data: serde_json::Value| {
+        let config_maps = config_maps.clone();
+        async move {
+            let patch = kube::api::Patch::Merge(serde_json::json!({ "data": data }));
+            config_maps
+                .patch("tuned", &kube::api::PatchParams::default(), &patch)
+                .await
+                .expect("manual edit");
+        }
+    };
+    edit(serde_json::json!({ "key": "tuned-by-hand" })).await;
+    assert_eq!(
+        engine.compare("web").await.expect("compare").sync,
+        SyncState::Synced,
+        "an ignored field is no difference"
+    );
+    edit(serde_json::json!({ "other": "drifted" })).await;
+    assert_eq!(
+        engine.compare("web").await.expect("compare").sync,
+        SyncState::OutOfSync
+    );
+
+    // The hand edit made its editor the owner of data.other: reverting it is a conflict unless
+    // forced (as selfHeal does).
+    let conflicted = engine.sync("web", PRUNE).await.expect("sync");
+    assert_eq!(conflicted.result, SyncResult::Failed);
+    assert!(
+        conflicted.outcomes[0].message.contains(".data.other"),
+        "{conflicted:#?}"
+    );
+    let forced = engine
+        .sync("web", SyncOptions { force: true, ..PRUNE })
+        .await
+        .expect("forced sync");
+    assert_eq!(forced.result, SyncResult::Succeeded, "{forced:#?}");
+    let data = config_maps
+        .get("tuned")
+        .await
+        .expect("get")
+        .data
+        .unwrap_or_default();
+    assert_eq!(
+        (data["key"].as_str(), data["other"].as_str()),
+        ("tuned-by-hand", "x"),
+        "ignored kept, drift reverted"
+    );
+}
+
+#[tokio::test]
 async fn create_update_diff_and_prune() {
     let env = TestEnv::new("engine_lifecycle").await;
     let repo = TestRepo::new();
