@@ -39,6 +39,9 @@ pub struct Common {
     pub data_dir: Option<PathBuf>,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Work directly against the clusters even when a `driftless serve` is running.
+    #[arg(long)]
+    pub direct: bool,
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +83,12 @@ pub enum Command {
         application: String,
         #[command(flatten)]
         flags: SyncFlags,
+    },
+    /// Ask a running `driftless serve` to reconcile an application now.
+    Refresh {
+        #[command(flatten)]
+        common: Common,
+        application: String,
     },
     /// Print the manifests an application declares, as they would be applied.
     Render {

@@ -220,3 +220,74 @@ async fn a_sync_cut_short_by_a_crash_is_recorded_as_interrupted() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_cli_goes_through_a_running_server() {
+    let env = TestEnv::new("serve_api").await;
+    let repo = TestRepo::new();
+    repo.write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: via-api}\n",
+    );
+    repo.commit("first");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &env, &app("web", &repo, "app", &env.namespace, false));
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_driftless"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("run driftless")
+    };
+    let without_server = cli(&["refresh", "web"]);
+    assert_eq!(
+        without_server.status.code(),
+        Some(2),
+        "refresh needs a running server"
+    );
+
+    let _serve = Serve::start(&config);
+    eventually(Duration::from_mins(1), "the API socket", &config, || async {
+        cli(&["refresh", "web"]).status.success()
+    })
+    .await;
+    let second = Command::new(env!("CARGO_BIN_EXE_driftless"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("second serve");
+    assert_eq!(second.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another driftless serve is already running"));
+
+    let sync = cli(&["sync", "web"]);
+    assert!(sync.status.success(), "{}", String::from_utf8_lossy(&sync.stderr));
+    assert!(
+        env.api::<ConfigMap>()
+            .get_opt("via-api")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    let log = std::fs::read_to_string(config.with_file_name("serve.log")).expect("serve log");
+    assert!(log.contains("sync finished"), "the sync ran inside serve: {log}");
+
+    eventually(
+        Duration::from_mins(1),
+        "the server's status to show the sync",
+        &config,
+        || async {
+            let status = cli(&["status", "-o", "json"]);
+            let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+            rows.get(0).is_some_and(|row| row["sync"] == "Synced")
+        },
+    )
+    .await;
+    let diff = cli(&["diff", "web"]);
+    assert_eq!(
+        diff.status.code(),
+        Some(0),
+        "in sync, through the server: {}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
+}

@@ -16,13 +16,13 @@ use std::time::{Duration, SystemTime};
 use driftless_core::SyncState;
 use driftless_core::health::Health;
 use driftless_store::{SyncResult, Trigger};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock, Semaphore, mpsc};
 
 use crate::{Engine, SyncOptions};
 
 /// What the controller last saw of an application.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AppStatus {
     pub revision: Option<String>,
     pub sync: Option<SyncState>,
@@ -41,6 +41,8 @@ pub struct Controller {
     statuses: Arc<RwLock<HashMap<String, AppStatus>>>,
     requests: mpsc::UnboundedSender<String>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+    /// One lock per application: a reconcile and a sync asked for through the API never overlap.
+    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// One timer per known application; applications declared by roots come and go.
     timers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
 }
@@ -70,6 +72,7 @@ impl Controller {
             requests,
             receiver: Mutex::new(Some(receiver)),
             timers: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -176,7 +179,33 @@ impl Controller {
     }
 
     #[tracing::instrument(skip(self))]
+    async fn lock(&self, name: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = Arc::clone(self.locks.lock().await.entry(name.to_owned()).or_default());
+        lock.lock_owned().await
+    }
+
+    /// Syncs now, on request (the CLI through the API), never at the same time as a reconcile of
+    /// the same application; the status is refreshed afterwards.
+    pub async fn sync_now(
+        self: &Arc<Self>,
+        name: &str,
+        options: SyncOptions,
+    ) -> Result<crate::SyncReport, crate::EngineError> {
+        let report = {
+            let _guard = self.lock(name).await;
+            self.engine.sync(name, options).await?
+        };
+        self.refresh(name);
+        Ok(report)
+    }
+
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     async fn reconcile(&self, name: &str) {
+        let _guard = self.lock(name).await;
         let Ok(app) = self.engine.application(name) else {
             return;
         };

@@ -11,7 +11,7 @@ use driftless_git::Mirrors;
 use driftless_kube::{ApplyOptions, ConnectOptions, Discovery, Objects, connect};
 use driftless_render::RenderLimits;
 use driftless_store::Store;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::EngineError;
@@ -44,7 +44,7 @@ pub struct Engine {
 }
 
 /// One object's state in a comparison.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectStatus {
     pub object: ObjectRef,
     pub diff: ObjectDiff,
@@ -52,7 +52,7 @@ pub struct ObjectStatus {
 }
 
 /// An application compared with its cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppComparison {
     pub application: String,
     pub revision: String,

@@ -13,7 +13,7 @@ use driftless_core::sync_order::Stage;
 use driftless_core::{HealthState, ObjectRef};
 use driftless_kube::ApplyOptions;
 use driftless_store::{ObjectAction, ObjectOutcome, SyncResult, Trigger};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::desired::DesiredState;
@@ -61,7 +61,7 @@ impl Default for SyncOptions {
 }
 
 /// What a sync did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReport {
     pub application: String,
     pub revision: String,

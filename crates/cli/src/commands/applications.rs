@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use driftless_core::SyncState;
 use driftless_core::diff::ObjectDiff;
-use driftless_engine::{Engine, EngineOptions, SyncOptions, SyncReport};
+use driftless_engine::{AppComparison, AppStatus, Engine, EngineOptions, SyncOptions, SyncReport};
+use driftless_server::{LocalClient, SyncRequest};
 use driftless_store::SyncResult;
 use serde::Serialize;
 
@@ -23,13 +24,28 @@ fn default_data_dir() -> PathBuf {
         .join("driftless")
 }
 
-pub(super) fn open(common: &Common) -> anyhow::Result<Engine> {
+/// The configuration and the data directory it (or `--data-dir`) names.
+fn load(common: &Common) -> anyhow::Result<(driftless_config::Config, PathBuf)> {
     let config = driftless_config::load(&common.config)?;
     let data_dir = common
         .data_dir
         .clone()
         .or_else(|| config.data_dir.clone())
         .unwrap_or_else(default_data_dir);
+    Ok((config, data_dir))
+}
+
+/// The running `driftless serve` for this configuration, unless `--direct`.
+async fn server(common: &Common) -> anyhow::Result<Option<LocalClient>> {
+    if common.direct {
+        return Ok(None);
+    }
+    let (_, data_dir) = load(common)?;
+    Ok(LocalClient::connect(&data_dir).await)
+}
+
+pub(super) fn open(common: &Common) -> anyhow::Result<Engine> {
+    let (config, data_dir) = load(common)?;
     let options = EngineOptions {
         data_dir,
         ..EngineOptions::default()
@@ -51,6 +67,33 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Status { common, application } => status(&common, application.as_deref()).await,
         Command::Diff { common, application } => diff(&common, &application).await,
+        Command::Sync {
+            common,
+            application,
+            flags,
+        } if !common.direct && server(&common).await?.is_some() => {
+            let client = server(&common).await?.expect("checked just above");
+            let request = SyncRequest {
+                prune: flags.prune,
+                dry_run: flags.dry_run,
+                force: flags.force,
+                adopt: flags.adopt,
+            };
+            let report: SyncReport = client
+                .post(&format!("/api/v1/applications/{application}/sync"), &request)
+                .await?;
+            print_report(common.output, &report)
+        }
+        Command::Refresh { common, application } => {
+            let Some(client) = server(&common).await? else {
+                anyhow::bail!("no driftless serve is running for this configuration (refresh needs one)");
+            };
+            client
+                .post_empty(&format!("/api/v1/applications/{application}/refresh"))
+                .await?;
+            println!("{application}: refresh requested");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sync {
             common,
             application,
@@ -131,6 +174,33 @@ struct StatusRow {
 }
 
 async fn status(common: &Common, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    if let Some(client) = server(common).await? {
+        // What the running server saw at its last reconcile of each application.
+        let statuses: std::collections::BTreeMap<String, AppStatus> =
+            client.get("/api/v1/applications").await?;
+        let rows: Vec<StatusRow> = statuses
+            .into_iter()
+            .filter(|(name, _)| only.is_none_or(|only| only == name))
+            .map(|(application, status)| StatusRow {
+                application,
+                revision: status.revision,
+                sync: status.sync.unwrap_or(SyncState::Unknown),
+                health: status.health.as_ref().map(|health| health.state),
+                last_sync: status.last_sync,
+                message: status
+                    .error
+                    .or(status.health.map(|health| health.message))
+                    .unwrap_or_default(),
+            })
+            .collect();
+        if let Some(only) = only
+            && rows.is_empty()
+        {
+            anyhow::bail!("no application named {only:?}");
+        }
+        print_rows(common.output, &rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let engine = open(common)?;
     let names: Vec<String> = if let Some(name) = only {
         vec![engine.find_application(name).await?.name.clone()]
@@ -178,6 +248,10 @@ pub(super) async fn print_status(
         };
         rows.push(row);
     }
+    print_rows(format, &rows)
+}
+
+fn print_rows(format: OutputFormat, rows: &[StatusRow]) -> anyhow::Result<()> {
     if !structured(format, &rows)? {
         let mut out = table(&[
             "APPLICATION",
@@ -187,7 +261,7 @@ pub(super) async fn print_status(
             "LAST SYNC",
             "MESSAGE",
         ]);
-        for row in &rows {
+        for row in rows {
             out.add_row(vec![
                 row.application.clone(),
                 row.revision.as_deref().map_or("-", short).to_owned(),
@@ -203,8 +277,17 @@ pub(super) async fn print_status(
 }
 
 async fn diff(common: &Common, application: &str) -> anyhow::Result<ExitCode> {
-    let engine = open(common)?;
-    let comparison = match engine.compare(application).await {
+    let compared = match server(common).await? {
+        Some(client) => client
+            .get::<AppComparison>(&format!("/api/v1/applications/{application}/diff"))
+            .await
+            .map_err(|err| err.to_string()),
+        None => open(common)?
+            .compare(application)
+            .await
+            .map_err(|err| err.to_string()),
+    };
+    let comparison = match compared {
         Ok(comparison) => comparison,
         Err(err) => {
             eprintln!("error: {err}");
@@ -293,24 +376,50 @@ pub(super) fn print_report(format: OutputFormat, report: &SyncReport) -> anyhow:
 }
 
 async fn serve(common: &Common, workers: usize) -> anyhow::Result<ExitCode> {
+    let (_, data_dir) = load(common)?;
+    if LocalClient::connect(&data_dir).await.is_some() {
+        anyhow::bail!(
+            "another driftless serve is already running for {}",
+            data_dir.display()
+        );
+    }
     let engine = std::sync::Arc::new(open(common)?);
-    let names: Vec<&str> = engine
-        .config()
-        .applications
-        .iter()
-        .map(|app| app.name.as_str())
-        .collect();
+    let names = engine.application_names();
     tracing::info!(applications = ?names, workers, "serving");
     let controller = driftless_engine::Controller::new(std::sync::Arc::clone(&engine), workers);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("failed to listen for SIGTERM")?;
-    let shutdown = async move {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let api = tokio::spawn({
+        let controller = std::sync::Arc::clone(&controller);
+        let socket = driftless_server::socket_path(&data_dir);
+        let mut stopped = stopped.clone();
+        async move {
+            driftless_server::serve_local(controller, &socket, async move {
+                let _ = stopped.changed().await;
+            })
+            .await
+        }
+    });
+    let mut stopped_controller = stopped;
+    let signals = async move {
         tokio::select! {
             _ = terminate.recv() => tracing::info!("SIGTERM received"),
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
         }
+        let _ = stop.send(true);
     };
-    controller.run(shutdown).await;
+    tokio::spawn(signals);
+    controller
+        .run(async move {
+            let _ = stopped_controller.changed().await;
+        })
+        .await;
+    match api.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Err(err.into()),
+        Err(err) => return Err(anyhow::anyhow!("the API task failed: {err}")),
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
