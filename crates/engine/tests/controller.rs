@@ -1,4 +1,4 @@
-//! A root application whose source declares further applications (app-of-apps).
+//! The controller (`driftless serve`): app-of-apps, automated syncs, and failures kept to their own application.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -211,4 +211,105 @@ async fn the_controller_picks_up_children_and_syncs_them() {
         .await
         .expect("the controller stops")
         .expect("join");
+}
+
+#[tokio::test]
+async fn one_applications_failure_leaves_the_others_syncing_and_deletes_nothing() {
+    let env = TestEnv::new("controller_isolation").await;
+    let repo = TestRepo::new();
+    repo.write("good/cm.yaml", &config_map("good")).write(
+        "crd-missing/gadget.yaml",
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g}\n",
+    );
+    repo.commit("one good, one broken");
+    let automated = |name: &str, path: &str, url: String| {
+        let mut app = root(&repo, &env.namespace, true);
+        app.name = name.into();
+        app.source.path = path.into();
+        app.source.repo_url = url;
+        app
+    };
+    let unreachable = automated(
+        "unreachable",
+        "good",
+        "file:///nonexistent/driftless/repo.git".into(),
+    );
+    let broken = automated("broken", "crd-missing", repo.file_url());
+    let good = automated("good", "good", repo.file_url());
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        data_dir: None,
+        clusters: vec![Cluster {
+            name: "local".into(),
+            connection: ClusterConnection::Kubeconfig {
+                path: env.kubeconfig_path().to_owned(),
+                context: None,
+            },
+        }],
+        repositories: Vec::new(),
+        applications: vec![unreachable, broken, good],
+    };
+    let engine = Engine::new(
+        config,
+        EngineOptions {
+            data_dir: data.path().to_owned(),
+            ..EngineOptions::default()
+        },
+    )
+    .expect("engine");
+    let controller = Controller::new(Arc::new(engine), 2);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let controller = Arc::clone(&controller);
+        async move {
+            controller
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+    loop {
+        let statuses = controller.statuses().await;
+        let failing = |name: &str| statuses.get(name).and_then(|s| s.error.clone());
+        let good_synced = env
+            .api::<ConfigMap>()
+            .get_opt("good")
+            .await
+            .expect("get")
+            .is_some();
+        if let (Some(unreachable), Some(broken), true) =
+            (failing("unreachable"), failing("broken"), good_synced)
+        {
+            assert!(
+                unreachable.contains("/nonexistent/driftless/repo.git"),
+                "{unreachable}"
+            );
+            assert!(
+                broken.contains("Gadget") && broken.contains("CustomResourceDefinition"),
+                "{broken}"
+            );
+            assert_eq!(
+                statuses["unreachable"].sync,
+                Some(driftless_core::SyncState::Unknown)
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "statuses: {statuses:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.send(()).expect("stop");
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("stops")
+        .expect("join");
+    assert!(
+        env.api::<ConfigMap>()
+            .get_opt("good")
+            .await
+            .expect("get")
+            .is_some(),
+        "nothing was deleted"
+    );
 }
