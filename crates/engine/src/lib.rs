@@ -19,4 +19,4 @@ pub use controller::{AppStatus, Controller};
 pub use desired::RenderedApp;
 pub use engine::{AppComparison, Engine, EngineOptions, ObjectStatus};
 pub use error::EngineError;
-pub use sync::{SyncOptions, SyncReport};
+pub use sync::{ProgressSink, SyncOptions, SyncProgress, SyncReport};

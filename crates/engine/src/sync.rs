@@ -44,6 +44,47 @@ pub struct SyncOptions {
     pub trigger: Trigger,
     /// How long each wave may take to become healthy before the next starts.
     pub wave_health_timeout: Duration,
+    /// Told what the sync is doing, as it happens (the CLI shows it).
+    pub progress: Option<ProgressSink>,
+}
+
+/// What a running sync is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncProgress {
+    /// A wave starts: its number and how many objects it applies.
+    Wave {
+        number: i64,
+        objects: usize,
+    },
+    Applied {
+        object: ObjectRef,
+        action: ObjectAction,
+    },
+    /// Waiting for something to become healthy; the message names what and why (changes only).
+    Waiting {
+        message: String,
+    },
+    Pruned {
+        object: ObjectRef,
+    },
+}
+
+/// Receives [`SyncProgress`]; cheap to clone.
+#[derive(Clone)]
+pub struct ProgressSink(pub std::sync::Arc<dyn Fn(SyncProgress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
+}
+
+impl ProgressSink {
+    fn send(sink: Option<&Self>, event: SyncProgress) {
+        if let Some(sink) = sink {
+            (sink.0)(event);
+        }
+    }
 }
 
 impl Default for SyncOptions {
@@ -56,6 +97,7 @@ impl Default for SyncOptions {
             adopt: false,
             trigger: Trigger::Manual,
             wave_health_timeout: Duration::from_mins(5),
+            progress: None,
         }
     }
 }
@@ -105,6 +147,24 @@ struct SyncRun<'a> {
 
 impl SyncRun<'_> {
     fn record(&mut self, object: &ObjectRef, action: ObjectAction, message: impl Into<String>) {
+        match action {
+            ObjectAction::Pruned => {
+                ProgressSink::send(
+                    self.options.progress.as_ref(),
+                    SyncProgress::Pruned {
+                        object: object.clone(),
+                    },
+                );
+            }
+            ObjectAction::Kept | ObjectAction::Skipped => {}
+            _ => ProgressSink::send(
+                self.options.progress.as_ref(),
+                SyncProgress::Applied {
+                    object: object.clone(),
+                    action,
+                },
+            ),
+        }
         self.outcomes.push(ObjectOutcome {
             object: object.clone(),
             action,
@@ -179,6 +239,14 @@ impl SyncRun<'_> {
                 }
                 continue;
             }
+            let size = wave.objects().count();
+            ProgressSink::send(
+                self.options.progress.as_ref(),
+                SyncProgress::Wave {
+                    number: wave.number,
+                    objects: size,
+                },
+            );
             for (stage, indices) in &wave.stages {
                 for &index in indices {
                     self.apply_one(index, live_versions).await;
@@ -196,6 +264,7 @@ impl SyncRun<'_> {
                         &self.desired,
                         &members,
                         self.options.wave_health_timeout,
+                        self.options.progress.as_ref(),
                     )
                     .await
                 {
@@ -278,7 +347,13 @@ impl SyncRun<'_> {
         }
         if let Err(message) = self
             .engine
-            .wait_healthy(&self.cluster, &self.desired, &crds, CRD_ESTABLISHED_TIMEOUT)
+            .wait_healthy(
+                &self.cluster,
+                &self.desired,
+                &crds,
+                CRD_ESTABLISHED_TIMEOUT,
+                self.options.progress.as_ref(),
+            )
             .await
         {
             let first = self.desired.objects[crds[0]].0.reference.clone();
@@ -480,8 +555,10 @@ impl Engine {
         desired: &DesiredState,
         members: &[usize],
         timeout: Duration,
+        progress: Option<&ProgressSink>,
     ) -> Result<(), String> {
         let started = Instant::now();
+        let mut last_reported: Option<String> = None;
         loop {
             let mut waiting = None;
             for &index in members {
@@ -500,6 +577,15 @@ impl Engine {
                 }
             }
             let Some(waiting) = waiting else { return Ok(()) };
+            if last_reported.as_ref() != Some(&waiting) {
+                ProgressSink::send(
+                    progress,
+                    SyncProgress::Waiting {
+                        message: waiting.clone(),
+                    },
+                );
+                last_reported = Some(waiting.clone());
+            }
             if started.elapsed() > timeout {
                 return Err(format!("after {timeout:?}, {waiting}"));
             }

@@ -82,6 +82,7 @@ const PRUNE: SyncOptions = SyncOptions {
     adopt: false,
     trigger: driftless_store::Trigger::Manual,
     wave_health_timeout: Duration::from_mins(1),
+    progress: None,
 };
 
 /// Marks every Pod of `app` Running and Ready, as a kubelet would; the real controller-manager
@@ -123,9 +124,25 @@ async fn waves_wait_for_health_and_health_follows_the_workload() {
     let (_data, engine) = engine(&env, vec![application("web", &repo, "app", &env.namespace)]);
     let engine = std::sync::Arc::new(engine);
 
+    let events: std::sync::Arc<std::sync::Mutex<Vec<driftless_engine::SyncProgress>>> =
+        std::sync::Arc::default();
     let syncing = tokio::spawn({
         let engine = std::sync::Arc::clone(&engine);
-        async move { engine.sync("web", PRUNE).await }
+        let events = std::sync::Arc::clone(&events);
+        let sink = driftless_engine::ProgressSink(std::sync::Arc::new(move |event| {
+            events.lock().expect("events lock").push(event);
+        }));
+        async move {
+            engine
+                .sync(
+                    "web",
+                    SyncOptions {
+                        progress: Some(sink),
+                        ..PRUNE
+                    },
+                )
+                .await
+        }
     });
     // The sync waits in wave 0 until the Deployment is available; play kubelet.
     let config_maps = env.api::<ConfigMap>();
@@ -148,6 +165,19 @@ async fn waves_wait_for_health_and_health_follows_the_workload() {
     assert_eq!(report.result, SyncResult::Succeeded, "{report:#?}");
     let order: Vec<&str> = report.outcomes.iter().map(|o| o.object.name.as_str()).collect();
     assert_eq!(order, vec!["before", "web", "after"]);
+    let events = events.lock().expect("events lock").clone();
+    let waves: Vec<i64> = events
+        .iter()
+        .filter_map(|event| match event {
+            driftless_engine::SyncProgress::Wave { number, .. } => Some(*number),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waves, vec![-1, 0, 1], "progress names each wave");
+    assert!(
+        events.iter().any(|event| matches!(event, driftless_engine::SyncProgress::Waiting { message } if message.contains("apps/Deployment") && message.contains("Progressing"))),
+        "progress says what the sync waits for: {events:#?}"
+    );
     let comparison = engine.compare("web").await.expect("compare");
     assert_eq!(
         comparison.health.state,

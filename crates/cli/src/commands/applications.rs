@@ -11,7 +11,7 @@ use driftless_server::{LocalClient, SyncRequest};
 use driftless_store::SyncResult;
 use serde::Serialize;
 
-use super::output::{print_diff, short, structured, table, time};
+use super::output::{self, print_diff, short, structured, table, time};
 use super::{EXIT_DIFFERENCES, EXIT_ERROR};
 use crate::cli::{Command, Common, OutputFormat, SyncFlags};
 
@@ -53,12 +53,13 @@ pub(super) fn open(common: &Common) -> anyhow::Result<Engine> {
     Engine::new(config, options).context("failed to open the state directory")
 }
 
-fn sync_options(flags: &SyncFlags) -> SyncOptions {
+fn sync_options(flags: &SyncFlags, format: OutputFormat) -> SyncOptions {
     SyncOptions {
         prune: flags.prune,
         dry_run: flags.dry_run,
         force: flags.force,
         adopt: flags.adopt,
+        progress: (format == OutputFormat::Text).then(output::progress),
         ..SyncOptions::default()
     }
 }
@@ -71,68 +72,22 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             common,
             application,
             flags,
-        } if !common.direct && server(&common).await?.is_some() => {
-            let client = server(&common).await?.expect("checked just above");
-            let request = SyncRequest {
-                prune: flags.prune,
-                dry_run: flags.dry_run,
-                force: flags.force,
-                adopt: flags.adopt,
-            };
-            let report: SyncReport = client
-                .post(&format!("/api/v1/applications/{application}/sync"), &request)
-                .await?;
-            print_report(common.output, &report)
-        }
-        Command::Refresh { common, application } => {
-            let Some(client) = server(&common).await? else {
-                anyhow::bail!("no driftless serve is running for this configuration (refresh needs one)");
-            };
-            client
-                .post_empty(&format!("/api/v1/applications/{application}/refresh"))
-                .await?;
-            println!("{application}: refresh requested");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Sync {
-            common,
-            application,
-            flags,
-        } => {
-            let engine = open(&common)?;
-            let report = engine.sync(&application, sync_options(&flags)).await?;
-            print_report(common.output, &report)
-        }
+        } => sync(&common, &application, &flags).await,
+        Command::Refresh { common, application } => refresh(&common, &application).await,
         Command::Rollback {
             common,
             application,
             to,
             flags,
-        } => {
-            let engine = open(&common)?;
-            let report = engine.rollback(&application, &to, sync_options(&flags)).await?;
-            let code = print_report(common.output, &report)?;
-            if report.result == SyncResult::Succeeded
-                && !report.dry_run
-                && common.output == OutputFormat::Text
-            {
-                println!(
-                    "{application} is pinned at {}; automated syncs are suspended until `driftless unpin {application}`.",
-                    short(&report.revision)
-                );
-            }
-            Ok(code)
-        }
+        } => rollback(&common, &application, &to, &flags).await,
         Command::Unpin { common, application } => {
             let was_pinned = open(&common)?.unpin(&application)?;
-            println!(
-                "{application}: {}",
-                if was_pinned {
-                    "unpinned; it follows its configured revision again"
-                } else {
-                    "was not pinned"
-                }
-            );
+            let state = if was_pinned {
+                "unpinned; it follows its configured revision again"
+            } else {
+                "was not pinned"
+            };
+            println!("{application}: {state}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Render {
@@ -161,6 +116,56 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve { common, workers } => serve(&common, workers).await,
         Command::Quickstart { .. } | Command::Completions { .. } => unreachable!("handled by commands::run"),
     }
+}
+
+/// Through a running `serve` (serialised with its reconciles) when there is one, else directly.
+async fn sync(common: &Common, application: &str, flags: &SyncFlags) -> anyhow::Result<ExitCode> {
+    let report: SyncReport = if let Some(client) = server(common).await? {
+        let request = SyncRequest {
+            prune: flags.prune,
+            dry_run: flags.dry_run,
+            force: flags.force,
+            adopt: flags.adopt,
+        };
+        client
+            .post(&format!("/api/v1/applications/{application}/sync"), &request)
+            .await?
+    } else {
+        open(common)?
+            .sync(application, sync_options(flags, common.output))
+            .await?
+    };
+    print_report(common.output, &report)
+}
+
+async fn refresh(common: &Common, application: &str) -> anyhow::Result<ExitCode> {
+    let Some(client) = server(common).await? else {
+        anyhow::bail!("no driftless serve is running for this configuration (refresh needs one)");
+    };
+    client
+        .post_empty(&format!("/api/v1/applications/{application}/refresh"))
+        .await?;
+    println!("{application}: refresh requested");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rollback(
+    common: &Common,
+    application: &str,
+    to: &str,
+    flags: &SyncFlags,
+) -> anyhow::Result<ExitCode> {
+    let report = open(common)?
+        .rollback(application, to, sync_options(flags, common.output))
+        .await?;
+    let code = print_report(common.output, &report)?;
+    if report.result == SyncResult::Succeeded && !report.dry_run && common.output == OutputFormat::Text {
+        println!(
+            "{application} is pinned at {}; automated syncs are suspended until `driftless unpin {application}`.",
+            short(&report.revision)
+        );
+    }
+    Ok(code)
 }
 
 #[derive(Serialize)]

@@ -60,3 +60,26 @@ pub fn time(millis: i64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis))
         .to_string()
 }
+
+/// Shows a sync's progress on stderr: a spinner on a terminal, one line per step otherwise
+/// (logs, CI). Results still go to stdout.
+pub fn progress() -> driftless_engine::ProgressSink {
+    use driftless_engine::SyncProgress;
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner().with_finish(indicatif::ProgressFinish::AndClear);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    driftless_engine::ProgressSink(std::sync::Arc::new(move |event| {
+        let line = match event {
+            SyncProgress::Wave { number, objects } => format!("wave {number}: applying {objects} object(s)"),
+            SyncProgress::Applied { object, action } => format!("{object}: {action:?}"),
+            SyncProgress::Waiting { message } => format!("waiting for {message}"),
+            SyncProgress::Pruned { object } => format!("{object}: pruned"),
+        };
+        match &spinner {
+            Some(bar) => bar.set_message(line),
+            None => eprintln!("{line}"),
+        }
+    }))
+}
