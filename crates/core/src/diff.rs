@@ -140,23 +140,28 @@ pub fn normalise(object: &Value, rules: &[&IgnoreDifference], live: Option<&Valu
 /// name owns according to `live`'s `managedFields`. Used on both sides of a diff, and on a manifest
 /// before it is applied, so an ignored difference is never reverted either.
 pub fn strip_ignored(object: &mut Value, rules: &[&IgnoreDifference], live: Option<&Value>) {
-    let entries = live
-        .and_then(|live| live.pointer("/metadata/managedFields"))
-        .and_then(Value::as_array);
     for rule in rules {
         for pointer in &rule.json_pointers {
             remove_pointer(object, pointer);
         }
-        for entry in entries.into_iter().flatten() {
-            let manager = entry.get("manager").and_then(Value::as_str).unwrap_or_default();
-            if rule
-                .managed_fields_managers
-                .iter()
-                .any(|ignored| ignored == manager)
-                && let Some(fields) = entry.get("fieldsV1")
-            {
-                remove_owned_fields(object, fields);
-            }
+        if let Some(live) = live {
+            remove_fields_of_ignored_managers(object, rule, live);
+        }
+    }
+}
+
+/// Removes from `object` every field that a manager `rule` names owns in `live`'s `managedFields`.
+fn remove_fields_of_ignored_managers(object: &mut Value, rule: &IgnoreDifference, live: &Value) {
+    let entries = live.pointer("/metadata/managedFields").and_then(Value::as_array);
+    for entry in entries.into_iter().flatten() {
+        let manager = entry.get("manager").and_then(Value::as_str).unwrap_or_default();
+        if rule
+            .managed_fields_managers
+            .iter()
+            .any(|ignored| ignored == manager)
+            && let Some(fields) = entry.get("fieldsV1")
+        {
+            remove_owned_fields(object, fields);
         }
     }
 }
@@ -166,7 +171,6 @@ pub fn strip_ignored(object: &mut Value, rules: &[&IgnoreDifference], live: Opti
 /// delete the field wherever driftless is still its only owner), and fields owned by an ignored
 /// manager are left out (that manager keeps them).
 pub fn keep_ignored_live_values(manifest: &mut Value, rules: &[&IgnoreDifference], live: &Value) {
-    let entries = live.pointer("/metadata/managedFields").and_then(Value::as_array);
     for rule in rules {
         for pointer in &rule.json_pointers {
             match live.pointer(pointer) {
@@ -174,17 +178,7 @@ pub fn keep_ignored_live_values(manifest: &mut Value, rules: &[&IgnoreDifference
                 None => remove_pointer(manifest, pointer),
             }
         }
-        for entry in entries.into_iter().flatten() {
-            let manager = entry.get("manager").and_then(Value::as_str).unwrap_or_default();
-            if rule
-                .managed_fields_managers
-                .iter()
-                .any(|ignored| ignored == manager)
-                && let Some(fields) = entry.get("fieldsV1")
-            {
-                remove_owned_fields(manifest, fields);
-            }
-        }
+        remove_fields_of_ignored_managers(manifest, rule, live);
     }
 }
 

@@ -3,42 +3,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use driftless_config::Config;
-use driftless_core::application::{
-    Application, Automated, Cluster, ClusterConnection, Destination, Renderer, Retry, Source, SyncPolicy,
-};
-use driftless_engine::{Controller, Engine, EngineError, EngineOptions, SyncOptions};
+mod common;
+
+use driftless_core::application::Application;
+use driftless_engine::{Controller, EngineError, SyncOptions};
 use driftless_store::SyncResult;
 use driftless_testenv::TestEnv;
 use driftless_testenv::git::TestRepo;
 use k8s_openapi::api::core::v1::ConfigMap;
 
+/// The root application: `apps` of `repo`, automated or manual.
 fn root(repo: &TestRepo, namespace: &str, automated: bool) -> Application {
-    Application {
-        name: "root".into(),
-        labels: std::collections::BTreeMap::new(),
-        source: Source {
-            repo_url: repo.file_url(),
-            revision: "main".into(),
-            path: "apps".into(),
-            renderer: Renderer::Detect,
-        },
-        destination: Destination {
-            cluster: "local".into(),
-            namespace: Some(namespace.into()),
-        },
-        sync_policy: SyncPolicy {
-            automated: automated.then_some(Automated {
-                prune: true,
-                self_heal: true,
-            }),
-            interval: Duration::from_secs(1),
-            retry: Retry::default(),
-            create_namespace: false,
-            prune_last: false,
-            replace: false,
-        },
-        ignore_differences: Vec::new(),
+    if automated {
+        common::automated("root", repo, "apps", namespace)
+    } else {
+        common::application("root", repo, "apps", namespace)
     }
 }
 
@@ -47,31 +26,6 @@ fn child(name: &str, repo: &TestRepo, namespace: &str, extra: &str) -> String {
         "apiVersion: driftless.dev/v1alpha1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  source: {{repoURL: '{}', path: {name}}}\n  destination: {{cluster: {extra}local, namespace: {namespace}}}\n  syncPolicy: {{automated: {{prune: true}}, interval: 1s}}\n",
         repo.file_url()
     )
-}
-
-fn engine(env: &TestEnv, root: Application) -> (tempfile::TempDir, Engine) {
-    let data = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        data_dir: None,
-        clusters: vec![Cluster {
-            name: "local".into(),
-            connection: ClusterConnection::Kubeconfig {
-                path: env.kubeconfig_path().to_owned(),
-                context: None,
-            },
-        }],
-        repositories: Vec::new(),
-        applications: vec![root],
-    };
-    let engine = Engine::new(
-        config,
-        EngineOptions {
-            data_dir: data.path().to_owned(),
-            ..EngineOptions::default()
-        },
-    )
-    .expect("engine");
-    (data, engine)
 }
 
 fn config_map(name: &str) -> String {
@@ -88,7 +42,7 @@ async fn a_root_declares_applications_that_come_and_go_with_its_commits() {
         .write("child-a/cm.yaml", &config_map("from-a"))
         .write("child-b/cm.yaml", &config_map("from-b"));
     repo.commit("root with two children");
-    let (_data, engine) = engine(&env, root(&repo, &env.namespace, false));
+    let (_data, engine) = common::engine(&env, vec![root(&repo, &env.namespace, false)]);
 
     let report = engine
         .sync(
@@ -141,7 +95,7 @@ async fn invalid_or_clashing_children_fail_the_root_and_keep_the_previous_childr
     repo.write("apps/child-a.yaml", &child("child-a", &repo, &env.namespace, ""))
         .write("child-a/cm.yaml", &config_map("a"));
     repo.commit("one child");
-    let (_data, engine) = engine(&env, root(&repo, &env.namespace, false));
+    let (_data, engine) = common::engine(&env, vec![root(&repo, &env.namespace, false)]);
     engine.discover().await;
     assert!(engine.application("child-a").is_ok());
 
@@ -178,7 +132,7 @@ async fn the_controller_picks_up_children_and_syncs_them() {
     repo.write("apps/child-a.yaml", &child("child-a", &repo, &env.namespace, ""))
         .write("child-a/cm.yaml", &config_map("synced-by-controller"));
     repo.commit("root with a child");
-    let (_data, engine) = engine(&env, root(&repo, &env.namespace, true));
+    let (_data, engine) = common::engine(&env, vec![root(&repo, &env.namespace, true)]);
     let controller = Controller::new(Arc::new(engine), 2);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn({
@@ -222,41 +176,11 @@ async fn one_applications_failure_leaves_the_others_syncing_and_deletes_nothing(
         "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g}\n",
     );
     repo.commit("one good, one broken");
-    let automated = |name: &str, path: &str, url: String| {
-        let mut app = root(&repo, &env.namespace, true);
-        app.name = name.into();
-        app.source.path = path.into();
-        app.source.repo_url = url;
-        app
-    };
-    let unreachable = automated(
-        "unreachable",
-        "good",
-        "file:///nonexistent/driftless/repo.git".into(),
-    );
-    let broken = automated("broken", "crd-missing", repo.file_url());
-    let good = automated("good", "good", repo.file_url());
-    let data = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        data_dir: None,
-        clusters: vec![Cluster {
-            name: "local".into(),
-            connection: ClusterConnection::Kubeconfig {
-                path: env.kubeconfig_path().to_owned(),
-                context: None,
-            },
-        }],
-        repositories: Vec::new(),
-        applications: vec![unreachable, broken, good],
-    };
-    let engine = Engine::new(
-        config,
-        EngineOptions {
-            data_dir: data.path().to_owned(),
-            ..EngineOptions::default()
-        },
-    )
-    .expect("engine");
+    let mut unreachable = common::automated("unreachable", &repo, "good", &env.namespace);
+    unreachable.source.repo_url = "file:///nonexistent/driftless/repo.git".into();
+    let broken = common::automated("broken", &repo, "crd-missing", &env.namespace);
+    let good = common::automated("good", &repo, "good", &env.namespace);
+    let (_data, engine) = common::engine(&env, vec![unreachable, broken, good]);
     let controller = Controller::new(Arc::new(engine), 2);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn({

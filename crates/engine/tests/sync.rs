@@ -2,65 +2,16 @@
 
 use std::time::Duration;
 
-use driftless_config::Config;
+mod common;
+
+use common::{application, engine};
 use driftless_core::SyncState;
-use driftless_core::application::{
-    Application, Cluster, ClusterConnection, Destination, Renderer, Retry, Source, SyncPolicy,
-};
 use driftless_core::diff::ObjectDiff;
-use driftless_engine::{Engine, EngineOptions, SyncOptions};
+use driftless_engine::SyncOptions;
 use driftless_store::{ObjectAction, SyncResult};
 use driftless_testenv::TestEnv;
 use driftless_testenv::git::TestRepo;
 use k8s_openapi::api::core::v1::ConfigMap;
-
-fn application(name: &str, repo: &TestRepo, path: &str, namespace: &str) -> Application {
-    Application {
-        name: name.to_owned(),
-        labels: std::collections::BTreeMap::new(),
-        source: Source {
-            repo_url: repo.file_url(),
-            revision: "main".into(),
-            path: path.into(),
-            renderer: Renderer::Detect,
-        },
-        destination: Destination {
-            cluster: "local".into(),
-            namespace: Some(namespace.to_owned()),
-        },
-        sync_policy: SyncPolicy {
-            automated: None,
-            interval: Duration::from_mins(3),
-            retry: Retry::default(),
-            create_namespace: false,
-            prune_last: false,
-            replace: false,
-        },
-        ignore_differences: Vec::new(),
-    }
-}
-
-fn engine(env: &TestEnv, applications: Vec<Application>) -> (tempfile::TempDir, Engine) {
-    let data = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        data_dir: None,
-        clusters: vec![Cluster {
-            name: "local".into(),
-            connection: ClusterConnection::Kubeconfig {
-                path: env.kubeconfig_path().to_owned(),
-                context: None,
-            },
-        }],
-        repositories: Vec::new(),
-        applications,
-    };
-    let options = EngineOptions {
-        data_dir: data.path().to_owned(),
-        ..EngineOptions::default()
-    };
-    let engine = Engine::new(config, options).expect("engine");
-    (data, engine)
-}
 
 fn config_map(name: &str, value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: {value}\n")
