@@ -55,11 +55,10 @@ impl Engine {
                 Err(err) => problems.extend(err.problems.iter().map(ToString::to_string)),
             }
         }
-        if problems.is_empty() {
-            self.registry
-                .set_children(&root.name, valid)
-                .map_err(|clashes| problems.extend(clashes))
-                .ok();
+        if problems.is_empty()
+            && let Err(clashes) = self.registry.set_children(&root.name, valid)
+        {
+            problems = clashes;
         }
         if problems.is_empty() {
             Ok(())

@@ -190,14 +190,14 @@ impl SyncRun<'_> {
         }
     }
 
-    /// Ownership (and resource versions) of every declared object and every inventory object that
-    /// left Git.
+    /// Ownership of every declared object and every inventory object that left Git, and the live
+    /// declared objects themselves (read once: apply compares versions and keeps ignored values).
     async fn gather_live(
         &self,
         inventory: &BTreeMap<ObjectRef, String>,
-    ) -> Result<(BTreeMap<ObjectRef, LiveOwnership>, HashMap<ObjectRef, String>), EngineError> {
+    ) -> Result<(BTreeMap<ObjectRef, LiveOwnership>, HashMap<ObjectRef, Value>), EngineError> {
         let mut live = BTreeMap::new();
-        let mut versions = HashMap::new();
+        let mut objects = HashMap::new();
         for (object, resolved) in &self.desired.objects {
             let found = self
                 .cluster
@@ -207,7 +207,7 @@ impl SyncRun<'_> {
                 .map_err(|e| self.cluster_error(e))?;
             if let Some(found) = found {
                 live.insert(object.reference.clone(), LiveOwnership::of(&found));
-                versions.insert(object.reference.clone(), resource_version(&found));
+                objects.insert(object.reference.clone(), found);
             }
         }
         let declared: BTreeSet<&ObjectRef> = self.desired.objects.iter().map(|(o, _)| &o.reference).collect();
@@ -223,10 +223,10 @@ impl SyncRun<'_> {
                 live.insert(reference.clone(), ownership);
             }
         }
-        Ok((live, versions))
+        Ok((live, objects))
     }
 
-    async fn apply_waves(&mut self, plan: &Plan, live_versions: &HashMap<ObjectRef, String>) {
+    async fn apply_waves(&mut self, plan: &Plan, live_objects: &HashMap<ObjectRef, Value>) {
         for (position, wave) in plan.waves.iter().enumerate() {
             if self.has_failed_object() {
                 for index in wave.objects() {
@@ -249,7 +249,7 @@ impl SyncRun<'_> {
             );
             for (stage, indices) in &wave.stages {
                 for &index in indices {
-                    self.apply_one(index, live_versions).await;
+                    self.apply_one(index, live_objects).await;
                 }
                 if *stage == Stage::Foundations && !self.options.dry_run && !self.has_failed_object() {
                     self.await_crds(indices).await;
@@ -276,7 +276,7 @@ impl SyncRun<'_> {
         }
     }
 
-    async fn apply_one(&mut self, index: usize, live_versions: &HashMap<ObjectRef, String>) {
+    async fn apply_one(&mut self, index: usize, live_objects: &HashMap<ObjectRef, Value>) {
         let (object, resolved) = &self.desired.objects[index];
         let options = ApplyOptions {
             force: self.options.force,
@@ -291,21 +291,13 @@ impl SyncRun<'_> {
             .iter()
             .filter(|rule| rule_matches(rule, &reference))
             .collect();
+        let live = live_objects.get(&reference);
         let mut stripped;
         let mut object = object;
-        if !rules.is_empty() && live_versions.contains_key(&reference) {
-            let live = self
-                .cluster
-                .objects
-                .get(&resolved.resource, &reference)
-                .await
-                .ok()
-                .flatten();
-            if let Some(live) = live {
-                stripped = object.clone();
-                keep_ignored_live_values(&mut stripped.manifest, &rules, &live);
-                object = &stripped;
-            }
+        if let Some(live) = live.filter(|_| !rules.is_empty()) {
+            stripped = object.clone();
+            keep_ignored_live_values(&mut stripped.manifest, &rules, live);
+            object = &stripped;
         }
         let replace = object_sync_option(object, "Replace").unwrap_or(self.app.sync_policy.replace);
         let result = if replace {
@@ -321,9 +313,11 @@ impl SyncRun<'_> {
         };
         match result {
             Ok(after) => {
-                let action = match live_versions.get(&reference) {
+                let action = match live {
                     None => ObjectAction::Created,
-                    Some(before) if *before != resource_version(&after) && !self.options.dry_run => {
+                    Some(before)
+                        if resource_version(before) != resource_version(&after) && !self.options.dry_run =>
+                    {
                         ObjectAction::Configured
                     }
                     Some(_) => ObjectAction::Unchanged,
@@ -498,7 +492,7 @@ impl Engine {
             failure: None,
             applied: BTreeMap::new(),
         };
-        let (live, live_versions) = run.gather_live(&inventory).await?;
+        let (live, live_objects) = run.gather_live(&inventory).await?;
         let objects: Vec<_> = run
             .desired
             .objects
@@ -538,7 +532,7 @@ impl Engine {
                 format!("{} object(s) skipped: ownership conflict", plan.conflicts.len())
             });
         }
-        run.apply_waves(&plan, &live_versions).await;
+        run.apply_waves(&plan, &live_objects).await;
         let pruned = run.prune(&plan, &inventory).await?;
         for (reference, reason) in &plan.kept {
             run.record(reference, ObjectAction::Kept, keep_message(*reason));

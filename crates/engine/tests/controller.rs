@@ -12,6 +12,39 @@ use driftless_testenv::TestEnv;
 use driftless_testenv::git::TestRepo;
 use k8s_openapi::api::core::v1::ConfigMap;
 
+/// A controller running in the background until [`Running::stop`].
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(engine: driftless_engine::Engine) -> (Arc<Controller>, Self) {
+        let controller = Controller::new(Arc::new(engine), 2);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let controller = Arc::clone(&controller);
+            async move {
+                controller
+                    .run(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            }
+        });
+        (controller, Self { stop, task })
+    }
+
+    /// Stops the controller and waits (up to 30 s) for it to finish.
+    async fn stop(self) {
+        self.stop.send(()).expect("the controller is running");
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the controller stops")
+            .expect("join");
+    }
+}
+
 /// The root application: `apps` of `repo`, automated or manual.
 fn root(repo: &TestRepo, namespace: &str, automated: bool) -> Application {
     if automated {
@@ -133,18 +166,7 @@ async fn the_controller_picks_up_children_and_syncs_them() {
         .write("child-a/cm.yaml", &config_map("synced-by-controller"));
     repo.commit("root with a child");
     let (_data, engine) = common::engine(&env, vec![root(&repo, &env.namespace, true)]);
-    let controller = Controller::new(Arc::new(engine), 2);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let controller = Arc::clone(&controller);
-        async move {
-            controller
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        }
-    });
+    let (controller, running) = Running::start(engine);
     let config_maps = env.api::<ConfigMap>();
     let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
     while config_maps
@@ -160,11 +182,7 @@ async fn the_controller_picks_up_children_and_syncs_them() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    stop.send(()).expect("stop");
-    tokio::time::timeout(Duration::from_secs(30), running)
-        .await
-        .expect("the controller stops")
-        .expect("join");
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -181,18 +199,7 @@ async fn one_applications_failure_leaves_the_others_syncing_and_deletes_nothing(
     let broken = common::automated("broken", &repo, "crd-missing", &env.namespace);
     let good = common::automated("good", &repo, "good", &env.namespace);
     let (_data, engine) = common::engine(&env, vec![unreachable, broken, good]);
-    let controller = Controller::new(Arc::new(engine), 2);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn({
-        let controller = Arc::clone(&controller);
-        async move {
-            controller
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        }
-    });
+    let (controller, running) = Running::start(engine);
     let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
     loop {
         let statuses = controller.statuses().await;
@@ -223,11 +230,7 @@ async fn one_applications_failure_leaves_the_others_syncing_and_deletes_nothing(
         assert!(tokio::time::Instant::now() < deadline, "statuses: {statuses:#?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    stop.send(()).expect("stop");
-    tokio::time::timeout(Duration::from_secs(30), running)
-        .await
-        .expect("stops")
-        .expect("join");
+    running.stop().await;
     assert!(
         env.api::<ConfigMap>()
             .get_opt("good")

@@ -119,10 +119,7 @@ impl Objects {
             .patch(&reference.name, &params, &Patch::Apply(&desired.manifest))
             .await
             .map_err(|err| ObjectError::from_kube(reference, err))?;
-        serde_json::to_value(applied).map_err(|err| ObjectError::Decode {
-            object: reference.to_string(),
-            message: err.to_string(),
-        })
+        to_json(reference, applied)
     }
 
     /// The live object, `None` when it does not exist (also when its kind is not served, e.g. a
@@ -141,13 +138,7 @@ impl Objects {
             Err(kube::Error::Api(status)) if status.code == 404 => None,
             Err(err) => return Err(ObjectError::from_kube(reference, err)),
         };
-        found
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|err| ObjectError::Decode {
-                object: reference.to_string(),
-                message: err.to_string(),
-            })
+        found.map(|found| to_json(reference, found)).transpose()
     }
 
     /// Deletes the object (dependents in the background, as kubectl does); `false` if it was
@@ -167,9 +158,7 @@ impl Objects {
             Err(err) => Err(ObjectError::from_kube(reference, err)),
         }
     }
-}
 
-impl Objects {
     /// Replaces the object wholesale (PUT, or create when absent) instead of server-side applying
     /// it: for objects that must lose fields other managers set, or whose apply the server refuses.
     pub async fn replace(
@@ -184,11 +173,8 @@ impl Objects {
             dry_run: options.dry_run,
             field_manager: Some(FIELD_MANAGER.to_owned()),
         };
-        let decode = |err: serde_json::Error| ObjectError::Decode {
-            object: reference.to_string(),
-            message: err.to_string(),
-        };
-        let mut object: DynamicObject = serde_json::from_value(desired.manifest.clone()).map_err(decode)?;
+        let mut object: DynamicObject =
+            serde_json::from_value(desired.manifest.clone()).map_err(|err| decode_error(reference, &err))?;
         let result = match self.get(resource, reference).await? {
             Some(live) => {
                 object.metadata.resource_version = live
@@ -200,6 +186,18 @@ impl Objects {
             None => api.create(&params, &object).await,
         };
         let replaced = result.map_err(|err| ObjectError::from_kube(reference, err))?;
-        serde_json::to_value(replaced).map_err(decode)
+        to_json(reference, replaced)
     }
+}
+
+fn decode_error(reference: &ObjectRef, err: &serde_json::Error) -> ObjectError {
+    ObjectError::Decode {
+        object: reference.to_string(),
+        message: err.to_string(),
+    }
+}
+
+/// The server's answer as plain JSON.
+fn to_json(reference: &ObjectRef, object: DynamicObject) -> Result<Value, ObjectError> {
+    serde_json::to_value(object).map_err(|err| decode_error(reference, &err))
 }
