@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use driftless_core::application::{RepositoryCredentials, SecretSource};
 use driftless_git::{Entry, GitError, Mirrors, ReadLimits};
-use driftless_testenv::git::{GitDaemon, GitHttpServer, TestRepo};
+use driftless_testenv::git::{GitDaemon, GitHttpServer, SshServer, TestRepo};
 
 fn mirrors() -> (tempfile::TempDir, Mirrors) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -254,6 +254,76 @@ async fn fetches_over_http_with_basic_auth_and_never_leaks_the_password() {
         head
     );
     assert!(server.requests() > 0);
+}
+
+#[tokio::test]
+async fn fetches_over_ssh_with_a_key_and_checks_the_host_key() {
+    let repo = sample_repo();
+    let head = repo.commit("first");
+    let server = SshServer::start(repo.root());
+    let url = server.url("origin.git");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, server.known_hosts()).expect("write");
+    let key = std::fs::read_to_string(server.client_key_path()).expect("key");
+    let with = |key: Option<SecretSource>, known_hosts: SecretSource| {
+        vec![RepositoryCredentials {
+            url_prefix: "ssh://".into(),
+            username: None,
+            password: None,
+            ssh_private_key: key,
+            known_hosts: Some(known_hosts),
+        }]
+    };
+
+    // The right key and the server's host key: fetched.
+    let good = Mirrors::new(
+        dir.path().join("good"),
+        with(
+            Some(SecretSource::File(server.client_key_path())),
+            SecretSource::File(known_hosts.clone()),
+        ),
+    );
+    assert_eq!(
+        good.fetch_and_resolve(&url, "main")
+            .await
+            .unwrap_or_else(|err| panic!("fetch over ssh: {err:?}\nsshd log:\n{}", server.log()))
+            .as_str(),
+        head
+    );
+
+    // A real host key that is not the server's (as a man in the middle would present): refused
+    // before any authentication.
+    let impostor = dir.path().join("impostor_key");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&impostor)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    let impostor_public = std::fs::read_to_string(impostor.with_extension("pub")).expect("read");
+    let port_prefix = server.known_hosts().split(' ').next().expect("host").to_owned();
+    let impostor = dir.path().join("impostor_known_hosts");
+    std::fs::write(&impostor, format!("{port_prefix} {impostor_public}")).expect("write");
+    let spoofed = Mirrors::new(
+        dir.path().join("spoofed"),
+        with(
+            Some(SecretSource::File(server.client_key_path())),
+            SecretSource::File(impostor),
+        ),
+    );
+    let err = spoofed.fetch(&url).await.expect_err("host key mismatch");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("Host key verification failed"), "{shown}");
+    assert!(!shown.contains(key.trim()), "the private key leaked: {shown}");
+
+    // No key: the server refuses.
+    let keyless = Mirrors::new(
+        dir.path().join("keyless"),
+        with(None, SecretSource::File(known_hosts)),
+    );
+    let err = keyless.fetch(&url).await.expect_err("no key, no access");
+    assert!(err.to_string().contains("Permission denied"), "{err}");
 }
 
 #[tokio::test]

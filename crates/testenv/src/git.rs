@@ -1,5 +1,6 @@
-//! Real Git repositories for tests, served over `file://`, `git daemon` and smart HTTP
-//! (`git http-backend` behind a loopback server, optionally with basic auth).
+//! Real Git repositories for tests, served over `file://`, `git daemon`, smart HTTP
+//! (`git http-backend` behind a loopback server, optionally with basic auth) and ssh (a real
+//! `sshd` on loopback with generated keys).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -201,6 +202,120 @@ fn wait_for_port(port: u16) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("nothing listens on 127.0.0.1:{port} after 5 s");
+}
+
+/// `sshd` on a loopback port that lets one generated client key in (as the current user) and
+/// serves the repositories below `root` as `ssh://<user>@127.0.0.1:<port>/<root>/<name>`;
+/// stopped when dropped.
+pub struct SshServer {
+    child: std::process::Child,
+    port: u16,
+    dir: TempDir,
+    root: PathBuf,
+    user: String,
+}
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+impl SshServer {
+    #[must_use]
+    pub fn start(root: &Path) -> Self {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing; install it with `apt-get install openssh-server` (scripts/testenv does)"
+        );
+        let dir = tempfile::tempdir().expect("temporary directory");
+        for key in ["host_key", "client_key"] {
+            let path = dir.path().join(key);
+            let status = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", key, "-f"])
+                .arg(&path)
+                .stdin(Stdio::null())
+                .status()
+                .unwrap_or_else(|err| {
+                    panic!("cannot run ssh-keygen ({err}); install it with `apt-get install openssh-client`")
+                });
+            assert!(status.success(), "ssh-keygen failed for {key}");
+        }
+        // `restrict` leaves only the command itself: no pty, no forwarding.
+        let client_public = std::fs::read_to_string(dir.path().join("client_key.pub")).expect("read key");
+        std::fs::write(
+            dir.path().join("authorized_keys"),
+            format!("restrict {client_public}"),
+        )
+        .expect("write authorized_keys");
+        // The privilege-separation directory sshd insists on when it runs as root.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\nPidFile {dir}/sshd.pid\n\
+             AuthorizedKeysFile {dir}/authorized_keys\nStrictModes no\nUsePAM no\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nLogLevel VERBOSE\n",
+            dir = dir.path().display()
+        );
+        std::fs::write(dir.path().join("sshd_config"), config).expect("write sshd_config");
+        let log = std::fs::File::create(dir.path().join("sshd.log")).expect("sshd log");
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(dir.path().join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {SSHD} ({err})"));
+        let user = String::from_utf8(Command::new("id").arg("-un").output().expect("id -un").stdout)
+            .expect("user name")
+            .trim()
+            .to_owned();
+        let server = Self {
+            child,
+            port,
+            dir,
+            root: root.to_path_buf(),
+            user,
+        };
+        wait_for_port(port);
+        server
+    }
+
+    #[must_use]
+    pub fn url(&self, name: &str) -> String {
+        format!(
+            "ssh://{}@127.0.0.1:{}{}/{name}",
+            self.user,
+            self.port,
+            self.root.display()
+        )
+    }
+
+    /// The private key the server accepts.
+    #[must_use]
+    pub fn client_key_path(&self) -> PathBuf {
+        self.dir.path().join("client_key")
+    }
+
+    /// A known_hosts line for this server's host key.
+    #[must_use]
+    pub fn known_hosts(&self) -> String {
+        let public = std::fs::read_to_string(self.dir.path().join("host_key.pub")).expect("host key");
+        let mut fields = public.split_whitespace();
+        let (kind, key) = (fields.next().expect("key type"), fields.next().expect("key"));
+        format!("[127.0.0.1]:{} {kind} {key}\n", self.port)
+    }
+
+    /// What sshd logged (for assertions and failure messages).
+    #[must_use]
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Smart HTTP: `git http-backend` run as CGI for each request, on a loopback port.
