@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use driftless_testenv::TestEnv;
 use driftless_testenv::git::TestRepo;
+use driftless_testenv::{ControlPlane, TestEnv};
 use k8s_openapi::api::core::v1::ConfigMap;
 
 /// A `driftless serve` that is killed if the test ends early.
@@ -47,13 +47,13 @@ impl Drop for Serve {
     }
 }
 
-fn write_config(dir: &Path, env: &TestEnv, apps: &str) -> std::path::PathBuf {
+fn write_config(dir: &Path, kubeconfig: &Path, apps: &str) -> std::path::PathBuf {
     let config = dir.join("driftless.yaml");
     std::fs::write(
         &config,
         format!(
             "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: state\nclusters:\n  - name: local\n    kubeconfig: {}\napplications:\n{apps}",
-            env.kubeconfig_path().display()
+            kubeconfig.display()
         ),
     )
     .expect("write config");
@@ -92,13 +92,23 @@ where
     }
 }
 
-fn history(config: &Path, application: &str) -> serde_json::Value {
+/// `driftless <command> <application> -o json` as JSON (`Null` when it printed none).
+fn json(command: &str, config: &Path, application: &str) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .args(["history", application, "-o", "json", "--config"])
+        .args([command, application, "-o", "json", "--config"])
         .arg(config)
         .output()
-        .expect("driftless history");
+        .unwrap_or_else(|err| panic!("driftless {command}: {err}"));
     serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// The application's row of `driftless status`.
+fn status(config: &Path, application: &str) -> serde_json::Value {
+    json("status", config, application)[0].clone()
+}
+
+fn history(config: &Path, application: &str) -> serde_json::Value {
+    json("history", config, application)
 }
 
 #[tokio::test]
@@ -117,7 +127,7 @@ async fn serve_syncs_automated_applications_only_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let apps = app("auto", &repo, "auto", &env.namespace, true)
         + &app("manual", &repo, "manual", &env.namespace, false);
-    let config = write_config(dir.path(), &env, &apps);
+    let config = write_config(dir.path(), env.kubeconfig_path(), &apps);
     let serve = Serve::start(&config);
     let config_maps = env.api::<ConfigMap>();
 
@@ -184,7 +194,11 @@ async fn a_sync_cut_short_by_a_crash_is_recorded_as_interrupted() {
     );
     repo.commit("two waves");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &env, &app("web", &repo, "app", &env.namespace, true));
+    let config = write_config(
+        dir.path(),
+        env.kubeconfig_path(),
+        &app("web", &repo, "app", &env.namespace, true),
+    );
 
     let first = Serve::start(&config);
     eventually(Duration::from_mins(1), "a running sync", &config, || async {
@@ -231,7 +245,11 @@ async fn the_cli_goes_through_a_running_server() {
     );
     repo.commit("first");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &env, &app("web", &repo, "app", &env.namespace, false));
+    let config = write_config(
+        dir.path(),
+        env.kubeconfig_path(),
+        &app("web", &repo, "app", &env.namespace, false),
+    );
     let cli = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_driftless"))
             .args(args)
@@ -289,5 +307,92 @@ async fn the_cli_goes_through_a_running_server() {
         Some(0),
         "in sync, through the server: {}",
         String::from_utf8_lossy(&diff.stderr)
+    );
+}
+
+#[tokio::test]
+async fn an_api_server_outage_is_reported_and_survived_without_deleting_anything() {
+    // A control plane of its own: stopping the shared one would break the other tests.
+    let mut control_plane = ControlPlane::start().await.expect("start a control plane");
+    let client = control_plane.client().await.expect("client");
+    let config_maps: kube::Api<ConfigMap> = kube::Api::namespaced(client, "default");
+    let repo = TestRepo::new();
+    let config_map = |name: &str, value: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{key: {value}}}\n")
+    };
+    repo.write("app/kept.yaml", &config_map("kept", "one"))
+        .write("app/removed.yaml", &config_map("removed", "one"));
+    let first = repo.commit("first");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        control_plane.kubeconfig_path(),
+        &app("web", &repo, "app", "default", true),
+    );
+    let mut serve = Serve::start(&config);
+    eventually(Duration::from_mins(1), "the first sync", &config, || async {
+        status(&config, "web")["sync"] == "Synced"
+    })
+    .await;
+    assert_eq!(
+        status(&config, "web")["health"],
+        "Healthy",
+        "health is assessed after the sync, not left as it was before"
+    );
+
+    control_plane.stop_api_server();
+    // Git moves on while the cluster is unreachable: one object leaves, one changes.
+    repo.remove("app/removed.yaml")
+        .write("app/kept.yaml", &config_map("kept", "two"));
+    repo.commit("second");
+    eventually(
+        Duration::from_mins(1),
+        "the outage to be reported on the application",
+        &config,
+        || async {
+            let row = status(&config, "web");
+            row["sync"] == "Unknown" && row["message"].as_str().is_some_and(|m| !m.is_empty())
+        },
+    )
+    .await;
+    let row = status(&config, "web");
+    assert!(
+        row["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot reach the API server") && m.contains("Connection refused")),
+        "the error says what is wrong: {row}"
+    );
+    assert_eq!(
+        row["revision"], first,
+        "the last known revision is kept through the outage: {row}"
+    );
+    assert!(
+        serve.0.try_wait().expect("wait").is_none(),
+        "serve keeps running through an outage"
+    );
+
+    control_plane
+        .start_api_server()
+        .await
+        .expect("restart kube-apiserver");
+    eventually(
+        Duration::from_mins(1),
+        "recovery: the new commit applied and the removed object pruned",
+        &config,
+        || async {
+            let kept = config_maps.get_opt("kept").await.ok().flatten();
+            let removed = config_maps.get_opt("removed").await.ok().flatten();
+            kept.and_then(|cm| cm.data).is_some_and(|d| d["key"] == "two")
+                && removed.is_none()
+                && status(&config, "web")["sync"] == "Synced"
+        },
+    )
+    .await;
+    let records = history(&config, "web");
+    assert!(
+        records
+            .as_array()
+            .is_some_and(|all| all.iter().all(|r| r["result"] != "running")),
+        "no sync is left running: {records}"
     );
 }

@@ -245,6 +245,14 @@ impl Controller {
                             status.last_sync = Some(report.result);
                             if report.result == SyncResult::Succeeded {
                                 status.sync = Some(SyncState::Synced);
+                                // The health seen before the sync (often Missing) is stale now.
+                                match self.engine.compare(name).await {
+                                    Ok(after) => {
+                                        status.sync = Some(after.sync);
+                                        status.health = Some(after.health);
+                                    }
+                                    Err(_) => status.health = None,
+                                }
                             } else {
                                 status.error = Some(report.message);
                             }

@@ -16,7 +16,7 @@ pub struct Resolved {
 
 /// Returned when the API server cannot be asked.
 #[derive(Debug, thiserror::Error)]
-#[error("failed to discover {api_version} {kind}")]
+#[error("failed to discover {api_version} {kind}: {}", crate::objects::root_cause(.source))]
 pub struct DiscoveryError {
     pub api_version: String,
     pub kind: String,

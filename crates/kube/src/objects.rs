@@ -36,6 +36,12 @@ pub enum ObjectError {
         code: u16,
         message: String,
     },
+    #[error("{object}: cannot reach the API server: {}", root_cause(.source))]
+    Unreachable {
+        object: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("{object}: request failed: {source}")]
     Request {
         object: String,
@@ -44,6 +50,16 @@ pub enum ObjectError {
     },
     #[error("{object}: cannot read the server's answer: {message}")]
     Decode { object: String, message: String },
+}
+
+/// The innermost cause of a transport error ("Connection refused (os error 111)"), which says
+/// more than kube's outer "client error (Connect)".
+pub(crate) fn root_cause(err: &kube::Error) -> String {
+    let mut cause: &dyn std::error::Error = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 impl ObjectError {
@@ -64,6 +80,9 @@ impl ObjectError {
                 code: status.code,
                 message: status.message,
             },
+            source @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => {
+                Self::Unreachable { object, source }
+            }
             source => Self::Request { object, source },
         }
     }
@@ -72,7 +91,7 @@ impl ObjectError {
     #[must_use]
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Request { .. } | Self::ServerError { .. } => true,
+            Self::Unreachable { .. } | Self::Request { .. } | Self::ServerError { .. } => true,
             Self::Rejected { code, .. } => *code == 429,
             Self::Conflict { .. } | Self::Decode { .. } => false,
         }

@@ -65,6 +65,10 @@ pub struct ControlPlane {
     kubeconfig_path: PathBuf,
     /// Stopped in reverse start order: controller-manager, API server, etcd.
     processes: Vec<Supervised>,
+    /// How kube-apiserver and kube-controller-manager were started, so an outage can be
+    /// simulated and ended.
+    api_server_command: (PathBuf, Vec<String>),
+    controller_manager_command: (PathBuf, Vec<String>),
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -77,7 +81,7 @@ impl std::fmt::Debug for ControlPlane {
                 "processes",
                 &self.processes.iter().map(Supervised::name).collect::<Vec<_>>(),
             )
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,6 +99,8 @@ impl ControlPlane {
             server_url: String::new(),
             kubeconfig_path: dir.join("kubeconfig"),
             processes: Vec::new(),
+            api_server_command: (binaries.kube_apiserver.clone(), Vec::new()),
+            controller_manager_command: (binaries.kube_controller_manager.clone(), Vec::new()),
         };
         // From here on, an early return drops `control_plane`, which stops what was started.
         let (etcd_client, etcd_peer, apiserver_port) = (free_port()?, free_port()?, free_port()?);
@@ -117,31 +123,23 @@ impl ControlPlane {
                 "--logger=zap".into(),
             ],
         )?;
-        control_plane.spawn(
-            "kube-apiserver",
-            &binaries.kube_apiserver,
-            &apiserver_args(&dir, &etcd_url, apiserver_port),
-        )?;
-        let client = control_plane.client().await.map_err(StartError::Client)?;
-        control_plane.wait_until_ready(&client).await?;
-        control_plane.spawn(
-            "kube-controller-manager",
-            &binaries.kube_controller_manager,
-            &[
-                format!("--kubeconfig={}", control_plane.kubeconfig_path.display()),
-                format!(
-                    "--service-account-private-key-file={}",
-                    dir.join("sa.key").display()
-                ),
-                format!("--root-ca-file={}", dir.join("ca.crt").display()),
-                "--leader-elect=false".into(),
-                // No ports to collide with other control planes: nothing scrapes it.
-                "--port=0".into(),
-                "--secure-port=0".into(),
-                "--use-service-account-credentials=false".into(),
-                "--v=1".into(),
-            ],
-        )?;
+        control_plane.controller_manager_command.1 = vec![
+            format!("--kubeconfig={}", control_plane.kubeconfig_path.display()),
+            format!(
+                "--service-account-private-key-file={}",
+                dir.join("sa.key").display()
+            ),
+            format!("--root-ca-file={}", dir.join("ca.crt").display()),
+            "--leader-elect=false".into(),
+            // No ports to collide with other control planes: nothing scrapes it.
+            "--port=0".into(),
+            "--secure-port=0".into(),
+            "--use-service-account-credentials=false".into(),
+            "--v=1".into(),
+        ];
+        control_plane.api_server_command.1 = apiserver_args(&dir, &etcd_url, apiserver_port);
+        // Starts kube-controller-manager once the API server is ready.
+        control_plane.start_api_server().await?;
         tracing::info!(server = %control_plane.server_url, dir = %dir.display(), "local control plane ready");
         Ok(control_plane)
     }
@@ -176,6 +174,38 @@ impl ControlPlane {
     /// own rather than sharing one across test runtimes.
     pub async fn client(&self) -> Result<kube::Client, kube::Error> {
         kube::Client::try_from(self.kube_config().await?)
+    }
+
+    /// Stops kube-apiserver (etcd and its data stay), for tests of what clients do in an outage.
+    /// kube-controller-manager goes too: it exits on its own once the API server is gone.
+    pub fn stop_api_server(&mut self) {
+        for name in ["kube-controller-manager", "kube-apiserver"] {
+            if let Some(index) = self.processes.iter().position(|p| p.name() == name) {
+                self.processes.remove(index).stop(Duration::from_secs(12));
+            }
+        }
+    }
+
+    /// Starts kube-apiserver on its old port (after [`Self::stop_api_server`]), waits until it is
+    /// ready, then starts kube-controller-manager.
+    pub async fn start_api_server(&mut self) -> Result<(), StartError> {
+        let (program, args) = self.api_server_command.clone();
+        self.spawn("kube-apiserver", &program, &args)?;
+        let client = self.client().await.map_err(StartError::Client)?;
+        self.wait_until_ready(&client).await?;
+        if self
+            .processes
+            .iter()
+            .all(|p| p.name() != "kube-controller-manager")
+        {
+            self.start_controller_manager()?;
+        }
+        Ok(())
+    }
+
+    fn start_controller_manager(&mut self) -> Result<(), StartError> {
+        let (program, args) = self.controller_manager_command.clone();
+        self.spawn("kube-controller-manager", &program, &args)
     }
 
     /// `Some((process, status))` for the first control-plane process that has exited.
