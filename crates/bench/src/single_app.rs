@@ -1,0 +1,175 @@
+//! Scenario 1: one application of many objects — first apply, no-op re-sync and diff by driftless
+//! against `kubectl apply --server-side` / `kubectl diff --server-side` of the same manifests, and
+//! the write requests each makes (counted by the API server itself).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use driftless_testenv::ControlPlane;
+use driftless_testenv::git::TestRepo;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::PostParams;
+
+use crate::measure::{Row, median, time_command};
+use crate::{metrics, workload};
+
+const OURS: &str = "bench-driftless";
+const PEER: &str = "bench-kubectl";
+const KUBECTL_APPLY: [&str; 4] = [
+    "apply",
+    "--server-side",
+    "--field-manager=kubectl-bench",
+    "--recursive",
+];
+
+/// The two tools pointed at the same manifests, in two namespaces of one control plane.
+struct Contenders {
+    kubeconfig: PathBuf,
+    manifests: PathBuf,
+    driftless: PathBuf,
+    config: PathBuf,
+    client: kube::Client,
+}
+
+impl Contenders {
+    fn kubectl(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("kubectl");
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--namespace", PEER])
+            .args(args)
+            .arg("-f")
+            .arg(&self.manifests);
+        command
+    }
+
+    fn driftless(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.driftless);
+        command.args(args).arg("--config").arg(&self.config);
+        command
+    }
+
+    /// Runs the peer then driftless; their times and write requests.
+    async fn both(&self, peer: &[&str], ours: &[&str]) -> anyhow::Result<[(Duration, u64); 2]> {
+        let before = metrics::writes(&self.client).await?;
+        let peer_time = time_command(&mut self.kubectl(peer))?;
+        let middle = metrics::writes(&self.client).await?;
+        let ours_time = time_command(&mut self.driftless(ours))?;
+        let after = metrics::writes(&self.client).await?;
+        Ok([(peer_time, middle - before), (ours_time, after - middle)])
+    }
+
+    /// The median time of each over `runs`, and the write requests of the last run.
+    async fn repeated(
+        &self,
+        runs: usize,
+        peer: &[&str],
+        ours: &[&str],
+    ) -> anyhow::Result<[(Duration, u64); 2]> {
+        let (mut peer_times, mut ours_times, mut writes) = (Vec::new(), Vec::new(), (0, 0));
+        for _ in 0..runs {
+            let [(peer_time, peer_writes), (ours_time, ours_writes)] = self.both(peer, ours).await?;
+            peer_times.push(peer_time);
+            ours_times.push(ours_time);
+            writes = (peer_writes, ours_writes);
+        }
+        Ok([(median(peer_times), writes.0), (median(ours_times), writes.1)])
+    }
+}
+
+fn writes_row(figure: &str, ours: u64, peer: u64, target: u64) -> Row {
+    Row::figure(
+        figure,
+        format!("{ours} (kubectl: {peer})"),
+        &target.to_string(),
+        Some(ours <= target),
+    )
+}
+
+pub async fn run(control_plane: &ControlPlane, driftless: &Path, objects: usize) -> anyhow::Result<Vec<Row>> {
+    let client = control_plane.client().await?;
+    let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
+    for name in [OURS, PEER] {
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+        namespaces.create(&PostParams::default(), &namespace).await?;
+    }
+    let repo = TestRepo::new();
+    workload::write_large_application(&repo, "big", objects, "1");
+    repo.commit("workload");
+    let scratch = tempfile::tempdir()?;
+    let config = scratch.path().join("driftless.yaml");
+    std::fs::write(
+        &config,
+        workload::config(
+            control_plane.kubeconfig_path(),
+            &scratch.path().join("state"),
+            &[("big".into(), repo.file_url(), "big".into(), OURS.into())],
+        ),
+    )?;
+    let contenders = Contenders {
+        kubeconfig: control_plane.kubeconfig_path().to_path_buf(),
+        manifests: repo.work_tree().join("big"),
+        driftless: driftless.to_path_buf(),
+        config,
+        client,
+    };
+    let sync = ["sync", "big"];
+    let mut rows = Vec::new();
+
+    let [(peer, _), (ours, _)] = contenders.both(&KUBECTL_APPLY, &sync).await?;
+    rows.push(Row::timing(
+        &format!("one application of {objects} objects: first apply"),
+        ours,
+        peer,
+        "kubectl apply --server-side",
+        Some(3.0),
+    ));
+
+    let [(peer, peer_writes), (ours, ours_writes)] = contenders.repeated(3, &KUBECTL_APPLY, &sync).await?;
+    rows.push(Row::timing(
+        "no-op re-sync (median of 3)",
+        ours,
+        peer,
+        "kubectl apply --server-side",
+        Some(20.0),
+    ));
+    rows.push(writes_row(
+        "write requests of a no-op re-sync",
+        ours_writes,
+        peer_writes,
+        0,
+    ));
+
+    let [(peer, _), (ours, _)] = contenders
+        .repeated(3, &["diff", "--server-side", "--recursive"], &["diff", "big"])
+        .await?;
+    rows.push(Row::timing(
+        "diff with nothing changed (median of 3)",
+        ours,
+        peer,
+        "kubectl diff --server-side",
+        Some(10.0),
+    ));
+
+    // A real change to every ConfigMap (half the objects): only those should be written.
+    let changed = objects.div_ceil(2);
+    workload::write_large_application(&repo, "big", objects, "2");
+    repo.commit("change a setting");
+    let [(peer, peer_writes), (ours, ours_writes)] = contenders.both(&KUBECTL_APPLY, &sync).await?;
+    rows.push(Row::timing(
+        &format!("sync of a commit changing {changed} ConfigMaps"),
+        ours,
+        peer,
+        "kubectl apply --server-side",
+        None,
+    ));
+    rows.push(writes_row(
+        "write requests of that sync",
+        ours_writes,
+        peer_writes,
+        changed as u64,
+    ));
+    Ok(rows)
+}
