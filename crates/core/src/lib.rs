@@ -9,6 +9,7 @@
 pub mod application;
 mod desired;
 pub mod diff;
+pub mod fingerprint;
 pub mod health;
 mod object_ref;
 pub mod plan;

@@ -1,4 +1,4 @@
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -6,6 +6,7 @@ use driftless_config::Config;
 use driftless_core::application::Application;
 use driftless_core::diff::{ObjectDiff, compare as compare_object};
 use driftless_core::health::{self, Health};
+use driftless_core::plan::LiveOwnership;
 use driftless_core::{ObjectRef, SyncState};
 use driftless_git::Mirrors;
 use driftless_kube::{ApplyOptions, ConnectOptions, Discovery, Objects, connect};
@@ -14,8 +15,8 @@ use driftless_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::EngineError;
 use crate::registry::Registry;
+use crate::{EngineError, applied};
 
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
@@ -177,30 +178,46 @@ impl Engine {
             application: app.name.clone(),
             source: Box::new(source),
         };
+        let inventory = self.store.inventory(&app.name)?;
+        let declared: Vec<(ObjectRef, kube::core::ApiResource)> = desired
+            .objects
+            .iter()
+            .map(|(object, resolved)| (object.reference.clone(), resolved.resource.clone()))
+            .collect();
+        let live = self.live_snapshot(app, &cluster, &declared, &inventory).await?;
+        let recorded = self.store.applied(&app.name)?;
+        let mut newly_in_sync = BTreeMap::new();
         let mut objects = Vec::with_capacity(desired.objects.len());
         for (object, resolved) in &desired.objects {
-            let live = cluster
-                .objects
-                .get(&resolved.resource, &object.reference)
-                .await
-                .map_err(cluster_error)?;
-            let dry_run = ApplyOptions {
-                dry_run: true,
-                force: true,
+            let live_object = live.get(&object.reference);
+            // Brought in sync from this manifest and untouched since: no dry-run needed.
+            let diff = if applied::unchanged(&recorded, app, object, live_object) {
+                ObjectDiff::Unchanged
+            } else {
+                let dry_run = ApplyOptions {
+                    dry_run: true,
+                    force: true,
+                };
+                let would_be = cluster
+                    .objects
+                    .apply(&resolved.resource, object, dry_run)
+                    .await
+                    .map_err(cluster_error)?;
+                let diff = compare_object(
+                    &object.reference,
+                    live_object,
+                    &would_be,
+                    &app.ignore_differences,
+                    &self.redaction_salt,
+                );
+                if diff.is_in_sync()
+                    && let Some(state) = live_object.and_then(|live| applied::state_of(app, object, live))
+                {
+                    newly_in_sync.insert(object.reference.clone(), Some(state));
+                }
+                diff
             };
-            let would_be = cluster
-                .objects
-                .apply(&resolved.resource, object, dry_run)
-                .await
-                .map_err(cluster_error)?;
-            let diff = compare_object(
-                &object.reference,
-                live.as_ref(),
-                &would_be,
-                &app.ignore_differences,
-                &self.redaction_salt,
-            );
-            let health = live.as_ref().map_or_else(Health::missing, |live| {
+            let health = live_object.map_or_else(Health::missing, |live| {
                 health::assess(&object.reference.group, &object.reference.kind, live)
             });
             objects.push(ObjectStatus {
@@ -209,18 +226,19 @@ impl Engine {
                 health,
             });
         }
-        let declared: BTreeSet<&ObjectRef> = desired.objects.iter().map(|(o, _)| &o.reference).collect();
-        let mut to_prune = Vec::new();
-        for (reference, version) in self.store.inventory(&app.name)? {
-            if declared.contains(&reference) {
-                continue;
-            }
-            if let Some(live) = self.live_ownership(app, &cluster, &reference, &version).await?
-                && live.owner.as_deref() == Some(app.name.as_str())
-            {
-                to_prune.push(reference);
-            }
+        if !newly_in_sync.is_empty() {
+            self.store.update_applied(&app.name, &newly_in_sync)?;
         }
+        let declared: BTreeSet<&ObjectRef> = desired.objects.iter().map(|(o, _)| &o.reference).collect();
+        let to_prune: Vec<ObjectRef> = inventory
+            .into_keys()
+            .filter(|reference| !declared.contains(reference))
+            .filter(|reference| {
+                live.get(reference).is_some_and(|object| {
+                    LiveOwnership::of(object).owner.as_deref() == Some(app.name.as_str())
+                })
+            })
+            .collect();
         let in_sync = objects.iter().all(|status| status.diff.is_in_sync()) && to_prune.is_empty();
         let health = health::worst(objects.iter().map(|status| &status.health));
         Ok(AppComparison {
@@ -235,28 +253,6 @@ impl Engine {
             objects,
             to_prune,
         })
-    }
-
-    /// Ownership of an object that may no longer be declared (so its kind is looked up afresh).
-    pub(crate) async fn live_ownership(
-        &self,
-        app: &Application,
-        cluster: &ClusterHandle,
-        reference: &ObjectRef,
-        version: &str,
-    ) -> Result<Option<driftless_core::plan::LiveOwnership>, EngineError> {
-        let Some(resource) = self.resource_for(app, cluster, reference, version).await? else {
-            return Ok(None);
-        };
-        let live = cluster
-            .objects
-            .get(&resource, reference)
-            .await
-            .map_err(|source| EngineError::Cluster {
-                application: app.name.clone(),
-                source: Box::new(source),
-            })?;
-        Ok(live.as_ref().map(driftless_core::plan::LiveOwnership::of))
     }
 
     /// The API resource for an object known by reference and the version it was applied as;

@@ -8,12 +8,15 @@
 //! - [`Engine::sync`]: plan ([`driftless_core::plan`]), apply wave by wave, prune after success,
 //!   record history and inventory.
 
+mod applied;
 mod controller;
 mod desired;
 mod engine;
 mod error;
+mod live;
 mod registry;
 mod sync;
+mod throttle;
 
 pub use controller::{AppStatus, Controller};
 pub use desired::RenderedApp;

@@ -4,21 +4,22 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use driftless_core::application::Application;
-use driftless_core::diff::{keep_ignored_live_values, rule_matches};
+use driftless_core::diff::keep_ignored_live_values;
 use driftless_core::health::{self, Health};
 use driftless_core::plan::{
     KeepReason, LiveOwnership, OwnershipConflict, Plan, PlanOptions, object_sync_option, plan,
 };
 use driftless_core::sync_order::Stage;
 use driftless_core::{HealthState, ObjectRef};
-use driftless_kube::ApplyOptions;
-use driftless_store::{ObjectAction, ObjectOutcome, SyncResult, Trigger};
+use driftless_kube::{ApplyOptions, ObjectError};
+use driftless_store::{AppliedState, ObjectAction, ObjectOutcome, SyncResult, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::desired::DesiredState;
 use crate::engine::ClusterHandle;
-use crate::{Engine, EngineError};
+use crate::throttle::{self, AdaptiveLimit};
+use crate::{Engine, EngineError, applied};
 
 /// How long a CRD may take to become Established before its custom objects are applied.
 const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_mins(1);
@@ -143,6 +144,11 @@ struct SyncRun<'a> {
     failure: Option<String>,
     /// Objects applied in this run, with the version they were applied as.
     applied: BTreeMap<ObjectRef, String>,
+    /// What each object looked like when last brought in sync (read at the start).
+    recorded: BTreeMap<ObjectRef, AppliedState>,
+    /// What to remember (or forget, `None`) of objects touched by this run.
+    applied_states: BTreeMap<ObjectRef, Option<AppliedState>>,
+    limit: AdaptiveLimit,
 }
 
 impl SyncRun<'_> {
@@ -183,47 +189,23 @@ impl SyncRun<'_> {
             .any(|outcome| outcome.action == ObjectAction::Failed)
     }
 
-    fn cluster_error(&self, source: driftless_kube::ObjectError) -> EngineError {
-        EngineError::Cluster {
-            application: self.app.name.clone(),
-            source: Box::new(source),
-        }
-    }
-
     /// Ownership of every declared object and every inventory object that left Git, and the live
-    /// declared objects themselves (read once: apply compares versions and keeps ignored values).
+    /// objects themselves, from one snapshot (a LIST per kind and namespace, not a GET per object).
     async fn gather_live(
         &self,
         inventory: &BTreeMap<ObjectRef, String>,
     ) -> Result<(BTreeMap<ObjectRef, LiveOwnership>, HashMap<ObjectRef, Value>), EngineError> {
-        let mut live = BTreeMap::new();
-        let mut objects = HashMap::new();
-        for (object, resolved) in &self.desired.objects {
-            let found = self
-                .cluster
-                .objects
-                .get(&resolved.resource, &object.reference)
-                .await
-                .map_err(|e| self.cluster_error(e))?;
-            if let Some(found) = found {
-                live.insert(object.reference.clone(), LiveOwnership::of(&found));
-                objects.insert(object.reference.clone(), found);
-            }
-        }
-        let declared: BTreeSet<&ObjectRef> = self.desired.objects.iter().map(|(o, _)| &o.reference).collect();
-        for (reference, version) in inventory
+        let declared: Vec<_> = self
+            .desired
+            .objects
             .iter()
-            .filter(|(reference, _)| !declared.contains(*reference))
-        {
-            if let Some(ownership) = self
-                .engine
-                .live_ownership(self.app, &self.cluster, reference, version)
-                .await?
-            {
-                live.insert(reference.clone(), ownership);
-            }
-        }
-        Ok((live, objects))
+            .map(|(object, resolved)| (object.reference.clone(), resolved.resource.clone()))
+            .collect();
+        let snapshot = self
+            .engine
+            .live_snapshot(self.app, &self.cluster, &declared, inventory)
+            .await?;
+        Ok((snapshot.ownership(), snapshot.into_objects()))
     }
 
     async fn apply_waves(&mut self, plan: &Plan, live_objects: &HashMap<ObjectRef, Value>) {
@@ -248,9 +230,7 @@ impl SyncRun<'_> {
                 },
             );
             for (stage, indices) in &wave.stages {
-                for &index in indices {
-                    self.apply_one(index, live_objects).await;
-                }
+                self.apply_stage(indices, live_objects).await;
                 if *stage == Stage::Foundations && !self.options.dry_run && !self.has_failed_object() {
                     self.await_crds(indices).await;
                 }
@@ -276,43 +256,79 @@ impl SyncRun<'_> {
         }
     }
 
-    async fn apply_one(&mut self, index: usize, live_objects: &HashMap<ObjectRef, Value>) {
+    /// Applies the objects of one stage concurrently (they do not depend on each other), except
+    /// those already as Git wants them: those cost no request at all.
+    async fn apply_stage(&mut self, indices: &[usize], live_objects: &HashMap<ObjectRef, Value>) {
+        let mut to_apply = Vec::with_capacity(indices.len());
+        for &index in indices {
+            let object = &self.desired.objects[index].0;
+            if applied::unchanged(
+                &self.recorded,
+                self.app,
+                object,
+                live_objects.get(&object.reference),
+            ) {
+                let reference = object.reference.clone();
+                self.applied.insert(reference.clone(), object.gvk.version.clone());
+                self.record(&reference, ObjectAction::Unchanged, "");
+            } else {
+                to_apply.push(index);
+            }
+        }
+        let mut limit = std::mem::take(&mut self.limit);
+        let results = throttle::run_adaptive(
+            &to_apply,
+            &mut limit,
+            |&index| self.apply_request(index, live_objects),
+            |result: &Result<Value, ObjectError>| result.as_ref().is_err_and(ObjectError::is_transient),
+        )
+        .await;
+        self.limit = limit;
+        for (position, result) in results {
+            self.record_apply(to_apply[position], result, live_objects);
+        }
+    }
+
+    /// The request that applies one object (server-side apply, or a replace when asked for).
+    fn apply_request(
+        &self,
+        index: usize,
+        live_objects: &HashMap<ObjectRef, Value>,
+    ) -> impl Future<Output = Result<Value, ObjectError>> + use<> {
         let (object, resolved) = &self.desired.objects[index];
         let options = ApplyOptions {
             force: self.options.force,
             dry_run: self.options.dry_run,
         };
-        let reference = object.reference.clone();
         // ignoreDifferences hold for apply too: an ignored field of an existing object is left
         // to whoever owns it, never reverted.
-        let rules: Vec<_> = self
-            .app
-            .ignore_differences
-            .iter()
-            .filter(|rule| rule_matches(rule, &reference))
-            .collect();
-        let live = live_objects.get(&reference);
-        let mut stripped;
-        let mut object = object;
-        if let Some(live) = live.filter(|_| !rules.is_empty()) {
-            stripped = object.clone();
-            keep_ignored_live_values(&mut stripped.manifest, &rules, live);
-            object = &stripped;
+        let rules = applied::rules_for(self.app, &object.reference);
+        let mut object = object.clone();
+        if let Some(live) = live_objects.get(&object.reference).filter(|_| !rules.is_empty()) {
+            keep_ignored_live_values(&mut object.manifest, &rules, live);
         }
-        let replace = object_sync_option(object, "Replace").unwrap_or(self.app.sync_policy.replace);
-        let result = if replace {
-            self.cluster
-                .objects
-                .replace(&resolved.resource, object, options)
-                .await
-        } else {
-            self.cluster
-                .objects
-                .apply(&resolved.resource, object, options)
-                .await
-        };
+        let replace = object_sync_option(&object, "Replace").unwrap_or(self.app.sync_policy.replace);
+        let (objects, resource) = (self.cluster.objects.clone(), resolved.resource.clone());
+        async move {
+            if replace {
+                objects.replace(&resource, &object, options).await
+            } else {
+                objects.apply(&resource, &object, options).await
+            }
+        }
+    }
+
+    fn record_apply(
+        &mut self,
+        index: usize,
+        result: Result<Value, ObjectError>,
+        live_objects: &HashMap<ObjectRef, Value>,
+    ) {
+        let object = &self.desired.objects[index].0;
+        let reference = object.reference.clone();
         match result {
             Ok(after) => {
+                let live = live_objects.get(&reference);
                 let action = match live {
                     None => ObjectAction::Created,
                     Some(before)
@@ -322,6 +338,10 @@ impl SyncRun<'_> {
                     }
                     Some(_) => ObjectAction::Unchanged,
                 };
+                if !self.options.dry_run {
+                    let state = applied::state_of(self.app, object, &after);
+                    self.applied_states.insert(reference.clone(), state);
+                }
                 self.applied.insert(reference.clone(), object.gvk.version.clone());
                 self.record(&reference, action, "");
             }
@@ -329,7 +349,6 @@ impl SyncRun<'_> {
         }
     }
 
-    /// CRDs must be Established before anything that uses them is applied.
     async fn await_crds(&mut self, indices: &[usize]) {
         let crds: Vec<usize> = indices
             .iter()
@@ -390,6 +409,7 @@ impl SyncRun<'_> {
             match self.cluster.objects.delete(&resource, reference).await {
                 Ok(_) => {
                     pruned.insert(reference.clone());
+                    self.applied_states.insert(reference.clone(), None);
                     self.record(reference, ObjectAction::Pruned, "");
                 }
                 Err(err) => self.fail(reference, err.to_string(), || {
@@ -434,6 +454,7 @@ impl SyncRun<'_> {
                 next
             };
             store.set_inventory(&self.app.name, &next)?;
+            store.update_applied(&self.app.name, &self.applied_states)?;
             store.finish_sync(id, result, &message, &self.outcomes, now_millis())?;
         }
         let revision = self.desired.commit.to_string();
@@ -491,6 +512,9 @@ impl Engine {
             outcomes: Vec::new(),
             failure: None,
             applied: BTreeMap::new(),
+            recorded: self.store.applied(&app.name)?,
+            applied_states: BTreeMap::new(),
+            limit: AdaptiveLimit::default(),
         };
         let (live, live_objects) = run.gather_live(&inventory).await?;
         let objects: Vec<_> = run

@@ -64,7 +64,11 @@ pub(crate) fn root_cause(err: &kube::Error) -> String {
 
 impl ObjectError {
     fn from_kube(object: &ObjectRef, err: kube::Error) -> Self {
-        let object = object.to_string();
+        Self::about(object.to_string(), err)
+    }
+
+    /// For requests about more than one object (`what` names them, e.g. a list).
+    fn about(object: String, err: kube::Error) -> Self {
         match err {
             kube::Error::Api(status) if status.code == 409 => Self::Conflict {
                 object,
@@ -95,6 +99,13 @@ impl ObjectError {
             Self::Rejected { code, .. } => *code == 429,
             Self::Conflict { .. } | Self::Decode { .. } => false,
         }
+    }
+}
+
+fn listing(resource: &ApiResource, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(namespace) => format!("{} in namespace {namespace}", resource.plural),
+        None => resource.plural.clone(),
     }
 }
 
@@ -158,6 +169,51 @@ impl Objects {
             Err(err) => return Err(ObjectError::from_kube(reference, err)),
         };
         found.map(|found| to_json(reference, found)).transpose()
+    }
+
+    /// Every object of `resource` in `namespace` (all namespaces when `None`) that matches
+    /// `label_selector`: one LIST request instead of a GET per object.
+    pub async fn list(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        label_selector: &str,
+    ) -> Result<Vec<Value>, ObjectError> {
+        let what = || listing(resource, namespace);
+        let params = kube::api::ListParams::default().labels(label_selector);
+        let list = self
+            .api(resource, namespace)
+            .list(&params)
+            .await
+            .map_err(|err| ObjectError::about(what(), err))?;
+        list.items
+            .into_iter()
+            .map(|item| {
+                serde_json::to_value(item).map_err(|err| ObjectError::Decode {
+                    object: what(),
+                    message: err.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The names of every object of `resource` in `namespace`, from a metadata-only LIST (no
+    /// bodies: cheap even where the namespace holds many objects).
+    pub async fn list_names(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+    ) -> Result<Vec<String>, ObjectError> {
+        let list = self
+            .api(resource, namespace)
+            .list_metadata(&kube::api::ListParams::default())
+            .await
+            .map_err(|err| ObjectError::about(listing(resource, namespace), err))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|item| item.metadata.name)
+            .collect())
     }
 
     /// Deletes the object (dependents in the background, as kubectl does); `false` if it was

@@ -15,7 +15,8 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE syncs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         application TEXT NOT NULL,
@@ -47,7 +48,17 @@ const MIGRATIONS: &[&str] = &[r"
         application TEXT PRIMARY KEY,
         revision TEXT NOT NULL
     );
-"];
+",
+    r"
+    CREATE TABLE applied (
+        application TEXT NOT NULL,
+        object TEXT NOT NULL,
+        desired_hash TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        PRIMARY KEY (application, object)
+    );
+",
+];
 
 /// Returned by [`Store`] operations.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +117,13 @@ pub enum ObjectAction {
     /// Not applied (ownership conflict, or an earlier wave failed).
     Skipped,
     Failed,
+}
+
+/// What an object looked like when driftless last brought it in sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedState {
+    pub desired_hash: String,
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -491,6 +509,66 @@ impl Store {
             }
         }
         transaction.commit().map_err(sql("write the inventory"))
+    }
+
+    /// For each object `application` last brought in sync: the hash of the manifest from Git and
+    /// the fingerprint of the live object right after (see `driftless_core::fingerprint`). Both
+    /// unchanged means the object needs neither a read nor a write.
+    pub fn applied(&self, application: &str) -> Result<BTreeMap<ObjectRef, AppliedState>, StoreError> {
+        let connection = self.connection();
+        let mut query = connection
+            .prepare("SELECT object, desired_hash, fingerprint FROM applied WHERE application = ?1")
+            .map_err(sql("read the applied state"))?;
+        let rows = query
+            .query_map(params![application], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    AppliedState {
+                        desired_hash: row.get(1)?,
+                        fingerprint: row.get(2)?,
+                    },
+                ))
+            })
+            .map_err(sql("read the applied state"))?;
+        rows.map(|row| {
+            let (object, state) = row.map_err(sql("read the applied state"))?;
+            Ok((from_text("read the applied state", &object)?, state))
+        })
+        .collect()
+    }
+
+    /// Records (`Some`) or forgets (`None`) the applied state of some of `application`'s objects.
+    pub fn update_applied(
+        &self,
+        application: &str,
+        changes: &BTreeMap<ObjectRef, Option<AppliedState>>,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let transaction = connection.transaction().map_err(sql("write the applied state"))?;
+        {
+            let mut upsert = transaction
+                .prepare(
+                    "INSERT INTO applied (application, object, desired_hash, fingerprint) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (application, object) DO UPDATE SET desired_hash = ?3, fingerprint = ?4",
+                )
+                .map_err(sql("write the applied state"))?;
+            let mut delete = transaction
+                .prepare("DELETE FROM applied WHERE application = ?1 AND object = ?2")
+                .map_err(sql("write the applied state"))?;
+            for (object, state) in changes {
+                match state {
+                    Some(state) => upsert.execute(params![
+                        application,
+                        to_text(object),
+                        state.desired_hash,
+                        state.fingerprint
+                    ]),
+                    None => delete.execute(params![application, to_text(object)]),
+                }
+                .map_err(sql("write the applied state"))?;
+            }
+        }
+        transaction.commit().map_err(sql("write the applied state"))
     }
 
     /// Pins `application` at `revision` (after a rollback): automated syncs stop until unpinned.

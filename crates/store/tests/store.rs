@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use driftless_core::{GroupVersionKind, ObjectRef};
-use driftless_store::{ObjectAction, ObjectOutcome, Store, SyncResult, Trigger};
+use driftless_store::{AppliedState, ObjectAction, ObjectOutcome, Store, SyncResult, Trigger};
 
 fn config_map(name: &str) -> ObjectRef {
     ObjectRef::new(
@@ -117,6 +117,36 @@ fn inventories_are_replaced_atomically_and_kept_per_application() {
     assert_eq!(store.inventory("web").expect("read"), versioned(&["b", "c"]));
     assert_eq!(store.inventory("other").expect("read").len(), 1);
     assert!(store.inventory("unknown").expect("read").is_empty());
+}
+
+#[test]
+fn applied_state_is_updated_and_forgotten_per_object() {
+    let store = Store::open_in_memory().expect("open");
+    let state = |hash: &str| AppliedState {
+        desired_hash: hash.to_owned(),
+        fingerprint: format!("fp-{hash}"),
+    };
+    let changes: BTreeMap<ObjectRef, Option<AppliedState>> = [
+        (config_map("a"), Some(state("1"))),
+        (config_map("b"), Some(state("1"))),
+    ]
+    .into();
+    store.update_applied("web", &changes).expect("record");
+    store
+        .update_applied("other", &[(config_map("a"), Some(state("9")))].into())
+        .expect("record other");
+    store
+        .update_applied(
+            "web",
+            &[(config_map("a"), Some(state("2"))), (config_map("b"), None)].into(),
+        )
+        .expect("update");
+    let web = store.applied("web").expect("read");
+    assert_eq!(web, [(config_map("a"), state("2"))].into());
+    assert_eq!(
+        store.applied("other").expect("read")[&config_map("a")],
+        state("9")
+    );
 }
 
 #[test]

@@ -1,0 +1,55 @@
+//! "Is this object already as Git wants it?" without asking the API server: the hash of the
+//! manifest last brought in sync and the fingerprint of the live object right after, compared with
+//! today's manifest and the live object at hand (see `driftless_core::fingerprint`).
+
+use std::collections::BTreeMap;
+
+use driftless_core::application::{Application, IgnoreDifference};
+use driftless_core::diff::rule_matches;
+use driftless_core::fingerprint::{desired_hash, live_fingerprint};
+use driftless_core::plan::object_sync_option;
+use driftless_core::{DesiredObject, ObjectRef};
+use driftless_kube::FIELD_MANAGER;
+use driftless_store::AppliedState;
+use serde_json::Value;
+
+pub(crate) fn rules_for<'a>(app: &'a Application, reference: &ObjectRef) -> Vec<&'a IgnoreDifference> {
+    app.ignore_differences
+        .iter()
+        .filter(|rule| rule_matches(rule, reference))
+        .collect()
+}
+
+/// The object's desired hash, including what changes how it is applied (ignore rules, Replace).
+pub(crate) fn desired_hash_of(app: &Application, object: &DesiredObject) -> String {
+    let replace = object_sync_option(object, "Replace").unwrap_or(app.sync_policy.replace);
+    let context = format!("{:?} replace={replace}", rules_for(app, &object.reference));
+    desired_hash(&object.manifest, &context)
+}
+
+pub(crate) fn fingerprint_of(app: &Application, reference: &ObjectRef, live: &Value) -> Option<String> {
+    live_fingerprint(live, FIELD_MANAGER, &rules_for(app, reference))
+}
+
+/// The state to remember for an object that is in sync now, if driftless owns any of its fields.
+pub(crate) fn state_of(app: &Application, object: &DesiredObject, live: &Value) -> Option<AppliedState> {
+    Some(AppliedState {
+        desired_hash: desired_hash_of(app, object),
+        fingerprint: fingerprint_of(app, &object.reference, live)?,
+    })
+}
+
+/// `true` when the object was brought in sync from this very manifest and nobody has touched the
+/// fields driftless owns since.
+pub(crate) fn unchanged(
+    recorded: &BTreeMap<ObjectRef, AppliedState>,
+    app: &Application,
+    object: &DesiredObject,
+    live: Option<&Value>,
+) -> bool {
+    let (Some(recorded), Some(live)) = (recorded.get(&object.reference), live) else {
+        return false;
+    };
+    recorded.desired_hash == desired_hash_of(app, object)
+        && fingerprint_of(app, &object.reference, live).as_deref() == Some(recorded.fingerprint.as_str())
+}
