@@ -508,3 +508,105 @@ async fn an_object_is_never_taken_from_another_application() {
         "the first owner's content stays"
     );
 }
+
+#[tokio::test]
+async fn only_changes_to_fields_driftless_owns_are_drift_and_only_drifted_objects_are_applied() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Patch, PatchParams};
+
+    let env = TestEnv::new("engine_owned_fields").await;
+    let repo = TestRepo::new();
+    repo.write(
+        "app/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {app: web}}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: 'web:1'}]}\n",
+    )
+    .write("app/settings.yaml", &config_map("settings", "one"));
+    repo.commit("first");
+    let (_data, engine) = engine(&env, vec![application("web", &repo, "app", &env.namespace)]);
+    let first = engine.sync("web", PRUNE).await.expect("first sync");
+    assert_eq!(first.result, SyncResult::Succeeded, "{first:?}");
+    let deployments = env.api::<Deployment>();
+    let by = |manager: &str| PatchParams {
+        field_manager: Some(manager.to_owned()),
+        ..PatchParams::default()
+    };
+
+    // Someone else's label, and the controller-manager's status writes: not drift.
+    deployments
+        .patch(
+            "web",
+            &by("kubectl-label"),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"team": "payments"}}})),
+        )
+        .await
+        .expect("label");
+    let compared = engine.compare("web").await.expect("compare");
+    assert_eq!(compared.sync, SyncState::Synced, "{compared:#?}");
+
+    // `kubectl scale`: a field driftless owns changes hands. Drift, on that object only.
+    deployments
+        .patch(
+            "web",
+            &by("kubectl-scale"),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .expect("scale");
+    let drifted = engine.compare("web").await.expect("compare");
+    assert_eq!(drifted.sync, SyncState::OutOfSync);
+    let states: std::collections::BTreeMap<&str, bool> = drifted
+        .objects
+        .iter()
+        .map(|o| (o.object.name.as_str(), o.diff.is_in_sync()))
+        .collect();
+    assert_eq!(
+        states,
+        [("settings", true), ("web", false)].into(),
+        "{drifted:#?}"
+    );
+    let web_diff = drifted
+        .objects
+        .iter()
+        .find(|o| o.object.name == "web")
+        .expect("web");
+    let ObjectDiff::Changed { unified } = &web_diff.diff else {
+        panic!("web changed: {drifted:#?}")
+    };
+    assert!(
+        unified.contains("-  replicas: 5") && unified.contains("+  replicas: 2"),
+        "{unified}"
+    );
+
+    // Healing applies the drifted object and leaves the other alone.
+    let heal = SyncOptions { force: true, ..PRUNE };
+    let healed = engine.sync("web", heal).await.expect("heal");
+    let mut healed = actions(&healed);
+    healed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        healed,
+        vec![
+            ("settings".into(), ObjectAction::Unchanged),
+            ("web".into(), ObjectAction::Configured)
+        ]
+    );
+    let web = deployments.get("web").await.expect("get");
+    assert_eq!(web.spec.and_then(|s| s.replicas), Some(2));
+    assert_eq!(
+        engine.compare("web").await.expect("compare").sync,
+        SyncState::Synced
+    );
+
+    // A deleted object is drift too.
+    env.api::<ConfigMap>()
+        .delete("settings", &kube::api::DeleteParams::default())
+        .await
+        .expect("delete");
+    let deleted = engine.compare("web").await.expect("compare");
+    assert!(
+        deleted
+            .objects
+            .iter()
+            .any(|o| o.object.name == "settings" && matches!(o.diff, ObjectDiff::Missing { .. })),
+        "{deleted:#?}"
+    );
+}
