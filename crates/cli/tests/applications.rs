@@ -25,6 +25,12 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// `data.key` of the live ConfigMap `settings`.
+async fn settings_key(env: &TestEnv) -> String {
+    let settings = env.api::<ConfigMap>().get("settings").await.expect("get");
+    settings.data.unwrap_or_default()["key"].clone()
+}
+
 fn config_map(name: &str, value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: {value}\n")
 }
@@ -75,15 +81,7 @@ async fn diff_sync_history_rollback_and_status() {
     repo.commit("v2");
     let second = driftless(&config, &["sync", "web"]);
     assert!(text(&second).contains("1 configured"), "{}", text(&second));
-    assert_eq!(
-        env.api::<ConfigMap>()
-            .get("settings")
-            .await
-            .expect("get")
-            .data
-            .unwrap_or_default()["key"],
-        "v2"
-    );
+    assert_eq!(settings_key(&env).await, "v2");
 
     let history = driftless(&config, &["history", "web", "-o", "json"]);
     let records: serde_json::Value = serde_json::from_slice(&history.stdout).expect("history is JSON");
@@ -96,15 +94,7 @@ async fn diff_sync_history_rollback_and_status() {
     let rollback = driftless(&config, &["rollback", "web", "--to", &first[..10]]);
     assert!(rollback.status.success(), "{}", text(&rollback));
     assert!(text(&rollback).contains("is pinned at"), "{}", text(&rollback));
-    assert_eq!(
-        env.api::<ConfigMap>()
-            .get("settings")
-            .await
-            .expect("get")
-            .data
-            .unwrap_or_default()["key"],
-        "v1"
-    );
+    assert_eq!(settings_key(&env).await, "v1");
     // Pinned: a plain sync stays at the rolled-back revision.
     let pinned = driftless(&config, &["sync", "web"]);
     assert!(

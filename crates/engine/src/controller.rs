@@ -246,13 +246,7 @@ impl Controller {
                             if report.result == SyncResult::Succeeded {
                                 status.sync = Some(SyncState::Synced);
                                 // The health seen before the sync (often Missing) is stale now.
-                                match self.engine.compare(name).await {
-                                    Ok(after) => {
-                                        status.sync = Some(after.sync);
-                                        status.health = Some(after.health);
-                                    }
-                                    Err(_) => status.health = None,
-                                }
+                                status.health = report.health;
                             } else {
                                 status.error = Some(report.message);
                             }

@@ -179,12 +179,7 @@ impl Engine {
             source: Box::new(source),
         };
         let inventory = self.store.inventory(&app.name)?;
-        let declared: Vec<(ObjectRef, kube::core::ApiResource)> = desired
-            .objects
-            .iter()
-            .map(|(object, resolved)| (object.reference.clone(), resolved.resource.clone()))
-            .collect();
-        let live = self.live_snapshot(app, &cluster, &declared, &inventory).await?;
+        let live = self.live_snapshot(app, &cluster, &desired, &inventory).await?;
         let recorded = self.store.applied(&app.name)?;
         let mut newly_in_sync = BTreeMap::new();
         let mut objects = Vec::with_capacity(desired.objects.len());

@@ -10,6 +10,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use kube::core::ApiResource;
 use serde_json::Value;
 
+use crate::desired::DesiredState;
 use crate::engine::ClusterHandle;
 use crate::{Engine, EngineError};
 
@@ -145,13 +146,21 @@ impl Engine {
         &self,
         app: &Application,
         cluster: &ClusterHandle,
-        declared: &[(ObjectRef, ApiResource)],
+        desired: &DesiredState,
         inventory: &BTreeMap<ObjectRef, String>,
     ) -> Result<LiveSnapshot, EngineError> {
-        let mut wanted = declared.to_vec();
-        let declared_refs: std::collections::HashSet<&ObjectRef> = declared.iter().map(|(r, _)| r).collect();
+        let mut wanted: Vec<(ObjectRef, ApiResource)> = desired
+            .objects
+            .iter()
+            .map(|(object, resolved)| (object.reference.clone(), resolved.resource.clone()))
+            .collect();
+        let declared: std::collections::HashSet<&ObjectRef> = desired
+            .objects
+            .iter()
+            .map(|(object, _)| &object.reference)
+            .collect();
         for (reference, version) in inventory {
-            if declared_refs.contains(reference) {
+            if declared.contains(reference) {
                 continue;
             }
             if let Some(resource) = self.resource_for(app, cluster, reference, version).await? {

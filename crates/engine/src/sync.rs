@@ -114,6 +114,10 @@ pub struct SyncReport {
     /// The history record; `None` for a dry-run.
     pub sync_id: Option<i64>,
     pub dry_run: bool,
+    /// The worst health of the applied and unchanged objects as the server returned them (no
+    /// extra reads); `None` for a dry-run.
+    #[serde(default)]
+    pub health: Option<Health>,
 }
 
 fn now_millis() -> i64 {
@@ -149,6 +153,8 @@ struct SyncRun<'a> {
     /// What to remember (or forget, `None`) of objects touched by this run.
     applied_states: BTreeMap<ObjectRef, Option<AppliedState>>,
     limit: AdaptiveLimit,
+    /// Health of each object as last seen in this run (from the apply answer or the snapshot).
+    healths: Vec<Health>,
 }
 
 impl SyncRun<'_> {
@@ -195,15 +201,9 @@ impl SyncRun<'_> {
         &self,
         inventory: &BTreeMap<ObjectRef, String>,
     ) -> Result<(BTreeMap<ObjectRef, LiveOwnership>, HashMap<ObjectRef, Value>), EngineError> {
-        let declared: Vec<_> = self
-            .desired
-            .objects
-            .iter()
-            .map(|(object, resolved)| (object.reference.clone(), resolved.resource.clone()))
-            .collect();
         let snapshot = self
             .engine
-            .live_snapshot(self.app, &self.cluster, &declared, inventory)
+            .live_snapshot(self.app, &self.cluster, &self.desired, inventory)
             .await?;
         Ok((snapshot.ownership(), snapshot.into_objects()))
     }
@@ -341,6 +341,8 @@ impl SyncRun<'_> {
                 if !self.options.dry_run {
                     let state = applied::state_of(self.app, object, &after);
                     self.applied_states.insert(reference.clone(), state);
+                    self.healths
+                        .push(health::assess(&reference.group, &reference.kind, &after));
                 }
                 self.applied.insert(reference.clone(), object.gvk.version.clone());
                 self.record(&reference, action, "");
@@ -467,6 +469,7 @@ impl SyncRun<'_> {
             outcomes: self.outcomes,
             sync_id,
             dry_run: self.options.dry_run,
+            health: (!self.options.dry_run).then(|| health::worst(&self.healths)),
         })
     }
 }
@@ -515,6 +518,7 @@ impl Engine {
             recorded: self.store.applied(&app.name)?,
             applied_states: BTreeMap::new(),
             limit: AdaptiveLimit::default(),
+            healths: Vec::new(),
         };
         let (live, live_objects) = run.gather_live(&inventory).await?;
         let objects: Vec<_> = run

@@ -12,6 +12,16 @@ fn mirrors() -> (tempfile::TempDir, Mirrors) {
     (dir, mirrors)
 }
 
+/// Fetches `url` and resolves `main` to its commit id; `what` names the step in a failure.
+async fn main_of(mirrors: &Mirrors, url: &str, what: &str) -> String {
+    mirrors
+        .fetch_and_resolve(url, "main")
+        .await
+        .unwrap_or_else(|err| panic!("{what}: {err:?}"))
+        .as_str()
+        .to_owned()
+}
+
 fn sample_repo() -> TestRepo {
     let repo = TestRepo::new();
     repo.write("apps/web/deployment.yaml", "kind: Deployment\n")
@@ -38,14 +48,7 @@ async fn resolves_branches_tags_and_commits_over_file_urls() {
     let (_dir, mirrors) = mirrors();
     let url = repo.file_url();
 
-    assert_eq!(
-        mirrors
-            .fetch_and_resolve(&url, "main")
-            .await
-            .expect("main")
-            .as_str(),
-        second
-    );
+    assert_eq!(main_of(&mirrors, &url, "main").await, second);
     assert_eq!(
         mirrors.resolve(&url, "HEAD").await.expect("HEAD").as_str(),
         second
@@ -128,14 +131,7 @@ async fn fetches_are_incremental_and_follow_force_pushes() {
     let first = repo.commit("first");
     let (_dir, mirrors) = mirrors();
     let url = repo.file_url();
-    assert_eq!(
-        mirrors
-            .fetch_and_resolve(&url, "main")
-            .await
-            .expect("first fetch")
-            .as_str(),
-        first
-    );
+    assert_eq!(main_of(&mirrors, &url, "first fetch").await, first);
 
     repo.write("apps/db/statefulset.yaml", "kind: StatefulSet # v2\n");
     let second = repo.commit("second");
@@ -148,14 +144,7 @@ async fn fetches_are_incremental_and_follow_force_pushes() {
         first,
         "no fetch, no change"
     );
-    assert_eq!(
-        mirrors
-            .fetch_and_resolve(&url, "main")
-            .await
-            .expect("second fetch")
-            .as_str(),
-        second
-    );
+    assert_eq!(main_of(&mirrors, &url, "second fetch").await, second);
 
     let first_id = mirrors.resolve(&url, &first).await.expect("first");
     let second_id = mirrors.resolve(&url, &second).await.expect("second");
@@ -168,14 +157,7 @@ async fn fetches_are_incremental_and_follow_force_pushes() {
     );
 
     repo.force_push(&first, "main");
-    assert_eq!(
-        mirrors
-            .fetch_and_resolve(&url, "main")
-            .await
-            .expect("after force push")
-            .as_str(),
-        first
-    );
+    assert_eq!(main_of(&mirrors, &url, "after force push").await, first);
 }
 
 #[tokio::test]
@@ -203,14 +185,7 @@ async fn fetches_over_git_daemon() {
     let daemon = GitDaemon::start(repo.root());
     let (_dir, mirrors) = mirrors();
     let url = daemon.url("origin.git");
-    assert_eq!(
-        mirrors
-            .fetch_and_resolve(&url, "main")
-            .await
-            .expect("fetch over git://")
-            .as_str(),
-        head
-    );
+    assert_eq!(main_of(&mirrors, &url, "fetch over git://").await, head);
 }
 
 #[tokio::test]
@@ -245,14 +220,7 @@ async fn fetches_over_http_with_basic_auth_and_never_leaks_the_password() {
         known_hosts: None,
     };
     let authorised = Mirrors::new(dir.path().join("authorised"), vec![credentials]);
-    assert_eq!(
-        authorised
-            .fetch_and_resolve(&url, "main")
-            .await
-            .expect("fetch with credentials")
-            .as_str(),
-        head
-    );
+    assert_eq!(main_of(&authorised, &url, "fetch with credentials").await, head);
     assert!(server.requests() > 0);
 }
 

@@ -179,22 +179,14 @@ impl Objects {
         namespace: Option<&str>,
         label_selector: &str,
     ) -> Result<Vec<Value>, ObjectError> {
-        let what = || listing(resource, namespace);
+        let what = listing(resource, namespace);
         let params = kube::api::ListParams::default().labels(label_selector);
         let list = self
             .api(resource, namespace)
             .list(&params)
             .await
-            .map_err(|err| ObjectError::about(what(), err))?;
-        list.items
-            .into_iter()
-            .map(|item| {
-                serde_json::to_value(item).map_err(|err| ObjectError::Decode {
-                    object: what(),
-                    message: err.to_string(),
-                })
-            })
-            .collect()
+            .map_err(|err| ObjectError::about(what.clone(), err))?;
+        list.items.into_iter().map(|item| to_json(&what, item)).collect()
     }
 
     /// The names of every object of `resource` in `namespace`, from a metadata-only LIST (no
@@ -265,14 +257,15 @@ impl Objects {
     }
 }
 
-fn decode_error(reference: &ObjectRef, err: &serde_json::Error) -> ObjectError {
+/// `what` names the object (or the list) whose answer could not be read.
+fn decode_error(what: &dyn std::fmt::Display, err: &serde_json::Error) -> ObjectError {
     ObjectError::Decode {
-        object: reference.to_string(),
+        object: what.to_string(),
         message: err.to_string(),
     }
 }
 
 /// The server's answer as plain JSON.
-fn to_json(reference: &ObjectRef, object: DynamicObject) -> Result<Value, ObjectError> {
-    serde_json::to_value(object).map_err(|err| decode_error(reference, &err))
+fn to_json(what: &dyn std::fmt::Display, object: DynamicObject) -> Result<Value, ObjectError> {
+    serde_json::to_value(object).map_err(|err| decode_error(what, &err))
 }
