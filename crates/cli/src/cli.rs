@@ -107,6 +107,15 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// List what the controller noticed about an application (drift detected and who changed
+    /// what, self-heal backing off), newest first.
+    Events {
+        #[command(flatten)]
+        common: Common,
+        application: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Sync a revision that was synced before and pin the application there (automated syncs
     /// stop until `driftless unpin`). `git revert` is the GitOps-native way to roll back.
     Rollback {

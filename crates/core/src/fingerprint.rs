@@ -47,6 +47,30 @@ pub fn desired_hash(manifest: &Value, context: &str) -> String {
 }
 
 /// `fieldsV1` of `manager`'s `Apply` entry in `metadata.managedFields`.
+/// Who changed `object` last, other than `ours`: the field manager whose managedFields entry is
+/// newest (`kubectl (scale)` when through a subresource), leaving out status writers (controllers
+/// report status all the time; it is never drift). `None` when only `ours` manages it.
+#[must_use]
+pub fn last_other_manager(object: &Value, ours: &str) -> Option<String> {
+    let entries = object.pointer("/metadata/managedFields")?.as_array()?;
+    // RFC 3339 times in UTC compare as text; on equal times the later entry wins.
+    let newest = entries
+        .iter()
+        .filter(|entry| entry["manager"].as_str().is_some_and(|manager| manager != ours))
+        .filter(|entry| entry["subresource"] != "status")
+        .max_by(|a, b| {
+            a["time"]
+                .as_str()
+                .unwrap_or("")
+                .cmp(b["time"].as_str().unwrap_or(""))
+        })?;
+    let manager = newest["manager"].as_str()?;
+    Some(match newest["subresource"].as_str() {
+        Some(subresource) if !subresource.is_empty() => format!("{manager} ({subresource})"),
+        _ => manager.to_owned(),
+    })
+}
+
 fn owned_fields<'a>(object: &'a Value, manager: &str) -> Option<&'a Map<String, Value>> {
     object
         .pointer("/metadata/managedFields")?
@@ -157,6 +181,22 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_newest_other_manager_is_who_changed_an_object() {
+        let object = serde_json::json!({"metadata": {"managedFields": [
+            {"manager": "kubectl-edit", "time": "2026-01-01T10:00:00Z"},
+            {"manager": "driftless", "time": "2026-01-01T12:00:00Z"},
+            {"manager": "kubectl", "subresource": "scale", "time": "2026-01-01T11:00:00Z"},
+            {"manager": "kube-controller-manager", "subresource": "status", "time": "2026-01-01T13:00:00Z"},
+        ]}});
+        assert_eq!(
+            last_other_manager(&object, "driftless").as_deref(),
+            Some("kubectl (scale)")
+        );
+        let ours_only = serde_json::json!({"metadata": {"managedFields": [{"manager": "driftless"}]}});
+        assert_eq!(last_other_manager(&ours_only, "driftless"), None);
+    }
+
     use serde_json::json;
 
     use super::*;

@@ -47,9 +47,27 @@ pub(crate) fn unchanged(
     object: &DesiredObject,
     live: Option<&Value>,
 ) -> bool {
-    let (Some(recorded), Some(live)) = (recorded.get(&object.reference), live) else {
+    let Some(live) = live else {
         return false;
     };
-    recorded.desired_hash == desired_hash_of(app, object)
-        && fingerprint_of(app, &object.reference, live).as_deref() == Some(recorded.fingerprint.as_str())
+    unchanged_since(
+        recorded,
+        app,
+        object,
+        fingerprint_of(app, &object.reference, live).as_deref(),
+    )
+}
+
+/// [`unchanged`] for a live object known only by its fingerprint (from the watch cache).
+pub(crate) fn unchanged_since(
+    recorded: &BTreeMap<ObjectRef, AppliedState>,
+    app: &Application,
+    object: &DesiredObject,
+    live_fingerprint: Option<&str>,
+) -> bool {
+    let Some(recorded) = recorded.get(&object.reference) else {
+        return false;
+    };
+    live_fingerprint == Some(recorded.fingerprint.as_str())
+        && recorded.desired_hash == desired_hash_of(app, object)
 }

@@ -8,18 +8,26 @@
 //! server unreachable, a render failure) are kept on the application's status; nothing is deleted,
 //! and the last applied state stays as it is. Shutdown stops new work and waits for running
 //! reconciles.
+//!
+//! Under `serve` the engine also watches the live objects of every application ([`crate::watch`]):
+//! a change the API server reports for an application's object asks for its reconcile at once, so
+//! drift is seen within a second and periodic reconciles find nothing to read. Drift at the
+//! revision already synced is recorded as an event naming who changed what; with `selfHeal` it is
+//! reverted, at once the first time, then with a doubling wait while another writer keeps changing
+//! it back (reported in the status and as events, never a hot loop).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use driftless_core::SyncState;
+use driftless_core::diff::ObjectDiff;
 use driftless_core::health::Health;
-use driftless_store::{SyncResult, Trigger};
+use driftless_store::{EventKind, EventRecord, SyncResult, Trigger};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock, Semaphore, mpsc};
 
-use crate::{Engine, SyncOptions};
+use crate::{AppComparison, Engine, LiveChange, SyncOptions};
 
 /// What the controller last saw of an application.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -33,14 +41,87 @@ pub struct AppStatus {
     /// Consecutive failed reconciles (drives the retry backoff).
     pub failures: u32,
     pub pinned: bool,
+    /// When the last reconcile finished (milliseconds since the Unix epoch).
+    #[serde(default)]
+    pub reconciled_at: Option<i64>,
+    /// When drift from the revision last synced was last detected (milliseconds since the Unix
+    /// epoch); kept after it is healed.
+    #[serde(default)]
+    pub drift_detected_at: Option<i64>,
+    /// What drifted, and who changed it, while the application is out of sync through drift.
+    #[serde(default)]
+    pub drift: Option<String>,
+    /// Self-heal is waiting before reverting again (another writer keeps changing the objects).
+    #[serde(default)]
+    pub self_heal_backoff: Option<String>,
+    /// Self-heals in a row, each soon after the last (drives the self-heal backoff).
+    #[serde(default)]
+    pub heal_streak: u32,
+    /// When self-heal last reverted drift (milliseconds since the Unix epoch).
+    #[serde(default)]
+    pub last_heal_at: Option<i64>,
+}
+
+/// A self-heal this long after the previous one starts a new streak.
+const HEAL_STREAK_RESET: Duration = Duration::from_mins(5);
+/// The longest wait between self-heals of an application that keeps being changed back.
+const MAX_HEAL_DELAY: Duration = Duration::from_mins(5);
+
+/// How long self-heal waits before the `streak`-th revert in a row: none for the first, then
+/// 1 s, 2 s, 4 s … up to [`MAX_HEAL_DELAY`].
+fn heal_delay(streak: u32) -> Duration {
+    if streak <= 1 {
+        return Duration::ZERO;
+    }
+    let seconds = 1_u64.checked_shl(streak - 2).unwrap_or(u64::MAX);
+    Duration::from_secs(seconds).min(MAX_HEAL_DELAY)
+}
+
+fn now_millis() -> i64 {
+    let elapsed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// "apps/Deployment/default/web changed by kubectl (scale); ConfigMap/default/settings deleted".
+fn describe_drift(comparison: &AppComparison) -> String {
+    let parts: Vec<String> = comparison
+        .objects
+        .iter()
+        .filter(|status| !status.diff.is_in_sync())
+        .map(|status| match (&status.diff, &status.changed_by) {
+            (ObjectDiff::Missing { .. }, _) => format!("{} deleted", status.object),
+            (_, Some(manager)) => format!("{} changed by {manager}", status.object),
+            (_, None) => format!("{} changed", status.object),
+        })
+        .collect();
+    if parts.is_empty() {
+        "objects changed".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Why a reconcile was asked for: it decides how fresh the Git fetch must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// The application's interval, a live change, a root's new children: a recent fetch will do.
+    Routine,
+    /// Someone asked (API, CLI, webhook): fetch now.
+    Requested,
 }
 
 pub struct Controller {
     engine: Arc<Engine>,
     workers: usize,
     statuses: Arc<RwLock<HashMap<String, AppStatus>>>,
-    requests: mpsc::UnboundedSender<String>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+    requests: mpsc::UnboundedSender<(String, Reason)>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<(String, Reason)>>>,
     /// One lock per application: a reconcile and a sync asked for through the API never overlap.
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// One timer per known application; applications declared by roots come and go.
@@ -76,9 +157,24 @@ impl Controller {
         })
     }
 
-    /// Asks for a reconcile of `application` now (e.g. from a webhook or the CLI).
+    /// Asks for a reconcile of `application` now (e.g. from a webhook or the CLI), with a fresh
+    /// fetch of its repository.
     pub fn refresh(&self, application: &str) {
-        let _ = self.requests.send(application.to_owned());
+        let _ = self.requests.send((application.to_owned(), Reason::Requested));
+    }
+
+    fn enqueue(&self, application: &str) {
+        let _ = self.requests.send((application.to_owned(), Reason::Routine));
+    }
+
+    /// Reconciles the application a live change belongs to (drift is seen at once).
+    async fn watch_changes(self: Arc<Self>, mut changes: mpsc::UnboundedReceiver<LiveChange>) {
+        while let Some(change) = changes.recv().await {
+            tracing::debug!(application = %change.application, object = %change.object, deleted = change.deleted, "live change");
+            if self.engine.application(&change.application).is_ok() {
+                self.enqueue(&change.application);
+            }
+        }
     }
 
     pub async fn statuses(&self) -> HashMap<String, AppStatus> {
@@ -93,33 +189,42 @@ impl Controller {
             .await
             .take()
             .expect("Controller::run is called once");
+        let watcher = self
+            .engine
+            .watch_live()
+            .map(|changes| tokio::spawn(Arc::clone(self).watch_changes(changes)));
         self.update_timers().await;
         let permits = Arc::new(Semaphore::new(self.workers));
-        // Applications being reconciled, and those asked for again meanwhile (re-run after).
+        // Applications being reconciled, and those asked for again meanwhile (re-run after, with
+        // the strictest reason asked for).
         let running: Arc<Mutex<HashSet<String>>> = Arc::default();
-        let again: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let again: Arc<Mutex<HashMap<String, Reason>>> = Arc::default();
         let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                Some(name) = receiver.recv() => {
+                Some((name, reason)) = receiver.recv() => {
                     if !running.lock().await.insert(name.clone()) {
-                        again.lock().await.insert(name);
+                        let mut again = again.lock().await;
+                        let queued = again.entry(name).or_insert(reason);
+                        if reason == Reason::Requested {
+                            *queued = reason;
+                        }
                         continue;
                     }
                     let (controller, permits) = (Arc::clone(self), Arc::clone(&permits));
                     let (running, again) = (Arc::clone(&running), Arc::clone(&again));
                     tasks.spawn(async move {
                         let permit = permits.acquire_owned().await.expect("the semaphore is never closed");
-                        controller.reconcile(&name).await;
+                        controller.reconcile(&name, reason).await;
                         // A root may have declared or dropped applications.
                         controller.update_timers().await;
                         drop(permit);
                         running.lock().await.remove(&name);
-                        if again.lock().await.remove(&name) {
-                            controller.refresh(&name);
+                        if let Some(reason) = again.lock().await.remove(&name) {
+                            let _ = controller.requests.send((name, reason));
                         }
                     });
                 }
@@ -132,6 +237,9 @@ impl Controller {
         );
         for (_, timer) in self.timers.lock().await.drain() {
             timer.abort();
+        }
+        if let Some(watcher) = watcher {
+            watcher.abort();
         }
         while tasks.join_next().await.is_some() {}
     }
@@ -148,9 +256,10 @@ impl Controller {
             }
             keep
         });
+        self.engine.forget_unknown();
         for name in names {
             if !timers.contains_key(&name) {
-                self.refresh(&name);
+                self.enqueue(&name);
                 timers.insert(name.clone(), tokio::spawn(Arc::clone(self).timer(name)));
             }
         }
@@ -174,7 +283,7 @@ impl Controller {
                 jittered(interval, &name)
             };
             tokio::time::sleep(wait).await;
-            self.refresh(&name);
+            self.enqueue(&name);
         }
     }
 
@@ -204,7 +313,7 @@ impl Controller {
         &self.engine
     }
 
-    async fn reconcile(&self, name: &str) {
+    async fn reconcile(self: &Arc<Self>, name: &str, reason: Reason) {
         let _guard = self.lock(name).await;
         let Ok(app) = self.engine.application(name) else {
             return;
@@ -212,8 +321,13 @@ impl Controller {
         let pinned = self.engine.store().pinned(name).ok().flatten().is_some();
         let mut status = self.statuses.read().await.get(name).cloned().unwrap_or_default();
         status.pinned = pinned;
-        match self.engine.compare(name).await {
+        let fetch_max_age = match reason {
+            Reason::Routine => self.engine.options.fetch_reuse,
+            Reason::Requested => Duration::ZERO,
+        };
+        match self.engine.compare_with(name, fetch_max_age).await {
             Ok(comparison) => {
+                let was_out_of_sync = status.sync == Some(SyncState::OutOfSync);
                 status.revision = Some(comparison.revision.clone());
                 status.sync = Some(comparison.sync);
                 status.health = Some(comparison.health.clone());
@@ -228,16 +342,27 @@ impl Controller {
                     .and_then(|records| records.into_iter().find(|r| r.result == SyncResult::Succeeded))
                     .map(|record| record.revision);
                 let new_revision = last_applied.as_deref() != Some(comparison.revision.as_str());
+                let drifted = comparison.sync == SyncState::OutOfSync && !new_revision;
+                if drifted {
+                    self.note_drift(name, &comparison, &mut status, was_out_of_sync);
+                } else {
+                    status.drift = None;
+                    status.self_heal_backoff = None;
+                }
                 let automated = app
                     .sync_policy
                     .automated
                     .filter(|a| !pinned && (new_revision || a.self_heal));
-                if let (Some(automated), SyncState::OutOfSync) = (automated, comparison.sync) {
+                if let (Some(automated), SyncState::OutOfSync) = (automated, comparison.sync)
+                    && (!drifted || self.heal_due(name, &mut status))
+                {
                     // selfHeal means reverting others' changes, which takes their fields over.
                     let options = SyncOptions {
                         prune: automated.prune,
                         force: automated.self_heal,
                         trigger: Trigger::Automated,
+                        // The comparison just fetched.
+                        fetch_max_age: Duration::from_mins(1),
                         ..SyncOptions::default()
                     };
                     match self.engine.sync(name, options).await {
@@ -245,6 +370,7 @@ impl Controller {
                             status.last_sync = Some(report.result);
                             if report.result == SyncResult::Succeeded {
                                 status.sync = Some(SyncState::Synced);
+                                status.drift = None;
                                 // The health seen before the sync (often Missing) is stale now.
                                 status.health = report.health;
                             } else {
@@ -269,6 +395,78 @@ impl Controller {
         if let Some(error) = &status.error {
             tracing::warn!(application = name, failures = status.failures, error = %error, "reconcile failed");
         }
+        status.reconciled_at = Some(now_millis());
         self.statuses.write().await.insert(name.to_owned(), status);
+    }
+
+    /// Records drift found at the revision last synced: once when it starts, as an event naming
+    /// what changed and who changed it.
+    fn note_drift(
+        &self,
+        name: &str,
+        comparison: &AppComparison,
+        status: &mut AppStatus,
+        was_out_of_sync: bool,
+    ) {
+        let description = describe_drift(comparison);
+        if !was_out_of_sync || status.drift.as_ref() != Some(&description) {
+            let now = now_millis();
+            status.drift_detected_at = Some(now);
+            tracing::info!(application = name, drift = %description, "drift detected");
+            self.record_event(
+                name,
+                EventKind::DriftDetected,
+                format!("drift detected: {description}"),
+            );
+        }
+        status.drift = Some(description);
+    }
+
+    /// Whether self-heal may revert drift now. Each revert soon after the last waits twice as
+    /// long as the one before; while waiting, the status says so and a reconcile is scheduled
+    /// for when the wait is over.
+    fn heal_due(self: &Arc<Self>, name: &str, status: &mut AppStatus) -> bool {
+        let now = now_millis();
+        let since_last = status.last_heal_at.map(|at| now.saturating_sub(at));
+        let streak = match since_last {
+            Some(elapsed) if elapsed < millis(HEAL_STREAK_RESET) => status.heal_streak.saturating_add(1),
+            _ => 1,
+        };
+        let wait = heal_delay(streak);
+        let remaining = millis(wait).saturating_sub(since_last.unwrap_or(i64::MAX));
+        if remaining > 0 {
+            let message = format!(
+                "self-heal backing off: reverted {} time(s) in a row and changed again ({}); next attempt in {:.1} s",
+                status.heal_streak,
+                status.drift.as_deref().unwrap_or("objects changed"),
+                Duration::from_millis(u64::try_from(remaining).unwrap_or(0)).as_secs_f64()
+            );
+            if status.self_heal_backoff.is_none() {
+                tracing::warn!(application = name, %message, "self-heal backing off");
+                self.record_event(name, EventKind::SelfHealBackoff, message.clone());
+            }
+            status.self_heal_backoff = Some(message);
+            let (controller, name) = (Arc::clone(self), name.to_owned());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(u64::try_from(remaining).unwrap_or(0))).await;
+                controller.enqueue(&name);
+            });
+            return false;
+        }
+        status.self_heal_backoff = None;
+        status.heal_streak = streak;
+        status.last_heal_at = Some(now);
+        true
+    }
+
+    fn record_event(&self, name: &str, kind: EventKind, message: String) {
+        let event = EventRecord {
+            time: now_millis(),
+            kind,
+            message,
+        };
+        if let Err(err) = self.engine.store().record_event(name, &event) {
+            tracing::warn!(application = name, error = %err, "cannot record an event");
+        }
     }
 }

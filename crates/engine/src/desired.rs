@@ -1,5 +1,10 @@
 //! From an application to its desired objects at a commit.
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
 use driftless_core::application::Application;
 use driftless_core::plan::mark_owned;
 use driftless_core::{DesiredObject, SourceLocation};
@@ -10,10 +15,80 @@ use serde_json::json;
 use crate::{Engine, EngineError};
 
 /// An application's desired state at one commit.
+#[derive(Clone)]
 pub(crate) struct DesiredState {
     pub commit: CommitId,
-    pub objects: Vec<(DesiredObject, Resolved)>,
+    pub objects: Arc<Vec<(DesiredObject, Resolved)>>,
     pub renderer: &'static str,
+}
+
+/// The last render of each application, kept so that a commit which does not touch what the
+/// render read costs no render (incremental monorepos).
+#[derive(Default)]
+pub(crate) struct RenderCache {
+    entries: std::sync::Mutex<HashMap<String, CachedRender>>,
+    /// Paths changed between two commits of a repository, shared by its applications.
+    changes: std::sync::Mutex<HashMap<CommitPair, Arc<Vec<String>>>>,
+    pub(crate) renders: std::sync::atomic::AtomicU64,
+}
+
+/// A repository URL and two of its commits.
+type CommitPair = (String, CommitId, CommitId);
+
+struct CachedRender {
+    /// The application as it was rendered: a changed source or destination means a new render.
+    app: Application,
+    desired: DesiredState,
+    /// Repository paths the render read; `None`: possibly anything.
+    inputs: Option<BTreeSet<String>>,
+}
+
+/// Past this many commit pairs the change cache starts over (pairs are only needed briefly).
+const CHANGE_CACHE_LIMIT: usize = 256;
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Holders only insert or read whole entries: a panic cannot leave one half-written.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl RenderCache {
+    fn get(&self, app: &Application) -> Option<(DesiredState, Option<BTreeSet<String>>)> {
+        let entries = lock(&self.entries);
+        let cached = entries.get(&app.name).filter(|cached| cached.app == *app)?;
+        Some((cached.desired.clone(), cached.inputs.clone()))
+    }
+
+    fn put(&self, app: &Application, desired: &DesiredState, inputs: Option<BTreeSet<String>>) {
+        lock(&self.entries).insert(
+            app.name.clone(),
+            CachedRender {
+                app: app.clone(),
+                desired: desired.clone(),
+                inputs,
+            },
+        );
+    }
+
+    /// Forgets applications that are no longer known.
+    pub(crate) fn retain(&self, known: &BTreeSet<String>) {
+        lock(&self.entries).retain(|name, _| known.contains(name));
+    }
+}
+
+/// Whether a change to `changed` may alter what `app` renders: any path its render read, or any
+/// path under its own directory (a new file there is read next time).
+fn touches(app: &Application, inputs: Option<&BTreeSet<String>>, changed: &[String]) -> bool {
+    let Some(inputs) = inputs else {
+        return true;
+    };
+    let own = app.source.path.trim_matches('/');
+    changed.iter().any(|path| {
+        inputs.contains(path)
+            || own.is_empty()
+            || path
+                .strip_prefix(own)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 /// What `driftless render` shows: the objects an application declares at a commit, exactly as
@@ -74,25 +149,28 @@ impl Engine {
     /// changing anything. Needs the cluster for discovery (namespaces, CRD scopes).
     pub async fn render(&self, name: &str, revision: Option<&str>) -> Result<RenderedApp, EngineError> {
         let app = self.find_application(name).await?;
-        let desired = self.desired_state(&app, revision).await?;
+        let desired = self.desired_state(&app, revision, Duration::ZERO).await?;
         Ok(RenderedApp {
             application: app.name.clone(),
             revision: desired.commit.to_string(),
             renderer: desired.renderer,
             manifests: desired
                 .objects
-                .into_iter()
-                .map(|(object, _)| object.manifest)
+                .iter()
+                .map(|(object, _)| object.manifest.clone())
                 .collect(),
         })
     }
 
-    /// Fetches the application's repository, resolves `revision` (default: the pinned revision,
-    /// else the configured one), renders, and gives every object its identity and ownership label.
+    /// Fetches the application's repository (or uses a fetch at most `fetch_max_age` old),
+    /// resolves `revision` (default: the pinned revision, else the configured one), renders, and
+    /// gives every object its identity and ownership label. The render is skipped when the last
+    /// one is at this commit, or at a commit that differs only in paths the render did not read.
     pub(crate) async fn desired_state(
         &self,
         app: &Application,
         revision: Option<&str>,
+        fetch_max_age: Duration,
     ) -> Result<DesiredState, EngineError> {
         let git_error = |source| EngineError::Git {
             application: app.name.clone(),
@@ -101,11 +179,29 @@ impl Engine {
         let pinned = self.store.pinned(&app.name)?;
         let revision = revision.or(pinned.as_deref()).unwrap_or(&app.source.revision);
         let url = &app.source.repo_url;
+        let not_before = Instant::now()
+            .checked_sub(fetch_max_age)
+            .unwrap_or_else(Instant::now);
         let commit = self
             .mirrors
-            .fetch_and_resolve(url, revision)
+            .fetch_since_and_resolve(url, revision, not_before)
             .await
             .map_err(git_error)?;
+        if let Some((cached, inputs)) = self.render_cache.get(app) {
+            if cached.commit == commit {
+                return Ok(cached);
+            }
+            let changed = self
+                .changed_paths(url, &cached.commit, &commit)
+                .await
+                .map_err(git_error)?;
+            if !touches(app, inputs.as_ref(), &changed) {
+                let desired = DesiredState { commit, ..cached };
+                self.render_cache.put(app, &desired, inputs);
+                return Ok(desired);
+            }
+        }
+        self.render_cache.renders.fetch_add(1, Ordering::Relaxed);
         let scope = if driftless_render::needs_whole_repository(&app.source) {
             ""
         } else {
@@ -122,6 +218,7 @@ impl Engine {
                 application: app.name.clone(),
                 source: Box::new(source),
             })?;
+        let inputs = rendered.inputs.clone();
         let (children, mut manifests): (Vec<_>, Vec<_>) = rendered
             .manifests
             .into_iter()
@@ -162,10 +259,32 @@ impl Engine {
         for (object, _) in &mut objects {
             mark_owned(object, &app.name);
         }
-        Ok(DesiredState {
+        let desired = DesiredState {
             commit,
-            objects,
+            objects: Arc::new(objects),
             renderer: rendered.renderer,
-        })
+        };
+        self.render_cache.put(app, &desired, inputs);
+        Ok(desired)
+    }
+
+    /// Paths that differ between two commits of `url`, computed once for all its applications.
+    async fn changed_paths(
+        &self,
+        url: &str,
+        from: &CommitId,
+        to: &CommitId,
+    ) -> Result<Arc<Vec<String>>, driftless_git::GitError> {
+        let key = (url.to_owned(), from.clone(), to.clone());
+        if let Some(changed) = lock(&self.render_cache.changes).get(&key) {
+            return Ok(Arc::clone(changed));
+        }
+        let changed = Arc::new(self.mirrors.changed_paths(url, from, to).await?);
+        let mut known_pairs = lock(&self.render_cache.changes);
+        if known_pairs.len() >= CHANGE_CACHE_LIMIT {
+            known_pairs.clear();
+        }
+        known_pairs.insert(key, Arc::clone(&changed));
+        Ok(changed)
     }
 }

@@ -1,34 +1,67 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use driftless_config::Config;
 use driftless_core::application::Application;
 use driftless_core::diff::{ObjectDiff, compare as compare_object};
+use driftless_core::fingerprint::last_other_manager;
 use driftless_core::health::{self, Health};
-use driftless_core::plan::LiveOwnership;
 use driftless_core::{ObjectRef, SyncState};
 use driftless_git::Mirrors;
-use driftless_kube::{ApplyOptions, ConnectOptions, Discovery, Objects, connect};
+use driftless_kube::{ApplyOptions, ConnectOptions, Discovery, FIELD_MANAGER, Objects, connect};
 use driftless_render::RenderLimits;
 use driftless_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::desired::RenderCache;
 use crate::registry::Registry;
+use crate::watch::{LiveCache, LiveChange};
 use crate::{EngineError, applied};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Where mirrors and the database live.
     pub data_dir: PathBuf,
     pub connect: ConnectOptions,
     pub render_limits: RenderLimits,
+    /// How old a fetch of a repository may be for a periodic reconcile (or a discovery) to use
+    /// it instead of fetching again: many applications of one repository share one fetch.
+    /// Explicit requests (a refresh, the CLI) always fetch.
+    pub fetch_reuse: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::new(),
+            connect: ConnectOptions::default(),
+            render_limits: RenderLimits::default(),
+            fetch_reuse: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Counters of work done since the engine started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStats {
+    /// Applications rendered (renders skipped because nothing they read changed do not count).
+    pub renders: u64,
+    /// Git fetches (and clones).
+    pub fetches: u64,
+    /// Requests for single objects and lists (reads and writes; not watches or discovery) made
+    /// to every cluster.
+    pub api_requests: u64,
 }
 
 /// A connected cluster: one client, its discovery cache and object operations.
 #[derive(Clone)]
 pub(crate) struct ClusterHandle {
+    /// The cluster's name in the configuration.
+    pub name: String,
     pub discovery: Arc<Discovery>,
     pub objects: Objects,
 }
@@ -39,7 +72,10 @@ pub struct Engine {
     pub(crate) store: Arc<Store>,
     pub(crate) options: EngineOptions,
     clusters: Mutex<HashMap<String, ClusterHandle>>,
-    pub(crate) registry: Registry,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) render_cache: RenderCache,
+    /// Watches of live objects; only `driftless serve` starts them ([`Engine::watch_live`]).
+    pub(crate) live_cache: std::sync::OnceLock<LiveCache>,
     /// Salts the hashes that stand in for Secret values in diffs; new per process.
     pub(crate) redaction_salt: [u8; 16],
 }
@@ -50,6 +86,10 @@ pub struct ObjectStatus {
     pub object: ObjectRef,
     pub diff: ObjectDiff,
     pub health: Health,
+    /// For an object that differs from Git: the field manager that changed it last, other than
+    /// driftless (from managedFields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_by: Option<String>,
 }
 
 /// An application compared with its cluster.
@@ -77,7 +117,7 @@ impl Engine {
     /// An engine for `config`, with its mirrors and database under `options.data_dir`.
     pub fn new(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
         let store = Store::open(&options.data_dir.join("driftless.db"))?;
-        let registry = Registry::new(&config.applications);
+        let registry = Arc::new(Registry::new(&config.applications));
         let mirrors = Mirrors::new(options.data_dir.join("git"), config.repositories.clone());
         Ok(Self {
             config,
@@ -86,6 +126,8 @@ impl Engine {
             options,
             clusters: Mutex::new(HashMap::new()),
             registry,
+            render_cache: RenderCache::default(),
+            live_cache: std::sync::OnceLock::new(),
             redaction_salt: random_salt(),
         })
     }
@@ -98,6 +140,38 @@ impl Engine {
     #[must_use]
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Starts keeping a watch-based cache of live objects (one watch per kind in use, started as
+    /// applications are compared) and returns the stream of changes the watches see. `None` when
+    /// already started.
+    pub fn watch_live(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<LiveChange>> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        self.live_cache
+            .set(LiveCache::new(Arc::clone(&self.registry), sender))
+            .ok()?;
+        Some(receiver)
+    }
+
+    /// Forgets cached renders of applications that are no longer known.
+    pub fn forget_unknown(&self) {
+        let known = self.registry.names().into_iter().collect();
+        self.render_cache.retain(&known);
+    }
+
+    pub async fn stats(&self) -> EngineStats {
+        let api_requests = self
+            .clusters
+            .lock()
+            .await
+            .values()
+            .map(|cluster| cluster.objects.request_count())
+            .sum();
+        EngineStats {
+            renders: self.render_cache.renders.load(Ordering::Relaxed),
+            fetches: self.mirrors.fetch_count(),
+            api_requests,
+        }
     }
 
     /// A known application: from the configuration, or declared by a root application that has
@@ -140,7 +214,7 @@ impl Engine {
             }
             for name in pending {
                 if let Some(app) = self.registry.get(&name) {
-                    let _ = self.desired_state(&app, None).await;
+                    let _ = self.desired_state(&app, None, self.options.fetch_reuse).await;
                 }
                 rendered.insert(name);
             }
@@ -160,6 +234,7 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownCluster(name.to_owned()))?;
         let client = connect(cluster, self.options.connect).await?;
         let handle = ClusterHandle {
+            name: name.to_owned(),
             discovery: Arc::new(Discovery::new(client.clone())),
             objects: Objects::new(client),
         };
@@ -170,20 +245,40 @@ impl Engine {
     /// Compares the application at its current revision with the cluster: a server-side dry-run
     /// of every object, normalised, plus what would be pruned. Changes nothing.
     pub async fn compare(&self, name: &str) -> Result<AppComparison, EngineError> {
+        self.compare_with(name, Duration::ZERO).await
+    }
+
+    /// [`Engine::compare`], content with a fetch of the repository up to `fetch_max_age` old.
+    pub async fn compare_with(
+        &self,
+        name: &str,
+        fetch_max_age: Duration,
+    ) -> Result<AppComparison, EngineError> {
         let app = self.find_application(name).await?;
         let app = &*app;
-        let desired = self.desired_state(app, None).await?;
+        let desired = self.desired_state(app, None, fetch_max_age).await?;
         let cluster = self.cluster(&app.destination.cluster).await?;
         let cluster_error = |source| EngineError::Cluster {
             application: app.name.clone(),
             source: Box::new(source),
         };
         let inventory = self.store.inventory(&app.name)?;
-        let live = self.live_snapshot(app, &cluster, &desired, &inventory).await?;
         let recorded = self.store.applied(&app.name)?;
+        let live = self
+            .live_snapshot(app, &cluster, &desired, &inventory, &recorded)
+            .await?;
         let mut newly_in_sync = BTreeMap::new();
         let mut objects = Vec::with_capacity(desired.objects.len());
-        for (object, resolved) in &desired.objects {
+        for (object, resolved) in desired.objects.iter() {
+            if let Some(cached) = live.unchanged(&object.reference) {
+                objects.push(ObjectStatus {
+                    object: object.reference.clone(),
+                    diff: ObjectDiff::Unchanged,
+                    health: cached.health.clone(),
+                    changed_by: None,
+                });
+                continue;
+            }
             let live_object = live.get(&object.reference);
             // Brought in sync from this manifest and untouched since: no dry-run needed.
             let diff = if applied::unchanged(&recorded, app, object, live_object) {
@@ -215,10 +310,14 @@ impl Engine {
             let health = live_object.map_or_else(Health::missing, |live| {
                 health::assess(&object.reference.group, &object.reference.kind, live)
             });
+            let changed_by = live_object
+                .filter(|_| !diff.is_in_sync())
+                .and_then(|live| last_other_manager(live, FIELD_MANAGER));
             objects.push(ObjectStatus {
                 object: object.reference.clone(),
                 diff,
                 health,
+                changed_by,
             });
         }
         if !newly_in_sync.is_empty() {
@@ -229,9 +328,8 @@ impl Engine {
             .into_keys()
             .filter(|reference| !declared.contains(reference))
             .filter(|reference| {
-                live.get(reference).is_some_and(|object| {
-                    LiveOwnership::of(object).owner.as_deref() == Some(app.name.as_str())
-                })
+                live.ownership_of(reference)
+                    .is_some_and(|ownership| ownership.owner.as_deref() == Some(app.name.as_str()))
             })
             .collect();
         let in_sync = objects.iter().all(|status| status.diff.is_in_sync()) && to_prune.is_empty();

@@ -17,9 +17,11 @@ mod live;
 mod registry;
 mod sync;
 mod throttle;
+mod watch;
 
 pub use controller::{AppStatus, Controller};
 pub use desired::RenderedApp;
-pub use engine::{AppComparison, Engine, EngineOptions, ObjectStatus};
+pub use engine::{AppComparison, Engine, EngineOptions, EngineStats, ObjectStatus};
 pub use error::EngineError;
 pub use sync::{ProgressSink, SyncOptions, SyncProgress, SyncReport};
+pub use watch::LiveChange;

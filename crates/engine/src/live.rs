@@ -1,18 +1,22 @@
 //! What the cluster holds of one application's objects, read with as few requests as possible:
-//! one label-selected LIST per kind and namespace instead of one GET per object.
+//! none for objects the watch cache vouches for (see `watch`), else one label-selected LIST per
+//! kind and namespace instead of one GET per object.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use driftless_core::ObjectRef;
 use driftless_core::application::Application;
 use driftless_core::plan::{APPLICATION_LABEL, LiveOwnership};
+use driftless_core::{DesiredObject, ObjectRef};
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::core::ApiResource;
 use serde_json::Value;
 
+use driftless_store::AppliedState;
+
 use crate::desired::DesiredState;
 use crate::engine::ClusterHandle;
-use crate::{Engine, EngineError};
+use crate::watch::{Cached, CachedObject};
+use crate::{Engine, EngineError, applied};
 
 /// Below this many objects of one kind in one namespace, GETs are cheaper than a LIST.
 const LIST_THRESHOLD: usize = 3;
@@ -23,6 +27,9 @@ const READ_CONCURRENCY: usize = 8;
 #[derive(Default)]
 pub(crate) struct LiveSnapshot {
     objects: HashMap<ObjectRef, Value>,
+    /// Objects known from the watch cache only: this application's, and (when declared)
+    /// unchanged since they were last brought in sync, so they need neither a read nor an apply.
+    cached: HashMap<ObjectRef, CachedObject>,
 }
 
 struct Group {
@@ -32,19 +39,33 @@ struct Group {
 }
 
 impl LiveSnapshot {
+    /// The whole live object, when it was read (not for objects known from the cache only).
     pub(crate) fn get(&self, reference: &ObjectRef) -> Option<&Value> {
         self.objects.get(reference)
     }
 
-    pub(crate) fn ownership(&self) -> BTreeMap<ObjectRef, LiveOwnership> {
-        self.objects
-            .iter()
-            .map(|(reference, object)| (reference.clone(), LiveOwnership::of(object)))
-            .collect()
+    /// The cache's entry for a declared object that is unchanged since last in sync.
+    pub(crate) fn unchanged(&self, reference: &ObjectRef) -> Option<&CachedObject> {
+        self.cached.get(reference)
     }
 
-    pub(crate) fn into_objects(self) -> HashMap<ObjectRef, Value> {
+    pub(crate) fn ownership_of(&self, reference: &ObjectRef) -> Option<LiveOwnership> {
         self.objects
+            .get(reference)
+            .map(LiveOwnership::of)
+            .or_else(|| self.cached.get(reference).map(CachedObject::ownership))
+    }
+
+    pub(crate) fn ownership(&self) -> BTreeMap<ObjectRef, LiveOwnership> {
+        let read = self
+            .objects
+            .iter()
+            .map(|(reference, object)| (reference.clone(), LiveOwnership::of(object)));
+        let cached = self
+            .cached
+            .iter()
+            .map(|(reference, entry)| (reference.clone(), entry.ownership()));
+        read.chain(cached).collect()
     }
 
     /// Reads `wanted` (references with their API resources). Objects labelled for `app` come from
@@ -79,6 +100,7 @@ impl LiveSnapshot {
             .await?;
         Ok(Self {
             objects: found.into_iter().flatten().collect(),
+            cached: HashMap::new(),
         })
     }
 }
@@ -116,7 +138,7 @@ async fn read_group(
             None => true,
         });
         if unseen.len() >= LIST_THRESHOLD {
-            let existing: std::collections::HashSet<String> = cluster
+            let existing: HashSet<String> = cluster
                 .objects
                 .list_names(&group.resource, namespace)
                 .await
@@ -141,20 +163,43 @@ async fn read_group(
 
 impl Engine {
     /// The live state of everything `app` declares plus what its inventory holds beyond that
-    /// (objects that left Git), in one snapshot.
+    /// (objects that left Git), in one snapshot. With the watch cache running, objects it shows
+    /// unchanged since last in sync (`recorded`) are not read at all.
     pub(crate) async fn live_snapshot(
         &self,
         app: &Application,
         cluster: &ClusterHandle,
         desired: &DesiredState,
         inventory: &BTreeMap<ObjectRef, String>,
+        recorded: &BTreeMap<ObjectRef, AppliedState>,
     ) -> Result<LiveSnapshot, EngineError> {
-        let mut wanted: Vec<(ObjectRef, ApiResource)> = desired
-            .objects
-            .iter()
-            .map(|(object, resolved)| (object.reference.clone(), resolved.resource.clone()))
-            .collect();
-        let declared: std::collections::HashSet<&ObjectRef> = desired
+        let mut cached = HashMap::new();
+        let mut wanted = Vec::new();
+        let mut consult = |reference: &ObjectRef, resource: &ApiResource, object: Option<&DesiredObject>| {
+            let Some(cache) = self.live_cache.get() else {
+                return true;
+            };
+            match cache.lookup(&cluster.name, cluster.objects.client(), resource, reference) {
+                Cached::Present(entry)
+                    if *entry.application == *app.name
+                        && object.is_none_or(|object| {
+                            applied::unchanged_since(recorded, app, object, entry.fingerprint.as_deref())
+                        }) =>
+                {
+                    cached.insert(reference.clone(), entry);
+                    false
+                }
+                // Gone, or without our label: nothing of ours to prune.
+                Cached::Absent if object.is_none() => false,
+                _ => true,
+            }
+        };
+        for (object, resolved) in desired.objects.iter() {
+            if consult(&object.reference, &resolved.resource, Some(object)) {
+                wanted.push((object.reference.clone(), resolved.resource.clone()));
+            }
+        }
+        let declared: HashSet<&ObjectRef> = desired
             .objects
             .iter()
             .map(|(object, _)| &object.reference)
@@ -163,10 +208,18 @@ impl Engine {
             if declared.contains(reference) {
                 continue;
             }
-            if let Some(resource) = self.resource_for(app, cluster, reference, version).await? {
+            if let Some(resource) = self.resource_for(app, cluster, reference, version).await?
+                && consult(reference, &resource, None)
+            {
                 wanted.push((reference.clone(), resource));
             }
         }
-        LiveSnapshot::read(app, cluster, wanted).await
+        let mut snapshot = if wanted.is_empty() {
+            LiveSnapshot::default()
+        } else {
+            LiveSnapshot::read(app, cluster, wanted).await?
+        };
+        snapshot.cached = cached;
+        Ok(snapshot)
     }
 }

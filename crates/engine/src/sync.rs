@@ -1,14 +1,12 @@
 //! Syncing one application: plan, apply wave by wave, prune after success, record.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use driftless_core::application::Application;
 use driftless_core::diff::keep_ignored_live_values;
 use driftless_core::health::{self, Health};
-use driftless_core::plan::{
-    KeepReason, LiveOwnership, OwnershipConflict, Plan, PlanOptions, object_sync_option, plan,
-};
+use driftless_core::plan::{KeepReason, OwnershipConflict, Plan, PlanOptions, object_sync_option, plan};
 use driftless_core::sync_order::Stage;
 use driftless_core::{HealthState, ObjectRef};
 use driftless_kube::{ApplyOptions, ObjectError};
@@ -18,6 +16,7 @@ use serde_json::Value;
 
 use crate::desired::DesiredState;
 use crate::engine::ClusterHandle;
+use crate::live::LiveSnapshot;
 use crate::throttle::{self, AdaptiveLimit};
 use crate::{Engine, EngineError, applied};
 
@@ -47,6 +46,8 @@ pub struct SyncOptions {
     pub wave_health_timeout: Duration,
     /// Told what the sync is doing, as it happens (the CLI shows it).
     pub progress: Option<ProgressSink>,
+    /// How old a fetch of the repository may be (zero: fetch now).
+    pub fetch_max_age: Duration,
 }
 
 /// What a running sync is doing.
@@ -99,6 +100,7 @@ impl Default for SyncOptions {
             trigger: Trigger::Manual,
             wave_health_timeout: Duration::from_mins(5),
             progress: None,
+            fetch_max_age: Duration::ZERO,
         }
     }
 }
@@ -195,20 +197,7 @@ impl SyncRun<'_> {
             .any(|outcome| outcome.action == ObjectAction::Failed)
     }
 
-    /// Ownership of every declared object and every inventory object that left Git, and the live
-    /// objects themselves, from one snapshot (a LIST per kind and namespace, not a GET per object).
-    async fn gather_live(
-        &self,
-        inventory: &BTreeMap<ObjectRef, String>,
-    ) -> Result<(BTreeMap<ObjectRef, LiveOwnership>, HashMap<ObjectRef, Value>), EngineError> {
-        let snapshot = self
-            .engine
-            .live_snapshot(self.app, &self.cluster, &self.desired, inventory)
-            .await?;
-        Ok((snapshot.ownership(), snapshot.into_objects()))
-    }
-
-    async fn apply_waves(&mut self, plan: &Plan, live_objects: &HashMap<ObjectRef, Value>) {
+    async fn apply_waves(&mut self, plan: &Plan, live_objects: &LiveSnapshot) {
         for (position, wave) in plan.waves.iter().enumerate() {
             if self.has_failed_object() {
                 for index in wave.objects() {
@@ -258,16 +247,17 @@ impl SyncRun<'_> {
 
     /// Applies the objects of one stage concurrently (they do not depend on each other), except
     /// those already as Git wants them: those cost no request at all.
-    async fn apply_stage(&mut self, indices: &[usize], live_objects: &HashMap<ObjectRef, Value>) {
+    async fn apply_stage(&mut self, indices: &[usize], live_objects: &LiveSnapshot) {
         let mut to_apply = Vec::with_capacity(indices.len());
         for &index in indices {
             let object = &self.desired.objects[index].0;
-            if applied::unchanged(
-                &self.recorded,
-                self.app,
-                object,
-                live_objects.get(&object.reference),
-            ) {
+            let cached = live_objects.unchanged(&object.reference);
+            let live = live_objects.get(&object.reference);
+            if cached.is_some() || applied::unchanged(&self.recorded, self.app, object, live) {
+                let health = cached.map(|entry| entry.health.clone()).or_else(|| {
+                    live.map(|live| health::assess(&object.reference.group, &object.reference.kind, live))
+                });
+                self.healths.extend(health);
                 let reference = object.reference.clone();
                 self.applied.insert(reference.clone(), object.gvk.version.clone());
                 self.record(&reference, ObjectAction::Unchanged, "");
@@ -293,7 +283,7 @@ impl SyncRun<'_> {
     fn apply_request(
         &self,
         index: usize,
-        live_objects: &HashMap<ObjectRef, Value>,
+        live_objects: &LiveSnapshot,
     ) -> impl Future<Output = Result<Value, ObjectError>> + use<> {
         let (object, resolved) = &self.desired.objects[index];
         let options = ApplyOptions {
@@ -322,7 +312,7 @@ impl SyncRun<'_> {
         &mut self,
         index: usize,
         result: Result<Value, ObjectError>,
-        live_objects: &HashMap<ObjectRef, Value>,
+        live_objects: &LiveSnapshot,
     ) {
         let object = &self.desired.objects[index].0;
         let reference = object.reference.clone();
@@ -487,7 +477,10 @@ impl Engine {
             .clone()
             .or(self.store.pinned(&app.name)?)
             .unwrap_or_else(|| app.source.revision.clone());
-        let desired = match self.desired_state(app, Some(&requested)).await {
+        let desired = match self
+            .desired_state(app, Some(&requested), options.fetch_max_age)
+            .await
+        {
             Ok(desired) => desired,
             Err(err) => {
                 if !options.dry_run {
@@ -520,7 +513,10 @@ impl Engine {
             limit: AdaptiveLimit::default(),
             healths: Vec::new(),
         };
-        let (live, live_objects) = run.gather_live(&inventory).await?;
+        let live_objects = self
+            .live_snapshot(app, &run.cluster, &run.desired, &inventory, &run.recorded)
+            .await?;
+        let live = live_objects.ownership();
         let objects: Vec<_> = run
             .desired
             .objects

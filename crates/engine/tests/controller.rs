@@ -1,49 +1,17 @@
 //! The controller (`driftless serve`): app-of-apps, automated syncs, and failures kept to their own application.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
 
+use common::Running;
+
 use driftless_core::application::Application;
-use driftless_engine::{Controller, EngineError, SyncOptions};
+use driftless_engine::{EngineError, SyncOptions};
 use driftless_store::SyncResult;
 use driftless_testenv::TestEnv;
 use driftless_testenv::git::TestRepo;
 use k8s_openapi::api::core::v1::ConfigMap;
-
-/// A controller running in the background until [`Running::stop`].
-struct Running {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    fn start(engine: driftless_engine::Engine) -> (Arc<Controller>, Self) {
-        let controller = Controller::new(Arc::new(engine), 2);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn({
-            let controller = Arc::clone(&controller);
-            async move {
-                controller
-                    .run(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            }
-        });
-        (controller, Self { stop, task })
-    }
-
-    /// Stops the controller and waits (up to 30 s) for it to finish.
-    async fn stop(self) {
-        self.stop.send(()).expect("the controller is running");
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("the controller stops")
-            .expect("join");
-    }
-}
 
 /// The root application: `apps` of `repo`, automated or manual.
 fn root(repo: &TestRepo, namespace: &str, automated: bool) -> Application {

@@ -34,6 +34,7 @@ const PRUNE: SyncOptions = SyncOptions {
     trigger: driftless_store::Trigger::Manual,
     wave_health_timeout: Duration::from_mins(1),
     progress: None,
+    fetch_max_age: Duration::ZERO,
 };
 
 /// Marks every Pod of `app` Running and Ready, as a kubelet would; the real controller-manager

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use driftless_core::application::RepositoryCredentials;
 use sha2::{Digest as _, Sha256};
@@ -107,8 +107,13 @@ pub struct Mirrors {
     root: PathBuf,
     credentials: Vec<RepositoryCredentials>,
     /// One lock per repository: fetches of one repository are serialised, others run in parallel.
-    fetch_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    /// It guards when the last successful fetch started, so callers that waited behind a fetch
+    /// that began after they asked need not fetch again.
+    fetch_locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
+    /// Revisions resolved since the repository's last fetch: (mirror, revision) → commit.
+    resolved: Mutex<HashMap<(PathBuf, String), CommitId>>,
     limits: ReadLimits,
+    fetches: std::sync::atomic::AtomicU64,
 }
 
 impl Mirrors {
@@ -118,7 +123,9 @@ impl Mirrors {
             root,
             credentials,
             fetch_locks: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(HashMap::new()),
             limits: ReadLimits::default(),
+            fetches: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -159,8 +166,21 @@ impl Mirrors {
         }
     }
 
+    /// How many fetches (and clones) ran, for statistics.
+    #[must_use]
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Clones the mirror of `url` if it does not exist yet, otherwise fetches what changed.
     pub async fn fetch(&self, url: &str) -> Result<(), GitError> {
+        self.fetch_since(url, Instant::now()).await
+    }
+
+    /// Like [`Mirrors::fetch`], but content with a successful fetch that started at or after
+    /// `not_before`: many applications of one repository asking at once share one fetch, and a
+    /// periodic reconcile may accept one a few seconds old.
+    pub async fn fetch_since(&self, url: &str, not_before: Instant) -> Result<(), GitError> {
         let dir = self.mirror_dir(url);
         let lock = {
             let mut locks = self
@@ -169,17 +189,32 @@ impl Mirrors {
                 .expect("the lock map is never left poisoned: no code panics holding it");
             Arc::clone(locks.entry(dir.clone()).or_default())
         };
-        let _guard = lock.lock().await;
+        let mut last_fetch = lock.lock().await;
+        if last_fetch.is_some_and(|started| started >= not_before) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.fetch_locked(url, &dir).await?;
+        *last_fetch = Some(started);
+        self.resolved
+            .lock()
+            .expect("the resolve cache is never left poisoned: no code panics holding it")
+            .retain(|(mirror, _), _| *mirror != dir);
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn fetch_locked(&self, url: &str, dir: &Path) -> Result<(), GitError> {
         let prepared = credentials::prepare(credentials::find(&self.credentials, url)).map_err(|source| {
             GitError::Credentials {
                 repo: scrub_url(url),
                 source,
             }
         })?;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         if dir.join("HEAD").exists() {
             Git::new(["fetch", "--prune", "--quiet", "origin"])
-                .in_dir(&dir)
+                .in_dir(dir)
                 .credentials(&prepared)
                 .timeout(FETCH_TIMEOUT)
                 .run()
@@ -205,7 +240,7 @@ impl Mirrors {
                 .run_with_paths(url, &target)
                 .await
                 .map_err(|failure| Self::failure("clone", url, failure))?;
-            std::fs::rename(&target, &dir).map_err(|source| GitError::Io {
+            std::fs::rename(&target, dir).map_err(|source| GitError::Io {
                 action: format!("move the new mirror to {}", dir.display()),
                 source,
             })?;
@@ -217,8 +252,26 @@ impl Mirrors {
     /// The commit `revision` (branch, tag, full or abbreviated commit, `HEAD`) names in the mirror.
     pub async fn resolve(&self, url: &str, revision: &str) -> Result<CommitId, GitError> {
         let dir = self.mirror_dir(url);
+        let key = (dir.clone(), revision.to_owned());
+        if let Some(commit) = self
+            .resolved
+            .lock()
+            .expect("the resolve cache is never left poisoned: no code panics holding it")
+            .get(&key)
+        {
+            return Ok(commit.clone());
+        }
+        let commit = self.resolve_uncached(url, &dir, revision).await?;
+        self.resolved
+            .lock()
+            .expect("the resolve cache is never left poisoned: no code panics holding it")
+            .insert(key, commit.clone());
+        Ok(commit)
+    }
+
+    async fn resolve_uncached(&self, url: &str, dir: &Path, revision: &str) -> Result<CommitId, GitError> {
         let output = Git::new(["rev-parse", "--verify", "--quiet", "--end-of-options"])
-            .in_dir(&dir)
+            .in_dir(dir)
             .run_with_arg(&format!("{revision}^{{commit}}"))
             .await;
         match output {
@@ -245,6 +298,17 @@ impl Mirrors {
     /// Fetches, then resolves.
     pub async fn fetch_and_resolve(&self, url: &str, revision: &str) -> Result<CommitId, GitError> {
         self.fetch(url).await?;
+        self.resolve(url, revision).await
+    }
+
+    /// [`Mirrors::fetch_since`], then resolves.
+    pub async fn fetch_since_and_resolve(
+        &self,
+        url: &str,
+        revision: &str,
+        not_before: Instant,
+    ) -> Result<CommitId, GitError> {
+        self.fetch_since(url, not_before).await?;
         self.resolve(url, revision).await
     }
 

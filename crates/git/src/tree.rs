@@ -114,6 +114,29 @@ impl FileTree {
         }
     }
 
+    /// The repository paths whose contents [`FileTree::materialize`] wrote at `path` when it is
+    /// (or lies below) a symlink: the link itself and the resolved target; empty otherwise.
+    #[must_use]
+    pub fn sources_of(&self, path: &str) -> Vec<String> {
+        let mut sources = Vec::new();
+        for (link, entry) in &self.entries {
+            if !matches!(entry, Entry::Symlink { .. }) {
+                continue;
+            }
+            let Some(rest) = path.strip_prefix(link.as_str()) else {
+                continue;
+            };
+            if !(rest.is_empty() || rest.starts_with('/')) {
+                continue;
+            }
+            sources.push(link.clone());
+            if let Ok(target) = self.resolve(link) {
+                sources.push(format!("{target}{rest}"));
+            }
+        }
+        sources
+    }
+
     /// Writes the tree into `dir` for programs that read files (Kustomize). Symlinks that resolve
     /// inside the repository are written as copies of what they point at, so no link on disk can
     /// lead a program elsewhere; links that escape, loop or dangle are left out and listed in the

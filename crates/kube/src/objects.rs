@@ -113,15 +113,34 @@ fn listing(resource: &ApiResource, namespace: Option<&str>) -> String {
 #[derive(Clone)]
 pub struct Objects {
     client: kube::Client,
+    /// Requests made through these operations (every operation goes through `api`, once per
+    /// request), for statistics and for tests that a no-op costs none.
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Objects {
     #[must_use]
     pub fn new(client: kube::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            requests: std::sync::Arc::default(),
+        }
+    }
+
+    /// How many requests these operations (and their clones) have made.
+    #[must_use]
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The client underneath, for watches.
+    #[must_use]
+    pub fn client(&self) -> &kube::Client {
+        &self.client
     }
 
     fn api(&self, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match namespace {
             Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, resource),
             None => Api::all_with(self.client.clone(), resource),

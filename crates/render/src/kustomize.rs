@@ -1,5 +1,6 @@
 //! Kustomize, run as a program on a private copy of the repository.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -52,6 +53,7 @@ pub(crate) async fn render(
     let refused = tree
         .materialize(&repo)
         .map_err(|err| io("write the repository for kustomize", &err))?;
+    forget_reads(&repo);
     let target = if path.is_empty() {
         repo.clone()
     } else {
@@ -111,9 +113,62 @@ pub(crate) async fn render(
     let manifests = parse_documents(&text, &format!("kustomize build {}", display_path(path)), limits)?;
     Ok(Rendered {
         manifests,
-        inputs: None,
+        inputs: files_read(&repo, tree),
         renderer: "kustomize",
     })
+}
+
+/// Every regular file under `dir`, recursively (the private copy holds no symlinks).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => pending.push(entry.path()),
+                Ok(kind) if kind.is_file() => files.push(entry.path()),
+                _ => {}
+            }
+        }
+    }
+    files
+}
+
+/// Sets every file's access time to the epoch, so that afterwards the files kustomize read are
+/// those accessed since (the kernel updates an access time older than the modification time even
+/// under `relatime`). Which files a render read is what lets a new commit skip re-rendering the
+/// applications it does not touch.
+fn forget_reads(repo: &Path) {
+    let epoch = std::fs::FileTimes::new().set_accessed(std::time::UNIX_EPOCH);
+    for file in files_under(repo) {
+        if let Ok(handle) = std::fs::File::open(&file) {
+            let _ = handle.set_times(epoch);
+        }
+    }
+}
+
+/// The repository paths kustomize read (a file copied for a symlink counts as the link and its
+/// target); `None` when the file system does not keep access times, meaning "anything".
+fn files_read(repo: &Path, tree: &FileTree) -> Option<BTreeSet<String>> {
+    let threshold = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1);
+    let mut read = BTreeSet::new();
+    for file in files_under(repo) {
+        let accessed = std::fs::metadata(&file).and_then(|meta| meta.accessed()).ok()?;
+        if accessed < threshold {
+            continue;
+        }
+        let Ok(relative) = file.strip_prefix(repo) else {
+            continue;
+        };
+        let path = relative.to_string_lossy().into_owned();
+        read.extend(tree.sources_of(&path));
+        read.insert(path);
+    }
+    // Kustomize always reads the kustomization it builds: nothing read means no access times.
+    (!read.is_empty()).then_some(read)
 }
 
 fn display_path(path: &str) -> String {

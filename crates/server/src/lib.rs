@@ -88,6 +88,7 @@ fn router(controller: Arc<Controller>) -> Router {
         .route("/api/v1/applications/{name}/diff", get(diff))
         .route("/api/v1/applications/{name}/sync", post(sync))
         .route("/api/v1/applications/{name}/refresh", post(refresh))
+        .route("/api/v1/stats", get(stats))
         .with_state(controller)
 }
 
@@ -103,6 +104,10 @@ async fn list(State(controller): State<Arc<Controller>>) -> Json<BTreeMap<String
         })
         .collect();
     Json(all)
+}
+
+async fn stats(State(controller): State<Arc<Controller>>) -> Json<driftless_engine::EngineStats> {
+    Json(controller.engine().stats().await)
 }
 
 async fn diff(

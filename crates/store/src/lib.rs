@@ -58,7 +58,39 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (application, object)
     );
 ",
+    r"
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        application TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX events_by_application ON events (application, id);
+",
 ];
+
+/// Events kept per application; older ones are dropped as new ones arrive.
+const EVENTS_KEPT: i64 = 500;
+
+/// Something the controller noticed about an application, beside its syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// Live objects stopped matching Git at the revision last synced.
+    DriftDetected,
+    /// Self-heal keeps reverting changes made again by another writer, and waits longer each time.
+    SelfHealBackoff,
+}
+
+/// One entry of an application's event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Milliseconds since the Unix epoch.
+    pub time: i64,
+    pub kind: EventKind,
+    pub message: String,
+}
 
 /// Returned by [`Store`] operations.
 #[derive(Debug, thiserror::Error)]
@@ -588,6 +620,56 @@ impl Store {
             .execute("DELETE FROM pins WHERE application = ?1", params![application])
             .map(|deleted| deleted > 0)
             .map_err(sql("unpin"))
+    }
+
+    /// Appends an event, keeping the newest [`EVENTS_KEPT`] of the application.
+    pub fn record_event(&self, application: &str, event: &EventRecord) -> Result<(), StoreError> {
+        let connection = self.connection();
+        connection
+            .execute(
+                "INSERT INTO events (application, time, kind, message) VALUES (?1, ?2, ?3, ?4)",
+                params![application, event.time, enum_text(&event.kind), event.message],
+            )
+            .map_err(sql("record an event"))?;
+        connection
+            .execute(
+                "DELETE FROM events WHERE application = ?1 AND id <= (SELECT MAX(id) FROM events WHERE application = ?1) - ?2",
+                params![application, EVENTS_KEPT],
+            )
+            .map(drop)
+            .map_err(sql("drop old events"))
+    }
+
+    /// The newest events of `application`, newest first.
+    pub fn events(&self, application: &str, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare(
+                "SELECT time, kind, message FROM events WHERE application = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(sql("read events"))?;
+        let rows = statement
+            .query_map(
+                params![application, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .map_err(sql("read events"))?;
+        let mut events = Vec::new();
+        for row in rows {
+            let (time, kind, message) = row.map_err(sql("read events"))?;
+            events.push(EventRecord {
+                time,
+                kind: enum_from("read an event", &kind)?,
+                message,
+            });
+        }
+        Ok(events)
     }
 
     pub fn pinned(&self, application: &str) -> Result<Option<String>, StoreError> {

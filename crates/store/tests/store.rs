@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use driftless_core::{GroupVersionKind, ObjectRef};
-use driftless_store::{AppliedState, ObjectAction, ObjectOutcome, Store, SyncResult, Trigger};
+use driftless_store::{
+    AppliedState, EventKind, EventRecord, ObjectAction, ObjectOutcome, Store, SyncResult, Trigger,
+};
 
 fn config_map(name: &str) -> ObjectRef {
     ObjectRef::new(
@@ -179,4 +181,28 @@ fn processes_opening_a_new_database_at_once_do_not_both_migrate_it() {
             .expect("join")
             .expect("every concurrent open succeeds");
     }
+}
+
+#[test]
+fn events_are_kept_per_application_newest_first_and_bounded() {
+    let store = Store::open_in_memory().expect("store");
+    for time in 0..510 {
+        let event = EventRecord {
+            time,
+            kind: EventKind::DriftDetected,
+            message: format!("drift {time}"),
+        };
+        store.record_event("web", &event).expect("record");
+    }
+    let backoff = EventRecord {
+        time: 1,
+        kind: EventKind::SelfHealBackoff,
+        message: "backing off".into(),
+    };
+    store.record_event("db", &backoff).expect("record");
+    let web = store.events("web", 1000).expect("events");
+    assert_eq!(web.len(), 500, "only the newest 500 are kept");
+    assert_eq!(web[0].message, "drift 509");
+    assert_eq!(web[499].message, "drift 10");
+    assert_eq!(store.events("db", 10).expect("events"), vec![backoff]);
 }

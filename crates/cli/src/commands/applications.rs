@@ -113,6 +113,11 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             application,
             limit,
         } => history(&common, &application, limit).await,
+        Command::Events {
+            common,
+            application,
+            limit,
+        } => events(&common, &application, limit).await,
         Command::Serve { common, workers } => serve(&common, workers).await,
         Command::Quickstart { .. } | Command::Completions { .. } => unreachable!("handled by commands::run"),
     }
@@ -426,6 +431,25 @@ async fn serve(common: &Common, workers: usize) -> anyhow::Result<ExitCode> {
         Err(err) => return Err(anyhow::anyhow!("the API task failed: {err}")),
     }
     tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn events(common: &Common, application: &str, limit: usize) -> anyhow::Result<ExitCode> {
+    let engine = open(common)?;
+    engine.find_application(application).await?;
+    let events = engine.store().events(application, limit)?;
+    if !structured(common.output, &events)? {
+        let mut out = table(&["TIME", "EVENT", "MESSAGE"]);
+        for event in &events {
+            let kind = serde_json::to_value(event.kind)?;
+            out.add_row(vec![
+                time(event.time),
+                kind.as_str().unwrap_or_default().to_owned(),
+                event.message.clone(),
+            ]);
+        }
+        println!("{out}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

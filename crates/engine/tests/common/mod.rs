@@ -10,7 +10,9 @@ use driftless_config::Config;
 use driftless_core::application::{
     Application, Automated, Cluster, ClusterConnection, Destination, Renderer, Retry, Source, SyncPolicy,
 };
-use driftless_engine::{Engine, EngineOptions};
+use std::sync::Arc;
+
+use driftless_engine::{Controller, Engine, EngineOptions};
 use driftless_testenv::TestEnv;
 use driftless_testenv::git::TestRepo;
 
@@ -55,13 +57,21 @@ pub fn automated(name: &str, repo: &TestRepo, path: &str, namespace: &str) -> Ap
 /// An engine for `applications` against the test's control plane (cluster `local`), with its
 /// state in a temporary directory that lives as long as the returned guard.
 pub fn engine(env: &TestEnv, applications: Vec<Application>) -> (tempfile::TempDir, Engine) {
+    engine_at(env.kubeconfig_path(), applications)
+}
+
+/// [`engine`] against the cluster of `kubeconfig` (a test's own control plane).
+pub fn engine_at(
+    kubeconfig: &std::path::Path,
+    applications: Vec<Application>,
+) -> (tempfile::TempDir, Engine) {
     let data = tempfile::tempdir().expect("tempdir");
     let config = Config {
         data_dir: None,
         clusters: vec![Cluster {
             name: "local".into(),
             connection: ClusterConnection::Kubeconfig {
-                path: env.kubeconfig_path().to_owned(),
+                path: kubeconfig.to_owned(),
                 context: None,
             },
         }],
@@ -73,4 +83,57 @@ pub fn engine(env: &TestEnv, applications: Vec<Application>) -> (tempfile::TempD
         ..EngineOptions::default()
     };
     (data, Engine::new(config, options).expect("engine"))
+}
+
+/// A controller running in the background until [`Running::stop`].
+pub struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn start(engine: Engine) -> (Arc<Controller>, Self) {
+        let controller = Controller::new(Arc::new(engine), 2);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let controller = Arc::clone(&controller);
+            async move {
+                controller
+                    .run(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            }
+        });
+        (controller, Self { stop, task })
+    }
+
+    /// Stops the controller and waits (up to 30 s) for it to finish.
+    pub async fn stop(self) {
+        self.stop.send(()).expect("the controller is running");
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the controller stops")
+            .expect("join");
+    }
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, for up to `timeout`; panics with `what` and
+/// the last probe's description otherwise.
+pub async fn until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match probe().await {
+            Ok(found) => return found,
+            Err(last) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what} did not happen within {timeout:?}; last seen: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -1,0 +1,500 @@
+//! Drift under `driftless serve`'s controller, against the real control plane: the watch cache
+//! notices changes without any periodic reconcile (intervals here are an hour), tells who changed
+//! what, leaves fields driftless does not own alone, self-heals with a backoff against a writer
+//! that keeps changing things back, survives an API server restart, and makes no-op reconciles
+//! free. Also: a new commit re-renders only the applications whose inputs it touched.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+mod common;
+
+use common::{Running, until};
+use driftless_core::SyncState;
+use driftless_core::application::{Application, IgnoreDifference};
+use driftless_core::diff::ObjectDiff;
+use driftless_engine::{AppStatus, Controller, Engine, SyncOptions};
+use driftless_store::{EventKind, Trigger};
+use driftless_testenv::git::TestRepo;
+use driftless_testenv::{ControlPlane, TestEnv};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_mins(1);
+
+fn deployment(replicas: Option<u32>) -> String {
+    let replicas = replicas.map_or_else(String::new, |n| format!("  replicas: {n}\n"));
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n{replicas}  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: web, image: nginx}}]}}\n"
+    )
+}
+
+const SETTINGS: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: fast, ignored: from-git}\n";
+
+/// A repository with `web` (a Deployment) and `settings` (a ConfigMap) under `app/`.
+fn repository(replicas: Option<u32>) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("app/web.yaml", &deployment(replicas))
+        .write("app/settings.yaml", SETTINGS);
+    repo.commit("web and settings");
+    repo
+}
+
+/// Never reconciled on a timer: only the watch (or an explicit refresh) can notice anything.
+fn watched_only(mut app: Application) -> Application {
+    app.sync_policy.interval = Duration::from_hours(1);
+    app
+}
+
+async fn status(controller: &Controller, name: &str) -> AppStatus {
+    controller.statuses().await.get(name).cloned().unwrap_or_default()
+}
+
+/// Waits for the application's status to satisfy `check`.
+async fn status_where(
+    controller: &Controller,
+    name: &str,
+    what: &str,
+    check: impl Fn(&AppStatus) -> bool,
+) -> AppStatus {
+    until(what, WAIT, || async {
+        let status = status(controller, name).await;
+        if check(&status) {
+            Ok(status)
+        } else {
+            Err(format!("{status:?}"))
+        }
+    })
+    .await
+}
+
+async fn patch<K>(api: &Api<K>, name: &str, manager: &str, patch: serde_json::Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(name, &PatchParams::apply(manager), &Patch::Merge(&patch))
+        .await
+        .expect("patch");
+}
+
+async fn replicas(env_deployments: &Api<Deployment>) -> Option<i32> {
+    env_deployments
+        .get("web")
+        .await
+        .expect("get web")
+        .spec
+        .and_then(|spec| spec.replicas)
+}
+
+/// Scales `web` as `kubectl scale` would and waits until the application is OutOfSync (no
+/// reconcile is asked for: the watch has to notice).
+async fn scale_until_drift(
+    controller: &Controller,
+    name: &str,
+    deployments: &Api<Deployment>,
+    replicas: u32,
+) -> AppStatus {
+    patch(
+        deployments,
+        "web",
+        "kubectl-scale",
+        json!({"spec": {"replicas": replicas}}),
+    )
+    .await;
+    status_where(controller, name, "drift detection", |s| {
+        s.sync == Some(SyncState::OutOfSync)
+    })
+    .await
+}
+
+/// Asks for a reconcile and waits for it; returns the API requests it made.
+async fn refresh_and_count(controller: &Controller, name: &str) -> u64 {
+    let before_requests = controller.engine().stats().await.api_requests;
+    let before = status(controller, name).await.reconciled_at;
+    controller.refresh(name);
+    status_where(controller, name, "a reconcile after refresh", |s| {
+        s.reconciled_at > before
+    })
+    .await;
+    controller.engine().stats().await.api_requests - before_requests
+}
+
+/// Waits until a refresh of an application in sync costs no request at all (the watches of its
+/// kinds have listed).
+async fn wait_for_free_reconciles(controller: &Controller, name: &str) {
+    until("a no-op reconcile without API requests", WAIT, || async {
+        match refresh_and_count(controller, name).await {
+            0 => Ok(()),
+            requests => Err(format!("{requests} request(s)")),
+        }
+    })
+    .await;
+}
+
+async fn start_synced(engine: Engine, name: &str) -> (Arc<Controller>, Running) {
+    let (controller, running) = Running::start(engine);
+    status_where(&controller, name, "the first sync", |s| {
+        s.sync.is_some() && s.reconciled_at.is_some()
+    })
+    .await;
+    if status(&controller, name).await.sync != Some(SyncState::Synced) {
+        controller
+            .sync_now(name, SyncOptions::default())
+            .await
+            .expect("sync");
+    }
+    status_where(&controller, name, "Synced", |s| s.sync == Some(SyncState::Synced)).await;
+    wait_for_free_reconciles(&controller, name).await;
+    (controller, running)
+}
+
+#[tokio::test]
+async fn drift_is_seen_by_the_watch_with_who_changed_what_and_other_managers_labels_are_not_drift() {
+    let env = TestEnv::new("drift_detect").await;
+    let repo = repository(Some(2));
+    let app = watched_only(common::application("detect", &repo, "app", &env.namespace));
+    let (_data, engine) = common::engine(&env, vec![app]);
+    let (controller, running) = start_synced(engine, "detect").await;
+    let (deployments, config_maps) = (env.api::<Deployment>(), env.api::<ConfigMap>());
+
+    // Someone else's label on a managed object: not drift, and the reconcile costs nothing.
+    patch(
+        &deployments,
+        "web",
+        "kubectl-label",
+        json!({"metadata": {"labels": {"team": "blue"}}}),
+    )
+    .await;
+    assert_eq!(refresh_and_count(&controller, "detect").await, 0);
+    assert_eq!(status(&controller, "detect").await.sync, Some(SyncState::Synced));
+
+    // `kubectl scale`-like edit: seen without any reconcile being asked for.
+    let drifted = scale_until_drift(&controller, "detect", &deployments, 5).await;
+    let drift = drifted.drift.expect("what drifted is reported");
+    assert!(
+        drift.contains(&format!(
+            "apps/Deployment/{}/web changed by kubectl-scale",
+            env.namespace
+        )),
+        "{drift}"
+    );
+    assert!(drifted.drift_detected_at.is_some());
+    let events = controller.engine().store().events("detect", 10).expect("events");
+    assert_eq!(events[0].kind, EventKind::DriftDetected);
+    assert!(
+        events[0].message.starts_with("drift detected: "),
+        "{}",
+        events[0].message
+    );
+    let comparison = controller.engine().compare("detect").await.expect("diff");
+    let web = comparison
+        .objects
+        .iter()
+        .find(|o| o.object.kind == "Deployment")
+        .expect("web");
+    match &web.diff {
+        ObjectDiff::Changed { unified } => assert!(unified.contains("replicas"), "{unified}"),
+        other => panic!("expected a change to replicas, got {other:?}"),
+    }
+    assert!(
+        comparison
+            .objects
+            .iter()
+            .filter(|o| o.object.kind == "ConfigMap")
+            .all(|o| o.diff.is_in_sync()),
+        "only the scaled object drifted"
+    );
+    // Not automated: reported, never reverted.
+    assert_eq!(replicas(&deployments).await, Some(5));
+
+    // Deleting a managed object is drift too.
+    config_maps
+        .delete("settings", &kube::api::DeleteParams::default())
+        .await
+        .expect("delete");
+    let deleted = status_where(&controller, "detect", "deletion seen", |s| {
+        s.drift.as_deref().is_some_and(|d| d.contains("settings deleted"))
+    })
+    .await;
+    assert_eq!(deleted.sync, Some(SyncState::OutOfSync));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn fields_owned_by_others_and_ignored_differences_are_not_drift_and_never_reverted() {
+    let env = TestEnv::new("drift_ownership").await;
+    // No replicas in Git: an autoscaler owns them.
+    let repo = repository(None);
+    let mut app = watched_only(common::automated("owned", &repo, "app", &env.namespace));
+    app.ignore_differences = vec![IgnoreDifference {
+        group: Some(String::new()),
+        kind: "ConfigMap".into(),
+        name: Some("settings".into()),
+        namespace: None,
+        json_pointers: vec!["/data/ignored".into()],
+        managed_fields_managers: Vec::new(),
+    }];
+    let (_data, engine) = common::engine(&env, vec![app]);
+    let (controller, running) = start_synced(engine, "owned").await;
+    let (deployments, config_maps) = (env.api::<Deployment>(), env.api::<ConfigMap>());
+
+    let autoscaler = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 4}});
+    deployments
+        .patch(
+            "web",
+            &PatchParams::apply("hpa-controller").force(),
+            &Patch::Apply(&autoscaler),
+        )
+        .await
+        .expect("autoscale");
+    patch(
+        &config_maps,
+        "settings",
+        "operator",
+        json!({"data": {"ignored": "from-operator"}}),
+    )
+    .await;
+
+    refresh_and_count(&controller, "owned").await;
+    let after = status(&controller, "owned").await;
+    assert_eq!(after.sync, Some(SyncState::Synced), "{after:?}");
+    assert_eq!(
+        replicas(&deployments).await,
+        Some(4),
+        "the autoscaler's replicas stay"
+    );
+    let settings = config_maps.get("settings").await.expect("settings");
+    assert_eq!(
+        settings.data.expect("data")["ignored"],
+        "from-operator",
+        "an ignored field is never reverted"
+    );
+    assert!(
+        controller
+            .engine()
+            .store()
+            .events("owned", 10)
+            .expect("events")
+            .is_empty(),
+        "no drift was recorded"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn self_heal_reverts_drift_and_backs_off_against_a_competing_writer() {
+    let env = TestEnv::new("drift_self_heal").await;
+    let repo = repository(Some(2));
+    let app = watched_only(common::automated("heal", &repo, "app", &env.namespace));
+    let (_data, engine) = common::engine(&env, vec![app]);
+    let (controller, running) = start_synced(engine, "heal").await;
+    let deployments = env.api::<Deployment>();
+    let heals = |controller: Arc<Controller>| async move {
+        controller
+            .engine()
+            .store()
+            .history("heal", 100)
+            .expect("history")
+            .into_iter()
+            .filter(|record| record.trigger == Trigger::Automated)
+            .count()
+    };
+    let heals_before = heals(Arc::clone(&controller)).await;
+
+    patch(
+        &deployments,
+        "web",
+        "kubectl-scale",
+        json!({"spec": {"replicas": 5}}),
+    )
+    .await;
+    until("self-heal", WAIT, || async {
+        match replicas(&deployments).await {
+            Some(2) => Ok(()),
+            other => Err(format!("replicas {other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(heals(Arc::clone(&controller)).await, heals_before + 1);
+
+    // Another writer keeps scaling it back for 10 s. Reverting at once every time would mean a
+    // sync per change (about 100 here); with the backoff, at most a handful.
+    let fight_started = heals(Arc::clone(&controller)).await;
+    let mut backoff_seen = None;
+    let fight = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < fight {
+        if replicas(&deployments).await != Some(7) {
+            patch(
+                &deployments,
+                "web",
+                "autoscaler",
+                json!({"spec": {"replicas": 7}}),
+            )
+            .await;
+        }
+        if let Some(message) = status(&controller, "heal").await.self_heal_backoff {
+            backoff_seen = Some(message);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during_fight = heals(Arc::clone(&controller)).await - fight_started;
+    assert!(
+        (2..=6).contains(&during_fight),
+        "{during_fight} self-heals in 10 s of fighting"
+    );
+    let message = backoff_seen.expect("the status reports the backoff");
+    assert!(message.contains("self-heal backing off"), "{message}");
+    assert!(
+        message.contains("autoscaler"),
+        "names the other writer: {message}"
+    );
+    let events = controller.engine().store().events("heal", 100).expect("events");
+    assert!(
+        events.iter().any(|e| e.kind == EventKind::SelfHealBackoff),
+        "{events:?}"
+    );
+
+    // Once the other writer stops, Git wins again.
+    until("healed after the fight", Duration::from_mins(2), || async {
+        match replicas(&deployments).await {
+            Some(2) => Ok(()),
+            other => Err(format!("replicas {other:?}")),
+        }
+    })
+    .await;
+    status_where(&controller, "heal", "Synced after the fight", |s| {
+        s.sync == Some(SyncState::Synced)
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn watches_resynchronise_after_an_api_server_restart_and_miss_no_drift() {
+    let mut control_plane = ControlPlane::start().await.expect("control plane");
+    let client = control_plane.client().await.expect("client");
+    let namespace = "restart";
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace"),
+        )
+        .await
+        .expect("create namespace");
+    let repo = repository(Some(2));
+    let app = watched_only(common::application("restart", &repo, "app", namespace));
+    let (_data, engine) = common::engine_at(control_plane.kubeconfig_path(), vec![app]);
+    let (controller, running) = start_synced(engine, "restart").await;
+
+    control_plane.stop_api_server();
+    control_plane.start_api_server().await.expect("restart");
+    // Changed right after the restart, possibly before the watch is back: the relist finds it.
+    let client = control_plane.client().await.expect("client");
+    let deployments = Api::<Deployment>::namespaced(client, namespace);
+    let drifted = scale_until_drift(&controller, "restart", &deployments, 3).await;
+    assert!(
+        drifted
+            .drift
+            .as_deref()
+            .is_some_and(|d| d.contains("kubectl-scale")),
+        "{drifted:?}"
+    );
+    // And the watches keep working after that.
+    patch(
+        &deployments,
+        "web",
+        "kubectl-scale",
+        json!({"spec": {"replicas": 2}}),
+    )
+    .await;
+    controller
+        .sync_now("restart", SyncOptions::default())
+        .await
+        .expect("sync");
+    status_where(&controller, "restart", "Synced again", |s| {
+        s.sync == Some(SyncState::Synced)
+    })
+    .await;
+    wait_for_free_reconciles(&controller, "restart").await;
+    running.stop().await;
+}
+
+/// Compares every application of the incremental test; the renders that took and the revisions.
+async fn renders(engine: &Engine) -> (u64, Vec<String>) {
+    let before = engine.stats().await.renders;
+    let mut revisions = Vec::new();
+    for name in ["a", "b", "c", "k"] {
+        revisions.push(engine.compare(name).await.expect("compare").revision);
+    }
+    (engine.stats().await.renders - before, revisions)
+}
+
+#[tokio::test]
+async fn a_commit_re_renders_only_the_applications_whose_inputs_it_touched() {
+    let env = TestEnv::new("incremental").await;
+    let repo = TestRepo::new();
+    for name in ["a", "b", "c"] {
+        repo.write(
+            &format!("apps/{name}/cm.yaml"),
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{v: '1'}}\n"),
+        );
+    }
+    // A Kustomize overlay whose base lives outside its path.
+    repo.write(
+        "bases/shared/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {v: '1'}\n",
+    )
+    .write("bases/shared/kustomization.yaml", "resources: [cm.yaml]\n")
+    .write("bases/unused/kustomization.yaml", "resources: []\n")
+    .write(
+        "overlays/k/kustomization.yaml",
+        "resources: [../../bases/shared]\nnamePrefix: k-\n",
+    )
+    .write("README.md", "one\n");
+    repo.commit("four applications");
+    let apps: Vec<Application> = ["a", "b", "c"]
+        .iter()
+        .map(|name| common::application(name, &repo, &format!("apps/{name}"), &env.namespace))
+        .chain([common::application("k", &repo, "overlays/k", &env.namespace)])
+        .collect();
+    let (_data, engine) = common::engine(&env, apps);
+    assert_eq!(renders(&engine).await.0, 4);
+    assert_eq!(renders(&engine).await.0, 0, "same commit: nothing re-rendered");
+
+    repo.write(
+        "apps/b/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata: {v: '2'}\n",
+    );
+    let second = repo.commit("change b");
+    let (count, revisions) = renders(&engine).await;
+    assert_eq!(count, 1, "only b is re-rendered");
+    assert!(
+        revisions.iter().all(|r| *r == second),
+        "every application is at the new commit"
+    );
+    let rendered_b = engine.render("b", None).await.expect("render b");
+    assert_eq!(rendered_b.manifests[0]["data"]["v"], "2");
+
+    repo.write("README.md", "two\n")
+        .write("bases/unused/kustomization.yaml", "resources: []\n# touched\n");
+    repo.commit("files nobody renders");
+    assert_eq!(renders(&engine).await.0, 0, "nothing read those files");
+
+    repo.write(
+        "bases/shared/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {v: '2'}\n",
+    );
+    repo.commit("change the shared base");
+    assert_eq!(
+        renders(&engine).await.0,
+        1,
+        "only the overlay that reads the base"
+    );
+    let rendered_k = engine.render("k", None).await.expect("render k");
+    assert_eq!(rendered_k.manifests[0]["metadata"]["name"], "k-shared");
+    assert_eq!(rendered_k.manifests[0]["data"]["v"], "2");
+}
