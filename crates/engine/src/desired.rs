@@ -166,6 +166,7 @@ impl Engine {
     /// resolves `revision` (default: the pinned revision, else the configured one), renders, and
     /// gives every object its identity and ownership label. The render is skipped when the last
     /// one is at this commit, or at a commit that differs only in paths the render did not read.
+    #[tracing::instrument(level = "debug", skip_all, fields(application = %app.name))]
     pub(crate) async fn desired_state(
         &self,
         app: &Application,

@@ -165,6 +165,7 @@ impl Engine {
     /// The live state of everything `app` declares plus what its inventory holds beyond that
     /// (objects that left Git), in one snapshot. With the watch cache running, objects it shows
     /// unchanged since last in sync (`recorded`) are not read at all.
+    #[tracing::instrument(level = "debug", skip_all, fields(application = %app.name))]
     pub(crate) async fn live_snapshot(
         &self,
         app: &Application,

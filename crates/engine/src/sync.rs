@@ -170,7 +170,8 @@ impl SyncRun<'_> {
                     },
                 );
             }
-            ObjectAction::Kept | ObjectAction::Skipped => {}
+            // Unchanged objects are counted in the report, not announced one by one.
+            ObjectAction::Kept | ObjectAction::Skipped | ObjectAction::Unchanged => {}
             _ => ProgressSink::send(
                 self.options.progress.as_ref(),
                 SyncProgress::Applied {
@@ -197,6 +198,7 @@ impl SyncRun<'_> {
             .any(|outcome| outcome.action == ObjectAction::Failed)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn apply_waves(&mut self, plan: &Plan, live_objects: &LiveSnapshot) {
         for (position, wave) in plan.waves.iter().enumerate() {
             if self.has_failed_object() {
@@ -415,6 +417,7 @@ impl SyncRun<'_> {
 
 impl SyncRun<'_> {
     /// Records the inventory and the history entry (unless this is a dry-run) and builds the report.
+    #[tracing::instrument(level = "debug", skip_all)]
     fn finish(
         self,
         plan: &Plan,

@@ -7,7 +7,7 @@ use driftless_git::{Entry, FileTree, TreeError};
 use globset::{Glob, GlobMatcher};
 
 use crate::manifests::parse_documents;
-use crate::{RenderError, RenderLimits, Rendered};
+use crate::{RenderError, RenderLimits, Rendered, RenderedManifest};
 
 /// Files with these endings are manifests; everything else (READMEs, scripts) is ignored.
 const MANIFEST_EXTENSIONS: &[&str] = &[".yaml", ".yml", ".json"];
@@ -51,8 +51,8 @@ pub(crate) fn render(
         });
     }
     let prefix_len = if root.is_empty() { 0 } else { root.len() + 1 };
-    let mut manifests = Vec::new();
     let mut inputs = BTreeSet::new();
+    let mut files: Vec<(&str, &str)> = Vec::new();
     for file in tree.paths_under(&root) {
         let relative = &file[prefix_len..];
         if !options.recurse && relative.contains('/') {
@@ -83,7 +83,11 @@ pub(crate) fn render(
             line: None,
             message: "not UTF-8 text".to_owned(),
         })?;
-        manifests.extend(parse_documents(text, file, limits)?);
+        files.push((file, text));
+    }
+    let mut manifests = Vec::new();
+    for parsed in parse_all(&files, limits) {
+        manifests.extend(parsed?);
         if manifests.len() > limits.max_documents {
             return Err(RenderError::TooManyDocuments {
                 limit: limits.max_documents,
@@ -94,5 +98,42 @@ pub(crate) fn render(
         manifests,
         inputs: Some(inputs),
         renderer: "directory",
+    })
+}
+
+/// Below this many files per thread, parsing on more threads costs more than it saves.
+const FILES_PER_THREAD: usize = 64;
+
+/// Parses every file, in order, on as many threads as there are cores (YAML parsing is most of
+/// the time of rendering a large directory).
+fn parse_all(
+    files: &[(&str, &str)],
+    limits: &RenderLimits,
+) -> Vec<Result<Vec<RenderedManifest>, RenderError>> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = cores.min(files.len() / FILES_PER_THREAD).max(1);
+    let parse = |chunk: &[(&str, &str)]| -> Vec<_> {
+        chunk
+            .iter()
+            .map(|(file, text)| parse_documents(text, file, limits))
+            .collect()
+    };
+    if threads == 1 {
+        return parse(files);
+    }
+    let chunk_size = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk_size)
+            .map(|chunk| scope.spawn(move || parse(chunk)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
     })
 }

@@ -386,7 +386,9 @@ impl Store {
                     "INSERT INTO sync_objects (sync_id, object, action, message) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(sql("record object outcomes"))?;
-            for outcome in outcomes {
+            // Unchanged objects are counted in the summary, not listed: a no-op sync of a large
+            // application would otherwise add a row per object to the history every time.
+            for outcome in outcomes.iter().filter(|o| o.action != ObjectAction::Unchanged) {
                 insert
                     .execute(params![
                         id,

@@ -55,6 +55,22 @@ fn syncs_are_recorded_with_their_objects_newest_first() {
     assert_eq!((history[1].summary.created, history[1].summary.failed), (1, 1));
     assert_eq!(history[1].finished_at, Some(2_000));
     assert_eq!(store.sync_objects(first).expect("objects"), outcomes);
+    let unchanged = ObjectOutcome {
+        object: config_map("same"),
+        action: ObjectAction::Unchanged,
+        message: String::new(),
+    };
+    let quiet = store
+        .begin_sync("web", "c3", "main", Trigger::Automated, 5)
+        .expect("begin");
+    store
+        .finish_sync(quiet, SyncResult::Succeeded, "", &[unchanged], 6)
+        .expect("finish");
+    assert!(
+        store.sync_objects(quiet).expect("objects").is_empty(),
+        "unchanged objects are counted, not listed"
+    );
+    assert_eq!(store.history("web", 1).expect("history")[0].summary.unchanged, 1);
     assert!(store.was_synced("web", "bbbb").expect("lookup"));
     assert!(
         !store.was_synced("web", "aaaa").expect("lookup"),

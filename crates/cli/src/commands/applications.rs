@@ -8,7 +8,7 @@ use driftless_core::SyncState;
 use driftless_core::diff::ObjectDiff;
 use driftless_engine::{AppComparison, AppStatus, Engine, EngineOptions, SyncOptions, SyncReport};
 use driftless_server::{LocalClient, SyncRequest};
-use driftless_store::SyncResult;
+use driftless_store::{ObjectAction, SyncResult};
 use serde::Serialize;
 
 use super::output::{self, print_diff, short, structured, table, time};
@@ -344,15 +344,24 @@ async fn diff(common: &Common, application: &str) -> anyhow::Result<ExitCode> {
 
 pub(super) fn print_report(format: OutputFormat, report: &SyncReport) -> anyhow::Result<ExitCode> {
     if !structured(format, report)? {
-        let mut out = table(&["OBJECT", "ACTION", "MESSAGE"]);
-        for outcome in &report.outcomes {
-            out.add_row(vec![
-                outcome.object.to_string(),
-                format!("{:?}", outcome.action),
-                outcome.message.clone(),
-            ]);
+        // Only what the sync did or could not do; unchanged objects are counted below (`-o json`
+        // lists every object).
+        let acted: Vec<_> = report
+            .outcomes
+            .iter()
+            .filter(|outcome| outcome.action != ObjectAction::Unchanged)
+            .collect();
+        if !acted.is_empty() {
+            let mut out = table(&["OBJECT", "ACTION", "MESSAGE"]);
+            for outcome in acted {
+                out.add_row(vec![
+                    outcome.object.to_string(),
+                    format!("{:?}", outcome.action),
+                    outcome.message.clone(),
+                ]);
+            }
+            println!("{out}");
         }
-        println!("{out}");
         let summary = driftless_store::Summary::of(&report.outcomes);
         let verb = if report.dry_run { "Dry-run of sync" } else { "Sync" };
         let result = if report.result == SyncResult::Succeeded {
