@@ -27,6 +27,7 @@ use driftless_store::{EventKind, EventRecord, SyncResult, Trigger};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock, Semaphore, mpsc};
 
+use crate::sync::{millis, now_millis};
 use crate::{AppComparison, Engine, LiveChange, SyncOptions};
 
 /// What the controller last saw of an application.
@@ -77,17 +78,6 @@ fn heal_delay(streak: u32) -> Duration {
     Duration::from_secs(seconds).min(MAX_HEAL_DELAY)
 }
 
-fn now_millis() -> i64 {
-    let elapsed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// "apps/Deployment/default/web changed by kubectl (scale); ConfigMap/default/settings deleted".
 fn describe_drift(comparison: &AppComparison) -> String {
     let parts: Vec<String> = comparison
@@ -112,8 +102,20 @@ fn describe_drift(comparison: &AppComparison) -> String {
 enum Reason {
     /// The application's interval, a live change, a root's new children: a recent fetch will do.
     Routine,
-    /// Someone asked (API, CLI, webhook): fetch now.
-    Requested,
+    /// Someone asked (API, CLI, webhook) at this instant: the fetch must have started since.
+    /// Many refreshes asked at once (a webhook for a monorepo) thus share one fetch.
+    Requested(std::time::Instant),
+}
+
+impl Reason {
+    /// The stricter of two reasons for the same application.
+    fn stricter(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Requested(a), Self::Requested(b)) => Self::Requested(a.max(b)),
+            (Self::Requested(asked), _) | (_, Self::Requested(asked)) => Self::Requested(asked),
+            (Self::Routine, Self::Routine) => Self::Routine,
+        }
+    }
 }
 
 pub struct Controller {
@@ -160,7 +162,10 @@ impl Controller {
     /// Asks for a reconcile of `application` now (e.g. from a webhook or the CLI), with a fresh
     /// fetch of its repository.
     pub fn refresh(&self, application: &str) {
-        let _ = self.requests.send((application.to_owned(), Reason::Requested));
+        let _ = self.requests.send((
+            application.to_owned(),
+            Reason::Requested(std::time::Instant::now()),
+        ));
     }
 
     fn enqueue(&self, application: &str) {
@@ -209,9 +214,7 @@ impl Controller {
                     if !running.lock().await.insert(name.clone()) {
                         let mut again = again.lock().await;
                         let queued = again.entry(name).or_insert(reason);
-                        if reason == Reason::Requested {
-                            *queued = reason;
-                        }
+                        *queued = queued.stricter(reason);
                         continue;
                     }
                     let (controller, permits) = (Arc::clone(self), Arc::clone(&permits));
@@ -256,7 +259,6 @@ impl Controller {
             }
             keep
         });
-        self.engine.forget_unknown();
         for name in names {
             if !timers.contains_key(&name) {
                 self.enqueue(&name);
@@ -323,7 +325,7 @@ impl Controller {
         status.pinned = pinned;
         let fetch_max_age = match reason {
             Reason::Routine => self.engine.options.fetch_reuse,
-            Reason::Requested => Duration::ZERO,
+            Reason::Requested(asked) => asked.elapsed(),
         };
         match self.engine.compare_with(name, fetch_max_age).await {
             Ok(comparison) => {

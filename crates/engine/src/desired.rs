@@ -12,6 +12,7 @@ use driftless_git::CommitId;
 use driftless_kube::{Resolved, resolve_desired};
 use serde_json::json;
 
+use crate::locks::lock;
 use crate::{Engine, EngineError};
 
 /// An application's desired state at one commit.
@@ -40,25 +41,20 @@ struct CachedRender {
     app: Application,
     desired: DesiredState,
     /// Repository paths the render read; `None`: possibly anything.
-    inputs: Option<BTreeSet<String>>,
+    inputs: Option<Arc<BTreeSet<String>>>,
 }
 
 /// Past this many commit pairs the change cache starts over (pairs are only needed briefly).
 const CHANGE_CACHE_LIMIT: usize = 256;
 
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Holders only insert or read whole entries: a panic cannot leave one half-written.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl RenderCache {
-    fn get(&self, app: &Application) -> Option<(DesiredState, Option<BTreeSet<String>>)> {
+    fn get(&self, app: &Application) -> Option<(DesiredState, Option<Arc<BTreeSet<String>>>)> {
         let entries = lock(&self.entries);
         let cached = entries.get(&app.name).filter(|cached| cached.app == *app)?;
         Some((cached.desired.clone(), cached.inputs.clone()))
     }
 
-    fn put(&self, app: &Application, desired: &DesiredState, inputs: Option<BTreeSet<String>>) {
+    fn put(&self, app: &Application, desired: &DesiredState, inputs: Option<Arc<BTreeSet<String>>>) {
         lock(&self.entries).insert(
             app.name.clone(),
             CachedRender {
@@ -69,9 +65,12 @@ impl RenderCache {
         );
     }
 
-    /// Forgets applications that are no longer known.
-    pub(crate) fn retain(&self, known: &BTreeSet<String>) {
-        lock(&self.entries).retain(|name, _| known.contains(name));
+    /// Forgets applications that are no longer declared.
+    fn forget(&self, names: &[String]) {
+        let mut entries = lock(&self.entries);
+        for name in names {
+            entries.remove(name);
+        }
     }
 }
 
@@ -130,10 +129,11 @@ impl Engine {
                 Err(err) => problems.extend(err.problems.iter().map(ToString::to_string)),
             }
         }
-        if problems.is_empty()
-            && let Err(clashes) = self.registry.set_children(&root.name, valid)
-        {
-            problems = clashes;
+        if problems.is_empty() {
+            match self.registry.set_children(&root.name, valid) {
+                Ok(dropped) => self.render_cache.forget(&dropped),
+                Err(clashes) => problems = clashes,
+            }
         }
         if problems.is_empty() {
             Ok(())
@@ -196,7 +196,7 @@ impl Engine {
                 .changed_paths(url, &cached.commit, &commit)
                 .await
                 .map_err(git_error)?;
-            if !touches(app, inputs.as_ref(), &changed) {
+            if !touches(app, inputs.as_deref(), &changed) {
                 let desired = DesiredState { commit, ..cached };
                 self.render_cache.put(app, &desired, inputs);
                 return Ok(desired);
@@ -219,7 +219,7 @@ impl Engine {
                 application: app.name.clone(),
                 source: Box::new(source),
             })?;
-        let inputs = rendered.inputs.clone();
+        let inputs = rendered.inputs.map(Arc::new);
         let (children, mut manifests): (Vec<_>, Vec<_>) = rendered
             .manifests
             .into_iter()

@@ -153,12 +153,6 @@ impl Engine {
         Some(receiver)
     }
 
-    /// Forgets cached renders of applications that are no longer known.
-    pub fn forget_unknown(&self) {
-        let known = self.registry.names().into_iter().collect();
-        self.render_cache.retain(&known);
-    }
-
     pub async fn stats(&self) -> EngineStats {
         let api_requests = self
             .clusters

@@ -14,6 +14,7 @@ mod desired;
 mod engine;
 mod error;
 mod live;
+mod locks;
 mod registry;
 mod sync;
 mod throttle;

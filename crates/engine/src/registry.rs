@@ -6,6 +6,8 @@ use std::sync::{Arc, RwLock};
 
 use driftless_core::application::Application;
 
+use crate::locks;
+
 struct Registered {
     application: Arc<Application>,
     /// The root application whose source declares it; `None` for the configuration's own.
@@ -36,10 +38,7 @@ impl Registry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Registered>> {
-        // Writers only swap map entries; a panic cannot leave the map half-updated.
-        self.applications
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        locks::read(&self.applications)
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Application>> {
@@ -54,12 +53,14 @@ impl Registry {
 
     /// Makes `children` the applications `root` declares, replacing what it declared before.
     /// A child may not take the name of an application it does not already own; every such
-    /// clash is returned and nothing changes.
-    pub(crate) fn set_children(&self, root: &str, children: Vec<Application>) -> Result<(), Vec<String>> {
-        let mut applications = self
-            .applications
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// clash is returned and nothing changes. On success, the names of the children the root no
+    /// longer declares.
+    pub(crate) fn set_children(
+        &self,
+        root: &str,
+        children: Vec<Application>,
+    ) -> Result<Vec<String>, Vec<String>> {
+        let mut applications = locks::write(&self.applications);
         let clashes: Vec<String> = children
             .iter()
             .filter(|child| {
@@ -78,7 +79,14 @@ impl Registry {
         if !clashes.is_empty() {
             return Err(clashes);
         }
-        applications.retain(|_, registered| registered.root.as_deref() != Some(root));
+        let mut dropped = Vec::new();
+        applications.retain(|name, registered| {
+            let keep = registered.root.as_deref() != Some(root);
+            if !keep && !children.iter().any(|child| child.name == *name) {
+                dropped.push(name.clone());
+            }
+            keep
+        });
         for child in children {
             let registered = Registered {
                 application: Arc::new(child),
@@ -86,6 +94,6 @@ impl Registry {
             };
             applications.insert(registered.application.name.clone(), registered);
         }
-        Ok(())
+        Ok(dropped)
     }
 }

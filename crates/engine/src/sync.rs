@@ -122,11 +122,16 @@ pub struct SyncReport {
     pub health: Option<Health>,
 }
 
-fn now_millis() -> i64 {
+/// Milliseconds since the Unix epoch, as the store and statuses record times.
+pub(crate) fn now_millis() -> i64 {
     let elapsed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+    millis(elapsed)
+}
+
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn keep_message(reason: KeepReason) -> &'static str {

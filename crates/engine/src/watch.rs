@@ -24,6 +24,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::applied;
+use crate::locks::{lock, read, write};
 use crate::registry::Registry;
 
 /// What the cache keeps of one live object.
@@ -85,15 +86,6 @@ fn resource_key(resource: &ApiResource) -> String {
     format!("{}/{}/{}", resource.group, resource.version, resource.plural)
 }
 
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    // Writers replace whole entries: a panic cannot leave one half-written.
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl LiveCache {
     pub(crate) fn new(registry: Arc<Registry>, changes: mpsc::UnboundedSender<LiveChange>) -> Self {
         Self {
@@ -125,10 +117,7 @@ impl LiveCache {
 
     fn watch(&self, cluster: &str, client: &kube::Client, resource: &ApiResource) -> Arc<Watched> {
         let key = (cluster.to_owned(), resource_key(resource));
-        let mut all = self
-            .watches
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut all = lock(&self.watches);
         if let Some(watched) = all.get(&key) {
             return Arc::clone(watched);
         }
@@ -141,10 +130,7 @@ impl LiveCache {
             Arc::clone(&self.registry),
             self.changes.clone(),
         ));
-        self.tasks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(task);
+        lock(&self.tasks).push(task);
         watched
     }
 }

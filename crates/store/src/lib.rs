@@ -502,20 +502,12 @@ impl Store {
     /// What `application` applied last (for pruning), with the API version each was applied as,
     /// so objects whose manifests left Git can still be looked up.
     pub fn inventory(&self, application: &str) -> Result<BTreeMap<ObjectRef, String>, StoreError> {
-        let connection = self.connection();
-        let mut query = connection
-            .prepare("SELECT object, version FROM inventory WHERE application = ?1")
-            .map_err(sql("read the inventory"))?;
-        let rows = query
-            .query_map(params![application], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
-            .map_err(sql("read the inventory"))?;
-        rows.map(|row| {
-            let (object, version) = row.map_err(sql("read the inventory"))?;
-            Ok((from_text("read the inventory", &object)?, version))
-        })
-        .collect()
+        self.by_object(
+            "SELECT object, version FROM inventory WHERE application = ?1",
+            "read the inventory",
+            application,
+            |row| row.get(1),
+        )
     }
 
     /// Replaces `application`'s inventory, atomically.
@@ -549,24 +541,38 @@ impl Store {
     /// the fingerprint of the live object right after (see `driftless_core::fingerprint`). Both
     /// unchanged means the object needs neither a read nor a write.
     pub fn applied(&self, application: &str) -> Result<BTreeMap<ObjectRef, AppliedState>, StoreError> {
+        self.by_object(
+            "SELECT object, desired_hash, fingerprint FROM applied WHERE application = ?1",
+            "read the applied state",
+            application,
+            |row| {
+                Ok(AppliedState {
+                    desired_hash: row.get(1)?,
+                    fingerprint: row.get(2)?,
+                })
+            },
+        )
+    }
+
+    /// The rows `query` selects for `application`, keyed by their first column (an object
+    /// reference as JSON); `value` reads the rest of a row.
+    fn by_object<T>(
+        &self,
+        query: &str,
+        action: &'static str,
+        application: &str,
+        value: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<BTreeMap<ObjectRef, T>, StoreError> {
         let connection = self.connection();
-        let mut query = connection
-            .prepare("SELECT object, desired_hash, fingerprint FROM applied WHERE application = ?1")
-            .map_err(sql("read the applied state"))?;
-        let rows = query
+        let mut statement = connection.prepare(query).map_err(sql(action))?;
+        let rows = statement
             .query_map(params![application], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    AppliedState {
-                        desired_hash: row.get(1)?,
-                        fingerprint: row.get(2)?,
-                    },
-                ))
+                Ok((row.get::<_, String>(0)?, value(row)?))
             })
-            .map_err(sql("read the applied state"))?;
+            .map_err(sql(action))?;
         rows.map(|row| {
-            let (object, state) = row.map_err(sql("read the applied state"))?;
-            Ok((from_text("read the applied state", &object)?, state))
+            let (object, value) = row.map_err(sql(action))?;
+            Ok((from_text(action, &object)?, value))
         })
         .collect()
     }
