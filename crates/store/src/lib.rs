@@ -256,9 +256,20 @@ impl Store {
         connection
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(open_error)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_error)?;
+        // Switching a new database to WAL while another process does the same can answer
+        // "database is locked" at once, without waiting on the busy timeout: retry for as long.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match connection.pragma_update(None, "journal_mode", "WAL") {
+                Err(rusqlite::Error::SqliteFailure(failure, _))
+                    if failure.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                result => break result.map_err(open_error)?,
+            }
+        }
         Self::prepare(connection)
     }
 
