@@ -62,10 +62,12 @@ pub struct Fleet {
     pub repo: TestRepo,
     pub client: kube::Client,
     pub names: Vec<String>,
-    driftless: PathBuf,
-    scratch: tempfile::TempDir,
+    /// Holds serve's configuration and data directory.
+    _scratch: tempfile::TempDir,
     /// kubectl's first apply of everything, then driftless from start to all Synced.
     first_apply: [Timed; 2],
+    /// RSS of a serve with one application.
+    baseline: Memory,
     control_plane: ControlPlane,
 }
 
@@ -132,6 +134,41 @@ fn write_config(
     Ok(config)
 }
 
+/// RSS of a serve with one application of the same repository, once it is Synced. Measured before
+/// the fleet is synced: serve watches every object any driftless application labelled, so a
+/// cluster full of the fleet's objects would be counted in the baseline.
+async fn baseline_memory(
+    client: &kube::Client,
+    kubeconfig: &Path,
+    repo: &TestRepo,
+    driftless: &Path,
+    dir: &Path,
+) -> anyhow::Result<Memory> {
+    const NAME: &str = "fleet-baseline";
+    create_namespaces(client, [NAME.to_owned()]).await?;
+    std::fs::create_dir_all(dir)?;
+    let config = write_config(
+        dir,
+        kubeconfig,
+        repo,
+        &[(NAME.to_owned(), workload::application_name(0))],
+    )?;
+    let serve = Serve::start(driftless, &config, &dir.join("state")).await?;
+    serve
+        .wait_for(
+            "the baseline application to be Synced",
+            Duration::from_mins(2),
+            Duration::from_millis(100),
+            |statuses| statuses.get(NAME).is_some_and(Status::synced),
+        )
+        .await?;
+    // Past the first sync's allocations, as the fleet's figure is.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let memory = serve.memory()?;
+    serve.stop().await?;
+    Ok(memory)
+}
+
 impl Fleet {
     /// Generates `applications` applications, lets kubectl apply them, then starts driftless serve
     /// on them and waits until every one is Synced.
@@ -151,6 +188,14 @@ impl Fleet {
         let peer = kubectl_apply(&client, control_plane.kubeconfig_path(), &repo).await?;
 
         let scratch = tempfile::tempdir()?;
+        let baseline = baseline_memory(
+            &client,
+            control_plane.kubeconfig_path(),
+            &repo,
+            driftless,
+            &scratch.path().join("baseline"),
+        )
+        .await?;
         let apps: Vec<(String, String)> = names.iter().map(|name| (name.clone(), name.clone())).collect();
         let config = write_config(scratch.path(), control_plane.kubeconfig_path(), &repo, &apps)?;
         let before = metrics::requests(&client).await?;
@@ -177,9 +222,9 @@ impl Fleet {
             repo,
             client,
             names,
-            driftless: driftless.to_path_buf(),
-            scratch,
+            _scratch: scratch,
             first_apply: [peer, ours],
+            baseline,
             control_plane,
         })
     }
@@ -222,34 +267,6 @@ impl Fleet {
         self.serve.stop().await?;
         drop(self.control_plane);
         Ok(())
-    }
-
-    /// RSS of a serve with one application of the same repository, once it is Synced.
-    async fn baseline_memory(&self) -> anyhow::Result<Memory> {
-        const NAME: &str = "fleet-baseline";
-        create_namespaces(&self.client, [NAME.to_owned()]).await?;
-        let dir = self.scratch.path().join("baseline");
-        std::fs::create_dir_all(&dir)?;
-        let config = write_config(
-            &dir,
-            self.control_plane.kubeconfig_path(),
-            &self.repo,
-            &[(NAME.to_owned(), workload::application_name(0))],
-        )?;
-        let serve = Serve::start(&self.driftless, &config, &dir.join("state")).await?;
-        serve
-            .wait_for(
-                "the baseline application to be Synced",
-                Duration::from_mins(2),
-                Duration::from_millis(100),
-                |statuses| statuses.get(NAME).is_some_and(Status::synced),
-            )
-            .await?;
-        // Past the first sync's allocations, as the fleet's figure is.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let memory = serve.memory()?;
-        serve.stop().await?;
-        Ok(memory)
     }
 }
 
@@ -321,7 +338,7 @@ pub async fn run(fleet: &Fleet) -> anyhow::Result<Vec<Row>> {
 
     // Steady state: after the first sync and a full pass, nothing left to do.
     let steady = fleet.serve.memory()?;
-    let baseline = fleet.baseline_memory().await?;
+    let baseline = fleet.baseline;
     rows.push(Row::published(
         "fleet: RSS of serve with 1 application (baseline)",
         format!("{:.1} MiB", mib(baseline.rss_kib)),
