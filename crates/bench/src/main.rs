@@ -3,9 +3,13 @@
 //! Markdown table for BENCHMARKS.md. Figures, not pass/fail tests: a missed target is reported,
 //! and the run still succeeds.
 
+mod drift;
+mod fleet;
 mod git_source;
 mod measure;
 mod metrics;
+mod monorepo;
+mod serve;
 mod single_app;
 mod workload;
 
@@ -13,8 +17,10 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-const USAGE: &str =
-    "usage: driftless-bench --driftless PATH [--objects N] [--applications N] [git] [single-app]";
+const USAGE: &str = "usage: driftless-bench --driftless PATH [--objects N] [--applications N] [git] [single-app] [fleet] [drift] [monorepo]";
+
+/// Scenarios that run on one fleet of applications served by one `driftless serve`.
+const ON_THE_FLEET: [&str; 3] = ["fleet", "drift", "monorepo"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -36,20 +42,33 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if scenarios.is_empty() {
-        scenarios = vec!["git".into(), "single-app".into()];
+        scenarios = ["git", "single-app", "fleet", "drift", "monorepo"]
+            .map(String::from)
+            .to_vec();
     }
+    anyhow::ensure!(applications > 0, "--applications must be at least 1");
     let driftless = driftless.context(USAGE)?;
     let mut rows = Vec::new();
+    let mut fleet = None;
     for scenario in &scenarios {
         eprintln!("bench: {scenario}");
-        match scenario.as_str() {
-            "git" => rows.extend(git_source::run(applications).await?),
-            "single-app" => {
+        if ON_THE_FLEET.contains(&scenario.as_str()) && fleet.is_none() {
+            fleet = Some(fleet::Fleet::start(&driftless, applications).await?);
+        }
+        match (scenario.as_str(), &fleet) {
+            ("git", _) => rows.extend(git_source::run(applications).await?),
+            ("single-app", _) => {
                 let control_plane = driftless_testenv::ControlPlane::start().await?;
                 rows.extend(single_app::run(&control_plane, &driftless, objects).await?);
             }
-            other => anyhow::bail!("unknown scenario {other:?}; {USAGE}"),
+            ("fleet", Some(fleet)) => rows.extend(fleet::run(fleet).await?),
+            ("drift", Some(fleet)) => rows.extend(drift::run(fleet).await?),
+            ("monorepo", Some(fleet)) => rows.extend(monorepo::run(fleet).await?),
+            (other, _) => anyhow::bail!("unknown scenario {other:?}; {USAGE}"),
         }
+    }
+    if let Some(fleet) = fleet {
+        fleet.stop().await?;
     }
     println!("{}", measure::render(&rows));
     Ok(())

@@ -11,17 +11,11 @@ use driftless_testenv::git::TestRepo;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::PostParams;
 
-use crate::measure::{Row, median, time_command};
+use crate::measure::{KUBECTL_APPLY, Row, kubectl, median};
 use crate::{metrics, workload};
 
 const OURS: &str = "bench-driftless";
 const PEER: &str = "bench-kubectl";
-const KUBECTL_APPLY: [&str; 4] = [
-    "apply",
-    "--server-side",
-    "--field-manager=kubectl-bench",
-    "--recursive",
-];
 
 /// The two tools pointed at the same manifests, in two namespaces of one control plane.
 struct Contenders {
@@ -34,14 +28,8 @@ struct Contenders {
 
 impl Contenders {
     fn kubectl(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("kubectl");
-        command
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(["--namespace", PEER])
-            .args(args)
-            .arg("-f")
-            .arg(&self.manifests);
+        let mut command = kubectl(&self.kubeconfig, PEER);
+        command.args(args).arg("-f").arg(&self.manifests);
         command
     }
 
@@ -53,12 +41,9 @@ impl Contenders {
 
     /// Runs the peer then driftless; their times and write requests.
     async fn both(&self, peer: &[&str], ours: &[&str]) -> anyhow::Result<[(Duration, u64); 2]> {
-        let before = metrics::writes(&self.client).await?;
-        let peer_time = time_command(&mut self.kubectl(peer))?;
-        let middle = metrics::writes(&self.client).await?;
-        let ours_time = time_command(&mut self.driftless(ours))?;
-        let after = metrics::writes(&self.client).await?;
-        Ok([(peer_time, middle - before), (ours_time, after - middle)])
+        let peer = metrics::timed_command(&self.client, &mut self.kubectl(peer)).await?;
+        let ours = metrics::timed_command(&self.client, &mut self.driftless(ours)).await?;
+        Ok([peer, ours].map(|timed| (timed.elapsed, timed.requests.writes)))
     }
 
     /// The median time of each over `runs`, and the write requests of the last run.
@@ -79,15 +64,6 @@ impl Contenders {
     }
 }
 
-fn writes_row(figure: &str, ours: u64, peer: u64, target: u64) -> Row {
-    Row::figure(
-        figure,
-        format!("{ours} (kubectl: {peer})"),
-        &target.to_string(),
-        Some(ours <= target),
-    )
-}
-
 pub async fn run(control_plane: &ControlPlane, driftless: &Path, objects: usize) -> anyhow::Result<Vec<Row>> {
     let client = control_plane.client().await?;
     let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
@@ -106,6 +82,7 @@ pub async fn run(control_plane: &ControlPlane, driftless: &Path, objects: usize)
             control_plane.kubeconfig_path(),
             &scratch.path().join("state"),
             &[("big".into(), repo.file_url(), "big".into(), OURS.into())],
+            None,
         ),
     )?;
     let contenders = Contenders {
@@ -135,7 +112,7 @@ pub async fn run(control_plane: &ControlPlane, driftless: &Path, objects: usize)
         "kubectl apply --server-side",
         Some(20.0),
     ));
-    rows.push(writes_row(
+    rows.push(Row::writes(
         "write requests of a no-op re-sync",
         ours_writes,
         peer_writes,
@@ -165,7 +142,7 @@ pub async fn run(control_plane: &ControlPlane, driftless: &Path, objects: usize)
         "kubectl apply --server-side",
         None,
     ));
-    rows.push(writes_row(
+    rows.push(Row::writes(
         "write requests of that sync",
         ours_writes,
         peer_writes,

@@ -59,11 +59,13 @@ pub fn write_large_application(repo: &TestRepo, path: &str, objects: usize, valu
     }
 }
 
-/// The configuration file for `driftless` with one cluster and the given applications.
+/// The configuration file for `driftless` with one cluster and the given applications (name, repo
+/// URL, path, namespace), all with `sync_policy` when given (a YAML flow mapping).
 pub fn config(
     kubeconfig: &std::path::Path,
     data_dir: &std::path::Path,
     applications: &[(String, String, String, String)],
+    sync_policy: Option<&str>,
 ) -> String {
     let mut out = format!(
         "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: {}\nclusters:\n  - name: local\n    kubeconfig: {}\napplications:\n",
@@ -75,6 +77,9 @@ pub fn config(
             out,
             "  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: {name} }}\n    spec:\n      source: {{ repoURL: '{url}', path: {path} }}\n      destination: {{ cluster: local, namespace: {namespace} }}\n"
         );
+        if let Some(policy) = sync_policy {
+            let _ = writeln!(out, "      syncPolicy: {policy}");
+        }
     }
     out
 }
