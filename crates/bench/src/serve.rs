@@ -165,13 +165,26 @@ impl Serve {
     /// One request with no body; the status code and the body. HTTP/1.0, so the server closes the
     /// connection after the answer and the body is everything up to the end of the stream.
     async fn request(&self, method: &str, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+        self.request_with(method, path, "").await
+    }
+
+    /// A request with a JSON body.
+    async fn request_with(&self, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, Vec<u8>)> {
         let mut stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .with_context(|| format!("connect to {}", self.socket.display()))?;
+        let content_type = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/json\r\n"
+        };
         stream
             .write_all(
-                format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
-                    .as_bytes(),
+                format!(
+                    "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
             )
             .await?;
         let mut response = Vec::new();
@@ -239,6 +252,24 @@ impl Serve {
             (202, _) => Ok(()),
             (status, body) => anyhow::bail!("POST {path}: {status} {}", String::from_utf8_lossy(&body)),
         }
+    }
+
+    /// Asks for a reconcile of `names` — all the fleet's applications, one repository — in one
+    /// request, as a push webhook does (they share one fetch); one request per application from
+    /// an engine without `POST /api/v1/refresh`.
+    pub async fn refresh_all(&self, names: &[String]) -> anyhow::Result<()> {
+        match self.request_with("POST", "/api/v1/refresh", "{}").await? {
+            (200, _) => return Ok(()),
+            (404 | 405, _) => {}
+            (status, body) => anyhow::bail!(
+                "POST /api/v1/refresh: {status} {}",
+                String::from_utf8_lossy(&body)
+            ),
+        }
+        for name in names {
+            self.refresh(name).await?;
+        }
+        Ok(())
     }
 
     /// Polls the statuses every `poll` until `done` holds; fails after `limit` with what was last
@@ -309,9 +340,7 @@ impl Serve {
         let exact = self.reports("reconciled_at").await?;
         let since = now_ms();
         let started = Instant::now();
-        for name in names {
-            self.refresh(name).await?;
-        }
+        self.refresh_all(names).await?;
         if !exact {
             let last = metrics::settle(client, Duration::from_secs(3)).await?;
             return Ok(Pass {

@@ -84,11 +84,19 @@ pub enum Command {
         #[command(flatten)]
         flags: SyncFlags,
     },
-    /// Ask a running `driftless serve` to reconcile an application now.
+    /// Ask a running `driftless serve` to reconcile an application now (or every application of
+    /// a repository, or all of them: they share one fetch, as after a push).
     Refresh {
         #[command(flatten)]
         common: Common,
-        application: String,
+        #[arg(required_unless_present_any = ["all", "repo"], conflicts_with_all = ["all", "repo"])]
+        application: Option<String>,
+        /// Every application whose source is this repository URL (exactly as configured).
+        #[arg(long, conflicts_with = "all")]
+        repo: Option<String>,
+        /// Every application.
+        #[arg(long)]
+        all: bool,
     },
     /// Print the manifests an application declares, as they would be applied.
     Render {

@@ -270,6 +270,18 @@ async fn the_cli_goes_through_a_running_server() {
         cli(&["refresh", "web"]).status.success()
     })
     .await;
+    let all = cli(&["refresh", "--all"]);
+    assert!(all.status.success(), "{}", String::from_utf8_lossy(&all.stderr));
+    assert_eq!(String::from_utf8_lossy(&all.stdout), "web: refresh requested\n");
+    let elsewhere = cli(&["refresh", "--repo", "file:///nowhere"]);
+    assert_eq!(
+        elsewhere.status.code(),
+        Some(1),
+        "no application uses that repository"
+    );
+    assert!(
+        String::from_utf8_lossy(&elsewhere.stderr).contains("no application's source is that repository")
+    );
     let second = Command::new(env!("CARGO_BIN_EXE_driftless"))
         .args(["serve", "--config"])
         .arg(&config)

@@ -168,6 +168,29 @@ impl Controller {
         ));
     }
 
+    /// Asks for a reconcile now of every application whose source is `repo_url` (every
+    /// application when `None`), as a push webhook does: they share one fresh fetch. Returns
+    /// their names.
+    pub fn refresh_repository(&self, repo_url: Option<&str>) -> Vec<String> {
+        let asked = std::time::Instant::now();
+        let names: Vec<String> = self
+            .engine
+            .application_names()
+            .into_iter()
+            .filter(|name| {
+                repo_url.is_none_or(|url| {
+                    self.engine
+                        .application(name)
+                        .is_ok_and(|app| app.source.repo_url == url)
+                })
+            })
+            .collect();
+        for name in &names {
+            let _ = self.requests.send((name.clone(), Reason::Requested(asked)));
+        }
+        names
+    }
+
     fn enqueue(&self, application: &str) {
         let _ = self.requests.send((application.to_owned(), Reason::Routine));
     }
@@ -327,8 +350,8 @@ impl Controller {
             Reason::Routine => self.engine.options.fetch_reuse,
             Reason::Requested(asked) => asked.elapsed(),
         };
-        match self.engine.compare_with(name, fetch_max_age).await {
-            Ok(comparison) => {
+        match self.engine.compare_for_sync(name, fetch_max_age).await {
+            Ok((comparison, prepared)) => {
                 let was_out_of_sync = status.sync == Some(SyncState::OutOfSync);
                 status.revision = Some(comparison.revision.clone());
                 status.sync = Some(comparison.sync);
@@ -363,11 +386,11 @@ impl Controller {
                         prune: automated.prune,
                         force: automated.self_heal,
                         trigger: Trigger::Automated,
-                        // The comparison just fetched.
-                        fetch_max_age: Duration::from_mins(1),
                         ..SyncOptions::default()
                     };
-                    match self.engine.sync(name, options).await {
+                    // What the comparison rendered and read a moment ago: a change since then
+                    // is seen by the watch and reconciled next.
+                    match self.engine.sync_prepared(name, options, prepared).await {
                         Ok(report) => {
                             status.last_sync = Some(report.result);
                             if report.result == SyncResult::Succeeded {

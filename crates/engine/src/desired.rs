@@ -13,7 +13,20 @@ use driftless_kube::{Resolved, resolve_desired};
 use serde_json::json;
 
 use crate::locks::lock;
+use crate::sync::{millis, now_millis};
 use crate::{Engine, EngineError};
+
+/// How long a render kept in the store is reused for the same commit and application (Argo CD's
+/// repository cache keeps generated manifests as long): discovery answers that changed without
+/// a new commit (a CRD's scope) are picked up within a day at worst.
+const KEPT_RENDER_LIFETIME: Duration = Duration::from_hours(24);
+
+/// A render as kept in the store: renderer, paths read, and each object with how it resolved.
+type KeptRender = (
+    String,
+    Option<BTreeSet<String>>,
+    Vec<(DesiredObject, kube::core::ApiResource, bool)>,
+);
 
 /// An application's desired state at one commit.
 #[derive(Clone)]
@@ -188,7 +201,8 @@ impl Engine {
             .fetch_since_and_resolve(url, revision, not_before)
             .await
             .map_err(git_error)?;
-        if let Some((cached, inputs)) = self.render_cache.get(app) {
+        let known = self.render_cache.get(app).or_else(|| self.kept_render(app));
+        if let Some((cached, inputs)) = known {
             if cached.commit == commit {
                 return Ok(cached);
             }
@@ -198,6 +212,7 @@ impl Engine {
                 .map_err(git_error)?;
             if !touches(app, inputs.as_deref(), &changed) {
                 let desired = DesiredState { commit, ..cached };
+                self.keep_render(app, &desired, inputs.as_deref(), true);
                 self.render_cache.put(app, &desired, inputs);
                 return Ok(desired);
             }
@@ -225,6 +240,8 @@ impl Engine {
             .into_iter()
             .map(|m| (m.manifest, m.source))
             .partition(|(manifest, _)| is_application(manifest));
+        // A root's render also registers its children, which a kept render would skip.
+        let keepable = children.is_empty();
         self.register_children(app, children)?;
         if app.sync_policy.create_namespace
             && let Some(namespace) = &app.destination.namespace
@@ -265,8 +282,91 @@ impl Engine {
             objects: Arc::new(objects),
             renderer: rendered.renderer,
         };
+        self.keep_render(app, &desired, inputs.as_deref(), keepable);
         self.render_cache.put(app, &desired, inputs);
         Ok(desired)
+    }
+
+    /// What a render depends on besides the commit: the application, its cluster's settings,
+    /// this driftless, the render limits and the external tools.
+    fn render_key(&self, app: &Application) -> String {
+        use sha2::{Digest as _, Sha256};
+        let cluster = self
+            .config
+            .clusters
+            .iter()
+            .find(|cluster| cluster.name == app.destination.cluster);
+        let mut hasher = Sha256::new();
+        hasher.update(serde_json::to_vec(app).unwrap_or_default());
+        hasher.update(format!("{cluster:?}"));
+        hasher.update(format!("{:?}", self.options.render_limits));
+        hasher.update(env!("CARGO_PKG_VERSION"));
+        hasher.update(driftless_render::tools_stamp());
+        format!("{:x}", hasher.finalize())
+    }
+
+    /// Keeps the render in the store for later processes (a CLI sync of an unchanged commit then
+    /// renders nothing) — never one with a Secret, whose values must not rest in the store, nor
+    /// a root's. A store failure only costs a render later.
+    fn keep_render(
+        &self,
+        app: &Application,
+        desired: &DesiredState,
+        inputs: Option<&BTreeSet<String>>,
+        keepable: bool,
+    ) {
+        let has_secret = desired
+            .objects
+            .iter()
+            .any(|(object, _)| object.reference.group.is_empty() && object.reference.kind == "Secret");
+        let result = if keepable && !has_secret {
+            let objects: Vec<_> = desired
+                .objects
+                .iter()
+                .map(|(object, resolved)| (object, &resolved.resource, resolved.namespaced))
+                .collect();
+            let body = serde_json::to_vec(&(desired.renderer, inputs, objects)).unwrap_or_default();
+            let record = driftless_store::RenderRecord {
+                key: self.render_key(app),
+                revision: desired.commit.to_string(),
+                rendered_at: now_millis(),
+                body,
+            };
+            self.store.save_render(&app.name, &record)
+        } else {
+            self.store.forget_render(&app.name)
+        };
+        if let Err(err) = result {
+            tracing::warn!(application = %app.name, error = %err, "could not keep the render");
+        }
+    }
+
+    /// The render an earlier process kept, when it is for this application as configured now
+    /// and recent enough.
+    fn kept_render(&self, app: &Application) -> Option<(DesiredState, Option<Arc<BTreeSet<String>>>)> {
+        let record = self.store.render(&app.name).ok()??;
+        if record.key != self.render_key(app)
+            || now_millis().saturating_sub(record.rendered_at) > millis(KEPT_RENDER_LIFETIME)
+        {
+            return None;
+        }
+        let (renderer, inputs, objects): KeptRender = serde_json::from_slice(&record.body).ok()?;
+        let renderer = *driftless_render::RENDERERS
+            .iter()
+            .find(|known| **known == renderer)?;
+        let commit = CommitId::parse(&record.revision)?;
+        let objects = objects
+            .into_iter()
+            .map(|(object, resource, namespaced)| (object, Resolved { resource, namespaced }))
+            .collect();
+        let desired = DesiredState {
+            commit,
+            objects: Arc::new(objects),
+            renderer,
+        };
+        let inputs = inputs.map(Arc::new);
+        self.render_cache.put(app, &desired, inputs.clone());
+        Some((desired, inputs))
     }
 
     /// Paths that differ between two commits of `url`, computed once for all its applications.

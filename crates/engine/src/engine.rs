@@ -9,7 +9,7 @@ use driftless_core::application::Application;
 use driftless_core::diff::{ObjectDiff, compare as compare_object};
 use driftless_core::fingerprint::last_other_manager;
 use driftless_core::health::{self, Health};
-use driftless_core::{ObjectRef, SyncState};
+use driftless_core::{DesiredObject, ObjectRef, SyncState};
 use driftless_git::Mirrors;
 use driftless_kube::{ApplyOptions, ConnectOptions, Discovery, FIELD_MANAGER, Objects, connect};
 use driftless_render::RenderLimits;
@@ -17,7 +17,8 @@ use driftless_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::desired::RenderCache;
+use crate::desired::{DesiredState, RenderCache};
+use crate::live::LiveSnapshot;
 use crate::registry::Registry;
 use crate::watch::{LiveCache, LiveChange};
 use crate::{EngineError, applied};
@@ -92,6 +93,13 @@ pub struct ObjectStatus {
     pub changed_by: Option<String>,
 }
 
+/// What a comparison rendered and read, handed to the sync that follows it so that it neither
+/// renders nor reads again.
+pub struct Prepared {
+    pub(crate) desired: DesiredState,
+    pub(crate) live: LiveSnapshot,
+}
+
 /// An application compared with its cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppComparison {
@@ -102,6 +110,23 @@ pub struct AppComparison {
     pub objects: Vec<ObjectStatus>,
     /// Objects this application applied before that left Git and are still its own.
     pub to_prune: Vec<ObjectRef>,
+}
+
+impl ObjectStatus {
+    fn of(object: &DesiredObject, live: Option<&serde_json::Value>, diff: ObjectDiff) -> Self {
+        let health = live.map_or_else(Health::missing, |live| {
+            health::assess(&object.reference.group, &object.reference.kind, live)
+        });
+        let changed_by = live
+            .filter(|_| !diff.is_in_sync())
+            .and_then(|live| last_other_manager(live, FIELD_MANAGER));
+        Self {
+            object: object.reference.clone(),
+            diff,
+            health,
+            changed_by,
+        }
+    }
 }
 
 fn random_salt() -> [u8; 16] {
@@ -248,14 +273,31 @@ impl Engine {
         name: &str,
         fetch_max_age: Duration,
     ) -> Result<AppComparison, EngineError> {
+        let (comparison, _) = self.compare_inner(name, fetch_max_age, true).await?;
+        Ok(comparison)
+    }
+
+    /// What a controller needs to decide: like [`Engine::compare_with`], but objects missing
+    /// from the cluster are shown as declared (no server-side dry-run for their defaults), and
+    /// what was read is kept for [`Engine::sync_prepared`] right after.
+    pub async fn compare_for_sync(
+        &self,
+        name: &str,
+        fetch_max_age: Duration,
+    ) -> Result<(AppComparison, Prepared), EngineError> {
+        self.compare_inner(name, fetch_max_age, false).await
+    }
+
+    async fn compare_inner(
+        &self,
+        name: &str,
+        fetch_max_age: Duration,
+        dry_run_missing: bool,
+    ) -> Result<(AppComparison, Prepared), EngineError> {
         let app = self.find_application(name).await?;
         let app = &*app;
         let desired = self.desired_state(app, None, fetch_max_age).await?;
         let cluster = self.cluster(&app.destination.cluster).await?;
-        let cluster_error = |source| EngineError::Cluster {
-            application: app.name.clone(),
-            source: Box::new(source),
-        };
         let inventory = self.store.inventory(&app.name)?;
         let recorded = self.store.applied(&app.name)?;
         let live = self
@@ -277,6 +319,14 @@ impl Engine {
             // Brought in sync from this manifest and untouched since: no dry-run needed.
             let diff = if applied::unchanged(&recorded, app, object, live_object) {
                 ObjectDiff::Unchanged
+            } else if live_object.is_none() && !dry_run_missing {
+                compare_object(
+                    &object.reference,
+                    None,
+                    &object.manifest,
+                    &app.ignore_differences,
+                    &self.redaction_salt,
+                )
             } else {
                 let dry_run = ApplyOptions {
                     dry_run: true,
@@ -286,7 +336,10 @@ impl Engine {
                     .objects
                     .apply(&resolved.resource, object, dry_run)
                     .await
-                    .map_err(cluster_error)?;
+                    .map_err(|source| EngineError::Cluster {
+                        application: app.name.clone(),
+                        source: Box::new(source),
+                    })?;
                 let diff = compare_object(
                     &object.reference,
                     live_object,
@@ -301,18 +354,7 @@ impl Engine {
                 }
                 diff
             };
-            let health = live_object.map_or_else(Health::missing, |live| {
-                health::assess(&object.reference.group, &object.reference.kind, live)
-            });
-            let changed_by = live_object
-                .filter(|_| !diff.is_in_sync())
-                .and_then(|live| last_other_manager(live, FIELD_MANAGER));
-            objects.push(ObjectStatus {
-                object: object.reference.clone(),
-                diff,
-                health,
-                changed_by,
-            });
+            objects.push(ObjectStatus::of(object, live_object, diff));
         }
         if !newly_in_sync.is_empty() {
             self.store.update_applied(&app.name, &newly_in_sync)?;
@@ -328,7 +370,7 @@ impl Engine {
             .collect();
         let in_sync = objects.iter().all(|status| status.diff.is_in_sync()) && to_prune.is_empty();
         let health = health::worst(objects.iter().map(|status| &status.health));
-        Ok(AppComparison {
+        let comparison = AppComparison {
             application: app.name.clone(),
             revision: desired.commit.to_string(),
             sync: if in_sync {
@@ -339,7 +381,8 @@ impl Engine {
             health,
             objects,
             to_prune,
-        })
+        };
+        Ok((comparison, Prepared { desired, live }))
     }
 
     /// The API resource for an object known by reference and the version it was applied as;

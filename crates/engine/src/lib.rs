@@ -22,7 +22,7 @@ mod watch;
 
 pub use controller::{AppStatus, Controller};
 pub use desired::RenderedApp;
-pub use engine::{AppComparison, Engine, EngineOptions, EngineStats, ObjectStatus};
+pub use engine::{AppComparison, Engine, EngineOptions, EngineStats, ObjectStatus, Prepared};
 pub use error::EngineError;
 pub use sync::{ProgressSink, SyncOptions, SyncProgress, SyncReport};
 pub use watch::LiveChange;

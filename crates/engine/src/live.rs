@@ -36,6 +36,17 @@ struct Group {
     resource: ApiResource,
     namespace: Option<String>,
     references: Vec<ObjectRef>,
+    /// The watch cache shows none of them labelled: only whether they exist unlabelled is asked.
+    unlabelled: bool,
+}
+
+/// An object to read and what is already known about it.
+pub(crate) struct Wanted {
+    reference: ObjectRef,
+    resource: ApiResource,
+    /// The watch cache has no labelled object of this name, so a label-selected LIST would
+    /// find nothing: only someone else's unlabelled object can be there.
+    unlabelled: bool,
 }
 
 impl LiveSnapshot {
@@ -68,19 +79,25 @@ impl LiveSnapshot {
         read.chain(cached).collect()
     }
 
-    /// Reads `wanted` (references with their API resources). Objects labelled for `app` come from
-    /// one LIST per kind and namespace; the rest (not created yet, or someone else's) are looked
-    /// up individually only if a metadata-only LIST shows they exist.
+    /// Reads `wanted`. Objects labelled for `app` come from one LIST per kind and namespace; the
+    /// rest (not created yet, or someone else's) are looked up individually only if a
+    /// metadata-only LIST shows they exist.
     pub(crate) async fn read(
         app: &Application,
         cluster: &ClusterHandle,
-        wanted: Vec<(ObjectRef, ApiResource)>,
+        wanted: Vec<Wanted>,
     ) -> Result<Self, EngineError> {
-        let mut groups: BTreeMap<(String, Option<String>), Group> = BTreeMap::new();
-        for (reference, resource) in wanted {
+        let mut groups: BTreeMap<(String, Option<String>, bool), Group> = BTreeMap::new();
+        for Wanted {
+            reference,
+            resource,
+            unlabelled,
+        } in wanted
+        {
             let key = (
                 format!("{}/{}/{}", resource.group, resource.version, resource.plural),
                 reference.namespace.clone(),
+                unlabelled,
             );
             groups
                 .entry(key)
@@ -88,6 +105,7 @@ impl LiveSnapshot {
                     resource,
                     namespace: reference.namespace.clone(),
                     references: Vec::new(),
+                    unlabelled,
                 })
                 .references
                 .push(reference);
@@ -121,7 +139,7 @@ async fn read_group(
     let namespace = group.namespace.as_deref();
     let mut found = Vec::new();
     let mut unseen = group.references;
-    if unseen.len() >= LIST_THRESHOLD {
+    if unseen.len() >= LIST_THRESHOLD && !group.unlabelled {
         let mut listed: HashMap<String, Value> = cluster
             .objects
             .list(&group.resource, namespace, selector)
@@ -137,16 +155,16 @@ async fn read_group(
             }
             None => true,
         });
-        if unseen.len() >= LIST_THRESHOLD {
-            let existing: HashSet<String> = cluster
-                .objects
-                .list_names(&group.resource, namespace)
-                .await
-                .map_err(|e| cluster_error(app, e))?
-                .into_iter()
-                .collect();
-            unseen.retain(|reference| existing.contains(&reference.name));
-        }
+    }
+    if unseen.len() >= LIST_THRESHOLD {
+        let existing: HashSet<String> = cluster
+            .objects
+            .list_names(&group.resource, namespace)
+            .await
+            .map_err(|e| cluster_error(app, e))?
+            .into_iter()
+            .collect();
+        unseen.retain(|reference| existing.contains(&reference.name));
     }
     for reference in unseen {
         if let Some(object) = cluster
@@ -176,9 +194,10 @@ impl Engine {
     ) -> Result<LiveSnapshot, EngineError> {
         let mut cached = HashMap::new();
         let mut wanted = Vec::new();
+        // Whether to read the object, and if so whether it can only be there unlabelled.
         let mut consult = |reference: &ObjectRef, resource: &ApiResource, object: Option<&DesiredObject>| {
             let Some(cache) = self.live_cache.get() else {
-                return true;
+                return Some(false);
             };
             match cache.lookup(&cluster.name, cluster.objects.client(), resource, reference) {
                 Cached::Present(entry)
@@ -188,16 +207,21 @@ impl Engine {
                         }) =>
                 {
                     cached.insert(reference.clone(), entry);
-                    false
+                    None
                 }
                 // Gone, or without our label: nothing of ours to prune.
-                Cached::Absent if object.is_none() => false,
-                _ => true,
+                Cached::Absent if object.is_none() => None,
+                Cached::Absent => Some(true),
+                _ => Some(false),
             }
         };
         for (object, resolved) in desired.objects.iter() {
-            if consult(&object.reference, &resolved.resource, Some(object)) {
-                wanted.push((object.reference.clone(), resolved.resource.clone()));
+            if let Some(unlabelled) = consult(&object.reference, &resolved.resource, Some(object)) {
+                wanted.push(Wanted {
+                    reference: object.reference.clone(),
+                    resource: resolved.resource.clone(),
+                    unlabelled,
+                });
             }
         }
         let declared: HashSet<&ObjectRef> = desired
@@ -210,9 +234,13 @@ impl Engine {
                 continue;
             }
             if let Some(resource) = self.resource_for(app, cluster, reference, version).await?
-                && consult(reference, &resource, None)
+                && let Some(unlabelled) = consult(reference, &resource, None)
             {
-                wanted.push((reference.clone(), resource));
+                wanted.push(Wanted {
+                    reference: reference.clone(),
+                    resource,
+                    unlabelled,
+                });
             }
         }
         let mut snapshot = if wanted.is_empty() {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::desired::DesiredState;
-use crate::engine::ClusterHandle;
+use crate::engine::{ClusterHandle, Prepared};
 use crate::live::LiveSnapshot;
 use crate::throttle::{self, AdaptiveLimit};
 use crate::{Engine, EngineError, applied};
@@ -476,8 +476,29 @@ impl Engine {
     /// Syncs the application. Fetch, render or resolve errors fail the sync before anything is
     /// applied or deleted; a failed object fails the sync (later waves are skipped, nothing is
     /// pruned) while the report still lists every object's outcome.
-    #[tracing::instrument(skip(self, options), fields(dry_run = options.dry_run))]
     pub async fn sync(&self, name: &str, options: SyncOptions) -> Result<SyncReport, EngineError> {
+        self.sync_from(name, options, None).await
+    }
+
+    /// [`Engine::sync`] from what [`Engine::compare_for_sync`] just rendered and read (at the
+    /// pinned or configured revision; `options.revision` is ignored).
+    pub async fn sync_prepared(
+        &self,
+        name: &str,
+        mut options: SyncOptions,
+        prepared: Prepared,
+    ) -> Result<SyncReport, EngineError> {
+        options.revision = None;
+        self.sync_from(name, options, Some(prepared)).await
+    }
+
+    #[tracing::instrument(name = "sync", skip(self, options, prepared), fields(dry_run = options.dry_run))]
+    async fn sync_from(
+        &self,
+        name: &str,
+        options: SyncOptions,
+        prepared: Option<Prepared>,
+    ) -> Result<SyncReport, EngineError> {
         let app = self.find_application(name).await?;
         let app = &*app;
         let requested = options
@@ -485,25 +506,9 @@ impl Engine {
             .clone()
             .or(self.store.pinned(&app.name)?)
             .unwrap_or_else(|| app.source.revision.clone());
-        let desired = match self
-            .desired_state(app, Some(&requested), options.fetch_max_age)
-            .await
-        {
-            Ok(desired) => desired,
-            Err(err) => {
-                if !options.dry_run {
-                    let id = self.store.begin_sync(
-                        &app.name,
-                        &requested,
-                        &requested,
-                        options.trigger,
-                        now_millis(),
-                    )?;
-                    self.store
-                        .finish_sync(id, SyncResult::Failed, &err.to_string(), &[], now_millis())?;
-                }
-                return Err(err);
-            }
+        let (desired, prepared_live) = match prepared {
+            Some(Prepared { desired, live }) => (desired, Some(live)),
+            None => (self.desired_or_failed(app, &requested, &options).await?, None),
         };
         let cluster = self.cluster(&app.destination.cluster).await?;
         let inventory = self.store.inventory(&app.name)?;
@@ -521,9 +526,13 @@ impl Engine {
             limit: AdaptiveLimit::default(),
             healths: Vec::new(),
         };
-        let live_objects = self
-            .live_snapshot(app, &run.cluster, &run.desired, &inventory, &run.recorded)
-            .await?;
+        let live_objects = match prepared_live {
+            Some(live) => live,
+            None => {
+                self.live_snapshot(app, &run.cluster, &run.desired, &inventory, &run.recorded)
+                    .await?
+            }
+        };
         let live = live_objects.ownership();
         let objects: Vec<_> = run
             .desired
@@ -571,6 +580,31 @@ impl Engine {
         }
 
         run.finish(&plan, &inventory, &pruned, sync_id)
+    }
+
+    /// The desired state at `requested`; when it cannot be had, a failed sync is recorded (not
+    /// for a dry-run) before the error is returned.
+    async fn desired_or_failed(
+        &self,
+        app: &Application,
+        requested: &str,
+        options: &SyncOptions,
+    ) -> Result<DesiredState, EngineError> {
+        let err = match self
+            .desired_state(app, Some(requested), options.fetch_max_age)
+            .await
+        {
+            Ok(desired) => return Ok(desired),
+            Err(err) => err,
+        };
+        if !options.dry_run {
+            let id = self
+                .store
+                .begin_sync(&app.name, requested, requested, options.trigger, now_millis())?;
+            self.store
+                .finish_sync(id, SyncResult::Failed, &err.to_string(), &[], now_millis())?;
+        }
+        Err(err)
     }
 
     /// Polls the health of `desired.objects[members]` until all are healthy (or suspended); `Err`

@@ -14,7 +14,7 @@ use driftless_core::SyncState;
 use driftless_core::application::{Application, IgnoreDifference};
 use driftless_core::diff::ObjectDiff;
 use driftless_engine::{AppStatus, Controller, Engine, SyncOptions};
-use driftless_store::{EventKind, Trigger};
+use driftless_store::{EventKind, ObjectAction, Trigger};
 use driftless_testenv::git::TestRepo;
 use driftless_testenv::{ControlPlane, TestEnv};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -497,4 +497,87 @@ async fn a_commit_re_renders_only_the_applications_whose_inputs_it_touched() {
     let rendered_k = engine.render("k", None).await.expect("render k");
     assert_eq!(rendered_k.manifests[0]["metadata"]["name"], "k-shared");
     assert_eq!(rendered_k.manifests[0]["data"]["v"], "2");
+}
+
+/// A new process (a CLI sync) reuses the render an earlier one kept for the same commit and
+/// application; never one with a Secret, and never for an application configured differently.
+#[tokio::test]
+async fn a_new_process_reuses_the_kept_render_but_never_keeps_secrets() {
+    let env = TestEnv::new("kept-render").await;
+    let repo = TestRepo::new();
+    repo.write(
+        "plain/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {v: '1'}\n",
+    )
+    .write(
+        "secretive/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {password: kept-render-hunter2}\n",
+    );
+    let initial = repo.commit("two applications");
+    let apps = vec![
+        common::application("plain", &repo, "plain", &env.namespace),
+        common::application("secretive", &repo, "secretive", &env.namespace),
+    ];
+    let data = tempfile::tempdir().expect("tempdir");
+    let first = common::engine_in(env.kubeconfig_path(), data.path(), apps.clone());
+    for name in ["plain", "secretive"] {
+        let report = first.sync(name, SyncOptions::default()).await.expect("sync");
+        assert!(report.message.is_empty(), "{name}: {}", report.message);
+    }
+    assert_eq!(first.stats().await.renders, 2);
+    drop(first);
+    let database = std::fs::read(data.path().join("driftless.db")).expect("database");
+    let wal = std::fs::read(data.path().join("driftless.db-wal")).unwrap_or_default();
+    for bytes in [&database, &wal] {
+        assert!(
+            !bytes.windows(19).any(|w| w == b"kept-render-hunter2"),
+            "a Secret's value reached the store"
+        );
+    }
+
+    let second = common::engine_in(env.kubeconfig_path(), data.path(), apps.clone());
+    let report = second.sync("plain", SyncOptions::default()).await.expect("sync");
+    assert_eq!(report.revision, initial);
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|outcome| outcome.action == ObjectAction::Unchanged),
+        "nothing to do: {:?}",
+        report.outcomes
+    );
+    assert_eq!(second.stats().await.renders, 0, "the kept render was used");
+    second.compare("secretive").await.expect("compare");
+    assert_eq!(second.stats().await.renders, 1, "a Secret's render is never kept");
+    drop(second);
+
+    repo.write("README.md", "unrelated\n");
+    let unrelated = repo.commit("a file nobody renders");
+    let third = common::engine_in(env.kubeconfig_path(), data.path(), apps.clone());
+    let comparison = third.compare("plain").await.expect("compare");
+    assert_eq!(comparison.revision, unrelated);
+    assert_eq!(comparison.sync, SyncState::Synced);
+    assert_eq!(
+        third.stats().await.renders,
+        0,
+        "the commit did not touch what it read"
+    );
+    drop(third);
+
+    let mut changed = apps;
+    changed[0].ignore_differences.push(IgnoreDifference {
+        group: None,
+        kind: "ConfigMap".into(),
+        name: None,
+        namespace: None,
+        json_pointers: vec!["/data/v".into()],
+        managed_fields_managers: Vec::new(),
+    });
+    let fourth = common::engine_in(env.kubeconfig_path(), data.path(), changed);
+    fourth.compare("plain").await.expect("compare");
+    assert_eq!(
+        fourth.stats().await.renders,
+        1,
+        "configured differently: rendered again"
+    );
 }

@@ -19,6 +19,13 @@ use crate::tree::{Entry, FileTree};
 pub struct CommitId(String);
 
 impl CommitId {
+    /// A full commit id as git prints it (40 hex digits, or 64 in a SHA-256 repository).
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        let full = matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit());
+        full.then(|| Self(text.to_ascii_lowercase()))
+    }
+
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0

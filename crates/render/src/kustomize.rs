@@ -31,6 +31,24 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
+/// Which kustomize would run: its path, size and modification time ("none" when not installed).
+pub(crate) fn command_stamp() -> String {
+    let Ok((path, _)) = kustomize_command() else {
+        return "kustomize: none".to_owned();
+    };
+    let metadata = std::fs::metadata(&path).ok();
+    let modified = metadata
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos());
+    format!(
+        "kustomize: {} {:?} {modified:?}",
+        path.display(),
+        metadata.map(|m| m.len())
+    )
+}
+
 /// `kustomize build` when kustomize is installed, else `kubectl kustomize` (kubectl embeds it).
 fn kustomize_command() -> Result<(PathBuf, &'static str), RenderError> {
     find_on_path("kustomize")

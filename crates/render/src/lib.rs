@@ -116,6 +116,16 @@ pub async fn render(
     }
 }
 
+/// The renderers' names, as [`Rendered::renderer`] gives them.
+pub const RENDERERS: &[&str] = &["directory", "kustomize"];
+
+/// The external tools renders may run, identified by path, size and modification time: a render
+/// kept from an earlier process is reused only while the same tools are installed.
+#[must_use]
+pub fn tools_stamp() -> String {
+    kustomize::command_stamp()
+}
+
 /// Whether `source` needs the whole repository (Kustomize) or only its own path.
 #[must_use]
 pub fn needs_whole_repository(source: &Source) -> bool {

@@ -9,6 +9,8 @@
 //! - `POST /api/v1/applications/{name}/sync`: a sync now (body: [`SyncRequest`]), serialised with
 //!   the controller's reconciles of that application.
 //! - `POST /api/v1/applications/{name}/refresh`: a reconcile now.
+//! - `POST /api/v1/refresh` (body: [`RefreshRequest`]): a reconcile now of every application of a
+//!   repository (or of all), sharing one fetch — what a push webhook asks for.
 
 mod client;
 
@@ -88,6 +90,7 @@ fn router(controller: Arc<Controller>) -> Router {
         .route("/api/v1/applications/{name}/diff", get(diff))
         .route("/api/v1/applications/{name}/sync", post(sync))
         .route("/api/v1/applications/{name}/refresh", post(refresh))
+        .route("/api/v1/refresh", post(refresh_repository))
         .route("/api/v1/stats", get(stats))
         .with_state(controller)
 }
@@ -145,6 +148,31 @@ async fn refresh(
         .map_err(ApiError)?;
     controller.refresh(&name);
     Ok(StatusCode::ACCEPTED)
+}
+
+/// Which applications `POST /api/v1/refresh` reconciles.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// Only the applications whose source is this repository (exactly as configured); all when
+    /// absent.
+    #[serde(default)]
+    pub repo_url: Option<String>,
+}
+
+/// The applications a refresh asked to reconcile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshResponse {
+    pub applications: Vec<String>,
+}
+
+async fn refresh_repository(
+    State(controller): State<Arc<Controller>>,
+    Json(request): Json<RefreshRequest>,
+) -> Json<RefreshResponse> {
+    Json(RefreshResponse {
+        applications: controller.refresh_repository(request.repo_url.as_deref()),
+    })
 }
 
 /// Serves the API on the Unix socket at `path` until `shutdown` completes. Refuses to start when

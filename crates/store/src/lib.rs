@@ -2,7 +2,9 @@
 //! per-object outcome, each application's inventory (what it applied, for pruning), and revisions
 //! pinned by a rollback.
 //!
-//! Only identities, actions and messages are stored: never a manifest, and never a Secret's value.
+//! Beside identities, actions and messages, the last render of each application is kept (so a
+//! new process need not render an unchanged commit again) — only renders without Secrets: a
+//! Secret's value is never stored.
 //! Calls are synchronous; async callers run them on a blocking thread. Timestamps are passed in
 //! (Unix milliseconds), so behaviour does not depend on the clock in tests.
 
@@ -68,7 +70,27 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_by_application ON events (application, id);
 ",
+    r"
+    CREATE TABLE renders (
+        application TEXT PRIMARY KEY,
+        key TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        rendered_at INTEGER NOT NULL,
+        body BLOB NOT NULL
+    );
+",
 ];
+
+/// An application's last render, as the engine serialised it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderRecord {
+    /// What the render depended on besides the commit (the engine's digest of its inputs).
+    pub key: String,
+    pub revision: String,
+    /// Milliseconds since the Unix epoch.
+    pub rendered_at: i64,
+    pub body: Vec<u8>,
+}
 
 /// Events kept per application; older ones are dropped as new ones arrive.
 const EVENTS_KEPT: i64 = 500;
@@ -689,6 +711,51 @@ impl Store {
             });
         }
         Ok(events)
+    }
+
+    /// Keeps `record` as the application's last render, replacing the one before.
+    pub fn save_render(&self, application: &str, record: &RenderRecord) -> Result<(), StoreError> {
+        self.connection()
+            .execute(
+                "INSERT INTO renders (application, key, revision, rendered_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (application) DO UPDATE SET key = ?2, revision = ?3, rendered_at = ?4, body = ?5",
+                params![
+                    application,
+                    record.key,
+                    record.revision,
+                    record.rendered_at,
+                    record.body
+                ],
+            )
+            .map(drop)
+            .map_err(sql("keep a render"))
+    }
+
+    /// The application's last render, if one was kept.
+    pub fn render(&self, application: &str) -> Result<Option<RenderRecord>, StoreError> {
+        self.connection()
+            .query_row(
+                "SELECT key, revision, rendered_at, body FROM renders WHERE application = ?1",
+                params![application],
+                |row| {
+                    Ok(RenderRecord {
+                        key: row.get(0)?,
+                        revision: row.get(1)?,
+                        rendered_at: row.get(2)?,
+                        body: row.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(sql("read a render"))
+    }
+
+    /// Forgets the application's render (its render changed into one that must not be kept).
+    pub fn forget_render(&self, application: &str) -> Result<(), StoreError> {
+        self.connection()
+            .execute("DELETE FROM renders WHERE application = ?1", params![application])
+            .map(drop)
+            .map_err(sql("forget a render"))
     }
 
     pub fn pinned(&self, application: &str) -> Result<Option<String>, StoreError> {

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use driftless_core::{GroupVersionKind, ObjectRef};
 use driftless_store::{
-    AppliedState, EventKind, EventRecord, ObjectAction, ObjectOutcome, Store, SyncResult, Trigger,
+    AppliedState, EventKind, EventRecord, ObjectAction, ObjectOutcome, RenderRecord, Store, SyncResult,
+    Trigger,
 };
 
 fn config_map(name: &str) -> ObjectRef {
@@ -221,4 +222,33 @@ fn events_are_kept_per_application_newest_first_and_bounded() {
     assert_eq!(web[0].message, "drift 509");
     assert_eq!(web[499].message, "drift 10");
     assert_eq!(store.events("db", 10).expect("events"), vec![backoff]);
+}
+
+#[test]
+fn the_last_render_is_kept_per_application_across_reopens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let first = RenderRecord {
+        key: "k1".into(),
+        revision: "a".repeat(40),
+        rendered_at: 1,
+        body: b"[1]".to_vec(),
+    };
+    let second = RenderRecord {
+        key: "k2".into(),
+        revision: "b".repeat(40),
+        rendered_at: 2,
+        body: b"[2]".to_vec(),
+    };
+    {
+        let store = Store::open(&path).expect("store");
+        assert_eq!(store.render("web").expect("render"), None);
+        store.save_render("web", &first).expect("save");
+        store.save_render("web", &second).expect("replace");
+        store.save_render("db", &first).expect("save");
+    }
+    let store = Store::open(&path).expect("reopen");
+    assert_eq!(store.render("web").expect("render"), Some(second));
+    store.forget_render("db").expect("forget");
+    assert_eq!(store.render("db").expect("render"), None);
 }

@@ -73,7 +73,12 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             application,
             flags,
         } => sync(&common, &application, &flags).await,
-        Command::Refresh { common, application } => refresh(&common, &application).await,
+        Command::Refresh {
+            common,
+            application,
+            repo,
+            all: _,
+        } => refresh(&common, application.as_deref(), repo).await,
         Command::Rollback {
             common,
             application,
@@ -143,14 +148,35 @@ async fn sync(common: &Common, application: &str, flags: &SyncFlags) -> anyhow::
     print_report(common.output, &report)
 }
 
-async fn refresh(common: &Common, application: &str) -> anyhow::Result<ExitCode> {
+/// One application, or (without one) every application of `repo`, or all.
+async fn refresh(
+    common: &Common,
+    application: Option<&str>,
+    repo: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let Some(client) = server(common).await? else {
         anyhow::bail!("no driftless serve is running for this configuration (refresh needs one)");
     };
-    client
-        .post_empty(&format!("/api/v1/applications/{application}/refresh"))
+    if let Some(application) = application {
+        client
+            .post_empty(&format!("/api/v1/applications/{application}/refresh"))
+            .await?;
+        println!("{application}: refresh requested");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let repo_given = repo.is_some();
+    let response: driftless_server::RefreshResponse = client
+        .post(
+            "/api/v1/refresh",
+            &driftless_server::RefreshRequest { repo_url: repo },
+        )
         .await?;
-    println!("{application}: refresh requested");
+    if response.applications.is_empty() && repo_given {
+        anyhow::bail!("no application's source is that repository (URLs are compared exactly as configured)");
+    }
+    for application in &response.applications {
+        println!("{application}: refresh requested");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -66,6 +66,16 @@ pub fn engine_at(
     applications: Vec<Application>,
 ) -> (tempfile::TempDir, Engine) {
     let data = tempfile::tempdir().expect("tempdir");
+    let engine = engine_in(kubeconfig, data.path(), applications);
+    (data, engine)
+}
+
+/// An engine with its state in `data_dir`: a second one there is what a new process would be.
+pub fn engine_in(
+    kubeconfig: &std::path::Path,
+    data_dir: &std::path::Path,
+    applications: Vec<Application>,
+) -> Engine {
     let config = Config {
         data_dir: None,
         clusters: vec![Cluster {
@@ -79,10 +89,10 @@ pub fn engine_at(
         applications,
     };
     let options = EngineOptions {
-        data_dir: data.path().to_owned(),
+        data_dir: data_dir.to_owned(),
         ..EngineOptions::default()
     };
-    (data, Engine::new(config, options).expect("engine"))
+    Engine::new(config, options).expect("engine")
 }
 
 /// A controller running in the background until [`Running::stop`].
