@@ -198,14 +198,25 @@ impl Objects {
         namespace: Option<&str>,
         label_selector: &str,
     ) -> Result<Vec<Value>, ObjectError> {
+        /// Items straight into JSON values: through `DynamicObject` every object's metadata would
+        /// be parsed into types and then serialised back (most of a large LIST's cost).
+        #[derive(serde::Deserialize)]
+        struct Items {
+            items: Vec<Value>,
+        }
         let what = listing(resource, namespace);
         let params = kube::api::ListParams::default().labels(label_selector);
-        let list = self
-            .api(resource, namespace)
+        let api = self.api(resource, namespace);
+        let mut request = kube::core::Request::new(api.resource_url())
             .list(&params)
+            .map_err(|err| ObjectError::about(what.clone(), kube::Error::BuildRequest(err)))?;
+        request.extensions_mut().insert("list");
+        let list: Items = self
+            .client
+            .request(request)
             .await
             .map_err(|err| ObjectError::about(what.clone(), err))?;
-        list.items.into_iter().map(|item| to_json(&what, item)).collect()
+        Ok(list.items)
     }
 
     /// The names of every object of `resource` in `namespace`, from a metadata-only LIST (no
