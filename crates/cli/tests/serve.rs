@@ -276,7 +276,7 @@ async fn the_cli_goes_through_a_running_server() {
     let elsewhere = cli(&["refresh", "--repo", "file:///nowhere"]);
     assert_eq!(
         elsewhere.status.code(),
-        Some(1),
+        Some(2),
         "no application uses that repository"
     );
     assert!(

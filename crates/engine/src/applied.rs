@@ -40,25 +40,8 @@ pub(crate) fn state_of(app: &Application, object: &DesiredObject, live: &Value) 
 }
 
 /// `true` when the object was brought in sync from this very manifest and nobody has touched the
-/// fields driftless owns since.
-pub(crate) fn unchanged(
-    recorded: &BTreeMap<ObjectRef, AppliedState>,
-    app: &Application,
-    object: &DesiredObject,
-    live: Option<&Value>,
-) -> bool {
-    let Some(live) = live else {
-        return false;
-    };
-    unchanged_since(
-        recorded,
-        app,
-        object,
-        fingerprint_of(app, &object.reference, live).as_deref(),
-    )
-}
-
-/// [`unchanged`] for a live object known only by its fingerprint (from the watch cache).
+/// fields driftless owns since: `live_fingerprint` (from a read, or the watch cache) is the one
+/// recorded then.
 pub(crate) fn unchanged_since(
     recorded: &BTreeMap<ObjectRef, AppliedState>,
     app: &Application,

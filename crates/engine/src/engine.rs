@@ -317,7 +317,7 @@ impl Engine {
             }
             let live_object = live.get(&object.reference);
             // Brought in sync from this manifest and untouched since: no dry-run needed.
-            let diff = if applied::unchanged(&recorded, app, object, live_object) {
+            let diff = if live.read_unchanged(&recorded, app, object) {
                 ObjectDiff::Unchanged
             } else if live_object.is_none() && !dry_run_missing {
                 compare_object(

@@ -3,6 +3,7 @@
 //! kind and namespace instead of one GET per object.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use driftless_core::application::Application;
 use driftless_core::plan::{APPLICATION_LABEL, LiveOwnership};
@@ -27,6 +28,8 @@ const READ_CONCURRENCY: usize = 8;
 #[derive(Default)]
 pub(crate) struct LiveSnapshot {
     objects: HashMap<ObjectRef, Value>,
+    /// The fingerprint of each read object, computed as it was read (on every core).
+    fingerprints: HashMap<ObjectRef, Option<String>>,
     /// Objects known from the watch cache only: this application's, and (when declared)
     /// unchanged since they were last brought in sync, so they need neither a read nor an apply.
     cached: HashMap<ObjectRef, CachedObject>,
@@ -53,6 +56,20 @@ impl LiveSnapshot {
     /// The whole live object, when it was read (not for objects known from the cache only).
     pub(crate) fn get(&self, reference: &ObjectRef) -> Option<&Value> {
         self.objects.get(reference)
+    }
+
+    /// Whether a read object is unchanged since it was last brought in sync from this manifest.
+    pub(crate) fn read_unchanged(
+        &self,
+        recorded: &BTreeMap<ObjectRef, AppliedState>,
+        app: &Application,
+        object: &DesiredObject,
+    ) -> bool {
+        self.fingerprints
+            .get(&object.reference)
+            .is_some_and(|fingerprint| {
+                applied::unchanged_since(recorded, app, object, fingerprint.as_deref())
+            })
     }
 
     /// The cache's entry for a declared object that is unchanged since last in sync.
@@ -110,16 +127,26 @@ impl LiveSnapshot {
                 .references
                 .push(reference);
         }
-        let selector = format!("{APPLICATION_LABEL}={}", app.name);
-        let found: Vec<Vec<(ObjectRef, Value)>> = futures::stream::iter(groups.into_values())
-            .map(|group| read_group(app, cluster, group, &selector))
+        let selector: Arc<str> = format!("{APPLICATION_LABEL}={}", app.name).into();
+        let shared_app = Arc::new(app.clone());
+        // Each kind in a task of its own: decoding a large LIST and fingerprinting its objects
+        // is most of the work, and tasks spread over every core.
+        let found: Vec<Vec<ReadObject>> = futures::stream::iter(groups.into_values())
+            .map(|group| {
+                let (app, cluster, selector) =
+                    (Arc::clone(&shared_app), cluster.clone(), Arc::clone(&selector));
+                tokio::spawn(async move { read_group(&app, &cluster, group, &selector).await })
+            })
             .buffer_unordered(READ_CONCURRENCY)
+            .map(|joined| joined.unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic())))
             .try_collect()
             .await?;
-        Ok(Self {
-            objects: found.into_iter().flatten().collect(),
-            cached: HashMap::new(),
-        })
+        let mut snapshot = Self::default();
+        for (reference, object, fingerprint) in found.into_iter().flatten() {
+            snapshot.fingerprints.insert(reference.clone(), fingerprint);
+            snapshot.objects.insert(reference, object);
+        }
+        Ok(snapshot)
     }
 }
 
@@ -130,12 +157,15 @@ fn cluster_error(app: &Application, source: driftless_kube::ObjectError) -> Engi
     }
 }
 
+/// A live object with its fingerprint.
+type ReadObject = (ObjectRef, Value, Option<String>);
+
 async fn read_group(
     app: &Application,
     cluster: &ClusterHandle,
     group: Group,
     selector: &str,
-) -> Result<Vec<(ObjectRef, Value)>, EngineError> {
+) -> Result<Vec<ReadObject>, EngineError> {
     let namespace = group.namespace.as_deref();
     let mut found = Vec::new();
     let mut unseen = group.references;
@@ -176,7 +206,13 @@ async fn read_group(
             found.push((reference, object));
         }
     }
-    Ok(found)
+    Ok(found
+        .into_iter()
+        .map(|(reference, object)| {
+            let fingerprint = applied::fingerprint_of(app, &reference, &object);
+            (reference, object, fingerprint)
+        })
+        .collect())
 }
 
 impl Engine {

@@ -260,7 +260,7 @@ impl SyncRun<'_> {
             let object = &self.desired.objects[index].0;
             let cached = live_objects.unchanged(&object.reference);
             let live = live_objects.get(&object.reference);
-            if cached.is_some() || applied::unchanged(&self.recorded, self.app, object, live) {
+            if cached.is_some() || live_objects.read_unchanged(&self.recorded, self.app, object) {
                 let health = cached.map(|entry| entry.health.clone()).or_else(|| {
                     live.map(|live| health::assess(&object.reference.group, &object.reference.kind, live))
                 });

@@ -16,12 +16,24 @@ pub struct Resolved {
 
 /// Returned when the API server cannot be asked.
 #[derive(Debug, thiserror::Error)]
-#[error("failed to discover {api_version} {kind}: {}", crate::objects::root_cause(.source))]
+#[error(
+    "failed to discover {api_version} {kind}: {}{}",
+    if self.is_unreachable() { "cannot reach the API server: " } else { "" },
+    crate::objects::root_cause(.source)
+)]
 pub struct DiscoveryError {
     pub api_version: String,
     pub kind: String,
     #[source]
     pub source: kube::Error,
+}
+
+impl DiscoveryError {
+    /// The API server could not be reached at all (worded as for object requests).
+    #[must_use]
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self.source, kube::Error::HyperError(_) | kube::Error::Service(_))
+    }
 }
 
 /// A per-cluster cache of discovery answers. Unknown kinds are not cached: a CRD may be installed
