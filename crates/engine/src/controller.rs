@@ -100,7 +100,10 @@ fn describe_drift(comparison: &AppComparison) -> String {
 /// Why a reconcile was asked for: it decides how fresh the Git fetch must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reason {
-    /// The application's interval, a live change, a root's new children: a recent fetch will do.
+    /// The cluster changed, not Git: compare with the last fetch, however old (the interval
+    /// polls Git). A busy cluster thus costs no fetches.
+    LiveChange,
+    /// The application's interval, a root's new children: a recent fetch will do.
     Routine,
     /// Someone asked (API, CLI, webhook) at this instant: the fetch must have started since.
     /// Many refreshes asked at once (a webhook for a monorepo) thus share one fetch.
@@ -113,7 +116,8 @@ impl Reason {
         match (self, other) {
             (Self::Requested(a), Self::Requested(b)) => Self::Requested(a.max(b)),
             (Self::Requested(asked), _) | (_, Self::Requested(asked)) => Self::Requested(asked),
-            (Self::Routine, Self::Routine) => Self::Routine,
+            (Self::Routine, _) | (_, Self::Routine) => Self::Routine,
+            (Self::LiveChange, Self::LiveChange) => Self::LiveChange,
         }
     }
 }
@@ -191,8 +195,8 @@ impl Controller {
         names
     }
 
-    fn enqueue(&self, application: &str) {
-        let _ = self.requests.send((application.to_owned(), Reason::Routine));
+    fn enqueue(&self, application: &str, reason: Reason) {
+        let _ = self.requests.send((application.to_owned(), reason));
     }
 
     /// Reconciles the application a live change belongs to (drift is seen at once).
@@ -200,7 +204,7 @@ impl Controller {
         while let Some(change) = changes.recv().await {
             tracing::debug!(application = %change.application, object = %change.object, deleted = change.deleted, "live change");
             if self.engine.application(&change.application).is_ok() {
-                self.enqueue(&change.application);
+                self.enqueue(&change.application, Reason::LiveChange);
             }
         }
     }
@@ -284,7 +288,7 @@ impl Controller {
         });
         for name in names {
             if !timers.contains_key(&name) {
-                self.enqueue(&name);
+                self.enqueue(&name, Reason::Routine);
                 timers.insert(name.clone(), tokio::spawn(Arc::clone(self).timer(name)));
             }
         }
@@ -308,7 +312,7 @@ impl Controller {
                 jittered(interval, &name)
             };
             tokio::time::sleep(wait).await;
-            self.enqueue(&name);
+            self.enqueue(&name, Reason::Routine);
         }
     }
 
@@ -347,6 +351,7 @@ impl Controller {
         let mut status = self.statuses.read().await.get(name).cloned().unwrap_or_default();
         status.pinned = pinned;
         let fetch_max_age = match reason {
+            Reason::LiveChange => Duration::MAX,
             Reason::Routine => self.engine.options.fetch_reuse,
             Reason::Requested(asked) => asked.elapsed(),
         };
@@ -474,7 +479,7 @@ impl Controller {
             let (controller, name) = (Arc::clone(self), name.to_owned());
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(u64::try_from(remaining).unwrap_or(0))).await;
-                controller.enqueue(&name);
+                controller.enqueue(&name, Reason::LiveChange);
             });
             return false;
         }

@@ -193,9 +193,10 @@ impl Engine {
         let pinned = self.store.pinned(&app.name)?;
         let revision = revision.or(pinned.as_deref()).unwrap_or(&app.source.revision);
         let url = &app.source.repo_url;
+        // Older than the engine (or the machine's uptime): any fetch this engine made will do.
         let not_before = Instant::now()
             .checked_sub(fetch_max_age)
-            .unwrap_or_else(Instant::now);
+            .map_or(self.created, |since| since.max(self.created));
         let commit = self
             .mirrors
             .fetch_since_and_resolve(url, revision, not_before)

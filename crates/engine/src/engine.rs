@@ -79,6 +79,8 @@ pub struct Engine {
     pub(crate) live_cache: std::sync::OnceLock<LiveCache>,
     /// Salts the hashes that stand in for Secret values in diffs; new per process.
     pub(crate) redaction_salt: [u8; 16],
+    /// Every fetch this engine made started after this: "any fetch will do" means "since then".
+    pub(crate) created: std::time::Instant,
 }
 
 /// One object's state in a comparison.
@@ -145,6 +147,7 @@ impl Engine {
         let registry = Arc::new(Registry::new(&config.applications));
         let mirrors = Mirrors::new(options.data_dir.join("git"), config.repositories.clone());
         Ok(Self {
+            created: std::time::Instant::now(),
             config,
             mirrors,
             store: Arc::new(store),
