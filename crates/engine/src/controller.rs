@@ -350,12 +350,14 @@ impl Controller {
         let pinned = self.engine.store().pinned(name).ok().flatten().is_some();
         let mut status = self.statuses.read().await.get(name).cloned().unwrap_or_default();
         status.pinned = pinned;
-        let fetch_max_age = match reason {
-            Reason::LiveChange => Duration::MAX,
-            Reason::Routine => self.engine.options.fetch_reuse,
-            Reason::Requested(asked) => asked.elapsed(),
+        // The instant itself, not an age: an age converted back to an instant later would be a
+        // little later than the fetch the first of many applications asked at once started.
+        let fetched_since = match reason {
+            Reason::LiveChange => self.engine.created,
+            Reason::Routine => self.engine.fetched_since(self.engine.options.fetch_reuse),
+            Reason::Requested(asked) => asked,
         };
-        match self.engine.compare_for_sync(name, fetch_max_age).await {
+        match self.engine.compare_for_sync(name, fetched_since).await {
             Ok((comparison, prepared)) => {
                 let was_out_of_sync = status.sync == Some(SyncState::OutOfSync);
                 status.revision = Some(comparison.revision.clone());

@@ -162,7 +162,9 @@ impl Engine {
     /// changing anything. Needs the cluster for discovery (namespaces, CRD scopes).
     pub async fn render(&self, name: &str, revision: Option<&str>) -> Result<RenderedApp, EngineError> {
         let app = self.find_application(name).await?;
-        let desired = self.desired_state(&app, revision, Duration::ZERO).await?;
+        let desired = self
+            .desired_state(&app, revision, self.fetched_since(Duration::ZERO))
+            .await?;
         Ok(RenderedApp {
             application: app.name.clone(),
             revision: desired.commit.to_string(),
@@ -175,7 +177,8 @@ impl Engine {
         })
     }
 
-    /// Fetches the application's repository (or uses a fetch at most `fetch_max_age` old),
+    /// Fetches the application's repository (or uses a fetch that started at `fetched_since` or
+    /// later),
     /// resolves `revision` (default: the pinned revision, else the configured one), renders, and
     /// gives every object its identity and ownership label. The render is skipped when the last
     /// one is at this commit, or at a commit that differs only in paths the render did not read.
@@ -184,7 +187,7 @@ impl Engine {
         &self,
         app: &Application,
         revision: Option<&str>,
-        fetch_max_age: Duration,
+        fetched_since: Instant,
     ) -> Result<DesiredState, EngineError> {
         let git_error = |source| EngineError::Git {
             application: app.name.clone(),
@@ -193,13 +196,9 @@ impl Engine {
         let pinned = self.store.pinned(&app.name)?;
         let revision = revision.or(pinned.as_deref()).unwrap_or(&app.source.revision);
         let url = &app.source.repo_url;
-        // Older than the engine (or the machine's uptime): any fetch this engine made will do.
-        let not_before = Instant::now()
-            .checked_sub(fetch_max_age)
-            .map_or(self.created, |since| since.max(self.created));
         let commit = self
             .mirrors
-            .fetch_since_and_resolve(url, revision, not_before)
+            .fetch_since_and_resolve(url, revision, fetched_since)
             .await
             .map_err(git_error)?;
         let known = self.render_cache.get(app).or_else(|| self.kept_render(app));
@@ -286,6 +285,14 @@ impl Engine {
         self.keep_render(app, &desired, inputs.as_deref(), keepable);
         self.render_cache.put(app, &desired, inputs);
         Ok(desired)
+    }
+
+    /// The instant a fetch must have started at or after to be at most `max_age` old; any fetch
+    /// this engine made when that is before the engine (or the machine) started.
+    pub(crate) fn fetched_since(&self, max_age: Duration) -> Instant {
+        Instant::now()
+            .checked_sub(max_age)
+            .map_or(self.created, |since| since.max(self.created))
     }
 
     /// What a render depends on besides the commit: the application, its cluster's settings,

@@ -236,7 +236,9 @@ impl Engine {
             }
             for name in pending {
                 if let Some(app) = self.registry.get(&name) {
-                    let _ = self.desired_state(&app, None, self.options.fetch_reuse).await;
+                    let _ = self
+                        .desired_state(&app, None, self.fetched_since(self.options.fetch_reuse))
+                        .await;
                 }
                 rendered.insert(name);
             }
@@ -276,30 +278,33 @@ impl Engine {
         name: &str,
         fetch_max_age: Duration,
     ) -> Result<AppComparison, EngineError> {
-        let (comparison, _) = self.compare_inner(name, fetch_max_age, true).await?;
+        let (comparison, _) = self
+            .compare_inner(name, self.fetched_since(fetch_max_age), true)
+            .await?;
         Ok(comparison)
     }
 
-    /// What a controller needs to decide: like [`Engine::compare_with`], but objects missing
-    /// from the cluster are shown as declared (no server-side dry-run for their defaults), and
-    /// what was read is kept for [`Engine::sync_prepared`] right after.
-    pub async fn compare_for_sync(
+    /// What a controller needs to decide: like [`Engine::compare_with`] with a fetch that started
+    /// at `fetched_since` or later, but objects missing from the cluster are shown as declared
+    /// (no server-side dry-run for their defaults), and what was read is kept for
+    /// [`Engine::sync_prepared`] right after.
+    pub(crate) async fn compare_for_sync(
         &self,
         name: &str,
-        fetch_max_age: Duration,
+        fetched_since: std::time::Instant,
     ) -> Result<(AppComparison, Prepared), EngineError> {
-        self.compare_inner(name, fetch_max_age, false).await
+        self.compare_inner(name, fetched_since, false).await
     }
 
     async fn compare_inner(
         &self,
         name: &str,
-        fetch_max_age: Duration,
+        fetched_since: std::time::Instant,
         dry_run_missing: bool,
     ) -> Result<(AppComparison, Prepared), EngineError> {
         let app = self.find_application(name).await?;
         let app = &*app;
-        let desired = self.desired_state(app, None, fetch_max_age).await?;
+        let desired = self.desired_state(app, None, fetched_since).await?;
         let cluster = self.cluster(&app.destination.cluster).await?;
         let inventory = self.store.inventory(&app.name)?;
         let recorded = self.store.applied(&app.name)?;

@@ -591,7 +591,7 @@ impl Engine {
         options: &SyncOptions,
     ) -> Result<DesiredState, EngineError> {
         let err = match self
-            .desired_state(app, Some(requested), options.fetch_max_age)
+            .desired_state(app, Some(requested), self.fetched_since(options.fetch_max_age))
             .await
         {
             Ok(desired) => return Ok(desired),

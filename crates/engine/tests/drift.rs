@@ -28,7 +28,7 @@ const WAIT: Duration = Duration::from_mins(1);
 fn deployment(replicas: Option<u32>) -> String {
     let replicas = replicas.map_or_else(String::new, |n| format!("  replicas: {n}\n"));
     format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n{replicas}  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: web, image: nginx}}]}}\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, labels: {{tier: web}}}}\nspec:\n{replicas}  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: web, image: nginx}}]}}\n"
     )
 }
 
@@ -206,10 +206,47 @@ async fn drift_is_seen_by_the_watch_with_who_changed_what_and_other_managers_lab
             .iter()
             .filter(|o| o.object.kind == "ConfigMap")
             .all(|o| o.diff.is_in_sync()),
-        "only the scaled object drifted"
+        "only the scaled object drifted so far"
     );
     // Not automated: reported, never reverted.
     assert_eq!(replicas(&deployments).await, Some(5));
+
+    // `kubectl edit` of a ConfigMap's data and `kubectl label --overwrite` of a label Git declares.
+    patch(
+        &config_maps,
+        "settings",
+        "kubectl-edit",
+        json!({"data": {"mode": "slow"}}),
+    )
+    .await;
+    patch(
+        &deployments,
+        "web",
+        "kubectl-label",
+        json!({"metadata": {"labels": {"tier": "changed"}}}),
+    )
+    .await;
+    status_where(&controller, "detect", "the edit seen", |s| {
+        s.drift.as_deref().is_some_and(|d| {
+            d.contains(&format!(
+                "ConfigMap/{}/settings changed by kubectl-edit",
+                env.namespace
+            ))
+        })
+    })
+    .await;
+    let comparison = controller.engine().compare("detect").await.expect("diff");
+    for (kind, field) in [("Deployment", "tier"), ("ConfigMap", "mode")] {
+        let object = comparison
+            .objects
+            .iter()
+            .find(|o| o.object.kind == kind)
+            .expect("declared");
+        match &object.diff {
+            ObjectDiff::Changed { unified } => assert!(unified.contains(field), "{unified}"),
+            other => panic!("expected {kind} to differ in {field}, got {other:?}"),
+        }
+    }
 
     // Deleting a managed object is drift too.
     config_maps
