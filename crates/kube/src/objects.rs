@@ -163,12 +163,28 @@ impl Objects {
         if options.dry_run {
             params = params.dry_run();
         }
-        let applied = self
-            .api(resource, reference.namespace.as_deref())
-            .patch(&reference.name, &params, &Patch::Apply(&desired.manifest))
-            .await
-            .map_err(|err| ObjectError::from_kube(reference, err))?;
-        to_json(reference, applied)
+        self.send(resource, reference.namespace.as_deref(), "patch", |request| {
+            request.patch(&reference.name, &params, &Patch::Apply(&desired.manifest))
+        })
+        .await
+        .map_err(|err| ObjectError::from_kube(reference, err))
+    }
+
+    /// Sends a request built on `resource`'s URL and parses the answer straight into `T` — JSON
+    /// values, not `DynamicObject`, whose typed metadata (managedFields included) would be parsed
+    /// and serialised back for every object (most of the cost of a large LIST or of many applies).
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        verb: &'static str,
+        build: impl FnOnce(&kube::core::Request) -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    ) -> Result<T, kube::Error> {
+        let api = self.api(resource, namespace);
+        let mut request =
+            build(&kube::core::Request::new(api.resource_url())).map_err(kube::Error::BuildRequest)?;
+        request.extensions_mut().insert(verb);
+        self.client.request(request).await
     }
 
     /// The live object, `None` when it does not exist (also when its kind is not served, e.g. a
@@ -178,16 +194,16 @@ impl Objects {
         resource: &ApiResource,
         reference: &ObjectRef,
     ) -> Result<Option<Value>, ObjectError> {
-        let found = match self
-            .api(resource, reference.namespace.as_deref())
-            .get(&reference.name)
-            .await
-        {
-            Ok(found) => Some(found),
-            Err(kube::Error::Api(status)) if status.code == 404 => None,
-            Err(err) => return Err(ObjectError::from_kube(reference, err)),
-        };
-        found.map(|found| to_json(reference, found)).transpose()
+        let found = self
+            .send(resource, reference.namespace.as_deref(), "get", |request| {
+                request.get(&reference.name, &kube::api::GetParams::default())
+            })
+            .await;
+        match found {
+            Ok(found) => Ok(Some(found)),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(err) => Err(ObjectError::from_kube(reference, err)),
+        }
     }
 
     /// Every object of `resource` in `namespace` (all namespaces when `None`) that matches
@@ -198,24 +214,15 @@ impl Objects {
         namespace: Option<&str>,
         label_selector: &str,
     ) -> Result<Vec<Value>, ObjectError> {
-        /// Items straight into JSON values: through `DynamicObject` every object's metadata would
-        /// be parsed into types and then serialised back (most of a large LIST's cost).
         #[derive(serde::Deserialize)]
         struct Items {
             items: Vec<Value>,
         }
-        let what = listing(resource, namespace);
         let params = kube::api::ListParams::default().labels(label_selector);
-        let api = self.api(resource, namespace);
-        let mut request = kube::core::Request::new(api.resource_url())
-            .list(&params)
-            .map_err(|err| ObjectError::about(what.clone(), kube::Error::BuildRequest(err)))?;
-        request.extensions_mut().insert("list");
         let list: Items = self
-            .client
-            .request(request)
+            .send(resource, namespace, "list", |request| request.list(&params))
             .await
-            .map_err(|err| ObjectError::about(what.clone(), err))?;
+            .map_err(|err| ObjectError::about(listing(resource, namespace), err))?;
         Ok(list.items)
     }
 
