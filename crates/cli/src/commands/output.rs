@@ -72,7 +72,8 @@ pub fn progress() -> driftless_engine::ProgressSink {
     });
     driftless_engine::ProgressSink(std::sync::Arc::new(move |event| {
         let line = match event {
-            SyncProgress::Wave { number, objects } => format!("wave {number}: applying {objects} object(s)"),
+            // Of the wave, not of what is applied: unchanged objects are counted in the summary.
+            SyncProgress::Wave { number, objects } => format!("wave {number}: {objects} object(s)"),
             SyncProgress::Applied { object, action } => format!("{object}: {action:?}"),
             SyncProgress::Waiting { message } => format!("waiting for {message}"),
             SyncProgress::Pruned { object } => format!("{object}: pruned"),
