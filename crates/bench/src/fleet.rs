@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 
 use driftless_testenv::ControlPlane;
 use driftless_testenv::git::TestRepo;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::PostParams;
 
-use crate::measure::{KUBECTL_APPLY, Row, kubectl};
+use crate::measure::{KUBECTL_APPLY, Row, create_namespaces, kubectl};
 use crate::metrics::{self, Requests, Timed};
 use crate::serve::{Memory, Pass, Serve, Stats, Status};
 use crate::workload;
@@ -69,32 +67,6 @@ pub struct Fleet {
     /// RSS of a serve with one application.
     baseline: Memory,
     control_plane: ControlPlane,
-}
-
-/// Creates namespaces a few at a time: all at once would run into the API server's in-flight
-/// limit, which kube-rs does not retry.
-async fn create_namespaces(
-    client: &kube::Client,
-    names: impl IntoIterator<Item = String>,
-) -> anyhow::Result<()> {
-    let api: kube::Api<Namespace> = kube::Api::all(client.clone());
-    let mut tasks = tokio::task::JoinSet::new();
-    for name in names {
-        let api = api.clone();
-        tasks.spawn(async move {
-            let namespace: Namespace =
-                serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
-            api.create(&PostParams::default(), &namespace).await?;
-            anyhow::Ok(())
-        });
-        if tasks.len() >= 16 {
-            tasks.join_next().await.expect("a task was spawned")??;
-        }
-    }
-    while let Some(task) = tasks.join_next().await {
-        task??;
-    }
-    Ok(())
 }
 
 async fn kubectl_apply(client: &kube::Client, kubeconfig: &Path, repo: &TestRepo) -> anyhow::Result<Timed> {
@@ -289,7 +261,7 @@ pub async fn run(fleet: &Fleet) -> anyhow::Result<Vec<Row>> {
     let [peer, ours] = fleet.first_apply;
     rows.extend(Row::against_kubectl(
         [
-            &format!("fleet: {count} apps × 4 objects, serve start to all Synced"),
+            &format!("fleet: {count} apps × {OBJECTS_PER_APPLICATION} objects, serve start to all Synced"),
             "fleet: write requests of the first sync",
         ],
         ours,

@@ -7,7 +7,7 @@ use std::time::Instant;
 use driftless_git::Mirrors;
 use driftless_testenv::git::{GitDaemon, TestRepo, git};
 
-use crate::measure::{Row, median, time_command};
+use crate::measure::{Row, format_duration, median, time_command};
 use crate::workload;
 
 pub async fn run(applications: usize) -> anyhow::Result<Vec<Row>> {
@@ -66,7 +66,7 @@ pub async fn run(applications: usize) -> anyhow::Result<Vec<Row>> {
     }
     rows.push(Row::figure(
         "git: read one application's path at a commit (no work tree; median of 5)",
-        crate::measure::format_duration(median(ours)),
+        format_duration(median(ours)),
         "",
         None,
     ));
@@ -77,7 +77,7 @@ pub async fn run(applications: usize) -> anyhow::Result<Vec<Row>> {
     }
     rows.push(Row::figure(
         &format!("git: read all {applications} application paths, one after another"),
-        crate::measure::format_duration(started.elapsed()),
+        format_duration(started.elapsed()),
         "",
         None,
     ));

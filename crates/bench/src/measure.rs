@@ -202,6 +202,37 @@ pub fn render(rows: &[Row]) -> String {
     out
 }
 
+/// Creates namespaces a few at a time: all at once would run into the API server's in-flight
+/// limit, which kube-rs does not retry.
+pub async fn create_namespaces(
+    client: &kube::Client,
+    names: impl IntoIterator<Item = String>,
+) -> anyhow::Result<()> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for name in names {
+        let api = api.clone();
+        tasks.spawn(async move {
+            let namespace = k8s_openapi::api::core::v1::Namespace {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(name),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            api.create(&kube::api::PostParams::default(), &namespace).await?;
+            anyhow::Ok(())
+        });
+        if tasks.len() >= 16 {
+            tasks.join_next().await.expect("a task was spawned")??;
+        }
+    }
+    while let Some(task) = tasks.join_next().await {
+        task??;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use driftless_testenv::ControlPlane;
 use driftless_testenv::git::TestRepo;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::PostParams;
 
-use crate::measure::{KUBECTL_APPLY, Row, kubectl, median};
+use crate::measure::{KUBECTL_APPLY, Row, create_namespaces, kubectl, median};
 use crate::{metrics, workload};
 
 const OURS: &str = "bench-driftless";
@@ -66,11 +64,7 @@ impl Contenders {
 
 pub async fn run(control_plane: &ControlPlane, driftless: &Path, objects: usize) -> anyhow::Result<Vec<Row>> {
     let client = control_plane.client().await?;
-    let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
-    for name in [OURS, PEER] {
-        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
-        namespaces.create(&PostParams::default(), &namespace).await?;
-    }
+    create_namespaces(&client, [OURS, PEER].map(String::from)).await?;
     let repo = TestRepo::new();
     workload::write_large_application(&repo, "big", objects, "1");
     repo.commit("workload");

@@ -20,7 +20,8 @@ pub fn deployment(name: &str, image_tag: &str) -> String {
     )
 }
 
-/// `apps/app-NNNN/` with four objects each (two ConfigMaps, a Deployment, a ConfigMap of settings).
+/// `apps/app-NNNN/` with four objects each (three ConfigMaps — config, settings, flags — and a
+/// Deployment).
 pub fn write_applications(repo: &TestRepo, count: usize) {
     for index in 0..count {
         let name = application_name(index);

@@ -23,13 +23,17 @@ use crate::diff::strip_ignored;
 #[must_use]
 pub fn live_fingerprint(object: &Value, manager: &str, ignore: &[&IgnoreDifference]) -> Option<String> {
     let fields = owned_fields(object, manager)?;
-    let mut visible = object.clone();
-    if !ignore.is_empty() {
-        strip_ignored(&mut visible, ignore, Some(object));
-    }
+    // A copy only when ignore rules must strip something: this runs for every live object.
+    let visible = if ignore.is_empty() {
+        std::borrow::Cow::Borrowed(object)
+    } else {
+        let mut stripped = object.clone();
+        strip_ignored(&mut stripped, ignore, Some(object));
+        std::borrow::Cow::Owned(stripped)
+    };
     let projection = project(&visible, fields);
     let mut hasher = Sha256::new();
-    canonical(&Value::Object(fields.clone()), &mut hasher);
+    canonical_map(fields, &mut hasher);
     hasher.update([0xff]);
     canonical(&projection, &mut hasher);
     Some(hex(&hasher.finalize()[..16]))
@@ -46,7 +50,6 @@ pub fn desired_hash(manifest: &Value, context: &str) -> String {
     hex(&hasher.finalize()[..16])
 }
 
-/// `fieldsV1` of `manager`'s `Apply` entry in `metadata.managedFields`.
 /// Who changed `object` last, other than `ours`: the field manager whose managedFields entry is
 /// newest (`kubectl (scale)` when through a subresource), leaving out status writers (controllers
 /// report status all the time; it is never drift). `None` when only `ours` manages it.
@@ -71,6 +74,7 @@ pub fn last_other_manager(object: &Value, ours: &str) -> Option<String> {
     })
 }
 
+/// `fieldsV1` of `manager`'s `Apply` entry in `metadata.managedFields`.
 fn owned_fields<'a>(object: &'a Value, manager: &str) -> Option<&'a Map<String, Value>> {
     object
         .pointer("/metadata/managedFields")?
@@ -155,18 +159,20 @@ fn canonical(value: &Value, hasher: &mut Sha256) {
             }
             hasher.update(b"]");
         }
-        Value::Object(map) => {
-            hasher.update(b"{");
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            for key in keys {
-                hasher.update((key.len() as u64).to_le_bytes());
-                hasher.update(key.as_bytes());
-                canonical(&map[key], hasher);
-            }
-            hasher.update(b"}");
-        }
+        Value::Object(map) => canonical_map(map, hasher),
     }
+}
+
+fn canonical_map(map: &Map<String, Value>, hasher: &mut Sha256) {
+    hasher.update(b"{");
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    for key in keys {
+        hasher.update((key.len() as u64).to_le_bytes());
+        hasher.update(key.as_bytes());
+        canonical(&map[key], hasher);
+    }
+    hasher.update(b"}");
 }
 
 fn hex(bytes: &[u8]) -> String {

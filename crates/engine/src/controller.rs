@@ -166,10 +166,7 @@ impl Controller {
     /// Asks for a reconcile of `application` now (e.g. from a webhook or the CLI), with a fresh
     /// fetch of its repository.
     pub fn refresh(&self, application: &str) {
-        let _ = self.requests.send((
-            application.to_owned(),
-            Reason::Requested(std::time::Instant::now()),
-        ));
+        self.enqueue(application, Reason::Requested(std::time::Instant::now()));
     }
 
     /// Asks for a reconcile now of every application whose source is `repo_url` (every
@@ -190,7 +187,7 @@ impl Controller {
             })
             .collect();
         for name in &names {
-            let _ = self.requests.send((name.clone(), Reason::Requested(asked)));
+            self.enqueue(name, Reason::Requested(asked));
         }
         names
     }
@@ -254,7 +251,7 @@ impl Controller {
                         drop(permit);
                         running.lock().await.remove(&name);
                         if let Some(reason) = again.lock().await.remove(&name) {
-                            let _ = controller.requests.send((name, reason));
+                            controller.enqueue(&name, reason);
                         }
                     });
                 }

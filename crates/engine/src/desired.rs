@@ -212,7 +212,7 @@ impl Engine {
                 .map_err(git_error)?;
             if !touches(app, inputs.as_deref(), &changed) {
                 let desired = DesiredState { commit, ..cached };
-                self.keep_render(app, &desired, inputs.as_deref(), true);
+                self.move_kept_render(app, &desired.commit);
                 self.render_cache.put(app, &desired, inputs);
                 return Ok(desired);
             }
@@ -345,6 +345,14 @@ impl Engine {
             self.store.forget_render(&app.name)
         };
         if let Err(err) = result {
+            tracing::warn!(application = %app.name, error = %err, "could not keep the render");
+        }
+    }
+
+    /// Marks the kept render as that of `commit` too (nothing it read changed), without writing
+    /// it again.
+    fn move_kept_render(&self, app: &Application, commit: &CommitId) {
+        if let Err(err) = self.store.move_render(&app.name, commit.as_str(), now_millis()) {
             tracing::warn!(application = %app.name, error = %err, "could not keep the render");
         }
     }

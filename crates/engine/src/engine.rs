@@ -269,22 +269,13 @@ impl Engine {
     /// Compares the application at its current revision with the cluster: a server-side dry-run
     /// of every object, normalised, plus what would be pruned. Changes nothing.
     pub async fn compare(&self, name: &str) -> Result<AppComparison, EngineError> {
-        self.compare_with(name, Duration::ZERO).await
-    }
-
-    /// [`Engine::compare`], content with a fetch of the repository up to `fetch_max_age` old.
-    pub async fn compare_with(
-        &self,
-        name: &str,
-        fetch_max_age: Duration,
-    ) -> Result<AppComparison, EngineError> {
         let (comparison, _) = self
-            .compare_inner(name, self.fetched_since(fetch_max_age), true)
+            .compare_inner(name, self.fetched_since(Duration::ZERO), true)
             .await?;
         Ok(comparison)
     }
 
-    /// What a controller needs to decide: like [`Engine::compare_with`] with a fetch that started
+    /// What a controller needs to decide: like [`Engine::compare`] with a fetch that started
     /// at `fetched_since` or later, but objects missing from the cluster are shown as declared
     /// (no server-side dry-run for their defaults), and what was read is kept for
     /// [`Engine::sync_prepared`] right after.

@@ -16,7 +16,7 @@ use driftless_store::AppliedState;
 
 use crate::desired::DesiredState;
 use crate::engine::ClusterHandle;
-use crate::watch::{Cached, CachedObject};
+use crate::watch::{Cached, CachedObject, resource_key};
 use crate::{Engine, EngineError, applied};
 
 /// Below this many objects of one kind in one namespace, GETs are cheaper than a LIST.
@@ -27,9 +27,7 @@ const READ_CONCURRENCY: usize = 8;
 /// Live objects by reference; absent ones simply are not there.
 #[derive(Default)]
 pub(crate) struct LiveSnapshot {
-    objects: HashMap<ObjectRef, Value>,
-    /// The fingerprint of each read object, computed as it was read (on every core).
-    fingerprints: HashMap<ObjectRef, Option<String>>,
+    objects: HashMap<ObjectRef, ReadObject>,
     /// Objects known from the watch cache only: this application's, and (when declared)
     /// unchanged since they were last brought in sync, so they need neither a read nor an apply.
     cached: HashMap<ObjectRef, CachedObject>,
@@ -43,8 +41,14 @@ struct Group {
     unlabelled: bool,
 }
 
+/// A live object as read, with its fingerprint (computed as it was read, on every core).
+struct ReadObject {
+    object: Value,
+    fingerprint: Option<String>,
+}
+
 /// An object to read and what is already known about it.
-pub(crate) struct Wanted {
+struct Wanted {
     reference: ObjectRef,
     resource: ApiResource,
     /// The watch cache has no labelled object of this name, so a label-selected LIST would
@@ -55,7 +59,7 @@ pub(crate) struct Wanted {
 impl LiveSnapshot {
     /// The whole live object, when it was read (not for objects known from the cache only).
     pub(crate) fn get(&self, reference: &ObjectRef) -> Option<&Value> {
-        self.objects.get(reference)
+        self.objects.get(reference).map(|read| &read.object)
     }
 
     /// Whether a read object is unchanged since it was last brought in sync from this manifest.
@@ -65,11 +69,9 @@ impl LiveSnapshot {
         app: &Application,
         object: &DesiredObject,
     ) -> bool {
-        self.fingerprints
+        self.objects
             .get(&object.reference)
-            .is_some_and(|fingerprint| {
-                applied::unchanged_since(recorded, app, object, fingerprint.as_deref())
-            })
+            .is_some_and(|read| applied::unchanged_since(recorded, app, object, read.fingerprint.as_deref()))
     }
 
     /// The cache's entry for a declared object that is unchanged since last in sync.
@@ -80,7 +82,7 @@ impl LiveSnapshot {
     pub(crate) fn ownership_of(&self, reference: &ObjectRef) -> Option<LiveOwnership> {
         self.objects
             .get(reference)
-            .map(LiveOwnership::of)
+            .map(|read| LiveOwnership::of(&read.object))
             .or_else(|| self.cached.get(reference).map(CachedObject::ownership))
     }
 
@@ -88,7 +90,7 @@ impl LiveSnapshot {
         let read = self
             .objects
             .iter()
-            .map(|(reference, object)| (reference.clone(), LiveOwnership::of(object)));
+            .map(|(reference, read)| (reference.clone(), LiveOwnership::of(&read.object)));
         let cached = self
             .cached
             .iter()
@@ -99,7 +101,7 @@ impl LiveSnapshot {
     /// Reads `wanted`. Objects labelled for `app` come from one LIST per kind and namespace; the
     /// rest (not created yet, or someone else's) are looked up individually only if a
     /// metadata-only LIST shows they exist.
-    pub(crate) async fn read(
+    async fn read(
         app: &Application,
         cluster: &ClusterHandle,
         wanted: Vec<Wanted>,
@@ -111,11 +113,7 @@ impl LiveSnapshot {
             unlabelled,
         } in wanted
         {
-            let key = (
-                format!("{}/{}/{}", resource.group, resource.version, resource.plural),
-                reference.namespace.clone(),
-                unlabelled,
-            );
+            let key = (resource_key(&resource), reference.namespace.clone(), unlabelled);
             groups
                 .entry(key)
                 .or_insert_with(|| Group {
@@ -131,7 +129,7 @@ impl LiveSnapshot {
         let shared_app = Arc::new(app.clone());
         // Each kind in a task of its own: decoding a large LIST and fingerprinting its objects
         // is most of the work, and tasks spread over every core.
-        let found: Vec<Vec<ReadObject>> = futures::stream::iter(groups.into_values())
+        let found: Vec<Vec<(ObjectRef, ReadObject)>> = futures::stream::iter(groups.into_values())
             .map(|group| {
                 let (app, cluster, selector) =
                     (Arc::clone(&shared_app), cluster.clone(), Arc::clone(&selector));
@@ -141,12 +139,10 @@ impl LiveSnapshot {
             .map(|joined| joined.unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic())))
             .try_collect()
             .await?;
-        let mut snapshot = Self::default();
-        for (reference, object, fingerprint) in found.into_iter().flatten() {
-            snapshot.fingerprints.insert(reference.clone(), fingerprint);
-            snapshot.objects.insert(reference, object);
-        }
-        Ok(snapshot)
+        Ok(Self {
+            objects: found.into_iter().flatten().collect(),
+            cached: HashMap::new(),
+        })
     }
 }
 
@@ -157,15 +153,12 @@ fn cluster_error(app: &Application, source: driftless_kube::ObjectError) -> Engi
     }
 }
 
-/// A live object with its fingerprint.
-type ReadObject = (ObjectRef, Value, Option<String>);
-
 async fn read_group(
     app: &Application,
     cluster: &ClusterHandle,
     group: Group,
     selector: &str,
-) -> Result<Vec<ReadObject>, EngineError> {
+) -> Result<Vec<(ObjectRef, ReadObject)>, EngineError> {
     let namespace = group.namespace.as_deref();
     let mut found = Vec::new();
     let mut unseen = group.references;
@@ -210,7 +203,7 @@ async fn read_group(
         .into_iter()
         .map(|(reference, object)| {
             let fingerprint = applied::fingerprint_of(app, &reference, &object);
-            (reference, object, fingerprint)
+            (reference, ReadObject { object, fingerprint })
         })
         .collect())
 }

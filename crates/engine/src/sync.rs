@@ -46,8 +46,6 @@ pub struct SyncOptions {
     pub wave_health_timeout: Duration,
     /// Told what the sync is doing, as it happens (the CLI shows it).
     pub progress: Option<ProgressSink>,
-    /// How old a fetch of the repository may be (zero: fetch now).
-    pub fetch_max_age: Duration,
 }
 
 /// What a running sync is doing.
@@ -100,7 +98,6 @@ impl Default for SyncOptions {
             trigger: Trigger::Manual,
             wave_health_timeout: Duration::from_mins(5),
             progress: None,
-            fetch_max_age: Duration::ZERO,
         }
     }
 }
@@ -348,6 +345,7 @@ impl SyncRun<'_> {
         }
     }
 
+    /// CRDs must be Established before anything that uses them is applied.
     async fn await_crds(&mut self, indices: &[usize]) {
         let crds: Vec<usize> = indices
             .iter()
@@ -591,7 +589,7 @@ impl Engine {
         options: &SyncOptions,
     ) -> Result<DesiredState, EngineError> {
         let err = match self
-            .desired_state(app, Some(requested), self.fetched_since(options.fetch_max_age))
+            .desired_state(app, Some(requested), self.fetched_since(Duration::ZERO))
             .await
         {
             Ok(desired) => return Ok(desired),

@@ -82,7 +82,7 @@ pub(crate) struct LiveCache {
 const FIRST_RESTART_DELAY: Duration = Duration::from_millis(250);
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(5);
 
-fn resource_key(resource: &ApiResource) -> String {
+pub(crate) fn resource_key(resource: &ApiResource) -> String {
     format!("{}/{}/{}", resource.group, resource.version, resource.plural)
 }
 

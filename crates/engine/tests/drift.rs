@@ -9,7 +9,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Running, until};
+use common::{Running, patch, replicas, until};
 use driftless_core::SyncState;
 use driftless_core::application::{Application, IgnoreDifference};
 use driftless_core::diff::ObjectDiff;
@@ -72,24 +72,6 @@ async fn status_where(
     .await
 }
 
-async fn patch<K>(api: &Api<K>, name: &str, manager: &str, patch: serde_json::Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    api.patch(name, &PatchParams::apply(manager), &Patch::Merge(&patch))
-        .await
-        .expect("patch");
-}
-
-async fn replicas(env_deployments: &Api<Deployment>) -> Option<i32> {
-    env_deployments
-        .get("web")
-        .await
-        .expect("get web")
-        .spec
-        .and_then(|spec| spec.replicas)
-}
-
 /// Scales `web` as `kubectl scale` would and waits until the application is OutOfSync (no
 /// reconcile is asked for: the watch has to notice).
 async fn scale_until_drift(
@@ -133,6 +115,23 @@ async fn wait_for_free_reconciles(controller: &Controller, name: &str) {
         }
     })
     .await;
+}
+
+/// How many automated syncs (self-heals, here) the application's history holds.
+fn automated_syncs(controller: &Controller, name: &str) -> usize {
+    controller
+        .engine()
+        .store()
+        .history(name, 100)
+        .expect("history")
+        .into_iter()
+        .filter(|record| record.trigger == Trigger::Automated)
+        .count()
+}
+
+/// A ConfigMap `name` whose data `v` is `value`.
+fn config_map(name: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{v: '{value}'}}\n")
 }
 
 async fn start_synced(engine: Engine, name: &str) -> (Arc<Controller>, Running) {
@@ -330,17 +329,7 @@ async fn self_heal_reverts_drift_and_backs_off_against_a_competing_writer() {
     let (_data, engine) = common::engine(&env, vec![app]);
     let (controller, running) = start_synced(engine, "heal").await;
     let deployments = env.api::<Deployment>();
-    let heals = |controller: Arc<Controller>| async move {
-        controller
-            .engine()
-            .store()
-            .history("heal", 100)
-            .expect("history")
-            .into_iter()
-            .filter(|record| record.trigger == Trigger::Automated)
-            .count()
-    };
-    let heals_before = heals(Arc::clone(&controller)).await;
+    let heals_before = automated_syncs(&controller, "heal");
 
     patch(
         &deployments,
@@ -356,11 +345,11 @@ async fn self_heal_reverts_drift_and_backs_off_against_a_competing_writer() {
         }
     })
     .await;
-    assert_eq!(heals(Arc::clone(&controller)).await, heals_before + 1);
+    assert_eq!(automated_syncs(&controller, "heal"), heals_before + 1);
 
     // Another writer keeps scaling it back for 10 s. Reverting at once every time would mean a
     // sync per change (about 100 here); with the backoff, at most a handful.
-    let fight_started = heals(Arc::clone(&controller)).await;
+    let fight_started = automated_syncs(&controller, "heal");
     let mut backoff_seen = None;
     let fight = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::time::Instant::now() < fight {
@@ -378,7 +367,7 @@ async fn self_heal_reverts_drift_and_backs_off_against_a_competing_writer() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let during_fight = heals(Arc::clone(&controller)).await - fight_started;
+    let during_fight = automated_syncs(&controller, "heal") - fight_started;
     assert!(
         (2..=6).contains(&during_fight),
         "{during_fight} self-heals in 10 s of fighting"
@@ -475,23 +464,17 @@ async fn a_commit_re_renders_only_the_applications_whose_inputs_it_touched() {
     let env = TestEnv::new("incremental").await;
     let repo = TestRepo::new();
     for name in ["a", "b", "c"] {
-        repo.write(
-            &format!("apps/{name}/cm.yaml"),
-            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{v: '1'}}\n"),
-        );
+        repo.write(&format!("apps/{name}/cm.yaml"), &config_map(name, "1"));
     }
     // A Kustomize overlay whose base lives outside its path.
-    repo.write(
-        "bases/shared/cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {v: '1'}\n",
-    )
-    .write("bases/shared/kustomization.yaml", "resources: [cm.yaml]\n")
-    .write("bases/unused/kustomization.yaml", "resources: []\n")
-    .write(
-        "overlays/k/kustomization.yaml",
-        "resources: [../../bases/shared]\nnamePrefix: k-\n",
-    )
-    .write("README.md", "one\n");
+    repo.write("bases/shared/cm.yaml", &config_map("shared", "1"))
+        .write("bases/shared/kustomization.yaml", "resources: [cm.yaml]\n")
+        .write("bases/unused/kustomization.yaml", "resources: []\n")
+        .write(
+            "overlays/k/kustomization.yaml",
+            "resources: [../../bases/shared]\nnamePrefix: k-\n",
+        )
+        .write("README.md", "one\n");
     repo.commit("four applications");
     let apps: Vec<Application> = ["a", "b", "c"]
         .iter()
@@ -502,10 +485,7 @@ async fn a_commit_re_renders_only_the_applications_whose_inputs_it_touched() {
     assert_eq!(renders(&engine).await.0, 4);
     assert_eq!(renders(&engine).await.0, 0, "same commit: nothing re-rendered");
 
-    repo.write(
-        "apps/b/cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata: {v: '2'}\n",
-    );
+    repo.write("apps/b/cm.yaml", &config_map("b", "2"));
     let second = repo.commit("change b");
     let (count, revisions) = renders(&engine).await;
     assert_eq!(count, 1, "only b is re-rendered");
@@ -521,10 +501,7 @@ async fn a_commit_re_renders_only_the_applications_whose_inputs_it_touched() {
     repo.commit("files nobody renders");
     assert_eq!(renders(&engine).await.0, 0, "nothing read those files");
 
-    repo.write(
-        "bases/shared/cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {v: '2'}\n",
-    );
+    repo.write("bases/shared/cm.yaml", &config_map("shared", "2"));
     repo.commit("change the shared base");
     assert_eq!(
         renders(&engine).await.0,
@@ -544,7 +521,7 @@ async fn a_new_process_reuses_the_kept_render_but_never_keeps_secrets() {
     let repo = TestRepo::new();
     repo.write(
         "plain/cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {v: '1'}\n",
+        &config_map("plain", "1"),
     )
     .write(
         "secretive/secret.yaml",
@@ -556,7 +533,8 @@ async fn a_new_process_reuses_the_kept_render_but_never_keeps_secrets() {
         common::application("secretive", &repo, "secretive", &env.namespace),
     ];
     let data = tempfile::tempdir().expect("tempdir");
-    let first = common::engine_in(env.kubeconfig_path(), data.path(), apps.clone());
+    let open = |apps| common::engine_in(env.kubeconfig_path(), data.path(), apps);
+    let first = open(apps.clone());
     for name in ["plain", "secretive"] {
         let report = first.sync(name, SyncOptions::default()).await.expect("sync");
         assert!(report.message.is_empty(), "{name}: {}", report.message);
@@ -572,7 +550,7 @@ async fn a_new_process_reuses_the_kept_render_but_never_keeps_secrets() {
         );
     }
 
-    let second = common::engine_in(env.kubeconfig_path(), data.path(), apps.clone());
+    let second = open(apps.clone());
     let report = second.sync("plain", SyncOptions::default()).await.expect("sync");
     assert_eq!(report.revision, initial);
     assert!(
@@ -590,7 +568,7 @@ async fn a_new_process_reuses_the_kept_render_but_never_keeps_secrets() {
 
     repo.write("README.md", "unrelated\n");
     let unrelated = repo.commit("a file nobody renders");
-    let third = common::engine_in(env.kubeconfig_path(), data.path(), apps.clone());
+    let third = open(apps.clone());
     let comparison = third.compare("plain").await.expect("compare");
     assert_eq!(comparison.revision, unrelated);
     assert_eq!(comparison.sync, SyncState::Synced);
@@ -610,7 +588,7 @@ async fn a_new_process_reuses_the_kept_render_but_never_keeps_secrets() {
         json_pointers: vec!["/data/v".into()],
         managed_fields_managers: Vec::new(),
     });
-    let fourth = common::engine_in(env.kubeconfig_path(), data.path(), changed);
+    let fourth = open(changed);
     fourth.compare("plain").await.expect("compare");
     assert_eq!(
         fourth.stats().await.renders,

@@ -34,7 +34,6 @@ const PRUNE: SyncOptions = SyncOptions {
     trigger: driftless_store::Trigger::Manual,
     wave_health_timeout: Duration::from_mins(1),
     progress: None,
-    fetch_max_age: Duration::ZERO,
 };
 
 /// Marks every Pod of `app` Running and Ready, as a kubelet would; the real controller-manager
@@ -513,7 +512,6 @@ async fn an_object_is_never_taken_from_another_application() {
 #[tokio::test]
 async fn only_changes_to_fields_driftless_owns_are_drift_and_only_drifted_objects_are_applied() {
     use k8s_openapi::api::apps::v1::Deployment;
-    use kube::api::{Patch, PatchParams};
 
     let env = TestEnv::new("engine_owned_fields").await;
     let repo = TestRepo::new();
@@ -527,32 +525,26 @@ async fn only_changes_to_fields_driftless_owns_are_drift_and_only_drifted_object
     let first = engine.sync("web", PRUNE).await.expect("first sync");
     assert_eq!(first.result, SyncResult::Succeeded, "{first:?}");
     let deployments = env.api::<Deployment>();
-    let by = |manager: &str| PatchParams {
-        field_manager: Some(manager.to_owned()),
-        ..PatchParams::default()
-    };
 
     // Someone else's label, and the controller-manager's status writes: not drift.
-    deployments
-        .patch(
-            "web",
-            &by("kubectl-label"),
-            &Patch::Merge(serde_json::json!({"metadata": {"labels": {"team": "payments"}}})),
-        )
-        .await
-        .expect("label");
+    common::patch(
+        &deployments,
+        "web",
+        "kubectl-label",
+        serde_json::json!({"metadata": {"labels": {"team": "payments"}}}),
+    )
+    .await;
     let compared = engine.compare("web").await.expect("compare");
     assert_eq!(compared.sync, SyncState::Synced, "{compared:#?}");
 
     // `kubectl scale`: a field driftless owns changes hands. Drift, on that object only.
-    deployments
-        .patch(
-            "web",
-            &by("kubectl-scale"),
-            &Patch::Merge(serde_json::json!({"spec": {"replicas": 5}})),
-        )
-        .await
-        .expect("scale");
+    common::patch(
+        &deployments,
+        "web",
+        "kubectl-scale",
+        serde_json::json!({"spec": {"replicas": 5}}),
+    )
+    .await;
     let drifted = engine.compare("web").await.expect("compare");
     assert_eq!(drifted.sync, SyncState::OutOfSync);
     let states: std::collections::BTreeMap<&str, bool> = drifted
@@ -590,8 +582,7 @@ async fn only_changes_to_fields_driftless_owns_are_drift_and_only_drifted_object
             ("web".into(), ObjectAction::Configured)
         ]
     );
-    let web = deployments.get("web").await.expect("get");
-    assert_eq!(web.spec.and_then(|s| s.replicas), Some(2));
+    assert_eq!(common::replicas(&deployments).await, Some(2));
     assert_eq!(
         engine.compare("web").await.expect("compare").sync,
         SyncState::Synced

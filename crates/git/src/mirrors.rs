@@ -19,11 +19,11 @@ use crate::tree::{Entry, FileTree};
 pub struct CommitId(String);
 
 impl CommitId {
-    /// A full commit id as git prints it (40 hex digits, or 64 in a SHA-256 repository).
+    /// A full commit id as `git rev-parse` prints it (40 hex digits).
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {
-        let full = matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit());
-        full.then(|| Self(text.to_ascii_lowercase()))
+        let full = text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit());
+        full.then(|| Self(text.to_owned()))
     }
 
     #[must_use]
@@ -284,15 +284,11 @@ impl Mirrors {
         match output {
             Ok(output) => {
                 let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-                if id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    Ok(CommitId(id))
-                } else {
-                    Err(GitError::Protocol {
-                        operation: "rev-parse",
-                        repo: scrub_url(url),
-                        detail: id,
-                    })
-                }
+                CommitId::parse(&id).ok_or_else(|| GitError::Protocol {
+                    operation: "rev-parse",
+                    repo: scrub_url(url),
+                    detail: id,
+                })
             }
             Err(Failure::Exit { .. }) => Err(GitError::RevisionNotFound {
                 repo: scrub_url(url),
@@ -304,8 +300,7 @@ impl Mirrors {
 
     /// Fetches, then resolves.
     pub async fn fetch_and_resolve(&self, url: &str, revision: &str) -> Result<CommitId, GitError> {
-        self.fetch(url).await?;
-        self.resolve(url, revision).await
+        self.fetch_since_and_resolve(url, revision, Instant::now()).await
     }
 
     /// [`Mirrors::fetch_since`], then resolves.

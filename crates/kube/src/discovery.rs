@@ -32,7 +32,7 @@ impl DiscoveryError {
     /// The API server could not be reached at all (worded as for object requests).
     #[must_use]
     pub fn is_unreachable(&self) -> bool {
-        matches!(self.source, kube::Error::HyperError(_) | kube::Error::Service(_))
+        crate::objects::is_unreachable(&self.source)
     }
 }
 

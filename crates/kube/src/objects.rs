@@ -54,6 +54,11 @@ pub enum ObjectError {
 
 /// The innermost cause of a transport error ("Connection refused (os error 111)"), which says
 /// more than kube's outer "client error (Connect)".
+/// Whether the API server could not be reached at all (no answer, as opposed to a refusal).
+pub(crate) fn is_unreachable(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::HyperError(_) | kube::Error::Service(_))
+}
+
 pub(crate) fn root_cause(err: &kube::Error) -> String {
     let mut cause: &dyn std::error::Error = err;
     while let Some(next) = cause.source() {
@@ -84,9 +89,7 @@ impl ObjectError {
                 code: status.code,
                 message: status.message,
             },
-            source @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => {
-                Self::Unreachable { object, source }
-            }
+            source if is_unreachable(&source) => Self::Unreachable { object, source },
             source => Self::Request { object, source },
         }
     }
@@ -233,9 +236,24 @@ impl Objects {
         resource: &ApiResource,
         namespace: Option<&str>,
     ) -> Result<Vec<String>, ObjectError> {
-        let list = self
-            .api(resource, namespace)
-            .list_metadata(&kube::api::ListParams::default())
+        /// Only the names: not even the metadata is parsed into types (see `send`).
+        #[derive(serde::Deserialize)]
+        struct Names {
+            items: Vec<Named>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Named {
+            metadata: NameOnly,
+        }
+        #[derive(serde::Deserialize)]
+        struct NameOnly {
+            name: Option<String>,
+        }
+        let params = kube::api::ListParams::default();
+        let list: Names = self
+            .send(resource, namespace, "list", |request| {
+                request.list_metadata(&params)
+            })
             .await
             .map_err(|err| ObjectError::about(listing(resource, namespace), err))?;
         Ok(list

@@ -120,10 +120,12 @@ pub async fn render(
 pub const RENDERERS: &[&str] = &["directory", "kustomize"];
 
 /// The external tools renders may run, identified by path, size and modification time: a render
-/// kept from an earlier process is reused only while the same tools are installed.
+/// kept from an earlier process is reused only while the same tools are installed. Looked up once
+/// per process.
 #[must_use]
-pub fn tools_stamp() -> String {
-    kustomize::command_stamp()
+pub fn tools_stamp() -> &'static str {
+    static STAMP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STAMP.get_or_init(kustomize::command_stamp)
 }
 
 /// Whether `source` needs the whole repository (Kustomize) or only its own path.

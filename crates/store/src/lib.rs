@@ -731,6 +731,18 @@ impl Store {
             .map_err(sql("keep a render"))
     }
 
+    /// Marks the application's kept render (if there is one) as the render of `revision` too: a
+    /// new commit that changed nothing it read.
+    pub fn move_render(&self, application: &str, revision: &str, at: i64) -> Result<(), StoreError> {
+        self.connection()
+            .execute(
+                "UPDATE renders SET revision = ?2, rendered_at = ?3 WHERE application = ?1",
+                params![application, revision, at],
+            )
+            .map(drop)
+            .map_err(sql("move a render"))
+    }
+
     /// The application's last render, if one was kept.
     pub fn render(&self, application: &str) -> Result<Option<RenderRecord>, StoreError> {
         self.connection()

@@ -252,3 +252,25 @@ fn the_last_render_is_kept_per_application_across_reopens() {
     store.forget_render("db").expect("forget");
     assert_eq!(store.render("db").expect("render"), None);
 }
+
+#[test]
+fn a_kept_render_moves_to_a_new_revision_without_being_rewritten() {
+    let store = Store::open_in_memory().expect("store");
+    store
+        .move_render("absent", "c".repeat(40).as_str(), 5)
+        .expect("no render: nothing to move");
+    assert_eq!(store.render("absent").expect("render"), None);
+    let kept = RenderRecord {
+        key: "k".into(),
+        revision: "a".repeat(40),
+        rendered_at: 1,
+        body: b"[1]".to_vec(),
+    };
+    store.save_render("web", &kept).expect("save");
+    store.move_render("web", &"b".repeat(40), 2).expect("move");
+    let moved = store.render("web").expect("render").expect("kept");
+    assert_eq!(
+        (moved.revision, moved.rendered_at, moved.body),
+        ("b".repeat(40), 2, kept.body)
+    );
+}

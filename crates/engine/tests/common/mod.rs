@@ -4,13 +4,13 @@
     reason = "each test binary uses a different subset of these helpers"
 )]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use driftless_config::Config;
 use driftless_core::application::{
     Application, Automated, Cluster, ClusterConnection, Destination, Renderer, Retry, Source, SyncPolicy,
 };
-use std::sync::Arc;
 
 use driftless_engine::{Controller, Engine, EngineOptions};
 use driftless_testenv::TestEnv;
@@ -128,7 +128,32 @@ impl Running {
     }
 }
 
-/// Polls `probe` every 100 ms until it returns `Some`, for up to `timeout`; panics with `what` and
+/// Patches `name` as field manager `manager` would (a merge patch, as `kubectl label` or
+/// `kubectl scale` send).
+pub async fn patch<K>(api: &kube::Api<K>, name: &str, manager: &str, patch: serde_json::Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &kube::api::PatchParams::apply(manager),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .expect("patch");
+}
+
+/// The replicas of the Deployment `web`.
+pub async fn replicas(deployments: &kube::Api<k8s_openapi::api::apps::v1::Deployment>) -> Option<i32> {
+    deployments
+        .get("web")
+        .await
+        .expect("get web")
+        .spec
+        .and_then(|spec| spec.replicas)
+}
+
+/// Polls `probe` every 100 ms until it returns `Ok`, for up to `timeout`; panics with `what` and
 /// the last probe's description otherwise.
 pub async fn until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
 where
