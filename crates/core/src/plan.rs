@@ -34,19 +34,26 @@ impl LiveOwnership {
     /// Reads ownership from a live object.
     #[must_use]
     pub fn of(object: &Value) -> Self {
-        let owner = object
-            .pointer("/metadata/labels")
-            .and_then(|labels| labels.get(APPLICATION_LABEL))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let prune_disabled = object
-            .pointer("/metadata/annotations")
-            .and_then(|annotations| annotations.get(PRUNE_ANNOTATION))
-            .and_then(Value::as_str)
-            == Some("false");
+        let metadata = object.get("metadata");
+        let value = |map: &str, key: &str| {
+            metadata
+                .and_then(|metadata| metadata.get(map))
+                .and_then(|entries| entries.get(key))
+                .and_then(Value::as_str)
+        };
+        Self::from_metadata(
+            value("labels", APPLICATION_LABEL),
+            value("annotations", PRUNE_ANNOTATION),
+        )
+    }
+
+    /// Ownership from the values of [`APPLICATION_LABEL`] and [`PRUNE_ANNOTATION`] (for metadata
+    /// read without the object).
+    #[must_use]
+    pub fn from_metadata(application_label: Option<&str>, prune_annotation: Option<&str>) -> Self {
         Self {
-            owner,
-            prune_disabled,
+            owner: application_label.map(str::to_owned),
+            prune_disabled: prune_annotation == Some("false"),
         }
     }
 }

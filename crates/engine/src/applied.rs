@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use driftless_core::application::{Application, IgnoreDifference};
 use driftless_core::diff::rule_matches;
 use driftless_core::fingerprint::{desired_hash, live_fingerprint};
+use driftless_core::health;
 use driftless_core::plan::object_sync_option;
 use driftless_core::{DesiredObject, ObjectRef};
 use driftless_kube::FIELD_MANAGER;
@@ -31,11 +32,20 @@ pub(crate) fn fingerprint_of(app: &Application, reference: &ObjectRef, live: &Va
     live_fingerprint(live, FIELD_MANAGER, &rules_for(app, reference))
 }
 
+pub(crate) fn resource_version(object: &Value) -> Option<&str> {
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+}
+
 /// The state to remember for an object that is in sync now, if driftless owns any of its fields.
 pub(crate) fn state_of(app: &Application, object: &DesiredObject, live: &Value) -> Option<AppliedState> {
+    let reference = &object.reference;
     Some(AppliedState {
         desired_hash: desired_hash_of(app, object),
-        fingerprint: fingerprint_of(app, &object.reference, live)?,
+        fingerprint: fingerprint_of(app, reference, live)?,
+        resource_version: resource_version(live).map(str::to_owned),
+        health: Some(health::assess(&reference.group, &reference.kind, live)),
     })
 }
 

@@ -317,6 +317,9 @@ impl Engine {
             let live_object = live.get(&object.reference);
             // Brought in sync from this manifest and untouched since: no dry-run needed.
             let diff = if live.read_unchanged(&recorded, app, object) {
+                if let Some(state) = live.refreshed(&recorded, app, object) {
+                    newly_in_sync.insert(object.reference.clone(), Some(state));
+                }
                 ObjectDiff::Unchanged
             } else if live_object.is_none() && !dry_run_missing {
                 compare_object(

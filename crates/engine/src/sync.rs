@@ -10,7 +10,7 @@ use driftless_core::plan::{KeepReason, OwnershipConflict, Plan, PlanOptions, obj
 use driftless_core::sync_order::Stage;
 use driftless_core::{HealthState, ObjectRef};
 use driftless_kube::{ApplyOptions, ObjectError};
-use driftless_store::{AppliedState, ObjectAction, ObjectOutcome, SyncResult, Trigger};
+use driftless_store::{AppliedState, ObjectAction, ObjectOutcome, SyncEffects, SyncResult, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -263,6 +263,11 @@ impl SyncRun<'_> {
                 });
                 self.healths.extend(health);
                 let reference = object.reference.clone();
+                if !self.options.dry_run
+                    && let Some(state) = live_objects.refreshed(&self.recorded, self.app, object)
+                {
+                    self.applied_states.insert(reference.clone(), Some(state));
+                }
                 self.applied.insert(reference.clone(), object.gvk.version.clone());
                 self.record(&reference, ObjectAction::Unchanged, "");
             } else {
@@ -326,7 +331,8 @@ impl SyncRun<'_> {
                 let action = match live {
                     None => ObjectAction::Created,
                     Some(before)
-                        if resource_version(before) != resource_version(&after) && !self.options.dry_run =>
+                        if applied::resource_version(before) != applied::resource_version(&after)
+                            && !self.options.dry_run =>
                     {
                         ObjectAction::Configured
                     }
@@ -451,9 +457,12 @@ impl SyncRun<'_> {
                 next.extend(self.applied.clone());
                 next
             };
-            store.set_inventory(&self.app.name, &next)?;
-            store.update_applied(&self.app.name, &self.applied_states)?;
-            store.finish_sync(id, result, &message, &self.outcomes, now_millis())?;
+            let effects = SyncEffects {
+                application: &self.app.name,
+                inventory: (next != *inventory).then_some(&next),
+                applied: &self.applied_states,
+            };
+            store.finish_sync(id, result, &message, &self.outcomes, now_millis(), Some(effects))?;
         }
         let revision = self.desired.commit.to_string();
         tracing::info!(application = %self.app.name, %revision, ?result, objects = self.outcomes.len(), "sync finished");
@@ -600,7 +609,7 @@ impl Engine {
                 .store
                 .begin_sync(&app.name, requested, requested, options.trigger, now_millis())?;
             self.store
-                .finish_sync(id, SyncResult::Failed, &err.to_string(), &[], now_millis())?;
+                .finish_sync(id, SyncResult::Failed, &err.to_string(), &[], now_millis(), None)?;
         }
         Err(err)
     }
@@ -650,14 +659,6 @@ impl Engine {
             tokio::time::sleep(HEALTH_POLL).await;
         }
     }
-}
-
-fn resource_version(object: &Value) -> String {
-    object
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
 }
 
 impl Engine {

@@ -602,3 +602,84 @@ async fn only_changes_to_fields_driftless_owns_are_drift_and_only_drifted_object
         "{deleted:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_no_op_sync_reads_whole_only_the_objects_written_since_they_were_last_in_sync() {
+    let env = TestEnv::new("engine_vouched_by_version").await;
+    let repo = TestRepo::new();
+    for name in ["one", "two", "three", "four"] {
+        repo.write(&format!("app/{name}.yaml"), &config_map(name, "v1"));
+    }
+    repo.commit("four settings");
+    let (_data, engine) = engine(&env, vec![application("web", &repo, "app", &env.namespace)]);
+    let requests = || async { engine.stats().await.api_requests };
+    let first = engine.sync("web", PRUNE).await.expect("first sync");
+    assert_eq!(first.result, SyncResult::Succeeded, "{first:?}");
+
+    // Nothing written since: one metadata-only LIST vouches for all four.
+    let (before, report) = (requests().await, engine.sync("web", PRUNE).await.expect("no-op"));
+    let unchanged = |report: &driftless_engine::SyncReport| {
+        report
+            .outcomes
+            .iter()
+            .all(|o| o.action == ObjectAction::Unchanged)
+            && report.outcomes.len() == 4
+    };
+    assert!(unchanged(&report), "{report:?}");
+    assert_eq!(report.health, first.health);
+    assert_eq!(requests().await - before, 1, "the LIST only");
+
+    // Another manager's label moves one object's resourceVersion: that one is read whole (and is
+    // still in sync); the next sync vouches for it again from the version recorded then.
+    let config_maps = env.api::<ConfigMap>();
+    common::patch(
+        &config_maps,
+        "one",
+        "kubectl-label",
+        serde_json::json!({"metadata": {"labels": {"team": "payments"}}}),
+    )
+    .await;
+    let (before, report) = (requests().await, engine.sync("web", PRUNE).await.expect("sync"));
+    assert!(unchanged(&report), "{report:?}");
+    assert_eq!(
+        requests().await - before,
+        2,
+        "the LIST and a GET of the labelled object"
+    );
+    let (before, report) = (requests().await, engine.sync("web", PRUNE).await.expect("sync"));
+    assert!(unchanged(&report), "{report:?}");
+    assert_eq!(requests().await - before, 1, "the new version was recorded");
+
+    // A change to a field driftless owns is seen (the object is read whole) and reverted; an
+    // object deleted behind driftless's back is created again.
+    common::patch(
+        &config_maps,
+        "two",
+        "kubectl-edit",
+        serde_json::json!({"data": {"key": "edited"}}),
+    )
+    .await;
+    config_maps
+        .delete("three", &kube::api::DeleteParams::default())
+        .await
+        .expect("delete");
+    let force = SyncOptions { force: true, ..PRUNE };
+    let mut healed = actions(&engine.sync("web", force).await.expect("heal"));
+    healed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        healed,
+        vec![
+            ("four".into(), ObjectAction::Unchanged),
+            ("one".into(), ObjectAction::Unchanged),
+            ("three".into(), ObjectAction::Created),
+            ("two".into(), ObjectAction::Configured),
+        ]
+    );
+    let data = config_maps
+        .get("two")
+        .await
+        .expect("get")
+        .data
+        .unwrap_or_default();
+    assert_eq!(data["key"], "v1");
+}

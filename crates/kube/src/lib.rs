@@ -15,5 +15,5 @@ mod resolve;
 
 pub use connect::{ConnectError, ConnectOptions, connect};
 pub use discovery::{Discovery, DiscoveryError, Resolved};
-pub use objects::{ApplyOptions, FIELD_MANAGER, ObjectError, Objects};
+pub use objects::{ApplyOptions, FIELD_MANAGER, ListedMetadata, ObjectError, Objects};
 pub use resolve::{ResolveError, resolve_desired};

@@ -1,5 +1,7 @@
 //! Server-side apply, its dry-run, get and delete of single objects.
 
+use std::collections::BTreeMap;
+
 use driftless_core::{DesiredObject, ObjectRef};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
 use kube::core::ApiResource;
@@ -112,6 +114,33 @@ fn listing(resource: &ApiResource, namespace: Option<&str>) -> String {
     }
 }
 
+/// What a metadata-only LIST tells of one object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedMetadata {
+    #[serde(default)]
+    pub name: String,
+    /// Changes with every write to the object, its status included.
+    #[serde(default)]
+    pub resource_version: String,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+impl ListedMetadata {
+    #[must_use]
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.as_ref()?.get(key).map(String::as_str)
+    }
+
+    #[must_use]
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.as_ref()?.get(key).map(String::as_str)
+    }
+}
+
 /// Single-object operations against one cluster.
 #[derive(Clone)]
 pub struct Objects {
@@ -219,38 +248,40 @@ impl Objects {
     ) -> Result<Vec<Value>, ObjectError> {
         #[derive(serde::Deserialize)]
         struct Items {
-            items: Vec<Value>,
+            /// `null` in some empty lists.
+            items: Option<Vec<Value>>,
         }
         let params = kube::api::ListParams::default().labels(label_selector);
         let list: Items = self
             .send(resource, namespace, "list", |request| request.list(&params))
             .await
             .map_err(|err| ObjectError::about(listing(resource, namespace), err))?;
-        Ok(list.items)
+        Ok(list.items.unwrap_or_default())
     }
 
-    /// The names of every object of `resource` in `namespace`, from a metadata-only LIST (no
-    /// bodies: cheap even where the namespace holds many objects).
-    pub async fn list_names(
+    /// The metadata of every object of `resource` in `namespace` that matches `label_selector`
+    /// (every object when `None`), from a metadata-only LIST: no bodies, and managedFields are
+    /// skipped unparsed, so it stays cheap where a namespace holds many objects.
+    pub async fn list_metadata(
         &self,
         resource: &ApiResource,
         namespace: Option<&str>,
-    ) -> Result<Vec<String>, ObjectError> {
-        /// Only the names: not even the metadata is parsed into types (see `send`).
+        label_selector: Option<&str>,
+    ) -> Result<Vec<ListedMetadata>, ObjectError> {
         #[derive(serde::Deserialize)]
-        struct Names {
-            items: Vec<Named>,
+        struct Items {
+            /// `null` when the list is empty.
+            items: Option<Vec<Item>>,
         }
         #[derive(serde::Deserialize)]
-        struct Named {
-            metadata: NameOnly,
+        struct Item {
+            metadata: ListedMetadata,
         }
-        #[derive(serde::Deserialize)]
-        struct NameOnly {
-            name: Option<String>,
+        let mut params = kube::api::ListParams::default();
+        if let Some(selector) = label_selector {
+            params = params.labels(selector);
         }
-        let params = kube::api::ListParams::default();
-        let list: Names = self
+        let list: Items = self
             .send(resource, namespace, "list", |request| {
                 request.list_metadata(&params)
             })
@@ -259,7 +290,8 @@ impl Objects {
         Ok(list
             .items
             .into_iter()
-            .filter_map(|item| item.metadata.name)
+            .flatten()
+            .map(|item| item.metadata)
             .collect())
     }
 

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use driftless_core::ObjectRef;
+use driftless_core::health::Health;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,10 @@ const MIGRATIONS: &[&str] = &[
         rendered_at INTEGER NOT NULL,
         body BLOB NOT NULL
     );
+",
+    r"
+    ALTER TABLE applied ADD COLUMN resource_version TEXT;
+    ALTER TABLE applied ADD COLUMN health TEXT;
 ",
 ];
 
@@ -173,11 +178,26 @@ pub enum ObjectAction {
     Failed,
 }
 
+/// What a finished sync leaves behind besides its record (see [`Store::finish_sync`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SyncEffects<'a> {
+    pub application: &'a str,
+    /// The application's inventory from now on; `None` when it did not change.
+    pub inventory: Option<&'a BTreeMap<ObjectRef, String>>,
+    /// Applied states to record (`Some`) or forget (`None`).
+    pub applied: &'a BTreeMap<ObjectRef, Option<AppliedState>>,
+}
+
 /// What an object looked like when driftless last brought it in sync.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedState {
     pub desired_hash: String,
     pub fingerprint: String,
+    /// The object's resourceVersion when this was recorded: while the live object still has it,
+    /// it is the object seen then (fingerprint and health included) without reading it again.
+    pub resource_version: Option<String>,
+    /// The object's health at that resourceVersion.
+    pub health: Option<Health>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +259,60 @@ pub struct SyncRecord {
 /// The database. Safe to share between threads; one connection, serialised.
 pub struct Store {
     connection: Mutex<Connection>,
+}
+
+fn write_inventory(
+    transaction: &rusqlite::Transaction<'_>,
+    application: &str,
+    objects: &BTreeMap<ObjectRef, String>,
+) -> Result<(), StoreError> {
+    transaction
+        .execute(
+            "DELETE FROM inventory WHERE application = ?1",
+            params![application],
+        )
+        .map_err(sql("write the inventory"))?;
+    let mut insert = transaction
+        .prepare("INSERT INTO inventory (application, object, version) VALUES (?1, ?2, ?3)")
+        .map_err(sql("write the inventory"))?;
+    for (object, version) in objects {
+        insert
+            .execute(params![application, to_text(object), version])
+            .map_err(sql("write the inventory"))?;
+    }
+    Ok(())
+}
+
+fn write_applied(
+    transaction: &rusqlite::Transaction<'_>,
+    application: &str,
+    changes: &BTreeMap<ObjectRef, Option<AppliedState>>,
+) -> Result<(), StoreError> {
+    let mut upsert = transaction
+        .prepare(
+            "INSERT INTO applied (application, object, desired_hash, fingerprint, resource_version, health) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (application, object) DO UPDATE SET \
+             desired_hash = ?3, fingerprint = ?4, resource_version = ?5, health = ?6",
+        )
+        .map_err(sql("write the applied state"))?;
+    let mut delete = transaction
+        .prepare("DELETE FROM applied WHERE application = ?1 AND object = ?2")
+        .map_err(sql("write the applied state"))?;
+    for (object, state) in changes {
+        match state {
+            Some(state) => upsert.execute(params![
+                application,
+                to_text(object),
+                state.desired_hash,
+                state.fingerprint,
+                state.resource_version,
+                state.health.as_ref().map(to_text),
+            ]),
+            None => delete.execute(params![application, to_text(object)]),
+        }
+        .map_err(sql("write the applied state"))?;
+    }
+    Ok(())
 }
 
 fn to_text<T: Serialize>(value: &T) -> String {
@@ -390,7 +464,9 @@ impl Store {
         Ok(connection.last_insert_rowid())
     }
 
-    /// Records how a sync ended, with every object's outcome.
+    /// Records how a sync ended, with every object's outcome, and what it leaves behind
+    /// (`effects`) in the same transaction: the record, the inventory and the applied states never
+    /// disagree after a crash, and a sync costs one commit however much it changed.
     pub fn finish_sync(
         &self,
         id: i64,
@@ -398,6 +474,7 @@ impl Store {
         message: &str,
         outcomes: &[ObjectOutcome],
         now: i64,
+        effects: Option<SyncEffects<'_>>,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection();
         let transaction = connection.transaction().map_err(sql("finish a sync"))?;
@@ -431,6 +508,12 @@ impl Store {
                     ])
                     .map_err(sql("record object outcomes"))?;
             }
+        }
+        if let Some(effects) = effects {
+            if let Some(inventory) = effects.inventory {
+                write_inventory(&transaction, effects.application, inventory)?;
+            }
+            write_applied(&transaction, effects.application, effects.applied)?;
         }
         transaction.commit().map_err(sql("finish a sync"))
     }
@@ -551,22 +634,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut connection = self.connection();
         let transaction = connection.transaction().map_err(sql("write the inventory"))?;
-        transaction
-            .execute(
-                "DELETE FROM inventory WHERE application = ?1",
-                params![application],
-            )
-            .map_err(sql("write the inventory"))?;
-        {
-            let mut insert = transaction
-                .prepare("INSERT INTO inventory (application, object, version) VALUES (?1, ?2, ?3)")
-                .map_err(sql("write the inventory"))?;
-            for (object, version) in objects {
-                insert
-                    .execute(params![application, to_text(object), version])
-                    .map_err(sql("write the inventory"))?;
-            }
-        }
+        write_inventory(&transaction, application, objects)?;
         transaction.commit().map_err(sql("write the inventory"))
     }
 
@@ -575,13 +643,19 @@ impl Store {
     /// unchanged means the object needs neither a read nor a write.
     pub fn applied(&self, application: &str) -> Result<BTreeMap<ObjectRef, AppliedState>, StoreError> {
         self.by_object(
-            "SELECT object, desired_hash, fingerprint FROM applied WHERE application = ?1",
+            "SELECT object, desired_hash, fingerprint, resource_version, health FROM applied \
+             WHERE application = ?1",
             "read the applied state",
             application,
             |row| {
                 Ok(AppliedState {
                     desired_hash: row.get(1)?,
                     fingerprint: row.get(2)?,
+                    resource_version: row.get(3)?,
+                    // Unreadable (from another version) is as good as unknown: read the object.
+                    health: row
+                        .get::<_, Option<String>>(4)?
+                        .and_then(|health| serde_json::from_str(&health).ok()),
                 })
             },
         )
@@ -618,29 +692,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut connection = self.connection();
         let transaction = connection.transaction().map_err(sql("write the applied state"))?;
-        {
-            let mut upsert = transaction
-                .prepare(
-                    "INSERT INTO applied (application, object, desired_hash, fingerprint) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT (application, object) DO UPDATE SET desired_hash = ?3, fingerprint = ?4",
-                )
-                .map_err(sql("write the applied state"))?;
-            let mut delete = transaction
-                .prepare("DELETE FROM applied WHERE application = ?1 AND object = ?2")
-                .map_err(sql("write the applied state"))?;
-            for (object, state) in changes {
-                match state {
-                    Some(state) => upsert.execute(params![
-                        application,
-                        to_text(object),
-                        state.desired_hash,
-                        state.fingerprint
-                    ]),
-                    None => delete.execute(params![application, to_text(object)]),
-                }
-                .map_err(sql("write the applied state"))?;
-            }
-        }
+        write_applied(&transaction, application, changes)?;
         transaction.commit().map_err(sql("write the applied state"))
     }
 

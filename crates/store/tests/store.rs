@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use driftless_core::{GroupVersionKind, ObjectRef};
+use driftless_core::health::Health;
+use driftless_core::{GroupVersionKind, HealthState, ObjectRef};
 use driftless_store::{
-    AppliedState, EventKind, EventRecord, ObjectAction, ObjectOutcome, RenderRecord, Store, SyncResult,
-    Trigger,
+    AppliedState, EventKind, EventRecord, ObjectAction, ObjectOutcome, RenderRecord, Store, SyncEffects,
+    SyncResult, Trigger,
 };
 
 fn config_map(name: &str) -> ObjectRef {
@@ -35,13 +36,20 @@ fn syncs_are_recorded_with_their_objects_newest_first() {
         },
     ];
     store
-        .finish_sync(first, SyncResult::Failed, "1 object failed", &outcomes, 2_000)
+        .finish_sync(
+            first,
+            SyncResult::Failed,
+            "1 object failed",
+            &outcomes,
+            2_000,
+            None,
+        )
         .expect("finish");
     let second = store
         .begin_sync("web", "bbbb", "main", Trigger::Manual, 3_000)
         .expect("begin");
     store
-        .finish_sync(second, SyncResult::Succeeded, "", &[], 4_000)
+        .finish_sync(second, SyncResult::Succeeded, "", &[], 4_000, None)
         .expect("finish");
     store
         .begin_sync("other", "cccc", "main", Trigger::Manual, 5_000)
@@ -65,7 +73,7 @@ fn syncs_are_recorded_with_their_objects_newest_first() {
         .begin_sync("web", "c3", "main", Trigger::Automated, 5)
         .expect("begin");
     store
-        .finish_sync(quiet, SyncResult::Succeeded, "", &[unchanged], 6)
+        .finish_sync(quiet, SyncResult::Succeeded, "", &[unchanged], 6, None)
         .expect("finish");
     assert!(
         store.sync_objects(quiet).expect("objects").is_empty(),
@@ -141,9 +149,15 @@ fn inventories_are_replaced_atomically_and_kept_per_application() {
 #[test]
 fn applied_state_is_updated_and_forgotten_per_object() {
     let store = Store::open_in_memory().expect("open");
+    // Version 2 carries what a later read recorded: the resourceVersion and health seen then.
     let state = |hash: &str| AppliedState {
         desired_hash: hash.to_owned(),
         fingerprint: format!("fp-{hash}"),
+        resource_version: (hash == "2").then(|| "4711".to_owned()),
+        health: (hash == "2").then(|| Health {
+            state: HealthState::Progressing,
+            message: "waiting for rollout".to_owned(),
+        }),
     };
     let changes: BTreeMap<ObjectRef, Option<AppliedState>> = [
         (config_map("a"), Some(state("1"))),
@@ -166,6 +180,49 @@ fn applied_state_is_updated_and_forgotten_per_object() {
         store.applied("other").expect("read")[&config_map("a")],
         state("9")
     );
+}
+
+#[test]
+fn a_finished_sync_records_its_inventory_and_applied_states_with_it() {
+    let store = Store::open_in_memory().expect("open");
+    let state = AppliedState {
+        desired_hash: "h".to_owned(),
+        fingerprint: "f".to_owned(),
+        resource_version: Some("7".to_owned()),
+        health: None,
+    };
+    let applied: BTreeMap<ObjectRef, Option<AppliedState>> = [(config_map("a"), Some(state.clone()))].into();
+    let inventory: BTreeMap<ObjectRef, String> = [(config_map("a"), "v1".to_owned())].into();
+    let id = store
+        .begin_sync("web", "abc", "main", Trigger::Manual, 1)
+        .expect("begin");
+    let effects = SyncEffects {
+        application: "web",
+        inventory: Some(&inventory),
+        applied: &applied,
+    };
+    store
+        .finish_sync(id, SyncResult::Succeeded, "", &[], 2, Some(effects))
+        .expect("finish");
+    assert_eq!(store.inventory("web").expect("read"), inventory);
+    assert_eq!(
+        store.applied("web").expect("read"),
+        [(config_map("a"), state)].into()
+    );
+
+    // An unchanged inventory (None) is left as it was.
+    let id = store
+        .begin_sync("web", "abc", "main", Trigger::Manual, 3)
+        .expect("begin");
+    let effects = SyncEffects {
+        application: "web",
+        inventory: None,
+        applied: &BTreeMap::new(),
+    };
+    store
+        .finish_sync(id, SyncResult::Succeeded, "", &[], 4, Some(effects))
+        .expect("finish");
+    assert_eq!(store.inventory("web").expect("read"), inventory);
 }
 
 #[test]
