@@ -24,8 +24,43 @@ fn main() -> ExitCode {
     match commands::run(cli.command) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             ExitCode::from(commands::EXIT_ERROR)
         }
+    }
+}
+
+/// The error and its causes, each cause only if the message so far does not already say it: our
+/// errors' messages include their source's, so anyhow's `{:#}` said everything two or three times.
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    /// Like our errors: the message includes the source's, which is also its `source()`.
+    #[derive(Debug, thiserror::Error)]
+    #[error("deployments in namespace web: request failed: {0}")]
+    struct Failed(#[source] std::io::Error);
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let err = anyhow::Error::new(Failed(std::io::Error::other("connection reset"))).context("big");
+        assert_eq!(
+            describe(&err),
+            "big: deployments in namespace web: request failed: connection reset"
+        );
+        let bare = anyhow::Error::new(std::io::Error::other("permission denied")).context("reading x.yaml");
+        assert_eq!(describe(&bare), "reading x.yaml: permission denied");
     }
 }
