@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use driftless_core::application::Application;
+use driftless_core::health::Health;
 use driftless_core::plan::{APPLICATION_LABEL, LiveOwnership, PRUNE_ANNOTATION};
 use driftless_core::{DesiredObject, ObjectRef};
 use driftless_kube::ListedMetadata;
@@ -42,7 +43,7 @@ pub(crate) struct LiveSnapshot {
 struct Group {
     resource: ApiResource,
     namespace: Option<String>,
-    references: Vec<(ObjectRef, Option<AppliedState>)>,
+    references: Vec<(ObjectRef, Option<Vouch>)>,
     /// The watch cache shows none of them labelled: only whether they exist unlabelled is asked.
     unlabelled: bool,
 }
@@ -62,7 +63,24 @@ struct Wanted {
     unlabelled: bool,
     /// What was recorded when the object was last in sync (from this very manifest, when
     /// declared): while its resourceVersion has not moved, that is still the object.
-    recorded: Option<AppliedState>,
+    recorded: Option<Vouch>,
+}
+
+/// What was recorded of an object at a resourceVersion, enough to stand for it unread.
+struct Vouch {
+    resource_version: String,
+    fingerprint: String,
+    health: Health,
+}
+
+impl Vouch {
+    fn of(state: &AppliedState) -> Option<Self> {
+        Some(Self {
+            resource_version: state.resource_version.clone()?,
+            fingerprint: state.fingerprint.clone(),
+            health: state.health.clone()?,
+        })
+    }
 }
 
 /// What reading one group found.
@@ -297,7 +315,7 @@ async fn vouch_from_metadata(
     resource: &ApiResource,
     namespace: Option<&str>,
     selector: &str,
-    unseen: &mut Vec<(ObjectRef, Option<AppliedState>)>,
+    unseen: &mut Vec<(ObjectRef, Option<Vouch>)>,
     found: &mut GroupRead,
 ) -> Result<Vec<ObjectRef>, EngineError> {
     let mut listed: HashMap<String, ListedMetadata> = cluster
@@ -310,15 +328,17 @@ async fn vouch_from_metadata(
         .collect();
     let application: Arc<str> = app.name.as_str().into();
     let mut moved = Vec::new();
-    unseen.retain(|(reference, recorded)| {
+    unseen.retain_mut(|(reference, recorded)| {
         let Some(metadata) = listed.remove(&reference.name) else {
             return true;
         };
-        let vouched = recorded.as_ref().filter(|recorded| {
-            recorded.resource_version.as_deref() == Some(metadata.resource_version.as_str())
-        });
-        match vouched.and_then(|recorded| Some((recorded, recorded.health.clone()?))) {
-            Some((recorded, health)) => {
+        let vouched = recorded
+            .take()
+            .filter(|recorded| recorded.resource_version == metadata.resource_version);
+        match vouched {
+            Some(Vouch {
+                fingerprint, health, ..
+            }) => {
                 let ownership = LiveOwnership::from_metadata(
                     metadata.label(APPLICATION_LABEL),
                     metadata.annotation(PRUNE_ANNOTATION),
@@ -327,7 +347,7 @@ async fn vouch_from_metadata(
                     reference.clone(),
                     CachedObject {
                         application: Arc::clone(&application),
-                        fingerprint: Some(recorded.fingerprint.clone()),
+                        fingerprint: Some(fingerprint),
                         health,
                         prune_disabled: ownership.prune_disabled,
                     },
@@ -401,15 +421,10 @@ impl Engine {
         // What was recorded of an object at a resourceVersion (for a declared one, from this
         // very manifest): while the object is still at that version, it need not be read.
         let vouching = |reference: &ObjectRef, object: Option<&DesiredObject>| {
-            recorded
-                .get(reference)
-                .filter(|state| state.resource_version.is_some() && state.health.is_some())
-                .filter(|state| {
-                    object.is_none_or(|object| {
-                        applied::unchanged_since(recorded, app, object, Some(&state.fingerprint))
-                    })
-                })
-                .cloned()
+            let state = recorded.get(reference)?;
+            let same_manifest =
+                object.is_none_or(|object| state.desired_hash == applied::desired_hash_of(app, object));
+            same_manifest.then(|| Vouch::of(state)).flatten()
         };
         for (object, resolved) in desired.objects.iter() {
             if let Some(unlabelled) = consult(&object.reference, &resolved.resource, Some(object)) {

@@ -114,6 +114,13 @@ fn listing(resource: &ApiResource, namespace: Option<&str>) -> String {
     }
 }
 
+/// A LIST answer; only its items are read.
+#[derive(serde::Deserialize)]
+struct Items<T> {
+    /// `null` in some empty lists (metadata-only ones).
+    items: Option<Vec<T>>,
+}
+
 /// What a metadata-only LIST tells of one object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -246,13 +253,8 @@ impl Objects {
         namespace: Option<&str>,
         label_selector: &str,
     ) -> Result<Vec<Value>, ObjectError> {
-        #[derive(serde::Deserialize)]
-        struct Items {
-            /// `null` in some empty lists.
-            items: Option<Vec<Value>>,
-        }
         let params = kube::api::ListParams::default().labels(label_selector);
-        let list: Items = self
+        let list: Items<Value> = self
             .send(resource, namespace, "list", |request| request.list(&params))
             .await
             .map_err(|err| ObjectError::about(listing(resource, namespace), err))?;
@@ -269,11 +271,6 @@ impl Objects {
         label_selector: Option<&str>,
     ) -> Result<Vec<ListedMetadata>, ObjectError> {
         #[derive(serde::Deserialize)]
-        struct Items {
-            /// `null` when the list is empty.
-            items: Option<Vec<Item>>,
-        }
-        #[derive(serde::Deserialize)]
         struct Item {
             metadata: ListedMetadata,
         }
@@ -281,7 +278,7 @@ impl Objects {
         if let Some(selector) = label_selector {
             params = params.labels(selector);
         }
-        let list: Items = self
+        let list: Items<Item> = self
             .send(resource, namespace, "list", |request| {
                 request.list_metadata(&params)
             })

@@ -626,18 +626,6 @@ impl Store {
         )
     }
 
-    /// Replaces `application`'s inventory, atomically.
-    pub fn set_inventory(
-        &self,
-        application: &str,
-        objects: &BTreeMap<ObjectRef, String>,
-    ) -> Result<(), StoreError> {
-        let mut connection = self.connection();
-        let transaction = connection.transaction().map_err(sql("write the inventory"))?;
-        write_inventory(&transaction, application, objects)?;
-        transaction.commit().map_err(sql("write the inventory"))
-    }
-
     /// For each object `application` last brought in sync: the hash of the manifest from Git and
     /// the fingerprint of the live object right after (see `driftless_core::fingerprint`). Both
     /// unchanged means the object needs neither a read nor a write.

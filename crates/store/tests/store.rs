@@ -133,14 +133,24 @@ fn inventories_are_replaced_atomically_and_kept_per_application() {
             .map(|name| (config_map(name), "v1".to_owned()))
             .collect()
     };
-    store.set_inventory("web", &versioned(&["a", "b"])).expect("set");
-    store
-        .set_inventory("other", &versioned(&["z"]))
-        .expect("set other");
+    // Inventories are written by the sync that changed them.
+    let set_inventory = |application: &str, objects: &BTreeMap<ObjectRef, String>| {
+        let id = store
+            .begin_sync(application, "abc", "main", Trigger::Manual, 1)
+            .expect("begin");
+        let effects = SyncEffects {
+            application,
+            inventory: Some(objects),
+            applied: &BTreeMap::new(),
+        };
+        store
+            .finish_sync(id, SyncResult::Succeeded, "", &[], 2, Some(effects))
+            .expect("finish");
+    };
+    set_inventory("web", &versioned(&["a", "b"]));
+    set_inventory("other", &versioned(&["z"]));
     assert_eq!(store.inventory("web").expect("read"), versioned(&["a", "b"]));
-    store
-        .set_inventory("web", &versioned(&["b", "c"]))
-        .expect("replace");
+    set_inventory("web", &versioned(&["b", "c"]));
     assert_eq!(store.inventory("web").expect("read"), versioned(&["b", "c"]));
     assert_eq!(store.inventory("other").expect("read").len(), 1);
     assert!(store.inventory("unknown").expect("read").is_empty());
