@@ -56,7 +56,8 @@ impl AdaptiveLimit {
 
 /// Runs `call` for every item with adaptive concurrency; a result for which `retry` says yes is
 /// retried (up to three times, with exponential backoff) after the limit is lowered. Results come
-/// back in completion order, with each item's index.
+/// back in the items' order (not the answers'), with each item's index, so what callers report
+/// is the same from run to run.
 pub(crate) async fn run_adaptive<T, R, F, Fut>(
     items: &[T],
     limit: &mut AdaptiveLimit,
@@ -99,6 +100,7 @@ where
         }
         results.push((index, result));
     }
+    results.sort_unstable_by_key(|(index, _)| *index);
     results
 }
 
@@ -150,7 +152,11 @@ mod tests {
             |result: &Result<usize, u16>| result.is_err(),
         )
         .await;
-        assert_eq!(results.len(), 20);
+        assert_eq!(
+            results.iter().map(|(index, _)| *index).collect::<Vec<_>>(),
+            items,
+            "in the items' order, though item 3 answered last"
+        );
         assert!(results.iter().all(|(index, result)| result == &Ok(*index)));
         assert_eq!(attempts.lock().expect("lock")[&3], 3);
     }
