@@ -102,6 +102,33 @@ pub struct RawApplicationSpec {
     pub sync_policy: RawSyncPolicy,
     #[serde(default)]
     pub ignore_differences: Vec<RawIgnoreDifference>,
+    #[serde(default)]
+    pub decryption: Option<RawDecryption>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawDecryption {
+    pub keys: Vec<RawKeySource>,
+}
+
+/// A decryption key, never inline: a file, an environment variable or a Kubernetes Secret.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum RawKeySource {
+    File(Text),
+    Env(Text),
+    Secret(RawSecretKeyRef),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSecretKeyRef {
+    pub name: Text,
+    #[serde(default)]
+    pub namespace: Option<Text>,
+    #[serde(default)]
+    pub key: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

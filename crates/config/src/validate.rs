@@ -3,13 +3,15 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use driftless_core::application::{
-    Application, Automated, Cluster, ClusterConnection, DEFAULT_INTERVAL, Destination, DirectoryOptions,
-    IgnoreDifference, Renderer, RepositoryCredentials, Retry, SecretSource, Source, SyncPolicy,
+    Application, Automated, Cluster, ClusterConnection, DEFAULT_INTERVAL, Decryption, Destination,
+    DirectoryOptions, IgnoreDifference, KeySource, Renderer, RepositoryCredentials, Retry, SecretSource,
+    Source, SyncPolicy,
 };
 use serde_saphyr::Spanned;
 
 use crate::raw::{
-    RawApplication, RawCluster, RawConfig, RawRepository, RawSecretRef, RawSource, RawSyncPolicy, Text,
+    RawApplication, RawCluster, RawConfig, RawDecryption, RawKeySource, RawRepository, RawSecretRef,
+    RawSource, RawSyncPolicy, Text,
 };
 use crate::{Config, ConfigError, Problem};
 
@@ -82,7 +84,7 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
     let mut names = BTreeSet::new();
     for (index, raw_app) in raw.applications.iter().enumerate() {
         let field = format!("applications[{index}]");
-        if let Some(app) = application(&mut checker, raw_app, &field, &cluster_names) {
+        if let Some(app) = application(&mut checker, raw_app, &field, &cluster_names, Some(base)) {
             if !names.insert(app.name.clone()) {
                 checker.report_at(
                     &raw_app.metadata.name,
@@ -122,7 +124,7 @@ pub fn application_manifest(
         file: source,
         problems: Vec::new(),
     };
-    let app = application(&mut checker, &raw, "", known_clusters);
+    let app = application(&mut checker, &raw, "", known_clusters, None);
     match app {
         Some(app) => finish(checker, app),
         None => Err(ConfigError {
@@ -190,6 +192,11 @@ fn resolve_path(base: &Path, path: &str) -> PathBuf {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => base.join(path),
     }
+}
+
+/// RFC 1123 subdomain: what Kubernetes accepts for most object names.
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns_label)
 }
 
 /// RFC 1123 label: what Kubernetes accepts for namespaces, and what we accept for names.
@@ -386,11 +393,13 @@ fn duration(checker: &mut Checker<'_>, text: &Text, field: &str) -> Option<Durat
     }
 }
 
+/// `base` is the directory of `driftless.yaml`; `None` for an Application read from a repository.
 fn application(
     checker: &mut Checker<'_>,
     raw: &RawApplication,
     prefix: &str,
     clusters: &[String],
+    base: Option<&Path>,
 ) -> Option<Application> {
     let before = checker.problems.len();
     check_header(checker, &raw.api_version, &raw.kind, APPLICATION_KIND, prefix);
@@ -465,6 +474,15 @@ fn application(
             }
         })
         .collect();
+    let decryption = raw.spec.decryption.as_ref().map(|raw_decryption| {
+        decryption(
+            checker,
+            raw_decryption,
+            &join(&spec, "decryption"),
+            base,
+            destination.namespace.as_ref().map(|n| n.value.as_str()),
+        )
+    });
     if checker.problems.len() > before {
         return None;
     }
@@ -478,7 +496,85 @@ fn application(
         },
         sync_policy: sync_policy?,
         ignore_differences,
+        decryption,
     })
+}
+
+/// Keys an application decrypts with. An Application from a repository is written by whoever
+/// can push there: it may not read driftless's own files or environment, only a Secret in the
+/// namespace it deploys to (which its authors own anyway).
+fn decryption(
+    checker: &mut Checker<'_>,
+    raw: &RawDecryption,
+    field: &str,
+    base: Option<&Path>,
+    destination_namespace: Option<&str>,
+) -> Decryption {
+    if raw.keys.is_empty() {
+        checker.report(
+            None,
+            format!("{field}.keys"),
+            "name at least one key (file, env or secret)",
+        );
+    }
+    let mut keys = Vec::new();
+    for (index, key) in raw.keys.iter().enumerate() {
+        let field = format!("{field}.keys[{index}]");
+        let from_repository =
+            "an Application from a repository may only use a Secret in its destination namespace";
+        match key {
+            RawKeySource::File(path) => match base {
+                Some(base) => keys.push(KeySource::File(resolve_path(base, &path.value))),
+                None => checker.report_at(path, format!("{field}.file"), from_repository),
+            },
+            RawKeySource::Env(name) => {
+                if base.is_none() {
+                    checker.report_at(name, format!("{field}.env"), from_repository);
+                } else if let SecretSource::Env(name) = secret_source(
+                    checker,
+                    &RawSecretRef::Env(name.clone()),
+                    &format!("{field}.env"),
+                    Path::new(""),
+                ) {
+                    keys.push(KeySource::Env(name));
+                }
+            }
+            RawKeySource::Secret(secret) => {
+                let namespace = secret
+                    .namespace
+                    .as_ref()
+                    .map(|n| n.value.as_str())
+                    .or(destination_namespace);
+                let Some(namespace) = namespace else {
+                    checker.report_at(
+                        &secret.name,
+                        format!("{field}.secret.namespace"),
+                        "give the Secret's namespace (the application has no destination namespace)",
+                    );
+                    continue;
+                };
+                if base.is_none() && Some(namespace) != destination_namespace {
+                    checker.report_at(&secret.name, format!("{field}.secret.namespace"), from_repository);
+                    continue;
+                }
+                for (what, text) in [("name", secret.name.value.as_str()), ("namespace", namespace)] {
+                    if !is_dns_subdomain(text) {
+                        checker.report_at(
+                            &secret.name,
+                            format!("{field}.secret.{what}"),
+                            format!("{text:?} is not a valid {what}"),
+                        );
+                    }
+                }
+                keys.push(KeySource::Secret {
+                    namespace: namespace.to_owned(),
+                    name: secret.name.value.clone(),
+                    key: secret.key.as_ref().map(|k| k.value.clone()),
+                });
+            }
+        }
+    }
+    Decryption { keys }
 }
 
 fn source(checker: &mut Checker<'_>, raw: &RawSource, field: &str) -> Option<Source> {

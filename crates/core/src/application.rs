@@ -18,6 +18,28 @@ pub struct Application {
     pub destination: Destination,
     pub sync_policy: SyncPolicy,
     pub ignore_differences: Vec<IgnoreDifference>,
+    /// Keys for SOPS-encrypted files in the source; `None`: encrypted files are an error.
+    #[serde(default)]
+    pub decryption: Option<Decryption>,
+}
+
+/// Where an application's SOPS keys come from. Each source holds age identities, an OpenSSH
+/// private key or armored OpenPGP secret keys (told apart by their contents).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decryption {
+    pub keys: Vec<KeySource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeySource {
+    File(PathBuf),
+    Env(String),
+    /// A Secret on the application's destination cluster: one data key, or every key.
+    Secret {
+        namespace: String,
+        name: String,
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

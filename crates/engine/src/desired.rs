@@ -103,6 +103,30 @@ fn touches(app: &Application, inputs: Option<&BTreeSet<String>>, changed: &[Stri
     })
 }
 
+/// The Namespace `CreateNamespace=true` asks for, unless the source declares it.
+fn add_created_namespace(app: &Application, manifests: &mut Vec<(serde_json::Value, SourceLocation)>) {
+    if app.sync_policy.create_namespace
+        && let Some(namespace) = &app.destination.namespace
+    {
+        let declared = manifests.iter().any(|(manifest, _)| {
+            manifest["kind"] == "Namespace"
+                && manifest["apiVersion"] == "v1"
+                && manifest["metadata"]["name"] == namespace.as_str()
+        });
+        if !declared {
+            let source = SourceLocation {
+                file: "syncOptions: CreateNamespace=true".into(),
+                document: 0,
+                line: None,
+            };
+            manifests.push((
+                json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": namespace } }),
+                source,
+            ));
+        }
+    }
+}
+
 /// What `driftless render` shows: the objects an application declares at a commit, exactly as
 /// they would be applied.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -228,7 +252,9 @@ impl Engine {
             .read_tree(url, &commit, scope)
             .await
             .map_err(git_error)?;
-        let rendered = driftless_render::render(&tree, &app.source, &self.options.render_limits)
+        let cluster = self.cluster(&app.destination.cluster).await?;
+        let keys = crate::decryption::load_keys(app, &cluster).await?;
+        let rendered = driftless_render::render(&tree, &app.source, &self.options.render_limits, &keys)
             .await
             .map_err(|source| EngineError::Render {
                 application: app.name.clone(),
@@ -240,30 +266,12 @@ impl Engine {
             .into_iter()
             .map(|m| (m.manifest, m.source))
             .partition(|(manifest, _)| is_application(manifest));
-        // A root's render also registers its children, which a kept render would skip.
-        let keepable = children.is_empty();
+        // A root's render also registers its children, which a kept render would skip; and
+        // plaintext from SOPS files is kept nowhere beyond the apply, not even in memory.
+        let cacheable = !rendered.decrypted;
+        let keepable = children.is_empty() && cacheable;
         self.register_children(app, children)?;
-        if app.sync_policy.create_namespace
-            && let Some(namespace) = &app.destination.namespace
-        {
-            let declared = manifests.iter().any(|(manifest, _)| {
-                manifest["kind"] == "Namespace"
-                    && manifest["apiVersion"] == "v1"
-                    && manifest["metadata"]["name"] == namespace.as_str()
-            });
-            if !declared {
-                let source = SourceLocation {
-                    file: "syncOptions: CreateNamespace=true".into(),
-                    document: 0,
-                    line: None,
-                };
-                manifests.push((
-                    json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": namespace } }),
-                    source,
-                ));
-            }
-        }
-        let cluster = self.cluster(&app.destination.cluster).await?;
+        add_created_namespace(app, &mut manifests);
         let mut objects = resolve_desired(
             manifests,
             app.destination.namespace.as_deref(),
@@ -283,7 +291,11 @@ impl Engine {
             renderer: rendered.renderer,
         };
         self.keep_render(app, &desired, inputs.as_deref(), keepable);
-        self.render_cache.put(app, &desired, inputs);
+        if cacheable {
+            self.render_cache.put(app, &desired, inputs);
+        } else {
+            self.render_cache.forget(std::slice::from_ref(&app.name));
+        }
         Ok(desired)
     }
 

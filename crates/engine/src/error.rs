@@ -29,6 +29,8 @@ pub enum EngineError {
         #[source]
         source: Box<driftless_render::RenderError>,
     },
+    #[error("{application}: decryption keys: {message}")]
+    DecryptionKeys { application: String, message: String },
     #[error("{application}: {source}")]
     Resolve {
         application: String,

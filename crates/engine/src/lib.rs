@@ -10,6 +10,7 @@
 
 mod applied;
 mod controller;
+mod decryption;
 mod desired;
 mod engine;
 mod error;

@@ -11,14 +11,22 @@
 //! of transports (no `ext::`), no hooks, no system or user configuration, no prompts, credentials
 //! passed through the environment of the one process that needs them and never on a command line,
 //! and every URL scrubbed of credentials before it reaches an error or a log.
+//!
+//! Commit signatures (SSH and OpenPGP) are verified in-process against a [`SignaturePolicy`]
+//! ([`verify_commit`], [`Mirrors::verify_commits`]), never through `gpg` or `ssh-keygen`.
 
 mod command;
 mod credentials;
 mod mirrors;
 mod scrub;
+mod signatures;
 mod tree;
 
 pub use credentials::CredentialsError;
-pub use mirrors::{CommitId, GitError, Mirrors, ReadLimits};
+pub use mirrors::{CommitId, GitError, Mirrors, ReadLimits, VerifyError};
 pub use scrub::scrub_url;
+pub use signatures::{
+    AllowedSignersError, PgpKeysError, SignatureError, SignaturePolicy, SignedCommit, Signer, committer_time,
+    verify_commit,
+};
 pub use tree::{Entry, FileTree, TreeError};

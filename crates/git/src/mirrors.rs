@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 use crate::command::{Failure, Git};
 use crate::credentials::{self, CredentialsError};
 use crate::scrub::scrub_url;
+use crate::signatures::{SignatureError, SignaturePolicy, Signer, verify_commit};
 use crate::tree::{Entry, FileTree};
 
 /// A full (40 hex digit) commit id, as resolved from a repository.
@@ -104,10 +105,34 @@ pub enum GitError {
         repo: String,
         detail: String,
     },
+    #[error("{repo}: more than {limit} commits from {since} to {until}, refusing to walk them all")]
+    TooManyCommits {
+        repo: String,
+        since: String,
+        until: String,
+        limit: usize,
+    },
+}
+
+/// Returned by [`Mirrors::verify_commits`]: the first commit whose signature was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("commit {}: {reason}", commit.short())]
+    Commit {
+        commit: CommitId,
+        #[source]
+        reason: SignatureError,
+    },
 }
 
 /// How long a fetch may take before it is abandoned (and retried on the next reconcile).
 const FETCH_TIMEOUT: Duration = Duration::from_mins(5);
+
+/// How many commits [`Mirrors::commits_between`] walks unless told otherwise: enough for a busy
+/// day between syncs, few enough that a wrong `since` (say, after a history rewrite) fails fast.
+const DEFAULT_COMMIT_WALK_LIMIT: usize = 1_000;
 
 /// The mirrors under one directory, with the credentials to fetch them.
 pub struct Mirrors {
@@ -120,6 +145,7 @@ pub struct Mirrors {
     /// Revisions resolved since the repository's last fetch: (mirror, revision) → commit.
     resolved: Mutex<HashMap<(PathBuf, String), CommitId>>,
     limits: ReadLimits,
+    commit_walk_limit: usize,
     fetches: std::sync::atomic::AtomicU64,
 }
 
@@ -132,6 +158,7 @@ impl Mirrors {
             fetch_locks: Mutex::new(HashMap::new()),
             resolved: Mutex::new(HashMap::new()),
             limits: ReadLimits::default(),
+            commit_walk_limit: DEFAULT_COMMIT_WALK_LIMIT,
             fetches: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -139,6 +166,14 @@ impl Mirrors {
     #[must_use]
     pub fn with_limits(mut self, limits: ReadLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The most commits [`Mirrors::commits_between`] (and so [`Mirrors::verify_commits`]) returns
+    /// before it fails with [`GitError::TooManyCommits`].
+    #[must_use]
+    pub fn with_commit_walk_limit(mut self, limit: usize) -> Self {
+        self.commit_walk_limit = limit;
         self
     }
 
@@ -358,7 +393,7 @@ impl Mirrors {
             .filter(|e| e.kind == "blob")
             .map(|e| e.object.as_str())
             .collect();
-        let mut contents = self.read_blobs(url, &dir, &blob_ids).await?.into_iter();
+        let mut contents = self.read_objects(url, &dir, &blob_ids).await?.into_iter();
         let mut tree = FileTree::default();
         for entry in entries {
             let value = match (entry.kind.as_str(), entry.mode.as_str()) {
@@ -380,8 +415,8 @@ impl Mirrors {
         Ok(tree)
     }
 
-    /// Contents of blobs, in order, through one `git cat-file --batch`.
-    async fn read_blobs(&self, url: &str, dir: &Path, ids: &[&str]) -> Result<Vec<Vec<u8>>, GitError> {
+    /// Contents of objects (blobs, commits), in order, through one `git cat-file --batch`.
+    async fn read_objects(&self, url: &str, dir: &Path, ids: &[&str]) -> Result<Vec<Vec<u8>>, GitError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -392,7 +427,7 @@ impl Mirrors {
             .stdin(input.into_bytes())
             .run()
             .await
-            .map_err(|f| Self::failure("read files of", url, f))?;
+            .map_err(|f| Self::failure("read objects of", url, f))?;
         parse_cat_file_batch(&output.stdout, ids.len()).map_err(|detail| GitError::Protocol {
             operation: "cat-file",
             repo: scrub_url(url),
@@ -426,6 +461,85 @@ impl Mirrors {
             .filter(|p| !p.is_empty())
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect())
+    }
+
+    /// The commit object exactly as git stores it (what its signature covers).
+    pub async fn raw_commit(&self, url: &str, commit: &CommitId) -> Result<Vec<u8>, GitError> {
+        let output = Git::new(["cat-file", "commit", commit.as_str()])
+            .in_dir(&self.mirror_dir(url))
+            .run()
+            .await
+            .map_err(|f| Self::failure("read a commit of", url, f))?;
+        Ok(output.stdout)
+    }
+
+    /// Every commit reachable from `until` but not from `since` (`git rev-list since..until`),
+    /// parents before children; only `until` when there is no `since`. At most the configured
+    /// commit walk limit ([`Mirrors::with_commit_walk_limit`]).
+    pub async fn commits_between(
+        &self,
+        url: &str,
+        since: Option<&CommitId>,
+        until: &CommitId,
+    ) -> Result<Vec<CommitId>, GitError> {
+        let Some(since) = since else {
+            return Ok(vec![until.clone()]);
+        };
+        // One more than allowed, to tell "exactly the limit" from "too many".
+        let output = Git::new([
+            "rev-list".to_owned(),
+            "--topo-order".into(),
+            "--reverse".into(),
+            format!("--max-count={}", self.commit_walk_limit.saturating_add(1)),
+            "--end-of-options".into(),
+            until.as_str().to_owned(),
+            format!("^{}", since.as_str()),
+        ])
+        .in_dir(&self.mirror_dir(url))
+        .run()
+        .await
+        .map_err(|f| Self::failure("list commits of", url, f))?;
+        let commits = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| {
+                CommitId::parse(line).ok_or_else(|| GitError::Protocol {
+                    operation: "rev-list",
+                    repo: scrub_url(url),
+                    detail: line.to_owned(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if commits.len() > self.commit_walk_limit {
+            return Err(GitError::TooManyCommits {
+                repo: scrub_url(url),
+                since: since.short().to_owned(),
+                until: until.short().to_owned(),
+                limit: self.commit_walk_limit,
+            });
+        }
+        Ok(commits)
+    }
+
+    /// Verifies the signature of every commit [`Mirrors::commits_between`] lists, oldest first;
+    /// fails at the first one `policy` does not accept.
+    pub async fn verify_commits(
+        &self,
+        url: &str,
+        since: Option<&CommitId>,
+        until: &CommitId,
+        policy: &SignaturePolicy,
+    ) -> Result<Vec<(CommitId, Signer)>, VerifyError> {
+        let commits = self.commits_between(url, since, until).await?;
+        let ids: Vec<&str> = commits.iter().map(CommitId::as_str).collect();
+        let raw_commits = self.read_objects(url, &self.mirror_dir(url), &ids).await?;
+        commits
+            .into_iter()
+            .zip(raw_commits)
+            .map(|(commit, raw)| match verify_commit(&raw, policy) {
+                Ok(signer) => Ok((commit, signer)),
+                Err(reason) => Err(VerifyError::Commit { commit, reason }),
+            })
+            .collect()
     }
 }
 

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeSet;
 
+use driftless_core::SourceLocation;
 use driftless_core::application::DirectoryOptions;
 use driftless_git::{Entry, FileTree, TreeError};
 use globset::{Glob, GlobMatcher};
 
-use crate::manifests::parse_documents;
-use crate::{RenderError, RenderLimits, Rendered, RenderedManifest};
+use crate::manifests::{check_size, parse_documents, push_manifest};
+use crate::{Keys, RenderError, RenderLimits, Rendered, RenderedManifest, decrypt};
 
 /// Files with these endings are manifests; everything else (READMEs, scripts) is ignored.
 const MANIFEST_EXTENSIONS: &[&str] = &[".yaml", ".yml", ".json"];
@@ -33,6 +34,7 @@ pub(crate) fn render(
     path: &str,
     options: &DirectoryOptions,
     limits: &RenderLimits,
+    keys: &Keys,
 ) -> Result<Rendered, RenderError> {
     let include = matcher("include", options.include.as_deref())?;
     let exclude = matcher("exclude", options.exclude.as_deref())?;
@@ -86,7 +88,8 @@ pub(crate) fn render(
         files.push((file, text));
     }
     let mut manifests = Vec::new();
-    for parsed in parse_all(&files, limits) {
+    let decrypted = files.iter().any(|(_, text)| is_sops(text));
+    for parsed in parse_all(&files, limits, keys) {
         manifests.extend(parsed?);
         if manifests.len() > limits.max_documents {
             return Err(RenderError::TooManyDocuments {
@@ -98,7 +101,39 @@ pub(crate) fn render(
         manifests,
         inputs: Some(inputs),
         renderer: "directory",
+        decrypted,
     })
+}
+
+/// Whether a manifest file may be SOPS-encrypted (cheap; decryption decides).
+fn is_sops(text: &str) -> bool {
+    text.contains("ENC[AES256_GCM,") && text.contains("sops")
+}
+
+/// One file's manifests; a SOPS-encrypted file is decrypted in memory first.
+fn parse_file(
+    file: &str,
+    text: &str,
+    limits: &RenderLimits,
+    keys: &Keys,
+) -> Result<Vec<RenderedManifest>, RenderError> {
+    check_size(text, file, limits)?;
+    if !is_sops(text) {
+        return parse_documents(text, file, limits);
+    }
+    let Some(documents) = decrypt::manifest_file(file, text.as_bytes(), keys)? else {
+        return parse_documents(text, file, limits);
+    };
+    let mut manifests = Vec::new();
+    for (index, document) in documents.into_iter().enumerate() {
+        let location = SourceLocation {
+            file: file.to_owned(),
+            document: index,
+            line: None,
+        };
+        push_manifest(document, &location, &mut manifests)?;
+    }
+    Ok(manifests)
 }
 
 /// Below this many files per thread, parsing on more threads costs more than it saves.
@@ -109,13 +144,14 @@ const FILES_PER_THREAD: usize = 64;
 fn parse_all(
     files: &[(&str, &str)],
     limits: &RenderLimits,
+    keys: &Keys,
 ) -> Vec<Result<Vec<RenderedManifest>, RenderError>> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let threads = cores.min(files.len() / FILES_PER_THREAD).max(1);
     let parse = |chunk: &[(&str, &str)]| -> Vec<_> {
         chunk
             .iter()
-            .map(|(file, text)| parse_documents(text, file, limits))
+            .map(|(file, text)| parse_file(file, text, limits, keys))
             .collect()
     };
     if threads == 1 {

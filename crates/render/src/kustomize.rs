@@ -8,7 +8,7 @@ use std::process::Stdio;
 use driftless_git::FileTree;
 
 use crate::manifests::parse_documents;
-use crate::{RenderError, RenderLimits, Rendered};
+use crate::{Keys, RenderError, RenderLimits, Rendered};
 
 const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
@@ -61,6 +61,7 @@ pub(crate) async fn render(
     tree: &FileTree,
     path: &str,
     limits: &RenderLimits,
+    keys: &Keys,
 ) -> Result<Rendered, RenderError> {
     let (program, subcommand) = kustomize_command()?;
     let workspace = tempfile::tempdir().map_err(|err| io("create a render directory", &err))?;
@@ -128,11 +129,20 @@ pub(crate) async fn render(
         path: display_path(path),
         message: "output is not UTF-8".to_owned(),
     })?;
-    let manifests = parse_documents(&text, &format!("kustomize build {}", display_path(path)), limits)?;
+    let mut manifests = parse_documents(&text, &format!("kustomize build {}", display_path(path)), limits)?;
+    let mut values: Vec<serde_json::Value> = manifests
+        .iter_mut()
+        .map(|m| std::mem::take(&mut m.manifest))
+        .collect();
+    let decrypted = crate::decrypt::kustomize_output(&mut values, tree, keys)?;
+    for (manifest, value) in manifests.iter_mut().zip(values) {
+        manifest.manifest = value;
+    }
     Ok(Rendered {
         manifests,
         inputs: files_read(&repo, tree),
         renderer: "kustomize",
+        decrypted,
     })
 }
 

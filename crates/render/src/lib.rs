@@ -8,6 +8,7 @@
 //! Renderers never talk to the API server: the manifests they return are not yet namespaced or
 //! checked against discovery; that is the kube adapter's job.
 
+mod decrypt;
 mod directory;
 mod kustomize;
 mod manifests;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use driftless_core::SourceLocation;
 use driftless_core::application::{DirectoryOptions, Renderer, Source};
 use driftless_git::{FileTree, TreeError};
+pub use driftless_sops::Keys;
 use serde_json::Value;
 
 pub use manifests::parse_documents;
@@ -38,6 +40,9 @@ pub struct Rendered {
     pub inputs: Option<BTreeSet<String>>,
     /// Which renderer ran (for `driftless render` and history).
     pub renderer: &'static str,
+    /// Whether any manifest holds values decrypted from SOPS files: such a render must not be
+    /// kept anywhere beyond the apply.
+    pub decrypted: bool,
 }
 
 /// Bounds on one render, against oversized or hostile repositories.
@@ -97,22 +102,25 @@ pub enum RenderError {
     KustomizeTimedOut { path: String, after: Duration },
     #[error("failed to {action}: {message}")]
     Io { action: String, message: String },
+    #[error("{file}: {message}")]
+    Decrypt { file: String, message: String },
 }
 
 /// Renders `source` from `tree` (which must hold the application's path, and for Kustomize the
-/// whole repository, since bases may live anywhere in it).
+/// whole repository, since bases may live anywhere in it), decrypting SOPS files with `keys`.
 pub async fn render(
     tree: &FileTree,
     source: &Source,
     limits: &RenderLimits,
+    keys: &Keys,
 ) -> Result<Rendered, RenderError> {
     match &source.renderer {
-        Renderer::Kustomize => kustomize::render(tree, &source.path, limits).await,
-        Renderer::Directory(options) => directory::render(tree, &source.path, options, limits),
+        Renderer::Kustomize => kustomize::render(tree, &source.path, limits, keys).await,
+        Renderer::Directory(options) => directory::render(tree, &source.path, options, limits, keys),
         Renderer::Detect if kustomize::has_kustomization(tree, &source.path) => {
-            kustomize::render(tree, &source.path, limits).await
+            kustomize::render(tree, &source.path, limits, keys).await
         }
-        Renderer::Detect => directory::render(tree, &source.path, &DirectoryOptions::default(), limits),
+        Renderer::Detect => directory::render(tree, &source.path, &DirectoryOptions::default(), limits, keys),
     }
 }
 

@@ -28,12 +28,7 @@ pub fn parse_documents(
     file: &str,
     limits: &RenderLimits,
 ) -> Result<Vec<RenderedManifest>, RenderError> {
-    if text.len() > limits.max_file_bytes {
-        return Err(RenderError::FileTooLarge {
-            file: file.to_owned(),
-            limit: limits.max_file_bytes,
-        });
-    }
+    check_size(text, file, limits)?;
     let documents: Vec<Spanned<Value>> = serde_saphyr::from_multiple_with_options(text, yaml_options(limits))
         .map_err(|err| RenderError::Unparsable {
             file: file.to_owned(),
@@ -60,6 +55,17 @@ pub fn parse_documents(
     Ok(manifests)
 }
 
+/// Refuses a file larger than the render limits allow.
+pub(crate) fn check_size(text: &str, file: &str, limits: &RenderLimits) -> Result<(), RenderError> {
+    if text.len() > limits.max_file_bytes {
+        return Err(RenderError::FileTooLarge {
+            file: file.to_owned(),
+            limit: limits.max_file_bytes,
+        });
+    }
+    Ok(())
+}
+
 /// serde-saphyr's messages end in a source snippet; the first line says what is wrong.
 fn first_line(message: &str) -> String {
     message
@@ -77,7 +83,7 @@ fn invalid(location: &SourceLocation, message: impl Into<String>) -> RenderError
     }
 }
 
-fn push_manifest(
+pub(crate) fn push_manifest(
     value: Value,
     location: &SourceLocation,
     out: &mut Vec<RenderedManifest>,

@@ -2,7 +2,7 @@
 
 use driftless_core::application::{DirectoryOptions, Renderer, Source};
 use driftless_git::Mirrors;
-use driftless_render::{RenderError, RenderLimits, Rendered, render};
+use driftless_render::{Keys, RenderError, RenderLimits, Rendered, render};
 use driftless_testenv::git::TestRepo;
 
 fn config_map(name: &str) -> String {
@@ -27,7 +27,7 @@ async fn render_at(repo: &TestRepo, path: &str, renderer: Renderer) -> Result<Re
         path
     };
     let tree = mirrors.read_tree(&url, &commit, scope).await.expect("read tree");
-    render(&tree, &source, &RenderLimits::default()).await
+    render(&tree, &source, &RenderLimits::default(), &Keys::new()).await
 }
 
 fn names(rendered: &Rendered) -> Vec<String> {

@@ -113,6 +113,15 @@ pub enum Plaintext {
 /// Decrypts a SOPS file: finds the data key with `keys`, decrypts every encrypted leaf and
 /// verifies the MAC over all of them. Any failure fails the whole file: no partial plaintext.
 pub fn decrypt(contents: &[u8], format: Format, keys: &Keys) -> Result<Plaintext, DecryptError> {
+    decrypt_with_leaves(contents, format, keys).map(|(plaintext, _)| plaintext)
+}
+
+/// [`decrypt`], also giving each encrypted value's ciphertext and plaintext.
+pub fn decrypt_with_leaves(
+    contents: &[u8],
+    format: Format,
+    keys: &Keys,
+) -> Result<(Plaintext, Leaves), DecryptError> {
     let text = std::str::from_utf8(contents).map_err(|_| DecryptError::Parse {
         format: format.name(),
         message: "not UTF-8 text".to_owned(),
@@ -150,6 +159,7 @@ pub fn decrypt(contents: &[u8], format: Format, keys: &Keys) -> Result<Plaintext
                 ));
             };
             let key = metadata.data_key(keys)?;
+            let ciphertext = data.clone();
             let bytes = match cipher::decrypt(data, &key, "data:") {
                 Ok(Plain::Str(bytes)) => bytes,
                 Ok(_) => return Err(value_error("data", "is not a string")),
@@ -158,7 +168,10 @@ pub fn decrypt(contents: &[u8], format: Format, keys: &Keys) -> Result<Plaintext
             let mut mac = MacHasher::new(metadata.mac_only_encrypted);
             mac.add(&bytes);
             mac.verify(&metadata, &key)?;
-            Ok(Plaintext::Binary(bytes))
+            let leaves = String::from_utf8(bytes.clone())
+                .map(|text| Leaves::from([(ciphertext, Value::String(text))]))
+                .unwrap_or_default();
+            Ok((Plaintext::Binary(bytes), leaves))
         }
     }
 }
@@ -229,9 +242,26 @@ struct Walk<'a> {
     mac: MacHasher,
     /// sops 3.11 reads every JSON number as a float64, and hashes it so.
     json_numbers: bool,
+    /// Each encrypted leaf's ciphertext and plaintext.
+    leaves: Leaves,
 }
 
-impl Walk<'_> {
+/// Each encrypted value of a file (its exact `ENC[…]` text) and what it decrypts to. A
+/// ciphertext carries a random 32-byte nonce, so it stands for one value of one file: a tool that
+/// copied ciphertexts elsewhere (Kustomize) can have them replaced by their plaintext.
+pub type Leaves = std::collections::HashMap<String, Value>;
+
+impl<'a> Walk<'a> {
+    fn new(key: &'a DataKey, metadata: &'a Metadata, json_numbers: bool) -> Self {
+        Self {
+            key,
+            metadata,
+            mac: MacHasher::new(metadata.mac_only_encrypted),
+            json_numbers,
+            leaves: Leaves::new(),
+        }
+    }
+
     fn node(&mut self, node: &mut Node, path: &mut Vec<String>) -> Result<(), DecryptError> {
         match node {
             Node::Map(entries) => {
@@ -270,6 +300,7 @@ impl Walk<'_> {
             let plain =
                 cipher::decrypt(text, self.key, &aad).map_err(|err| value_error(&shown, &err.to_string()))?;
             self.mac.add(&plain_bytes(&plain));
+            let ciphertext = std::mem::take(text);
             *leaf = match plain {
                 Plain::Str(bytes) => Node::Str(
                     String::from_utf8(bytes)
@@ -279,6 +310,7 @@ impl Walk<'_> {
                 Plain::Float(v) => Node::Float(v),
                 Plain::Bool(v) => Node::Bool(v),
             };
+            self.leaves.insert(ciphertext, leaf.clone().into_json());
         } else if !self.mac.only_encrypted {
             let bytes = match leaf {
                 Node::Str(s) => s.clone().into_bytes(),
@@ -300,15 +332,10 @@ fn decrypt_documents(
     metadata: Node,
     keys: &Keys,
     json_numbers: bool,
-) -> Result<Plaintext, DecryptError> {
+) -> Result<(Plaintext, Leaves), DecryptError> {
     let metadata = Metadata::parse(metadata)?;
     let key = metadata.data_key(keys)?;
-    let mut walk = Walk {
-        key: &key,
-        metadata: &metadata,
-        mac: MacHasher::new(metadata.mac_only_encrypted),
-        json_numbers,
-    };
+    let mut walk = Walk::new(&key, &metadata, json_numbers);
     for document in &mut documents {
         if !matches!(document, Node::Map(_) | Node::Null) {
             return Err(DecryptError::Parse {
@@ -319,16 +346,17 @@ fn decrypt_documents(
         walk.node(document, &mut Vec::new())?;
     }
     walk.mac.verify(&metadata, &key)?;
-    Ok(Plaintext::Documents(
+    let plaintext = Plaintext::Documents(
         documents
             .into_iter()
             .filter(|document| !matches!(document, Node::Null))
             .map(Node::into_json)
             .collect(),
-    ))
+    );
+    Ok((plaintext, walk.leaves))
 }
 
-fn decrypt_dotenv(text: &str, keys: &Keys) -> Result<Plaintext, DecryptError> {
+fn decrypt_dotenv(text: &str, keys: &Keys) -> Result<(Plaintext, Leaves), DecryptError> {
     let lines = tree::parse_dotenv(text).map_err(|message| DecryptError::Parse {
         format: "dotenv",
         message,
@@ -348,12 +376,7 @@ fn decrypt_dotenv(text: &str, keys: &Keys) -> Result<Plaintext, DecryptError> {
     let metadata = tree::unflatten(&metadata).map_err(|message| metadata_error("sops_*", &message))?;
     let metadata = Metadata::parse(metadata)?;
     let key = metadata.data_key(keys)?;
-    let mut walk = Walk {
-        key: &key,
-        metadata: &metadata,
-        mac: MacHasher::new(metadata.mac_only_encrypted),
-        json_numbers: false,
-    };
+    let mut walk = Walk::new(&key, &metadata, false);
     let mut plain = Vec::with_capacity(data.len());
     for (name, value) in data {
         let mut leaf = Node::Str(value);
@@ -364,7 +387,7 @@ fn decrypt_dotenv(text: &str, keys: &Keys) -> Result<Plaintext, DecryptError> {
         plain.push((name, value));
     }
     walk.mac.verify(&metadata, &key)?;
-    Ok(Plaintext::Dotenv(plain))
+    Ok((Plaintext::Dotenv(plain), walk.leaves))
 }
 
 impl Plaintext {

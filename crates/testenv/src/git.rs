@@ -19,6 +19,11 @@ use tempfile::TempDir;
 /// Runs git in `dir` with a fixed identity and no user configuration; panics with git's output on
 /// failure (test fixtures must not fail silently).
 pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_with_env(dir, args, &[])
+}
+
+/// Like [`git`], with more environment: `GNUPGHOME` for signing, `GIT_COMMITTER_DATE`, …
+pub fn git_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let output = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -29,6 +34,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_AUTHOR_EMAIL", "author@example.com")
         .env("GIT_COMMITTER_NAME", "Test Author")
         .env("GIT_COMMITTER_EMAIL", "author@example.com")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|err| panic!("git is not installed ({err}); install it with `apt-get install git`"));
@@ -102,9 +108,17 @@ impl TestRepo {
 
     /// Commits everything and pushes the current branch; returns the commit id.
     pub fn commit(&self, message: &str) -> String {
+        self.commit_with(message, &[], &[])
+    }
+
+    /// Like [`TestRepo::commit`], with `git -c` settings (`commit.gpgSign=true`, `gpg.format=ssh`,
+    /// `user.signingkey=…` to sign) and environment (`GNUPGHOME`, `GIT_COMMITTER_DATE`).
+    pub fn commit_with(&self, message: &str, config: &[&str], env: &[(&str, &str)]) -> String {
         let work = self.work_tree();
         git(&work, &["add", "--all"]);
-        git(&work, &["commit", "--quiet", "--allow-empty", "-m", message]);
+        let mut args: Vec<&str> = config.iter().flat_map(|setting| ["-c", setting]).collect();
+        args.extend(["commit", "--quiet", "--allow-empty", "-m", message]);
+        git_with_env(&work, &args, env);
         let branch = git(&work, &["rev-parse", "--abbrev-ref", "HEAD"]);
         git(&work, &["push", "--quiet", "origin", &branch]);
         git(&work, &["rev-parse", "HEAD"])

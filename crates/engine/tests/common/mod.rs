@@ -40,6 +40,7 @@ pub fn application(name: &str, repo: &TestRepo, path: &str, namespace: &str) -> 
             replace: false,
         },
         ignore_differences: Vec::new(),
+        decryption: None,
     }
 }
 
