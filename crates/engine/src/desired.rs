@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use driftless_core::application::Application;
+use driftless_core::diff::redact;
 use driftless_core::plan::mark_owned;
 use driftless_core::{DesiredObject, SourceLocation};
 use driftless_git::CommitId;
@@ -128,7 +129,7 @@ fn add_created_namespace(app: &Application, manifests: &mut Vec<(serde_json::Val
 }
 
 /// What `driftless render` shows: the objects an application declares at a commit, exactly as
-/// they would be applied.
+/// they would be applied, except that Secret values are shown as salted hashes.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RenderedApp {
     pub application: String,
@@ -196,7 +197,7 @@ impl Engine {
             manifests: desired
                 .objects
                 .iter()
-                .map(|(object, _)| object.manifest.clone())
+                .map(|(object, _)| redact(&object.reference, &object.manifest, &self.redaction_salt))
                 .collect(),
         })
     }
