@@ -16,7 +16,9 @@ const CANARY: &str = "canary-5e1f-0a9c-plaintext";
 const CANARY_NEXT: &str = "canary-77d2-next-plaintext";
 
 fn secret_yaml(password: &str) -> String {
-    format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: database\nstringData:\n  password: {password}\n")
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: database\nstringData:\n  password: {password}\n"
+    )
 }
 
 fn config_map(value: &str) -> String {
@@ -55,8 +57,11 @@ async fn encrypted_secrets_sync_with_keys_from_a_file_and_never_rest_anywhere() 
     let (identity, recipient) = lab.age_key("team");
     let key_file = lab.write("team.agekey", identity.as_bytes());
     let repo = TestRepo::new();
-    repo.write("app/secret.yaml", &encrypted(&lab, &recipient, &secret_yaml(CANARY)))
-        .write("app/settings.yaml", &config_map("one"));
+    repo.write(
+        "app/secret.yaml",
+        &encrypted(&lab, &recipient, &secret_yaml(CANARY)),
+    )
+    .write("app/settings.yaml", &config_map("one"));
     repo.commit("encrypted secret");
     let mut app = common::application("secrets", &repo, "app", &env.namespace);
     app.decryption = Some(Decryption {
@@ -64,17 +69,24 @@ async fn encrypted_secrets_sync_with_keys_from_a_file_and_never_rest_anywhere() 
     });
     let (data, engine) = common::engine(&env, vec![app]);
 
-    let report = engine.sync("secrets", SyncOptions::default()).await.expect("sync");
+    let report = engine
+        .sync("secrets", SyncOptions::default())
+        .await
+        .expect("sync");
     assert!(report.message.is_empty(), "{}", report.message);
     assert_eq!(password(&env).await, CANARY, "the cluster gets the plaintext");
-    let rendered = serde_json::to_string(&engine.render("secrets", None).await.expect("render")).expect("json");
+    let rendered =
+        serde_json::to_string(&engine.render("secrets", None).await.expect("render")).expect("json");
     assert!(
         rendered.contains("<redacted sha256:") && !rendered.contains(CANARY),
         "driftless render shows Secret values as hashes: {rendered}"
     );
 
     // A new value: the diff says the key changed, never what to.
-    repo.write("app/secret.yaml", &encrypted(&lab, &recipient, &secret_yaml(CANARY_NEXT)));
+    repo.write(
+        "app/secret.yaml",
+        &encrypted(&lab, &recipient, &secret_yaml(CANARY_NEXT)),
+    );
     repo.commit("rotate the password");
     let comparison = engine.compare("secrets").await.expect("compare");
     let secret = comparison
@@ -88,7 +100,10 @@ async fn encrypted_secrets_sync_with_keys_from_a_file_and_never_rest_anywhere() 
     assert!(unified.contains("password"), "{unified}");
     let shown = format!("{comparison:?}");
     assert!(!shown.contains(CANARY) && !shown.contains(CANARY_NEXT), "{shown}");
-    let report = engine.sync("secrets", SyncOptions::default()).await.expect("sync");
+    let report = engine
+        .sync("secrets", SyncOptions::default())
+        .await
+        .expect("sync");
     assert!(report.message.is_empty(), "{}", report.message);
     assert_eq!(password(&env).await, CANARY_NEXT);
 
@@ -130,7 +145,10 @@ async fn a_tampered_file_fails_its_application_only_and_changes_nothing() {
     let sealed = encrypted(&lab, &recipient, &secret_yaml(CANARY));
     repo.write("app/secret.yaml", &sealed)
         .write("app/settings.yaml", &config_map("one"))
-        .write("other/settings.yaml", &config_map("other").replace("settings", "other"));
+        .write(
+            "other/settings.yaml",
+            &config_map("other").replace("settings", "other"),
+        );
     repo.commit("encrypted secret");
     let mut app = common::application("secrets", &repo, "app", &env.namespace);
     app.decryption = Some(Decryption {
@@ -142,14 +160,23 @@ async fn a_tampered_file_fails_its_application_only_and_changes_nothing() {
     });
     let other = common::application("other", &repo, "other", &env.namespace);
     let (_data, engine) = common::engine(&env, vec![app, other]);
-    let report = engine.sync("secrets", SyncOptions::default()).await.expect("sync");
+    let report = engine
+        .sync("secrets", SyncOptions::default())
+        .await
+        .expect("sync");
     assert!(report.message.is_empty(), "{}", report.message);
     assert_eq!(password(&env).await, CANARY);
 
     // Someone edits an unencrypted field of the encrypted file and changes the ConfigMap too.
-    repo.write("app/secret.yaml", &sealed.replace("name: database", "name: database2"))
-        .write("app/settings.yaml", &config_map("two"))
-        .write("other/settings.yaml", &config_map("changed").replace("settings", "other"));
+    repo.write(
+        "app/secret.yaml",
+        &sealed.replace("name: database", "name: database2"),
+    )
+    .write("app/settings.yaml", &config_map("two"))
+    .write(
+        "other/settings.yaml",
+        &config_map("changed").replace("settings", "other"),
+    );
     repo.commit("tampered");
     let err = engine
         .sync("secrets", SyncOptions::default())
@@ -160,9 +187,16 @@ async fn a_tampered_file_fails_its_application_only_and_changes_nothing() {
         "secrets: render failed: app/secret.yaml: cannot decrypt (SOPS): MAC mismatch: the file was changed after it was encrypted (tampered with, or edited without sops)"
     );
     let settings = env.api::<ConfigMap>().get("settings").await.expect("still there");
-    assert_eq!(settings.data.unwrap_or_default()["mode"], "one", "nothing applied");
+    assert_eq!(
+        settings.data.unwrap_or_default()["mode"],
+        "one",
+        "nothing applied"
+    );
     assert_eq!(password(&env).await, CANARY, "nothing deleted or changed");
-    let report = engine.sync("other", SyncOptions::default()).await.expect("other syncs");
+    let report = engine
+        .sync("other", SyncOptions::default())
+        .await
+        .expect("other syncs");
     assert!(report.message.is_empty(), "{}", report.message);
 
     // The key Secret gone: the error says which Secret, and nothing else happens.
@@ -170,11 +204,7 @@ async fn a_tampered_file_fails_its_application_only_and_changes_nothing() {
         .delete("sops-age", &kube::api::DeleteParams::default())
         .await
         .expect("delete the key Secret");
-    let message = engine
-        .compare("secrets")
-        .await
-        .expect_err("no key")
-        .to_string();
+    let message = engine.compare("secrets").await.expect_err("no key").to_string();
     assert_eq!(
         message,
         format!(
