@@ -63,6 +63,7 @@ pub(crate) async fn render(
     limits: &RenderLimits,
     keys: &Keys,
 ) -> Result<Rendered, RenderError> {
+    crate::kustomize_guard::check(tree, &tree.resolve(path).unwrap_or_else(|_| path.to_owned()))?;
     let (program, subcommand) = kustomize_command()?;
     let workspace = tempfile::tempdir().map_err(|err| io("create a render directory", &err))?;
     let repo = workspace.path().join("repo");

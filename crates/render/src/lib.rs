@@ -11,6 +11,7 @@
 mod decrypt;
 mod directory;
 mod kustomize;
+mod kustomize_guard;
 mod manifests;
 
 use std::collections::BTreeSet;
@@ -104,6 +105,13 @@ pub enum RenderError {
     Io { action: String, message: String },
     #[error("{file}: {message}")]
     Decrypt { file: String, message: String },
+    #[error("{file}: {field}: {path:?} {reason}")]
+    KustomizeRefused {
+        file: String,
+        field: String,
+        path: String,
+        reason: String,
+    },
 }
 
 /// Renders `source` from `tree` (which must hold the application's path, and for Kustomize the

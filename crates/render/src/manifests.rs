@@ -55,6 +55,17 @@ pub fn parse_documents(
     Ok(manifests)
 }
 
+/// One YAML document (a kustomization), bounded like manifests.
+pub(crate) fn parse_one(text: &str, file: &str) -> Result<Value, RenderError> {
+    serde_saphyr::from_str_with_options(text, yaml_options(&RenderLimits::default())).map_err(|err| {
+        RenderError::Unparsable {
+            file: file.to_owned(),
+            line: err.location().map(|l| l.line()).filter(|l| *l > 0),
+            message: first_line(&err.to_string()),
+        }
+    })
+}
+
 /// Refuses a file larger than the render limits allow.
 pub(crate) fn check_size(text: &str, file: &str, limits: &RenderLimits) -> Result<(), RenderError> {
     if text.len() > limits.max_file_bytes {

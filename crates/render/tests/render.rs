@@ -204,7 +204,10 @@ async fn kustomize_errors_name_repository_paths_and_nothing_outside_is_read() {
     let err = render_at(&repo, "overlays/escape", Renderer::Detect)
         .await
         .expect_err("outside the root");
-    assert!(matches!(err, RenderError::Kustomize { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "overlays/escape/kustomization.yaml: resources: \"../../../../../../etc/hostname\" leaves the repository"
+    );
 
     repo.symlink("overlays/link/secret.yaml", "/etc/hostname").write(
         "overlays/link/kustomization.yaml",
@@ -214,4 +217,142 @@ async fn kustomize_errors_name_repository_paths_and_nothing_outside_is_read() {
         .await
         .expect_err("escaping symlink");
     assert!(err.to_string().contains("points outside the repository"), "{err}");
+}
+
+#[tokio::test]
+async fn kustomizations_may_not_reach_outside_the_repository_or_the_network() {
+    // A kustomization directory on the host, outside any repository: kustomize itself would load
+    // it even with LoadRestrictionsRootOnly (directories are not restricted, only files).
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        outside.path().join("kustomization.yaml"),
+        "resources: [cm.yaml]\n",
+    )
+    .expect("write");
+    std::fs::write(outside.path().join("cm.yaml"), config_map("stolen")).expect("write");
+    let climb = format!("../../../../../../../../../..{}", outside.path().display());
+
+    let repo = kustomize_repo();
+    let cases = [
+        (
+            "resources",
+            format!("resources:\n  - {climb}\n"),
+            "leaves the repository",
+        ),
+        (
+            "resources",
+            format!("resources:\n  - {}\n", outside.path().display()),
+            "is an absolute path",
+        ),
+        (
+            "components",
+            "components:\n  - ../../../x\n".to_owned(),
+            "leaves the repository",
+        ),
+        (
+            "patches",
+            "resources: [../../base]\npatches:\n  - path: ../../../../etc/passwd\n".to_owned(),
+            "leaves the repository",
+        ),
+        (
+            "secretGenerator",
+            "secretGenerator:\n  - name: s\n    files: [key=../../../../root/.ssh/id_rsa]\n".to_owned(),
+            "leaves the repository",
+        ),
+        (
+            "configMapGenerator",
+            "configMapGenerator:\n  - name: c\n    envs: [/proc/self/environ]\n".to_owned(),
+            "is an absolute path",
+        ),
+        (
+            "resources",
+            "resources:\n  - https://github.com/example/repo//base?ref=main\n".to_owned(),
+            "is a remote base",
+        ),
+        (
+            "resources",
+            "resources:\n  - github.com/example/repo/base\n".to_owned(),
+            "is a remote base",
+        ),
+        (
+            "helmCharts",
+            "helmCharts:\n  - name: x\n    repo: https://charts.example.invalid\n".to_owned(),
+            "inflates Helm charts",
+        ),
+    ];
+    for (index, (field, kustomization, reason)) in cases.iter().enumerate() {
+        let dir = format!("overlays/hostile{index}");
+        repo.write(&format!("{dir}/kustomization.yaml"), kustomization);
+        let err = render_at(&repo, &dir, Renderer::Detect)
+            .await
+            .expect_err("refused");
+        let message = err.to_string();
+        assert!(
+            matches!(err, RenderError::KustomizeRefused { .. })
+                && message.starts_with(&format!("{dir}/kustomization.yaml: {field}: "))
+                && message.contains(reason),
+            "case {index}: {message}"
+        );
+        assert!(!message.contains("stolen"), "{message}");
+    }
+
+    // Found in a base, too: the base is checked like the overlay.
+    repo.write(
+        "bases/sneaky/kustomization.yaml",
+        &format!("resources:\n  - {climb}\n"),
+    )
+    .write(
+        "overlays/nested/kustomization.yaml",
+        "resources:\n  - ../../bases/sneaky\n",
+    );
+    let err = render_at(&repo, "overlays/nested", Renderer::Detect)
+        .await
+        .expect_err("refused in the base");
+    assert!(
+        err.to_string()
+            .starts_with("bases/sneaky/kustomization.yaml: resources: "),
+        "{err}"
+    );
+
+    // A cycle (A -> B -> A) ends with kustomize's own error, not a hang.
+    repo.write("cycle/a/kustomization.yaml", "resources: [../b]\n")
+        .write("cycle/b/kustomization.yaml", "resources: [../a]\n");
+    let err = render_at(&repo, "cycle/a", Renderer::Detect)
+        .await
+        .expect_err("a cycle");
+    assert!(matches!(err, RenderError::Kustomize { .. }), "{err}");
+
+    // Bases elsewhere in the repository stay fine.
+    let prod = render_at(&repo, "overlays/prod", Renderer::Detect)
+        .await
+        .expect("prod");
+    assert_eq!(prod.manifests.len(), 2);
+}
+
+#[tokio::test]
+async fn a_render_that_outlives_its_timeout_is_killed_and_reported() {
+    let repo = kustomize_repo();
+    repo.commit("timeout test");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirrors = Mirrors::new(dir.path().to_owned(), Vec::new());
+    let url = repo.file_url();
+    let commit = mirrors.fetch_and_resolve(&url, "main").await.expect("fetch");
+    let tree = mirrors.read_tree(&url, &commit, "").await.expect("read tree");
+    let source = Source {
+        repo_url: url,
+        revision: "main".into(),
+        path: "overlays/prod".into(),
+        renderer: Renderer::Kustomize,
+    };
+    let limits = RenderLimits {
+        timeout: std::time::Duration::from_millis(1),
+        ..RenderLimits::default()
+    };
+    let err = render(&tree, &source, &limits, &Keys::new())
+        .await
+        .expect_err("cannot finish in 1 ms");
+    assert_eq!(
+        err.to_string(),
+        "kustomize build overlays/prod did not finish within 1ms"
+    );
 }

@@ -1,0 +1,218 @@
+//! What a kustomization may refer to, checked before kustomize runs.
+//!
+//! kustomize's `LoadRestrictionsRootOnly` keeps *files* inside each kustomization's directory,
+//! but a *directory* in `resources` or `components` may be anywhere on the host: a repository could
+//! pull in whatever kustomization another tenant or the host has on disk (the CVE-2022-24877
+//! class). So every path-valued field of every kustomization the render reaches is resolved
+//! against the repository, and anything that leaves it, is absolute, is remote (remote bases are
+//! off: only the configured repository may change the cluster) or inflates Helm charts is refused
+//! with the file, field and path.
+
+use std::collections::BTreeSet;
+
+use driftless_git::{Entry, FileTree, TreeError};
+use serde_json::Value;
+
+use crate::RenderError;
+
+const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Fields whose values are lists of paths (files or kustomization directories).
+const PATH_LISTS: &[&str] = &[
+    "resources",
+    "components",
+    "bases",
+    "crds",
+    "configurations",
+    "transformers",
+    "generators",
+    "validators",
+    "patchesStrategicMerge",
+];
+
+/// Fields that would run Helm inside kustomize.
+const HELM_FIELDS: &[&str] = &["helmCharts", "helmChartInflationGenerator", "helmGlobals"];
+
+/// How deep kustomizations may nest before the render is refused.
+const MAX_DEPTH: usize = 64;
+
+fn refused(file: &str, field: &str, path: &str, reason: &str) -> RenderError {
+    RenderError::KustomizeRefused {
+        file: file.to_owned(),
+        field: field.to_owned(),
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn is_remote(path: &str) -> bool {
+    path.contains("://")
+        || path.contains("?ref=")
+        || path.starts_with("git@")
+        || path.starts_with("git::")
+        || ["github.com/", "gitlab.com/", "bitbucket.org/"]
+            .iter()
+            .any(|host| path.starts_with(host))
+}
+
+/// Joins `path` onto `dir` inside the repository; `None` when it climbs above the root.
+fn join(dir: &str, path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+fn kustomization_in<'a>(tree: &'a FileTree, dir: &str) -> Option<(String, &'a [u8])> {
+    KUSTOMIZATION_FILES.iter().find_map(|name| {
+        let file = if dir.is_empty() {
+            (*name).to_owned()
+        } else {
+            format!("{dir}/{name}")
+        };
+        let resolved = tree.resolve(&file).ok()?;
+        match tree.entries.get(&resolved) {
+            Some(Entry::File { contents, .. }) => Some((file, contents.as_slice())),
+            _ => None,
+        }
+    })
+}
+
+/// Every path-valued field of a kustomization, as (field, path).
+fn referenced_paths(kustomization: &Value) -> Vec<(&'static str, &str)> {
+    let Value::Object(fields) = kustomization else {
+        return Vec::new();
+    };
+    let mut referenced: Vec<(&'static str, &str)> = Vec::new();
+    for field in PATH_LISTS {
+        for item in fields.get(*field).and_then(Value::as_array).into_iter().flatten() {
+            // Inline patches and inline transformer configs are YAML text, not paths.
+            if let Some(path) = item.as_str().filter(|p| !p.contains('\n')) {
+                referenced.push((field, path));
+            }
+        }
+    }
+    for field in ["patches", "patchesJson6902", "replacements"] {
+        for item in fields.get(field).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(path) = item.get("path").and_then(Value::as_str) {
+                referenced.push((field, path));
+            }
+        }
+    }
+    for field in ["configMapGenerator", "secretGenerator"] {
+        for generator in fields.get(field).and_then(Value::as_array).into_iter().flatten() {
+            for list in ["files", "envs"] {
+                for item in generator
+                    .get(list)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(entry) = item.as_str() {
+                        // `key=path` or `path`.
+                        let path = entry.split_once('=').map_or(entry, |(_, path)| path);
+                        referenced.push((field, path));
+                    }
+                }
+            }
+            if let Some(path) = generator.get("env").and_then(Value::as_str) {
+                referenced.push((field, path));
+            }
+        }
+    }
+    if let Some(path) = kustomization.pointer("/openapi/path").and_then(Value::as_str) {
+        referenced.push(("openapi", path));
+    }
+    referenced
+}
+
+/// Checks the kustomization at `dir` and every kustomization it reaches.
+pub(crate) fn check(tree: &FileTree, dir: &str) -> Result<(), RenderError> {
+    let mut visited = BTreeSet::new();
+    check_dir(tree, dir, 0, &mut visited)
+}
+
+fn check_dir(
+    tree: &FileTree,
+    dir: &str,
+    depth: usize,
+    visited: &mut BTreeSet<String>,
+) -> Result<(), RenderError> {
+    let Some((file, contents)) = kustomization_in(tree, dir) else {
+        return Ok(());
+    };
+    if !visited.insert(file.clone()) {
+        return Ok(());
+    }
+    if depth > MAX_DEPTH {
+        return Err(refused(
+            &file,
+            "resources",
+            dir,
+            "nests kustomizations too deeply",
+        ));
+    }
+    let text = std::str::from_utf8(contents).map_err(|_| RenderError::Unparsable {
+        file: file.clone(),
+        line: None,
+        message: "not UTF-8 text".to_owned(),
+    })?;
+    let kustomization: Value = crate::manifests::parse_one(text, &file)?;
+    let Value::Object(fields) = &kustomization else {
+        return Ok(());
+    };
+    let referenced = referenced_paths(&kustomization);
+    for field in HELM_FIELDS {
+        if fields.contains_key(*field) {
+            return Err(refused(
+                &file,
+                field,
+                "",
+                "inflates Helm charts inside kustomize, which is off (render charts as a Helm source)",
+            ));
+        }
+    }
+    for (field, path) in referenced {
+        if is_remote(path) {
+            return Err(refused(
+                &file,
+                field,
+                path,
+                "is a remote base: remote bases are off (only the application's repository may change the cluster)",
+            ));
+        }
+        if path.starts_with('/') {
+            return Err(refused(
+                &file,
+                field,
+                path,
+                "is an absolute path: only paths inside the repository are allowed",
+            ));
+        }
+        let Some(target) = join(dir, path) else {
+            return Err(refused(&file, field, path, "leaves the repository"));
+        };
+        match tree.resolve(&target) {
+            Ok(resolved) => {
+                if matches!(field, "resources" | "components" | "bases")
+                    && !tree.entries.contains_key(&resolved)
+                {
+                    check_dir(tree, &resolved, depth + 1, visited)?;
+                }
+            }
+            Err(err @ (TreeError::SymlinkEscapes { .. } | TreeError::SymlinkLoop { .. })) => {
+                return Err(refused(&file, field, path, &err.to_string()));
+            }
+            // Missing: kustomize reports it, with its own words.
+            Err(TreeError::NotFound { .. }) => {}
+        }
+    }
+    Ok(())
+}
