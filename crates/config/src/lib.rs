@@ -11,7 +11,7 @@ mod validate;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use driftless_core::application::{Application, Cluster, RepositoryCredentials};
+use driftless_core::application::{Application, Cluster, RepositoryCredentials, RepositoryVerification};
 
 pub use validate::{API_VERSION, APPLICATION_KIND, CONFIG_KIND};
 
@@ -21,6 +21,8 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     pub clusters: Vec<Cluster>,
     pub repositories: Vec<RepositoryCredentials>,
+    /// The `verify` of `repositories[]` entries, which also binds applications declared in Git.
+    pub repository_verifications: Vec<RepositoryVerification>,
     pub applications: Vec<Application>,
 }
 

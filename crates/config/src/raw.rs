@@ -53,6 +53,20 @@ pub struct RawRepository {
     pub ssh_private_key: Option<RawSecretRef>,
     #[serde(default)]
     pub known_hosts: Option<RawSecretRef>,
+    #[serde(default)]
+    pub verify: Option<RawVerify>,
+}
+
+/// Trusted commit signers: public keys, from a file or an environment variable.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawVerify {
+    #[serde(default)]
+    pub mode: Option<Text>,
+    #[serde(default)]
+    pub ssh: Option<RawSecretRef>,
+    #[serde(default)]
+    pub pgp: Option<RawSecretRef>,
 }
 
 /// A secret is never written inline: it is read from a file or an environment variable.
@@ -144,6 +158,8 @@ pub struct RawSource {
     pub directory: Option<RawDirectory>,
     #[serde(default)]
     pub kustomize: Option<RawKustomize>,
+    #[serde(default)]
+    pub verify: Option<RawVerify>,
 }
 
 #[derive(Debug, Default, Deserialize)]

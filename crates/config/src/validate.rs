@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use driftless_core::application::{
     Application, Automated, Cluster, ClusterConnection, DEFAULT_INTERVAL, Decryption, Destination,
-    DirectoryOptions, IgnoreDifference, KeySource, Renderer, RepositoryCredentials, Retry, SecretSource,
-    Source, SyncPolicy,
+    DirectoryOptions, IgnoreDifference, KeySource, Renderer, RepositoryCredentials, RepositoryVerification,
+    Retry, SecretSource, Source, SyncPolicy, Verification, VerifyMode,
 };
 use serde_saphyr::Spanned;
 
 use crate::raw::{
-    RawApplication, RawCluster, RawConfig, RawDecryption, RawKeySource, RawRepository, RawSecretRef,
-    RawSource, RawSyncPolicy, Text,
+    RawApplication, RawCluster, RawConfig, RawDecryption, RawIgnoreDifference, RawKeySource, RawRepository,
+    RawSecretRef, RawSource, RawSyncPolicy, RawVerify, Text,
 };
 use crate::{Config, ConfigError, Problem};
 
@@ -73,12 +73,27 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
 
     let clusters = clusters(&mut checker, &raw.clusters, base);
     let cluster_names: Vec<String> = clusters.iter().map(|cluster| cluster.name.clone()).collect();
-    let repositories = raw
-        .repositories
-        .iter()
-        .enumerate()
-        .filter_map(|(i, repo)| repository(&mut checker, repo, i, base))
-        .collect();
+    let mut repositories = Vec::new();
+    let mut repository_verifications = Vec::new();
+    for (index, raw_repo) in raw.repositories.iter().enumerate() {
+        let Some(credentials) = repository(&mut checker, raw_repo, index, base) else {
+            continue;
+        };
+        if let Some(raw_verify) = &raw_repo.verify
+            && let Some(verify) = verification(
+                &mut checker,
+                raw_verify,
+                &format!("repositories[{index}].verify"),
+                Some(base),
+            )
+        {
+            repository_verifications.push(RepositoryVerification {
+                url_prefix: credentials.url_prefix.clone(),
+                verify,
+            });
+        }
+        repositories.push(credentials);
+    }
 
     let mut applications = Vec::new();
     let mut names = BTreeSet::new();
@@ -102,6 +117,7 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
             data_dir,
             clusters,
             repositories,
+            repository_verifications,
             applications,
         },
     )
@@ -442,13 +458,50 @@ fn application(
         );
     }
     let sync_policy = sync_policy(checker, &raw.spec.sync_policy, &join(&spec, "syncPolicy"));
-    let ignore_differences = raw
+    let ignore_differences = ignore_differences(checker, &raw.spec.ignore_differences, &spec);
+    let decryption = raw.spec.decryption.as_ref().map(|raw_decryption| {
+        decryption(
+            checker,
+            raw_decryption,
+            &join(&spec, "decryption"),
+            base,
+            destination.namespace.as_ref().map(|n| n.value.as_str()),
+        )
+    });
+    let verify = raw
         .spec
-        .ignore_differences
+        .source
+        .verify
+        .as_ref()
+        .and_then(|raw_verify| verification(checker, raw_verify, &join(&spec, "source.verify"), base));
+    if checker.problems.len() > before {
+        return None;
+    }
+    Some(Application {
+        name: name.value.clone(),
+        labels: raw.metadata.labels.clone(),
+        source: source?,
+        destination: Destination {
+            cluster: destination.cluster.value.clone(),
+            namespace: destination.namespace.as_ref().map(|n| n.value.clone()),
+        },
+        sync_policy: sync_policy?,
+        ignore_differences,
+        decryption,
+        verify,
+    })
+}
+
+fn ignore_differences(
+    checker: &mut Checker<'_>,
+    rules: &[RawIgnoreDifference],
+    spec: &str,
+) -> Vec<IgnoreDifference> {
+    rules
         .iter()
         .enumerate()
         .map(|(index, rule)| {
-            let field = join(&spec, &format!("ignoreDifferences[{index}]"));
+            let field = join(spec, &format!("ignoreDifferences[{index}]"));
             for pointer in &rule.json_pointers {
                 if !pointer.value.starts_with('/') {
                     checker.report_at(
@@ -473,31 +526,60 @@ fn application(
                 managed_fields_managers: rule.managed_fields_managers.clone(),
             }
         })
-        .collect();
-    let decryption = raw.spec.decryption.as_ref().map(|raw_decryption| {
-        decryption(
-            checker,
-            raw_decryption,
-            &join(&spec, "decryption"),
-            base,
-            destination.namespace.as_ref().map(|n| n.value.as_str()),
-        )
-    });
-    if checker.problems.len() > before {
-        return None;
-    }
-    Some(Application {
-        name: name.value.clone(),
-        labels: raw.metadata.labels.clone(),
-        source: source?,
-        destination: Destination {
-            cluster: destination.cluster.value.clone(),
-            namespace: destination.namespace.as_ref().map(|n| n.value.clone()),
+        .collect()
+}
+
+/// Which keys vouch for an application's commits. Only `driftless.yaml` may say: an Application
+/// from a repository is written by whoever can push there, who must neither choose the keys
+/// that vouch for their own commits nor read driftless's files or environment.
+fn verification(
+    checker: &mut Checker<'_>,
+    raw: &RawVerify,
+    field: &str,
+    base: Option<&Path>,
+) -> Option<Verification> {
+    let before = checker.problems.len();
+    let mode = match raw.mode.as_ref() {
+        None => VerifyMode::Head,
+        Some(text) => match text.value.as_str() {
+            "head" => VerifyMode::Head,
+            "all-since-last-synced" => VerifyMode::AllSinceLastSynced,
+            other => {
+                checker.report_at(
+                    text,
+                    join(field, "mode"),
+                    format!("{other:?} is not a mode (head or all-since-last-synced)"),
+                );
+                VerifyMode::Head
+            }
         },
-        sync_policy: sync_policy?,
-        ignore_differences,
-        decryption,
-    })
+    };
+    if raw.ssh.is_none() && raw.pgp.is_none() {
+        checker.report(
+            raw.mode.as_ref().and_then(line_of),
+            field,
+            "name the trusted keys: ssh (an allowed_signers file), pgp (armored public keys) or both",
+        );
+    }
+    let [ssh, pgp] = [(&raw.ssh, "ssh"), (&raw.pgp, "pgp")].map(|(raw_keys, name)| {
+        let raw_keys = raw_keys.as_ref()?;
+        let field = join(field, name);
+        let Some(base) = base else {
+            let (text, which) = match raw_keys {
+                RawSecretRef::File(text) => (text, "file"),
+                RawSecretRef::Env(text) => (text, "env"),
+            };
+            checker.report_at(
+                text,
+                format!("{field}.{which}"),
+                "an Application from a repository cannot name trusted keys; set verify on its \
+                 repository in driftless.yaml",
+            );
+            return None;
+        };
+        Some(secret_source(checker, raw_keys, &field, base))
+    });
+    (checker.problems.len() == before).then_some(Verification { mode, ssh, pgp })
 }
 
 /// Keys an application decrypts with. An Application from a repository is written by whoever

@@ -223,3 +223,136 @@ fn applications_from_git_are_validated_the_same_way() {
         "apps/root/child.yaml (document 1): spec.destination.cluster: unknown cluster \"elsewhere\" (configured: local)"
     );
 }
+
+const VERIFIED: &str = r"
+apiVersion: driftless.dev/v1alpha1
+kind: Config
+clusters:
+  - { name: local, kubeconfig: k }
+repositories:
+  - url: https://git.example.com/
+    verify:
+      mode: all-since-last-synced
+      ssh: { file: keys/allowed_signers }
+applications:
+  - apiVersion: driftless.dev/v1alpha1
+    kind: Application
+    metadata: { name: web }
+    spec:
+      source:
+        repoURL: https://git.example.com/web.git
+        verify:
+          pgp: { env: WEB_SIGNERS }
+      destination: { cluster: local }
+";
+
+#[test]
+fn verify_is_read_on_repositories_and_applications() {
+    use driftless_core::application::{Verification, VerifyMode};
+    let config = parse(VERIFIED, "driftless.yaml", Path::new("/etc/driftless")).expect("valid");
+    assert_eq!(config.repository_verifications.len(), 1);
+    let repository = &config.repository_verifications[0];
+    assert_eq!(repository.url_prefix, "https://git.example.com/");
+    assert_eq!(
+        repository.verify,
+        Verification {
+            mode: VerifyMode::AllSinceLastSynced,
+            ssh: Some(SecretSource::File("/etc/driftless/keys/allowed_signers".into())),
+            pgp: None,
+        }
+    );
+    assert_eq!(
+        config.applications[0].verify,
+        Some(Verification {
+            mode: VerifyMode::Head,
+            ssh: None,
+            pgp: Some(SecretSource::Env("WEB_SIGNERS".into())),
+        }),
+        "the mode defaults to head"
+    );
+    let unverified = parse(VALID, "driftless.yaml", Path::new("/etc/driftless")).expect("valid");
+    assert!(unverified.repository_verifications.is_empty());
+    assert!(unverified.applications.iter().all(|app| app.verify.is_none()));
+}
+
+#[test]
+fn verify_mistakes_are_reported_with_their_line() {
+    let text = r"
+apiVersion: driftless.dev/v1alpha1
+kind: Config
+clusters:
+  - { name: local, kubeconfig: k }
+repositories:
+  - url: https://git.example.com/
+    verify: { mode: everything, ssh: { env: 'NOT-A-NAME' } }
+  - url: https://other.example.com/
+    verify: { mode: head }
+applications:
+  - apiVersion: driftless.dev/v1alpha1
+    kind: Application
+    metadata: { name: web }
+    spec:
+      source:
+        repoURL: https://git.example.com/web.git
+        verify: { pgp: { file: k }, gpg: { file: k } }
+      destination: { cluster: local }
+";
+    let messages: Vec<String> = problems(text).problems.iter().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 1, "unknown fields stop the parse: {messages:?}");
+    assert!(
+        messages[0].starts_with("driftless.yaml:18:") && messages[0].contains("gpg"),
+        "{messages:?}"
+    );
+
+    let text = text.replace(", gpg: { file: k }", "");
+    let messages: Vec<String> = problems(&text).problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages,
+        [
+            "driftless.yaml:8: repositories[0].verify.mode: \"everything\" is not a mode (head or all-since-last-synced)",
+            "driftless.yaml:8: repositories[0].verify.ssh: \"NOT-A-NAME\" is not an environment variable name",
+            "driftless.yaml:10: repositories[1].verify: name the trusted keys: ssh (an allowed_signers file), pgp (armored public keys) or both",
+        ]
+    );
+}
+
+#[test]
+fn applications_from_git_cannot_name_trusted_keys() {
+    let child = |verify: serde_json::Value| {
+        let manifest = serde_json::json!({
+            "apiVersion": "driftless.dev/v1alpha1", "kind": "Application",
+            "metadata": { "name": "child" },
+            "spec": {
+                "source": { "repoURL": "https://h/r", "verify": verify },
+                "destination": { "cluster": "local" }
+            }
+        });
+        application_from_manifest(&manifest, "apps/child.yaml (document 1)", &["local".to_owned()])
+            .expect_err("a child may not choose its signers")
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    let refused = "an Application from a repository cannot name trusted keys; set verify on its \
+                   repository in driftless.yaml";
+    assert_eq!(
+        child(serde_json::json!({ "ssh": { "file": "/etc/driftless/allowed_signers" } })),
+        [format!(
+            "apps/child.yaml (document 1): spec.source.verify.ssh.file: {refused}"
+        )]
+    );
+    assert_eq!(
+        child(serde_json::json!({ "mode": "head", "pgp": { "env": "HOME" } })),
+        [format!(
+            "apps/child.yaml (document 1): spec.source.verify.pgp.env: {refused}"
+        )]
+    );
+    assert_eq!(
+        child(serde_json::json!({ "mode": "head" })),
+        [
+            "apps/child.yaml (document 1): spec.source.verify: name the trusted keys: ssh (an allowed_signers \
+          file), pgp (armored public keys) or both"
+        ]
+    );
+}

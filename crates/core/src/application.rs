@@ -21,6 +21,36 @@ pub struct Application {
     /// Keys for SOPS-encrypted files in the source; `None`: encrypted files are an error.
     #[serde(default)]
     pub decryption: Option<Decryption>,
+    /// Whose commit signatures the application trusts; `None`: the repository's
+    /// ([`RepositoryVerification`]), if any.
+    #[serde(default)]
+    pub verify: Option<Verification>,
+}
+
+/// Commits an application may deploy must be signed by one of these keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub mode: VerifyMode,
+    /// An OpenSSH `allowed_signers` text.
+    pub ssh: Option<SecretSource>,
+    /// Armored OpenPGP public keys.
+    pub pgp: Option<SecretSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerifyMode {
+    /// Only the commit deployed: history before it may hold unsigned commits.
+    Head,
+    /// Every commit since the one last synced successfully, so none slips in under a signed one.
+    AllSinceLastSynced,
+}
+
+/// The verification a `repositories[]` entry requires of every application whose repository
+/// URL starts with `url_prefix` (those declared in Git included) unless one sets its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryVerification {
+    pub url_prefix: String,
+    pub verify: Verification,
 }
 
 /// Where an application's SOPS keys come from. Each source holds age identities, an OpenSSH

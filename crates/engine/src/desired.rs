@@ -226,6 +226,7 @@ impl Engine {
             .fetch_since_and_resolve(url, revision, fetched_since)
             .await
             .map_err(git_error)?;
+        self.check_signatures(app, &commit).await?;
         let known = self.render_cache.get(app).or_else(|| self.kept_render(app));
         if let Some((cached, inputs)) = known {
             if cached.commit == commit {

@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 use crate::desired::{DesiredState, RenderCache};
 use crate::live::LiveSnapshot;
 use crate::registry::Registry;
+use crate::signatures::VerdictCache;
 use crate::watch::{LiveCache, LiveChange};
 use crate::{EngineError, applied};
 
@@ -75,6 +76,7 @@ pub struct Engine {
     clusters: Mutex<HashMap<String, ClusterHandle>>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) render_cache: RenderCache,
+    pub(crate) verdicts: VerdictCache,
     /// Watches of live objects; only `driftless serve` starts them ([`Engine::watch_live`]).
     pub(crate) live_cache: std::sync::OnceLock<LiveCache>,
     /// Salts the hashes that stand in for Secret values in diffs; new per process.
@@ -155,6 +157,7 @@ impl Engine {
             clusters: Mutex::new(HashMap::new()),
             registry,
             render_cache: RenderCache::default(),
+            verdicts: VerdictCache::default(),
             live_cache: std::sync::OnceLock::new(),
             redaction_salt: random_salt(),
         })

@@ -29,6 +29,15 @@ pub enum EngineError {
         #[source]
         source: Box<driftless_render::RenderError>,
     },
+    #[error("{application}: trusted signing keys: {message}")]
+    SignaturePolicy { application: String, message: String },
+    #[error("{application}: commit {commit} is not trusted: {reason}")]
+    Untrusted {
+        application: String,
+        /// Abbreviated.
+        commit: String,
+        reason: String,
+    },
     #[error("{application}: decryption keys: {message}")]
     DecryptionKeys { application: String, message: String },
     #[error("{application}: {source}")]

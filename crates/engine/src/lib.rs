@@ -17,6 +17,7 @@ mod error;
 mod live;
 mod locks;
 mod registry;
+mod signatures;
 mod sync;
 mod throttle;
 mod watch;

@@ -108,6 +108,8 @@ pub enum EventKind {
     DriftDetected,
     /// Self-heal keeps reverting changes made again by another writer, and waits longer each time.
     SelfHealBackoff,
+    /// A commit was not deployed: its signature (or an earlier one's) is not trusted.
+    SignatureRefused,
 }
 
 /// One entry of an application's event log.
@@ -613,6 +615,18 @@ impl Store {
             .optional()
             .map(|found| found.is_some())
             .map_err(sql("look up a synced revision"))
+    }
+
+    /// The commit of the application's latest successful sync.
+    pub fn last_synced_revision(&self, application: &str) -> Result<Option<String>, StoreError> {
+        self.connection()
+            .query_row(
+                "SELECT revision FROM syncs WHERE application = ?1 AND result = 'succeeded' ORDER BY id DESC LIMIT 1",
+                params![application],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(sql("look up the last synced revision"))
     }
 
     /// What `application` applied last (for pruning), with the API version each was applied as,

@@ -41,6 +41,7 @@ pub fn application(name: &str, repo: &TestRepo, path: &str, namespace: &str) -> 
         },
         ignore_differences: Vec::new(),
         decryption: None,
+        verify: None,
     }
 }
 
@@ -77,6 +78,16 @@ pub fn engine_in(
     data_dir: &std::path::Path,
     applications: Vec<Application>,
 ) -> Engine {
+    engine_with(kubeconfig, data_dir, applications, Vec::new())
+}
+
+/// [`engine_in`] with `repositories[].verify` entries.
+pub fn engine_with(
+    kubeconfig: &std::path::Path,
+    data_dir: &std::path::Path,
+    applications: Vec<Application>,
+    repository_verifications: Vec<driftless_core::application::RepositoryVerification>,
+) -> Engine {
     let config = Config {
         data_dir: None,
         clusters: vec![Cluster {
@@ -87,6 +98,7 @@ pub fn engine_in(
             },
         }],
         repositories: Vec::new(),
+        repository_verifications,
         applications,
     };
     let options = EngineOptions {
