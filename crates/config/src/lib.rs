@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use driftless_core::application::{Application, Cluster, RepositoryCredentials, RepositoryVerification};
+use driftless_core::project::Project;
 
 pub use validate::{API_VERSION, APPLICATION_KIND, CONFIG_KIND};
 
@@ -23,6 +24,8 @@ pub struct Config {
     pub repositories: Vec<RepositoryCredentials>,
     /// The `verify` of `repositories[]` entries, which also binds applications declared in Git.
     pub repository_verifications: Vec<RepositoryVerification>,
+    /// Tenancy guards applications name in `spec.project`.
+    pub projects: Vec<Project>,
     pub applications: Vec<Application>,
 }
 

@@ -25,7 +25,41 @@ pub struct RawConfig {
     #[serde(default)]
     pub repositories: Vec<RawRepository>,
     #[serde(default)]
+    pub projects: Vec<RawProject>,
+    #[serde(default)]
     pub applications: Vec<RawApplication>,
+}
+
+/// Tenancy guards (Argo CD's AppProject). Omitted lists mean "any", except the cluster-scoped
+/// whitelist, whose omission allows no cluster-scoped kind at all.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawProject {
+    pub name: Text,
+    #[serde(default)]
+    pub source_repos: Option<Vec<Text>>,
+    #[serde(default)]
+    pub destinations: Option<Vec<RawProjectDestination>>,
+    #[serde(default)]
+    pub cluster_resource_whitelist: Vec<RawGroupKind>,
+    #[serde(default)]
+    pub namespace_resource_blacklist: Vec<RawGroupKind>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawProjectDestination {
+    pub cluster: Text,
+    pub namespace: Text,
+}
+
+/// `group` is required: defaulting it to the core group would make `{kind: Role}` in a
+/// blacklist refuse nothing.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawGroupKind {
+    pub group: Text,
+    pub kind: Text,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +152,8 @@ pub struct RawApplicationSpec {
     pub ignore_differences: Vec<RawIgnoreDifference>,
     #[serde(default)]
     pub decryption: Option<RawDecryption>,
+    #[serde(default)]
+    pub project: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

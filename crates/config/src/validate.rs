@@ -7,11 +7,12 @@ use driftless_core::application::{
     DirectoryOptions, IgnoreDifference, KeySource, Renderer, RepositoryCredentials, RepositoryVerification,
     Retry, SecretSource, Source, SyncPolicy, Verification, VerifyMode,
 };
+use driftless_core::project::{GroupKind, Project, ProjectDestination, check_pattern};
 use serde_saphyr::Spanned;
 
 use crate::raw::{
-    RawApplication, RawCluster, RawConfig, RawDecryption, RawIgnoreDifference, RawKeySource, RawRepository,
-    RawSecretRef, RawSource, RawSyncPolicy, RawVerify, Text,
+    RawApplication, RawCluster, RawConfig, RawDecryption, RawGroupKind, RawIgnoreDifference, RawKeySource,
+    RawProject, RawRepository, RawSecretRef, RawSource, RawSyncPolicy, RawVerify, Text,
 };
 use crate::{Config, ConfigError, Problem};
 
@@ -95,11 +96,59 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
         repositories.push(credentials);
     }
 
+    let projects = projects(&mut checker, &raw.projects, &cluster_names);
+    // Declared names, valid or not: a project with a mistake is not also "unknown".
+    let project_names: BTreeSet<&str> = raw
+        .projects
+        .iter()
+        .map(|project| project.name.value.as_str())
+        .collect();
+    let applications = applications(
+        &mut checker,
+        &raw.applications,
+        &cluster_names,
+        &project_names,
+        base,
+    );
+    let data_dir = raw.data_dir.as_ref().map(|dir| resolve_path(base, &dir.value));
+    finish(
+        checker,
+        Config {
+            data_dir,
+            clusters,
+            repositories,
+            repository_verifications,
+            projects,
+            applications,
+        },
+    )
+}
+
+fn applications(
+    checker: &mut Checker<'_>,
+    raw: &[RawApplication],
+    cluster_names: &[String],
+    project_names: &BTreeSet<&str>,
+    base: &Path,
+) -> Vec<Application> {
     let mut applications = Vec::new();
     let mut names = BTreeSet::new();
-    for (index, raw_app) in raw.applications.iter().enumerate() {
+    for (index, raw_app) in raw.iter().enumerate() {
         let field = format!("applications[{index}]");
-        if let Some(app) = application(&mut checker, raw_app, &field, &cluster_names, Some(base)) {
+        if let Some(project) = &raw_app.spec.project
+            && !project_names.contains(&project.value.as_str())
+        {
+            checker.report_at(
+                project,
+                format!("{field}.spec.project"),
+                format!(
+                    "unknown project {:?} (configured: {})",
+                    project.value,
+                    listed(project_names.iter().copied())
+                ),
+            );
+        }
+        if let Some(app) = application(checker, raw_app, &field, cluster_names, Some(base)) {
             if !names.insert(app.name.clone()) {
                 checker.report_at(
                     &raw_app.metadata.name,
@@ -110,17 +159,142 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
             applications.push(app);
         }
     }
-    let data_dir = raw.data_dir.as_ref().map(|dir| resolve_path(base, &dir.value));
-    finish(
-        checker,
-        Config {
-            data_dir,
-            clusters,
-            repositories,
-            repository_verifications,
-            applications,
-        },
-    )
+    applications
+}
+
+/// `a, b, c`, or `none`.
+fn listed<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn projects(checker: &mut Checker<'_>, raw: &[RawProject], cluster_names: &[String]) -> Vec<Project> {
+    let mut seen = BTreeSet::new();
+    let mut projects = Vec::new();
+    for (index, raw_project) in raw.iter().enumerate() {
+        let field = format!("projects[{index}]");
+        let before = checker.problems.len();
+        let name = &raw_project.name;
+        unique_name(checker, &mut seen, name, &field, "project");
+        let source_repos = raw_project
+            .source_repos
+            .as_ref()
+            .map(|patterns| source_repos(checker, patterns, name, &format!("{field}.sourceRepos")));
+        let destinations = raw_project.destinations.as_ref().map(|destinations| {
+            project_destinations(
+                checker,
+                destinations,
+                cluster_names,
+                &format!("{field}.destinations"),
+            )
+        });
+        let cluster_resource_whitelist = group_kinds(
+            checker,
+            &raw_project.cluster_resource_whitelist,
+            &format!("{field}.clusterResourceWhitelist"),
+        );
+        let namespace_resource_blacklist = group_kinds(
+            checker,
+            &raw_project.namespace_resource_blacklist,
+            &format!("{field}.namespaceResourceBlacklist"),
+        );
+        if checker.problems.len() == before {
+            projects.push(Project {
+                name: name.value.clone(),
+                source_repos,
+                destinations,
+                cluster_resource_whitelist,
+                namespace_resource_blacklist,
+            });
+        }
+    }
+    projects
+}
+
+/// `text`'s value, reported when it is not a usable glob (after a leading `!`, when `negatable`).
+fn glob(checker: &mut Checker<'_>, text: &Text, field: &str, negatable: bool) -> String {
+    let pattern = if negatable {
+        text.value.strip_prefix('!').unwrap_or(&text.value)
+    } else {
+        &text.value
+    };
+    if pattern.is_empty() {
+        checker.report_at(text, field, "must not be empty");
+    } else if let Err(message) = check_pattern(pattern) {
+        checker.report_at(text, field, message);
+    }
+    text.value.clone()
+}
+
+fn source_repos(checker: &mut Checker<'_>, patterns: &[Text], name: &Text, field: &str) -> Vec<String> {
+    let patterns: Vec<String> = patterns
+        .iter()
+        .map(|pattern| glob(checker, pattern, field, true))
+        .collect();
+    if !patterns.is_empty() && patterns.iter().all(|pattern| pattern.starts_with('!')) {
+        checker.report_at(
+            name,
+            field,
+            "only '!' patterns allow no repository at all; add the repositories allowed (e.g. \"https://git.example.com/team/*\")",
+        );
+    }
+    patterns
+}
+
+fn project_destinations(
+    checker: &mut Checker<'_>,
+    raw: &[crate::raw::RawProjectDestination],
+    cluster_names: &[String],
+    field: &str,
+) -> Vec<ProjectDestination> {
+    raw.iter()
+        .enumerate()
+        .map(|(index, destination)| {
+            let field = format!("{field}[{index}]");
+            let cluster = &destination.cluster;
+            if cluster.value != "*" && !cluster_names.contains(&cluster.value) {
+                checker.report_at(
+                    cluster,
+                    format!("{field}.cluster"),
+                    format!(
+                        "unknown cluster {:?} (configured: {}; or \"*\" for any)",
+                        cluster.value,
+                        listed(cluster_names.iter().map(String::as_str))
+                    ),
+                );
+            }
+            ProjectDestination {
+                cluster: cluster.value.clone(),
+                namespace: glob(
+                    checker,
+                    &destination.namespace,
+                    &format!("{field}.namespace"),
+                    false,
+                ),
+            }
+        })
+        .collect()
+}
+
+fn group_kinds(checker: &mut Checker<'_>, raw: &[RawGroupKind], field: &str) -> Vec<GroupKind> {
+    raw.iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let field = format!("{field}[{index}]");
+            // The core group is written "": only a non-empty group is a pattern to check.
+            if !entry.group.value.is_empty() {
+                glob(checker, &entry.group, &format!("{field}.group"), false);
+            }
+            GroupKind {
+                group: entry.group.value.clone(),
+                kind: glob(checker, &entry.kind, &format!("{field}.kind"), false),
+            }
+        })
+        .collect()
 }
 
 pub fn application_manifest(
@@ -226,28 +400,33 @@ fn is_dns_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
+/// Reports a name that is not a DNS label, or that `seen` already holds.
+fn unique_name(checker: &mut Checker<'_>, seen: &mut BTreeSet<String>, name: &Text, field: &str, what: &str) {
+    if !is_dns_label(&name.value) {
+        checker.report_at(
+            name,
+            format!("{field}.name"),
+            format!(
+                "{:?} is not a valid name (lowercase letters, digits and '-', at most 63)",
+                name.value
+            ),
+        );
+    } else if !seen.insert(name.value.clone()) {
+        checker.report_at(
+            name,
+            format!("{field}.name"),
+            format!("{what} {:?} is defined twice", name.value),
+        );
+    }
+}
+
 fn clusters(checker: &mut Checker<'_>, raw: &[RawCluster], base: &Path) -> Vec<Cluster> {
     let mut seen = BTreeSet::new();
     let mut clusters = Vec::new();
     for (index, cluster) in raw.iter().enumerate() {
         let field = format!("clusters[{index}]");
         let name = &cluster.name;
-        if !is_dns_label(&name.value) {
-            checker.report_at(
-                name,
-                format!("{field}.name"),
-                format!(
-                    "{:?} is not a valid name (lowercase letters, digits and '-', at most 63)",
-                    name.value
-                ),
-            );
-        } else if !seen.insert(name.value.clone()) {
-            checker.report_at(
-                name,
-                format!("{field}.name"),
-                format!("cluster {:?} is defined twice", name.value),
-            );
-        }
+        unique_name(checker, &mut seen, name, &field, "cluster");
         let connection = match (&cluster.kubeconfig, cluster.in_cluster) {
             (Some(path), false) => ClusterConnection::Kubeconfig {
                 path: resolve_path(base, &path.value),
@@ -474,6 +653,16 @@ fn application(
         .verify
         .as_ref()
         .and_then(|raw_verify| verification(checker, raw_verify, &join(&spec, "source.verify"), base));
+    let project = raw.spec.project.as_ref().map(|project| {
+        if !is_dns_label(&project.value) {
+            checker.report_at(
+                project,
+                join(&spec, "project"),
+                format!("{:?} is not a valid project name", project.value),
+            );
+        }
+        project.value.clone()
+    });
     if checker.problems.len() > before {
         return None;
     }
@@ -489,6 +678,7 @@ fn application(
         ignore_differences,
         decryption,
         verify,
+        project,
     })
 }
 

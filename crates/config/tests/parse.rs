@@ -356,3 +356,147 @@ fn applications_from_git_cannot_name_trusted_keys() {
         ]
     );
 }
+
+const PROJECTS: &str = r#"
+apiVersion: driftless.dev/v1alpha1
+kind: Config
+clusters:
+  - { name: production, kubeconfig: k }
+projects:
+  - name: team-a
+    sourceRepos: ["https://git.example.com/team-a/*", "!https://git.example.com/team-a/secret-*"]
+    destinations:
+      - { cluster: production, namespace: "team-a-*" }
+    clusterResourceWhitelist:
+      - { group: "", kind: Namespace }
+    namespaceResourceBlacklist:
+      - { group: "", kind: ResourceQuota }
+  - name: open
+applications:
+  - apiVersion: driftless.dev/v1alpha1
+    kind: Application
+    metadata: { name: web }
+    spec:
+      project: team-a
+      source: { repoURL: "https://git.example.com/team-a/web" }
+      destination: { cluster: production, namespace: team-a-web }
+  - apiVersion: driftless.dev/v1alpha1
+    kind: Application
+    metadata: { name: platform }
+    spec:
+      source: { repoURL: "https://git.example.com/platform" }
+      destination: { cluster: production }
+"#;
+
+#[test]
+fn projects_are_read_with_their_defaults() {
+    use driftless_core::project::{GroupKind, Project, ProjectDestination};
+    let config = parse(PROJECTS, "driftless.yaml", Path::new("/etc/driftless")).expect("valid");
+    assert_eq!(
+        config.projects,
+        vec![
+            Project {
+                name: "team-a".into(),
+                source_repos: Some(vec![
+                    "https://git.example.com/team-a/*".into(),
+                    "!https://git.example.com/team-a/secret-*".into(),
+                ]),
+                destinations: Some(vec![ProjectDestination {
+                    cluster: "production".into(),
+                    namespace: "team-a-*".into(),
+                }]),
+                cluster_resource_whitelist: vec![GroupKind {
+                    group: String::new(),
+                    kind: "Namespace".into(),
+                }],
+                namespace_resource_blacklist: vec![GroupKind {
+                    group: String::new(),
+                    kind: "ResourceQuota".into(),
+                }],
+            },
+            Project {
+                name: "open".into(),
+                source_repos: None,
+                destinations: None,
+                cluster_resource_whitelist: Vec::new(),
+                namespace_resource_blacklist: Vec::new(),
+            },
+        ],
+        "omitted sources and destinations allow any; an omitted whitelist allows no cluster-scoped kind"
+    );
+    assert_eq!(config.applications[0].project.as_deref(), Some("team-a"));
+    assert_eq!(config.applications[1].project, None);
+}
+
+#[test]
+fn project_mistakes_are_reported_with_their_line() {
+    let text = r#"
+apiVersion: driftless.dev/v1alpha1
+kind: Config
+clusters:
+  - { name: production, kubeconfig: k }
+projects:
+  - name: team-a
+    sourceRepos: ["!https://git.example.com/team-b/*", "!https://[x"]
+    destinations:
+      - { cluster: staging, namespace: "team-a-*" }
+      - { cluster: "*", namespace: "" }
+    clusterResourceWhitelist:
+      - { group: "[", kind: Namespace }
+  - name: team-a
+  - name: Team_B
+applications:
+  - apiVersion: driftless.dev/v1alpha1
+    kind: Application
+    metadata: { name: web }
+    spec:
+      project: team-c
+      source: { repoURL: "https://git.example.com/team-a/web" }
+      destination: { cluster: production }
+"#;
+    let messages: Vec<String> = problems(text).problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages,
+        [
+            "driftless.yaml:8: projects[0].sourceRepos: \"https://[x\" is not a valid glob: unclosed character class; missing ']'",
+            "driftless.yaml:7: projects[0].sourceRepos: only '!' patterns allow no repository at all; add the repositories allowed (e.g. \"https://git.example.com/team/*\")",
+            "driftless.yaml:10: projects[0].destinations[0].cluster: unknown cluster \"staging\" (configured: production; or \"*\" for any)",
+            "driftless.yaml:11: projects[0].destinations[1].namespace: must not be empty",
+            "driftless.yaml:13: projects[0].clusterResourceWhitelist[0].group: \"[\" is not a valid glob: unclosed character class; missing ']'",
+            "driftless.yaml:14: projects[1].name: project \"team-a\" is defined twice",
+            "driftless.yaml:15: projects[2].name: \"Team_B\" is not a valid name (lowercase letters, digits and '-', at most 63)",
+            "driftless.yaml:21: applications[0].spec.project: unknown project \"team-c\" (configured: Team_B, team-a)",
+        ]
+    );
+
+    let without_group = PROJECTS.replace("{ group: \"\", kind: ResourceQuota }", "{ kind: ResourceQuota }");
+    let messages: Vec<String> = problems(&without_group)
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        messages.len() == 1 && messages[0].contains("group"),
+        "a kind without its group is refused, not read as the core group: {messages:?}"
+    );
+}
+
+#[test]
+fn applications_from_git_may_name_a_project() {
+    let manifest = serde_json::json!({
+        "apiVersion": "driftless.dev/v1alpha1", "kind": "Application",
+        "metadata": { "name": "child" },
+        "spec": {
+            "project": "team-a",
+            "source": { "repoURL": "https://h/r" },
+            "destination": { "cluster": "local" }
+        }
+    });
+    let app = application_from_manifest(&manifest, "apps/child.yaml (document 1)", &["local".to_owned()])
+        .expect("valid");
+    assert_eq!(
+        app.project.as_deref(),
+        Some("team-a"),
+        "whether the root allows it is the engine's to decide"
+    );
+}

@@ -25,6 +25,11 @@ pub struct Application {
     /// ([`RepositoryVerification`]), if any.
     #[serde(default)]
     pub verify: Option<Verification>,
+    /// The [`crate::project::Project`] that bounds what the application may deploy; `None`:
+    /// unrestricted (only an application of `driftless.yaml`, or one its unrestricted root
+    /// declares).
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 /// Commits an application may deploy must be signed by one of these keys.

@@ -13,6 +13,7 @@ pub mod fingerprint;
 pub mod health;
 mod object_ref;
 pub mod plan;
+pub mod project;
 mod status;
 pub mod sync_order;
 

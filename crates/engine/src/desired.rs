@@ -163,7 +163,13 @@ impl Engine {
         let mut problems = Vec::new();
         for (manifest, source) in children {
             match driftless_config::application_from_manifest(&manifest, &source.to_string(), &clusters) {
-                Ok(child) => valid.push(child),
+                Ok(mut child) => match self.child_project(root, &child) {
+                    Ok(project) => {
+                        child.project = project;
+                        valid.push(child);
+                    }
+                    Err(message) => problems.push(format!("{source}: spec.project: {message}")),
+                },
                 Err(err) => problems.extend(err.problems.iter().map(ToString::to_string)),
             }
         }
@@ -214,6 +220,7 @@ impl Engine {
         revision: Option<&str>,
         fetched_since: Instant,
     ) -> Result<DesiredState, EngineError> {
+        self.check_project(app)?;
         let git_error = |source| EngineError::Git {
             application: app.name.clone(),
             source: Box::new(source),

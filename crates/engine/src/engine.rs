@@ -299,6 +299,8 @@ impl Engine {
         let app = self.find_application(name).await?;
         let app = &*app;
         let desired = self.desired_state(app, None, fetched_since).await?;
+        // Not even a dry-run of an object the project refuses.
+        self.refuse_objects(app, &desired)?;
         let cluster = self.cluster(&app.destination.cluster).await?;
         let inventory = self.store.inventory(&app.name)?;
         let recorded = self.store.applied(&app.name)?;
@@ -364,15 +366,7 @@ impl Engine {
         if !newly_in_sync.is_empty() {
             self.store.update_applied(&app.name, &newly_in_sync)?;
         }
-        let declared: BTreeSet<&ObjectRef> = desired.objects.iter().map(|(o, _)| &o.reference).collect();
-        let to_prune: Vec<ObjectRef> = inventory
-            .into_keys()
-            .filter(|reference| !declared.contains(reference))
-            .filter(|reference| {
-                live.ownership_of(reference)
-                    .is_some_and(|ownership| ownership.owner.as_deref() == Some(app.name.as_str()))
-            })
-            .collect();
+        let to_prune = self.prune_candidates(app, &desired, inventory, &live)?;
         let in_sync = objects.iter().all(|status| status.diff.is_in_sync()) && to_prune.is_empty();
         let health = health::worst(objects.iter().map(|status| &status.health));
         let comparison = AppComparison {
@@ -388,6 +382,28 @@ impl Engine {
             to_prune,
         };
         Ok((comparison, Prepared { desired, live }))
+    }
+
+    /// Objects this application applied before that left Git, are still its own, and that its
+    /// project lets it delete.
+    fn prune_candidates(
+        &self,
+        app: &Application,
+        desired: &DesiredState,
+        inventory: BTreeMap<ObjectRef, String>,
+        live: &LiveSnapshot,
+    ) -> Result<Vec<ObjectRef>, EngineError> {
+        let project = self.project_of(app)?;
+        let declared: BTreeSet<&ObjectRef> = desired.objects.iter().map(|(o, _)| &o.reference).collect();
+        Ok(inventory
+            .into_keys()
+            .filter(|reference| !declared.contains(reference))
+            .filter(|reference| {
+                live.ownership_of(reference)
+                    .is_some_and(|ownership| ownership.owner.as_deref() == Some(app.name.as_str()))
+            })
+            .filter(|reference| crate::projects::prune_refused(project, app, reference).is_none())
+            .collect())
     }
 
     /// The API resource for an object known by reference and the version it was applied as;

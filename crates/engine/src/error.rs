@@ -38,6 +38,16 @@ pub enum EngineError {
         commit: String,
         reason: String,
     },
+    #[error("{application}: {message}")]
+    Project { application: String, message: String },
+    #[error("{application}: its project refuses {} object(s); nothing is applied or pruned:{}", objects.len(), list(objects))]
+    ProjectObjects {
+        application: String,
+        /// `object: why`, one per refused object.
+        objects: Vec<String>,
+    },
+    #[error("{application}: no project named {project:?} in the configuration")]
+    UnknownProject { application: String, project: String },
     #[error("{application}: decryption keys: {message}")]
     DecryptionKeys { application: String, message: String },
     #[error("{application}: {source}")]

@@ -16,6 +16,7 @@ mod engine;
 mod error;
 mod live;
 mod locks;
+mod projects;
 mod registry;
 mod signatures;
 mod sync;

@@ -7,6 +7,7 @@ use driftless_core::application::Application;
 use driftless_core::diff::keep_ignored_live_values;
 use driftless_core::health::{self, Health};
 use driftless_core::plan::{KeepReason, OwnershipConflict, Plan, PlanOptions, object_sync_option, plan};
+use driftless_core::project::{Project, Violation};
 use driftless_core::sync_order::Stage;
 use driftless_core::{HealthState, ObjectRef};
 use driftless_kube::{ApplyOptions, ObjectError};
@@ -144,6 +145,8 @@ fn keep_message(reason: KeepReason) -> &'static str {
 struct SyncRun<'a> {
     engine: &'a Engine,
     app: &'a Application,
+    /// The application's project; `None`: unrestricted.
+    project: Option<&'a Project>,
     cluster: ClusterHandle,
     desired: DesiredState,
     options: &'a SyncOptions,
@@ -192,6 +195,34 @@ impl SyncRun<'_> {
     fn fail(&mut self, object: &ObjectRef, message: String, reason: impl FnOnce() -> String) {
         self.failure.get_or_insert_with(reason);
         self.record(object, ObjectAction::Failed, message);
+    }
+
+    /// Fails closed: when the project refuses any object, nothing at all is applied or pruned
+    /// (a half-applied tenant is no safer), and every refused object is reported with why.
+    fn refuse(&mut self, refused: &[(ObjectRef, Violation)]) {
+        let project = self.project.map_or("", |project| project.name.as_str());
+        let reason = format!(
+            "project {project} refuses {} object(s); nothing is applied or pruned",
+            refused.len()
+        );
+        for (object, violation) in refused {
+            self.fail(object, violation.to_string(), || reason.clone());
+        }
+        let others: Vec<ObjectRef> = self
+            .desired
+            .objects
+            .iter()
+            .map(|(object, _)| &object.reference)
+            .filter(|reference| !refused.iter().any(|(object, _)| object == *reference))
+            .cloned()
+            .collect();
+        for reference in &others {
+            self.record(
+                reference,
+                ObjectAction::Skipped,
+                "not applied: the project refuses other objects of this application",
+            );
+        }
     }
 
     fn has_failed_object(&self) -> bool {
@@ -397,6 +428,14 @@ impl SyncRun<'_> {
             return Ok(pruned);
         }
         for reference in &plan.prune {
+            if let Some(violation) = crate::projects::prune_refused(self.project, self.app, reference) {
+                self.record(
+                    reference,
+                    ObjectAction::Kept,
+                    format!("left Git; not pruned: {violation}"),
+                );
+                continue;
+            }
             let version = inventory.get(reference).map_or("", String::as_str);
             let Some(resource) = self
                 .engine
@@ -429,7 +468,7 @@ impl SyncRun<'_> {
     #[tracing::instrument(level = "debug", skip_all)]
     fn finish(
         self,
-        plan: &Plan,
+        next_inventory: &BTreeSet<ObjectRef>,
         inventory: &BTreeMap<ObjectRef, String>,
         pruned: &BTreeSet<ObjectRef>,
         sync_id: Option<i64>,
@@ -443,7 +482,7 @@ impl SyncRun<'_> {
         let store = &self.engine.store;
         if let Some(id) = sync_id {
             let next: BTreeMap<ObjectRef, String> = if result == SyncResult::Succeeded {
-                plan.next_inventory
+                next_inventory
                     .iter()
                     .filter(|reference| !pruned.contains(*reference))
                     .filter_map(|reference| {
@@ -522,6 +561,7 @@ impl Engine {
         let mut run = SyncRun {
             engine: self,
             app,
+            project: self.project_of(app)?,
             cluster,
             desired,
             options: &options,
@@ -533,6 +573,12 @@ impl Engine {
             limit: AdaptiveLimit::default(),
             healths: Vec::new(),
         };
+        let refused = self.refused_objects(app, &run.desired)?;
+        if !refused.is_empty() {
+            let sync_id = self.begin_recorded_sync(app, &run.desired, &requested, &options)?;
+            run.refuse(&refused);
+            return run.finish(&BTreeSet::new(), &inventory, &BTreeSet::new(), sync_id);
+        }
         let live_objects = match prepared_live {
             Some(live) => live,
             None => {
@@ -562,15 +608,7 @@ impl Engine {
             application: app.name.clone(),
             errors,
         })?;
-        let sync_id = if options.dry_run {
-            None
-        } else {
-            let commit = run.desired.commit.as_str();
-            Some(
-                self.store
-                    .begin_sync(&app.name, commit, &requested, options.trigger, now_millis())?,
-            )
-        };
+        let sync_id = self.begin_recorded_sync(app, &run.desired, &requested, &options)?;
 
         for conflict in &plan.conflicts {
             let (OwnershipConflict::OwnedByOther { object, .. } | OwnershipConflict::Unmanaged { object }) =
@@ -586,7 +624,28 @@ impl Engine {
             run.record(reference, ObjectAction::Kept, keep_message(*reason));
         }
 
-        run.finish(&plan, &inventory, &pruned, sync_id)
+        run.finish(&plan.next_inventory, &inventory, &pruned, sync_id)
+    }
+
+    /// The history record of a sync that starts now; `None` for a dry-run, which records nothing.
+    fn begin_recorded_sync(
+        &self,
+        app: &Application,
+        desired: &DesiredState,
+        requested: &str,
+        options: &SyncOptions,
+    ) -> Result<Option<i64>, EngineError> {
+        if options.dry_run {
+            return Ok(None);
+        }
+        let commit = desired.commit.as_str();
+        Ok(Some(self.store.begin_sync(
+            &app.name,
+            commit,
+            requested,
+            options.trigger,
+            now_millis(),
+        )?))
     }
 
     /// The desired state at `requested`; when it cannot be had, a failed sync is recorded (not
@@ -672,6 +731,7 @@ impl Engine {
         mut options: SyncOptions,
     ) -> Result<SyncReport, EngineError> {
         let app = self.application(name)?;
+        self.check_project(&app)?;
         let commit = self
             .mirrors
             .fetch_and_resolve(&app.source.repo_url, revision)

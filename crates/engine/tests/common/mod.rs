@@ -42,6 +42,7 @@ pub fn application(name: &str, repo: &TestRepo, path: &str, namespace: &str) -> 
         ignore_differences: Vec::new(),
         decryption: None,
         verify: None,
+        project: None,
     }
 }
 
@@ -88,6 +89,32 @@ pub fn engine_with(
     applications: Vec<Application>,
     repository_verifications: Vec<driftless_core::application::RepositoryVerification>,
 ) -> Engine {
+    engine_configured(
+        kubeconfig,
+        data_dir,
+        applications,
+        repository_verifications,
+        Vec::new(),
+    )
+}
+
+/// [`engine_in`] with `projects`.
+pub fn engine_with_projects(
+    kubeconfig: &std::path::Path,
+    data_dir: &std::path::Path,
+    applications: Vec<Application>,
+    projects: Vec<driftless_core::project::Project>,
+) -> Engine {
+    engine_configured(kubeconfig, data_dir, applications, Vec::new(), projects)
+}
+
+fn engine_configured(
+    kubeconfig: &std::path::Path,
+    data_dir: &std::path::Path,
+    applications: Vec<Application>,
+    repository_verifications: Vec<driftless_core::application::RepositoryVerification>,
+    projects: Vec<driftless_core::project::Project>,
+) -> Engine {
     let config = Config {
         data_dir: None,
         clusters: vec![Cluster {
@@ -99,6 +126,7 @@ pub fn engine_with(
         }],
         repositories: Vec::new(),
         repository_verifications,
+        projects,
         applications,
     };
     let options = EngineOptions {
