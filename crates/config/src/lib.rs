@@ -11,7 +11,9 @@ mod validate;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use driftless_core::application::{Application, Cluster, RepositoryCredentials, RepositoryVerification};
+use driftless_core::application::{
+    Application, Cluster, RepositoryCredentials, RepositoryVerification, SourceLimits,
+};
 use driftless_core::project::Project;
 
 pub use validate::{API_VERSION, APPLICATION_KIND, CONFIG_KIND};
@@ -24,6 +26,8 @@ pub struct Config {
     pub repositories: Vec<RepositoryCredentials>,
     /// The `verify` of `repositories[]` entries, which also binds applications declared in Git.
     pub repository_verifications: Vec<RepositoryVerification>,
+    /// Bounds on every application's source (defaults when `limits:` is omitted).
+    pub limits: SourceLimits,
     /// Tenancy guards applications name in `spec.project`.
     pub projects: Vec<Project>,
     pub applications: Vec<Application>,

@@ -27,7 +27,25 @@ pub struct RawConfig {
     #[serde(default)]
     pub projects: Vec<RawProject>,
     #[serde(default)]
+    pub limits: Option<RawLimits>,
+    #[serde(default)]
     pub applications: Vec<RawApplication>,
+}
+
+/// Sizes are whole numbers of bytes or with a binary suffix (`16Mi`, `1Gi`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawLimits {
+    #[serde(default)]
+    pub max_files: Option<Text>,
+    #[serde(default)]
+    pub max_repository_bytes: Option<Text>,
+    #[serde(default)]
+    pub max_file_bytes: Option<Text>,
+    #[serde(default)]
+    pub max_documents: Option<Text>,
+    #[serde(default)]
+    pub render_timeout: Option<Text>,
 }
 
 /// Tenancy guards (Argo CD's AppProject). Omitted lists mean "any", except the cluster-scoped

@@ -5,14 +5,14 @@ use std::time::Duration;
 use driftless_core::application::{
     Application, Automated, Cluster, ClusterConnection, DEFAULT_INTERVAL, Decryption, Destination,
     DirectoryOptions, IgnoreDifference, KeySource, Renderer, RepositoryCredentials, RepositoryVerification,
-    Retry, SecretSource, Source, SyncPolicy, Verification, VerifyMode,
+    Retry, SecretSource, Source, SourceLimits, SyncPolicy, Verification, VerifyMode,
 };
 use driftless_core::project::{GroupKind, Project, ProjectDestination, check_pattern};
 use serde_saphyr::Spanned;
 
 use crate::raw::{
     RawApplication, RawCluster, RawConfig, RawDecryption, RawGroupKind, RawIgnoreDifference, RawKeySource,
-    RawProject, RawRepository, RawSecretRef, RawSource, RawSyncPolicy, RawVerify, Text,
+    RawLimits, RawProject, RawRepository, RawSecretRef, RawSource, RawSyncPolicy, RawVerify, Text,
 };
 use crate::{Config, ConfigError, Problem};
 
@@ -111,6 +111,10 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
         base,
     );
     let data_dir = raw.data_dir.as_ref().map(|dir| resolve_path(base, &dir.value));
+    let limits = raw
+        .limits
+        .as_ref()
+        .map_or_else(SourceLimits::default, |raw| limits(&mut checker, raw));
     finish(
         checker,
         Config {
@@ -118,10 +122,74 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
             clusters,
             repositories,
             repository_verifications,
+            limits,
             projects,
             applications,
         },
     )
+}
+
+/// `limits:`; each omitted field keeps its default.
+fn limits(checker: &mut Checker<'_>, raw: &RawLimits) -> SourceLimits {
+    let defaults = SourceLimits::default();
+    let count = |checker: &mut Checker<'_>, text: &Option<Text>, field: &str, default: usize| {
+        let Some(text) = text else { return default };
+        match quantity(&text.value).and_then(|n| usize::try_from(n).ok()) {
+            Some(n) if n > 0 => n,
+            _ => {
+                checker.report_at(
+                    text,
+                    format!("limits.{field}"),
+                    format!(
+                        "{:?} is not a positive whole number (a size may end in Ki, Mi or Gi)",
+                        text.value
+                    ),
+                );
+                default
+            }
+        }
+    };
+    let max_files = count(checker, &raw.max_files, "maxFiles", defaults.max_files);
+    let max_repository_bytes = count(
+        checker,
+        &raw.max_repository_bytes,
+        "maxRepositoryBytes",
+        usize::try_from(defaults.max_repository_bytes).unwrap_or(usize::MAX),
+    );
+    let max_file_bytes = count(
+        checker,
+        &raw.max_file_bytes,
+        "maxFileBytes",
+        defaults.max_file_bytes,
+    );
+    let max_documents = count(
+        checker,
+        &raw.max_documents,
+        "maxDocuments",
+        defaults.max_documents,
+    );
+    let render_timeout = raw
+        .render_timeout
+        .as_ref()
+        .and_then(|text| duration(checker, text, "limits.renderTimeout"))
+        .unwrap_or(defaults.render_timeout);
+    SourceLimits {
+        max_files,
+        max_repository_bytes: u64::try_from(max_repository_bytes).unwrap_or(u64::MAX),
+        max_file_bytes,
+        max_documents,
+        render_timeout,
+    }
+}
+
+/// `20000`, `16Mi`, `1Gi`, `512Ki`.
+fn quantity(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, multiplier) = [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30)]
+        .iter()
+        .find_map(|(suffix, m)| text.strip_suffix(suffix).map(|d| (d, *m)))
+        .unwrap_or((text, 1));
+    digits.parse::<u64>().ok()?.checked_mul(multiplier)
 }
 
 fn applications(

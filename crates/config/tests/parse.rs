@@ -500,3 +500,52 @@ fn applications_from_git_may_name_a_project() {
         "whether the root allows it is the engine's to decide"
     );
 }
+
+#[test]
+fn limits_are_read_with_binary_suffixes_and_mistakes_have_their_line() {
+    let config = parse(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\nlimits:\n  maxFiles: 500\n  maxRepositoryBytes: 64Mi\n  maxFileBytes: 512Ki\n  renderTimeout: 20s\n",
+        "driftless.yaml",
+        Path::new("/etc/driftless"),
+    )
+    .expect("valid limits");
+    assert_eq!(config.limits.max_files, 500);
+    assert_eq!(config.limits.max_repository_bytes, 64 << 20);
+    assert_eq!(config.limits.max_file_bytes, 512 << 10);
+    assert_eq!(
+        config.limits.max_documents, 10_000,
+        "omitted fields keep their defaults"
+    );
+    assert_eq!(config.limits.render_timeout, Duration::from_secs(20));
+    let defaults = parse(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\n",
+        "driftless.yaml",
+        Path::new("/"),
+    )
+    .expect("valid");
+    assert_eq!(
+        defaults.limits,
+        driftless_core::application::SourceLimits::default()
+    );
+
+    let messages: Vec<String> = problems(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\nlimits:\n  maxFiles: 0\n  maxFileBytes: 16MB\n  renderTimeout: forever\n",
+    )
+    .problems
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(
+        messages[0].starts_with("driftless.yaml:4: limits.maxFiles: \"0\" is not a positive whole number"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].starts_with("driftless.yaml:5: limits.maxFileBytes: \"16MB\""),
+        "{messages:?}"
+    );
+    assert!(
+        messages[2].starts_with("driftless.yaml:6: limits.renderTimeout:"),
+        "{messages:?}"
+    );
+}

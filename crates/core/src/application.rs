@@ -182,6 +182,34 @@ pub struct Cluster {
     pub connection: ClusterConnection,
 }
 
+/// Bounds on what one application's source may load and render, against oversized or hostile
+/// repositories (`limits:` in driftless.yaml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceLimits {
+    /// Files read from the repository for one render.
+    pub max_files: usize,
+    /// Bytes of those files together.
+    pub max_repository_bytes: u64,
+    /// Bytes of any one manifest file.
+    pub max_file_bytes: usize,
+    /// YAML documents (objects) one render may produce.
+    pub max_documents: usize,
+    /// How long an external renderer (kustomize) may run before it is killed.
+    pub render_timeout: Duration,
+}
+
+impl Default for SourceLimits {
+    fn default() -> Self {
+        Self {
+            max_files: 20_000,
+            max_repository_bytes: 256 * 1024 * 1024,
+            max_file_bytes: 16 * 1024 * 1024,
+            max_documents: 10_000,
+            render_timeout: Duration::from_mins(1),
+        }
+    }
+}
+
 /// A secret's location; the value itself is only read when used, and never logged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecretSource {

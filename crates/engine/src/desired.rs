@@ -263,7 +263,7 @@ impl Engine {
             .map_err(git_error)?;
         let cluster = self.cluster(&app.destination.cluster).await?;
         let keys = crate::decryption::load_keys(app, &cluster).await?;
-        let rendered = driftless_render::render(&tree, &app.source, &self.options.render_limits, &keys)
+        let rendered = driftless_render::render(&tree, &app.source, &self.render_limits, &keys)
             .await
             .map_err(|source| EngineError::Render {
                 application: app.name.clone(),
@@ -328,7 +328,7 @@ impl Engine {
         let mut hasher = Sha256::new();
         hasher.update(serde_json::to_vec(app).unwrap_or_default());
         hasher.update(format!("{cluster:?}"));
-        hasher.update(format!("{:?}", self.options.render_limits));
+        hasher.update(format!("{:?}", self.render_limits));
         hasher.update(env!("CARGO_PKG_VERSION"));
         hasher.update(driftless_render::tools_stamp());
         format!("{:x}", hasher.finalize())

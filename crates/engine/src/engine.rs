@@ -10,7 +10,7 @@ use driftless_core::diff::{ObjectDiff, compare as compare_object};
 use driftless_core::fingerprint::last_other_manager;
 use driftless_core::health::{self, Health};
 use driftless_core::{DesiredObject, ObjectRef, SyncState};
-use driftless_git::Mirrors;
+use driftless_git::{Mirrors, ReadLimits};
 use driftless_kube::{ApplyOptions, ConnectOptions, Discovery, FIELD_MANAGER, Objects, connect};
 use driftless_render::RenderLimits;
 use driftless_store::Store;
@@ -29,7 +29,6 @@ pub struct EngineOptions {
     /// Where mirrors and the database live.
     pub data_dir: PathBuf,
     pub connect: ConnectOptions,
-    pub render_limits: RenderLimits,
     /// How old a fetch of a repository may be for a periodic reconcile (or a discovery) to use
     /// it instead of fetching again: many applications of one repository share one fetch.
     /// Explicit requests (a refresh, the CLI) always fetch.
@@ -41,7 +40,6 @@ impl Default for EngineOptions {
         Self {
             data_dir: PathBuf::new(),
             connect: ConnectOptions::default(),
-            render_limits: RenderLimits::default(),
             fetch_reuse: Duration::from_secs(3),
         }
     }
@@ -76,6 +74,8 @@ pub struct Engine {
     clusters: Mutex<HashMap<String, ClusterHandle>>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) render_cache: RenderCache,
+    /// From the configuration's `limits:`.
+    pub(crate) render_limits: RenderLimits,
     pub(crate) verdicts: VerdictCache,
     /// Watches of live objects; only `driftless serve` starts them ([`Engine::watch_live`]).
     pub(crate) live_cache: std::sync::OnceLock<LiveCache>,
@@ -147,8 +147,20 @@ impl Engine {
     pub fn new(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
         let store = Store::open(&options.data_dir.join("driftless.db"))?;
         let registry = Arc::new(Registry::new(&config.applications));
-        let mirrors = Mirrors::new(options.data_dir.join("git"), config.repositories.clone());
+        let limits = config.limits;
+        let mirrors =
+            Mirrors::new(options.data_dir.join("git"), config.repositories.clone()).with_limits(ReadLimits {
+                max_files: limits.max_files,
+                max_bytes: limits.max_repository_bytes,
+            });
+        let render_limits = RenderLimits {
+            max_documents: limits.max_documents,
+            max_file_bytes: limits.max_file_bytes,
+            timeout: limits.render_timeout,
+            ..RenderLimits::default()
+        };
         Ok(Self {
+            render_limits,
             created: std::time::Instant::now(),
             config,
             mirrors,

@@ -683,3 +683,60 @@ async fn a_no_op_sync_reads_whole_only_the_objects_written_since_they_were_last_
         .unwrap_or_default();
     assert_eq!(data["key"], "v1");
 }
+
+#[tokio::test]
+async fn configured_limits_refuse_oversized_sources_on_their_application_only() {
+    let env = TestEnv::new("engine_limits").await;
+    let repo = TestRepo::new();
+    let big = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  blob: {}\n",
+        "x".repeat(4096)
+    );
+    repo.write("big/cm.yaml", &big)
+        .write("small/cm.yaml", &config_map("small", "one"));
+    for index in 0..12 {
+        repo.write(
+            &format!("many/cm{index}.yaml"),
+            &config_map(&format!("many{index}"), "one"),
+        );
+    }
+    repo.commit("three applications");
+    // Plain directories read only their own path (a Kustomize-capable render reads the whole
+    // repository, which would count every file here against the limit).
+    let apps = ["big", "many", "small"]
+        .into_iter()
+        .map(|name| {
+            let mut app = application(name, &repo, name, &env.namespace);
+            app.source.renderer = driftless_core::application::Renderer::Directory(
+                driftless_core::application::DirectoryOptions::default(),
+            );
+            app
+        })
+        .collect();
+    let data = tempfile::tempdir().expect("tempdir");
+    let engine = common::engine_configured(env.kubeconfig_path(), data.path(), apps, |config| {
+        config.limits.max_file_bytes = 1024;
+        config.limits.max_files = 10;
+    });
+    let err = engine
+        .sync("big", SyncOptions::default())
+        .await
+        .expect_err("file too large");
+    assert_eq!(
+        err.to_string(),
+        "big: render failed: big/cm.yaml: larger than the limit of 1024 bytes"
+    );
+    let err = engine
+        .sync("many", SyncOptions::default())
+        .await
+        .expect_err("too many files");
+    assert!(err.to_string().contains("exceeds the limit of 10"), "{err}");
+    let report = engine
+        .sync("small", SyncOptions::default())
+        .await
+        .expect("small syncs");
+    assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
+    let config_maps = env.api::<ConfigMap>();
+    assert!(config_maps.get_opt("big").await.expect("get").is_none());
+    assert!(config_maps.get_opt("many0").await.expect("get").is_none());
+}

@@ -89,13 +89,9 @@ pub fn engine_with(
     applications: Vec<Application>,
     repository_verifications: Vec<driftless_core::application::RepositoryVerification>,
 ) -> Engine {
-    engine_configured(
-        kubeconfig,
-        data_dir,
-        applications,
-        repository_verifications,
-        Vec::new(),
-    )
+    engine_configured(kubeconfig, data_dir, applications, |config| {
+        config.repository_verifications = repository_verifications;
+    })
 }
 
 /// [`engine_in`] with `projects`.
@@ -105,17 +101,19 @@ pub fn engine_with_projects(
     applications: Vec<Application>,
     projects: Vec<driftless_core::project::Project>,
 ) -> Engine {
-    engine_configured(kubeconfig, data_dir, applications, Vec::new(), projects)
+    engine_configured(kubeconfig, data_dir, applications, |config| {
+        config.projects = projects;
+    })
 }
 
-fn engine_configured(
+/// [`engine_in`] with the configuration changed by `adjust` (limits, projects, verification).
+pub fn engine_configured(
     kubeconfig: &std::path::Path,
     data_dir: &std::path::Path,
     applications: Vec<Application>,
-    repository_verifications: Vec<driftless_core::application::RepositoryVerification>,
-    projects: Vec<driftless_core::project::Project>,
+    adjust: impl FnOnce(&mut Config),
 ) -> Engine {
-    let config = Config {
+    let mut config = Config {
         data_dir: None,
         clusters: vec![Cluster {
             name: "local".into(),
@@ -125,10 +123,12 @@ fn engine_configured(
             },
         }],
         repositories: Vec::new(),
-        repository_verifications,
-        projects,
+        repository_verifications: Vec::new(),
+        limits: driftless_core::application::SourceLimits::default(),
+        projects: Vec::new(),
         applications,
     };
+    adjust(&mut config);
     let options = EngineOptions {
         data_dir: data_dir.to_owned(),
         ..EngineOptions::default()
