@@ -34,6 +34,18 @@ fuzz_target!(|data: &[u8]| {
         namespace: Some("fuzz".into()),
         name: "fuzz".into(),
     };
-    let _ = driftless_core::diff::compare(&reference, Some(&live), &desired, &rules, b"salt");
-    let _ = driftless_core::diff::compare(&reference, None, &desired, &rules, b"salt");
+    let sensitive = driftless_core::application::SensitiveData {
+        annotations: vec!["example.com/token".into()],
+        fields: vec![driftless_core::application::SensitiveField {
+            group: None,
+            kind: "Secret".into(),
+            json_pointers: rules[0].json_pointers.clone(),
+        }],
+    };
+    let redaction = driftless_core::diff::Redaction {
+        salt: b"salt",
+        sensitive: &sensitive,
+    };
+    let _ = driftless_core::diff::compare(&reference, Some(&live), &desired, &rules, &redaction);
+    let _ = driftless_core::diff::compare(&reference, None, &desired, &rules, &redaction);
 });

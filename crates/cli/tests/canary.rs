@@ -17,13 +17,18 @@ const ANNOTATED: &str = "canary-annotation-5b2e88";
 const SOPS: &str = "canary-sops-e47d19";
 const SOPS_NEXT: &str = "canary-sops-next-0c3a52";
 const TOKEN: &str = "canary-token-a8f310";
+/// In a ConfigMap's field and annotation that `redaction:` names sensitive.
+const FIELD: &str = "canary-field-71b9d4";
+const ANNOTATION: &str = "canary-sensitive-annotation-2c6e";
 
 fn canaries() -> Vec<String> {
     use base64::Engine as _;
-    let mut all: Vec<String> = [PLAIN, ENCODED, ANNOTATED, SOPS, SOPS_NEXT, TOKEN]
-        .iter()
-        .map(|c| (*c).to_owned())
-        .collect();
+    let mut all: Vec<String> = [
+        PLAIN, ENCODED, ANNOTATED, SOPS, SOPS_NEXT, TOKEN, FIELD, ANNOTATION,
+    ]
+    .iter()
+    .map(|c| (*c).to_owned())
+    .collect();
     // Their base64 too: a Secret's data is base64 on the wire.
     let encoded: Vec<String> = all
         .iter()
@@ -86,6 +91,24 @@ fn store_text(state: &Path) -> String {
     text
 }
 
+/// Two applications: `secrets` (this repository, SOPS keys from `key`) and `private`, whose URL
+/// carries a token and whose fetch fails; `redaction:` names a ConfigMap field and an annotation.
+fn write_config(dir: &Path, env: &TestEnv, url: &str, key: &Path) -> std::path::PathBuf {
+    let config = dir.join("driftless.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: state\nredaction:\n  annotations: [example.com/token]\n  fields: [{{ group: '', kind: ConfigMap, jsonPointers: [/data/password] }}]\nclusters:\n  - name: local\n    kubeconfig: {kubeconfig}\napplications:\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: secrets }}\n    spec:\n      source: {{ repoURL: '{url}', revision: main, path: app }}\n      destination: {{ cluster: local, namespace: {namespace} }}\n      syncPolicy: {{ automated: {{ prune: true, selfHeal: true }}, interval: 1s }}\n      decryption: {{ keys: [ {{ file: {key} }} ] }}\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: private }}\n    spec:\n      source: {{ repoURL: 'http://driftless:{TOKEN}@127.0.0.1:9/private.git', revision: main, path: app }}\n      destination: {{ cluster: local, namespace: {namespace} }}\n",
+            kubeconfig = env.kubeconfig_path().display(),
+            url = url,
+            namespace = env.namespace,
+            key = key.display(),
+        ),
+    )
+    .expect("write config");
+    config
+}
+
 #[tokio::test]
 async fn no_command_log_or_store_shows_a_secret_or_a_credential() {
     use base64::Engine as _;
@@ -110,22 +133,16 @@ async fn no_command_log_or_store_shows_a_secret_or_a_credential() {
             base64::engine::general_purpose::STANDARD.encode(ENCODED)
         ),
     )
-    .write("app/sealed.yaml", &sealed(SOPS));
+    .write("app/sealed.yaml", &sealed(SOPS))
+    .write(
+        "app/settings.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  annotations:\n    example.com/token: {ANNOTATION}\ndata:\n  password: {FIELD}\n  user: admin\n"
+        ),
+    );
     repo.commit("secrets");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("driftless.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: state\nclusters:\n  - name: local\n    kubeconfig: {kubeconfig}\napplications:\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: secrets }}\n    spec:\n      source: {{ repoURL: '{url}', revision: main, path: app }}\n      destination: {{ cluster: local, namespace: {namespace} }}\n      syncPolicy: {{ automated: {{ prune: true, selfHeal: true }}, interval: 1s }}\n      decryption: {{ keys: [ {{ file: {key} }} ] }}\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: private }}\n    spec:\n      source: {{ repoURL: 'http://driftless:{TOKEN}@127.0.0.1:9/private.git', revision: main, path: app }}\n      destination: {{ cluster: local, namespace: {namespace} }}\n",
-            kubeconfig = env.kubeconfig_path().display(),
-            url = repo.file_url(),
-            namespace = env.namespace,
-            key = key_file.display(),
-        ),
-    )
-    .expect("write config");
-
+    let config = write_config(dir.path(), &env, &repo.file_url(), &key_file);
     let mut seen = String::new();
     for args in [
         &["render", "secrets"][..],

@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use driftless_core::application::{
-    Application, Cluster, RepositoryCredentials, RepositoryVerification, SourceLimits,
+    Application, Cluster, RepositoryCredentials, RepositoryVerification, SensitiveData, SourceLimits,
 };
 use driftless_core::project::Project;
 
@@ -28,6 +28,8 @@ pub struct Config {
     pub repository_verifications: Vec<RepositoryVerification>,
     /// Bounds on every application's source (defaults when `limits:` is omitted).
     pub limits: SourceLimits,
+    /// Annotations and fields shown only as hashes, like Secret values.
+    pub redaction: SensitiveData,
     /// Tenancy guards applications name in `spec.project`.
     pub projects: Vec<Project>,
     pub applications: Vec<Application>,

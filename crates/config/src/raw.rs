@@ -29,7 +29,28 @@ pub struct RawConfig {
     #[serde(default)]
     pub limits: Option<RawLimits>,
     #[serde(default)]
+    pub redaction: Option<RawRedaction>,
+    #[serde(default)]
     pub applications: Vec<RawApplication>,
+}
+
+/// What else is sensitive besides Secret values.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRedaction {
+    #[serde(default)]
+    pub annotations: Vec<Text>,
+    #[serde(default)]
+    pub fields: Vec<RawSensitiveField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSensitiveField {
+    #[serde(default)]
+    pub group: Option<String>,
+    pub kind: Text,
+    pub json_pointers: Vec<Text>,
 }
 
 /// Sizes are whole numbers of bytes or with a binary suffix (`16Mi`, `1Gi`).

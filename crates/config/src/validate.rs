@@ -5,14 +5,16 @@ use std::time::Duration;
 use driftless_core::application::{
     Application, Automated, Cluster, ClusterConnection, DEFAULT_INTERVAL, Decryption, Destination,
     DirectoryOptions, IgnoreDifference, KeySource, Renderer, RepositoryCredentials, RepositoryVerification,
-    Retry, SecretSource, Source, SourceLimits, SyncPolicy, Verification, VerifyMode,
+    Retry, SecretSource, SensitiveData, SensitiveField, Source, SourceLimits, SyncPolicy, Verification,
+    VerifyMode,
 };
 use driftless_core::project::{GroupKind, Project, ProjectDestination, check_pattern};
 use serde_saphyr::Spanned;
 
 use crate::raw::{
     RawApplication, RawCluster, RawConfig, RawDecryption, RawGroupKind, RawIgnoreDifference, RawKeySource,
-    RawLimits, RawProject, RawRepository, RawSecretRef, RawSource, RawSyncPolicy, RawVerify, Text,
+    RawLimits, RawProject, RawRedaction, RawRepository, RawSecretRef, RawSource, RawSyncPolicy, RawVerify,
+    Text,
 };
 use crate::{Config, ConfigError, Problem};
 
@@ -115,6 +117,11 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
         .limits
         .as_ref()
         .map_or_else(SourceLimits::default, |raw| limits(&mut checker, raw));
+    let redaction = raw
+        .redaction
+        .as_ref()
+        .map(|raw| redaction(&mut checker, raw))
+        .unwrap_or_default();
     finish(
         checker,
         Config {
@@ -123,10 +130,39 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
             repositories,
             repository_verifications,
             limits,
+            redaction,
             projects,
             applications,
         },
     )
+}
+
+/// `redaction:`: annotation keys and JSON pointers per kind.
+fn redaction(checker: &mut Checker<'_>, raw: &RawRedaction) -> SensitiveData {
+    let mut fields = Vec::new();
+    for (index, field) in raw.fields.iter().enumerate() {
+        for pointer in &field.json_pointers {
+            if !pointer.value.starts_with('/') {
+                checker.report_at(
+                    pointer,
+                    format!("redaction.fields[{index}].jsonPointers"),
+                    format!(
+                        "{:?} is not a JSON pointer (it must start with '/')",
+                        pointer.value
+                    ),
+                );
+            }
+        }
+        fields.push(SensitiveField {
+            group: field.group.clone(),
+            kind: field.kind.value.clone(),
+            json_pointers: field.json_pointers.iter().map(|p| p.value.clone()).collect(),
+        });
+    }
+    SensitiveData {
+        annotations: raw.annotations.iter().map(|a| a.value.clone()).collect(),
+        fields,
+    }
 }
 
 /// `limits:`; each omitted field keeps its default.

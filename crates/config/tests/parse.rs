@@ -549,3 +549,27 @@ fn limits_are_read_with_binary_suffixes_and_mistakes_have_their_line() {
         "{messages:?}"
     );
 }
+
+#[test]
+fn redaction_names_annotations_and_fields_and_checks_pointers() {
+    let config = parse(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\nredaction:\n  annotations: [example.com/token]\n  fields:\n    - { group: '', kind: ConfigMap, jsonPointers: [/data/password] }\n",
+        "driftless.yaml",
+        Path::new("/"),
+    )
+    .expect("valid");
+    assert_eq!(config.redaction.annotations, ["example.com/token"]);
+    assert_eq!(config.redaction.fields[0].kind, "ConfigMap");
+    assert_eq!(config.redaction.fields[0].group.as_deref(), Some(""));
+    let messages: Vec<String> = problems(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\nredaction:\n  fields:\n    - { kind: ConfigMap, jsonPointers: [data/password] }\n",
+    )
+    .problems
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(
+        messages,
+        ["driftless.yaml:5: redaction.fields[0].jsonPointers: \"data/password\" is not a JSON pointer (it must start with '/')"]
+    );
+}

@@ -182,6 +182,30 @@ pub struct Cluster {
     pub connection: ClusterConnection,
 }
 
+/// Values shown only as salted hashes, like Secret values (`redaction:` in driftless.yaml; Argo
+/// CD's `resource.sensitive.mask.annotations`, and fields by JSON pointer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensitiveData {
+    /// Annotation keys masked on every object.
+    pub annotations: Vec<String>,
+    pub fields: Vec<SensitiveField>,
+}
+
+/// Fields masked on the objects of one kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensitiveField {
+    /// Empty is the core group; `None` any group.
+    pub group: Option<String>,
+    pub kind: String,
+    pub json_pointers: Vec<String>,
+}
+
+/// Nothing beyond Secrets is sensitive.
+pub static NO_SENSITIVE_DATA: SensitiveData = SensitiveData {
+    annotations: Vec::new(),
+    fields: Vec::new(),
+};
+
 /// Bounds on what one application's source may load and render, against oversized or hostile
 /// repositories (`limits:` in driftless.yaml).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,26 @@ use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::ObjectRef;
-use crate::application::IgnoreDifference;
+use crate::application::{IgnoreDifference, NO_SENSITIVE_DATA, SensitiveData};
+
+/// How values that must not be shown are shown: as a short hash salted per process, for Secret
+/// values and whatever else the configuration names sensitive.
+#[derive(Debug, Clone, Copy)]
+pub struct Redaction<'a> {
+    pub salt: &'a [u8],
+    pub sensitive: &'a SensitiveData,
+}
+
+impl<'a> Redaction<'a> {
+    /// Secrets only.
+    #[must_use]
+    pub fn secrets(salt: &'a [u8]) -> Self {
+        Self {
+            salt,
+            sensitive: &NO_SENSITIVE_DATA,
+        }
+    }
+}
 
 /// Metadata fields the server maintains; never a difference.
 const SERVER_METADATA: &[&str] = &[
@@ -73,7 +92,7 @@ pub fn compare(
     live: Option<&Value>,
     would_be: &Value,
     rules: &[IgnoreDifference],
-    salt: &[u8],
+    redaction: &Redaction<'_>,
 ) -> ObjectDiff {
     let rules: Vec<&IgnoreDifference> = rules
         .iter()
@@ -82,7 +101,7 @@ pub fn compare(
     let Some(live) = live else {
         let desired = normalise(would_be, &rules, None);
         return ObjectDiff::Missing {
-            desired: to_yaml(&redact(reference, &desired, salt)),
+            desired: to_yaml(&redact(reference, &desired, redaction)),
         };
     };
     let live_normalised = normalise(live, &rules, Some(live));
@@ -90,8 +109,8 @@ pub fn compare(
     if live_normalised == desired_normalised {
         return ObjectDiff::Unchanged;
     }
-    let before = to_yaml(&redact(reference, &live_normalised, salt));
-    let after = to_yaml(&redact(reference, &desired_normalised, salt));
+    let before = to_yaml(&redact(reference, &live_normalised, redaction));
+    let after = to_yaml(&redact(reference, &desired_normalised, redaction));
     ObjectDiff::Changed {
         unified: unified_diff(&before, &after, &reference.to_string()),
     }
@@ -308,38 +327,111 @@ fn remove_list_items_at(object: &mut Value, child: &Value, whole: bool, index: u
     }
 }
 
-/// Replaces every value of a Secret's `data` and `stringData` with `<redacted sha256:…>`, a
-/// short hash of the salt, key and value: equal values show equal hashes, nothing else leaks.
-#[must_use]
-pub fn redact(reference: &ObjectRef, object: &Value, salt: &[u8]) -> Value {
-    if !(reference.group.is_empty() && reference.kind == "Secret") {
-        return object.clone();
+/// `<redacted sha256:…>`: a short hash of the salt, key and value: equal values show equal
+/// hashes, nothing else leaks.
+fn masked(salt: &[u8], key: &str, value: &Value) -> Value {
+    let mut hasher = Sha256::new();
+    hasher.update(salt);
+    hasher.update(key.as_bytes());
+    hasher.update([0]);
+    match value {
+        Value::String(text) => hasher.update(text.as_bytes()),
+        other => hasher.update(other.to_string().as_bytes()),
     }
+    let digest = hasher.finalize();
+    let short = digest[..4].iter().fold(String::new(), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    });
+    Value::String(format!("<redacted sha256:{short}>"))
+}
+
+/// Replaces every value of a Secret's `data` and `stringData`, and every annotation and field the
+/// configuration names sensitive, with a salted hash; drops a Secret's
+/// `last-applied-configuration` (it holds the values too).
+#[must_use]
+pub fn redact(reference: &ObjectRef, object: &Value, redaction: &Redaction<'_>) -> Value {
+    let salt = redaction.salt;
     let mut object = object.clone();
-    for field in ["data", "stringData"] {
-        if let Some(values) = object.get_mut(field).and_then(Value::as_object_mut) {
-            for (key, value) in values.iter_mut() {
-                let mut hasher = Sha256::new();
-                hasher.update(salt);
-                hasher.update(key.as_bytes());
-                hasher.update([0]);
-                hasher.update(value.as_str().unwrap_or_default().as_bytes());
-                let digest = hasher.finalize();
-                let short = digest[..4].iter().fold(String::new(), |mut hex, byte| {
-                    let _ = write!(hex, "{byte:02x}");
-                    hex
-                });
-                *value = Value::String(format!("<redacted sha256:{short}>"));
+    if reference.group.is_empty() && reference.kind == "Secret" {
+        for field in ["data", "stringData"] {
+            if let Some(values) = object.get_mut(field).and_then(Value::as_object_mut) {
+                for (key, value) in values.iter_mut() {
+                    *value = masked(salt, key, value);
+                }
             }
         }
+        if let Some(annotations) = object
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            annotations.remove(LAST_APPLIED);
+        }
     }
+    let sensitive = redaction.sensitive;
     if let Some(annotations) = object
         .pointer_mut("/metadata/annotations")
         .and_then(Value::as_object_mut)
     {
-        annotations.remove(LAST_APPLIED);
+        for (key, value) in annotations.iter_mut() {
+            if sensitive.annotations.iter().any(|name| name == key) {
+                *value = masked(salt, key, value);
+            }
+        }
+    }
+    for field in &sensitive.fields {
+        let matches = field.kind == reference.kind
+            && field.group.as_ref().is_none_or(|group| *group == reference.group);
+        if !matches {
+            continue;
+        }
+        for pointer in &field.json_pointers {
+            if let Some(value) = object.pointer_mut(pointer) {
+                *value = masked(salt, pointer, value);
+            }
+        }
     }
     object
+}
+
+/// Removes a Secret's values from `text` (an API server's error about it may quote them, as
+/// CVE-2025-23216 showed for another tool): each `stringData` value and each `data` value, both
+/// as written and decoded, becomes `<redacted>`. Other objects' text is returned unchanged.
+#[must_use]
+pub fn scrub_secret_values(text: &str, reference: &ObjectRef, manifest: &Value) -> String {
+    use base64::Engine as _;
+    if !(reference.group.is_empty() && reference.kind == "Secret") {
+        return text.to_owned();
+    }
+    let mut values: Vec<String> = Vec::new();
+    for field in ["data", "stringData"] {
+        for value in manifest
+            .get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            let Some(value) = value.as_str() else { continue };
+            values.push(value.to_owned());
+            let engine = base64::engine::general_purpose::STANDARD;
+            if field == "data" {
+                if let Some(decoded) = engine.decode(value).ok().and_then(|d| String::from_utf8(d).ok()) {
+                    values.push(decoded);
+                }
+            } else {
+                values.push(engine.encode(value));
+            }
+        }
+    }
+    // Longest first, so a value that contains another is removed whole; very short values would
+    // erase ordinary words of the message and are rarely secrets.
+    values.retain(|value| value.len() >= 4);
+    values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+    let mut scrubbed = text.to_owned();
+    for value in values {
+        scrubbed = scrubbed.replace(&value, "<redacted>");
+    }
+    scrubbed
 }
 
 /// YAML with keys in a stable order (serde_json maps are sorted).
@@ -406,10 +498,61 @@ mod tests {
                 Some(&live),
                 &would_be,
                 &[],
-                b"salt"
+                &Redaction::secrets(b"salt")
             ),
             ObjectDiff::Unchanged
         );
+    }
+
+    #[test]
+    fn secret_values_are_scrubbed_from_messages_as_written_and_decoded() {
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+            "stringData": {"password": "hunter2-plain"},
+            "data": {"token": "c2VjcmV0LXRva2Vu"}
+        });
+        let message = "Secret \"s\" is invalid: data[x]: Invalid value: \"hunter2-plain\", \"aHVudGVyMi1wbGFpbg==\", \"secret-token\", \"c2VjcmV0LXRva2Vu\"";
+        let scrubbed = scrub_secret_values(message, &reference("v1", "Secret"), &secret);
+        assert_eq!(
+            scrubbed,
+            "Secret \"s\" is invalid: data[x]: Invalid value: \"<redacted>\", \"<redacted>\", \"<redacted>\", \"<redacted>\""
+        );
+        let config_map = scrub_secret_values(message, &reference("v1", "ConfigMap"), &secret);
+        assert_eq!(config_map, message, "only Secrets are scrubbed");
+    }
+
+    #[test]
+    fn configured_annotations_and_fields_are_masked_on_any_kind() {
+        let sensitive = SensitiveData {
+            annotations: vec!["example.com/token".into()],
+            fields: vec![crate::application::SensitiveField {
+                group: Some(String::new()),
+                kind: "ConfigMap".into(),
+                json_pointers: vec!["/data/password".into(), "/data/absent".into()],
+            }],
+        };
+        let redaction = Redaction {
+            salt: b"salt",
+            sensitive: &sensitive,
+        };
+        let object = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "annotations": {"example.com/token": "tok-123", "other": "shown"}},
+            "data": {"password": "pw-456", "user": "admin"}
+        });
+        let masked = redact(&reference("v1", "ConfigMap"), &object, &redaction);
+        let text = masked.to_string();
+        assert!(!text.contains("tok-123") && !text.contains("pw-456"), "{text}");
+        assert_eq!(masked["data"]["user"], "admin");
+        assert_eq!(masked["metadata"]["annotations"]["other"], "shown");
+        assert!(
+            masked["data"]["password"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("<redacted sha256:"))
+        );
+        assert!(masked.pointer("/data/absent").is_none(), "nothing is added");
+        let other_kind = redact(&reference("v1", "Service"), &object, &redaction);
+        assert_eq!(other_kind["data"]["password"], "pw-456", "fields are per kind");
     }
 
     #[test]
@@ -419,7 +562,7 @@ mod tests {
             Some(&deployment(2, "web:1")),
             &deployment(2, "web:2"),
             &[],
-            b"s",
+            &Redaction::secrets(b"s"),
         );
         let ObjectDiff::Changed { unified } = diff else {
             panic!("the image changed")
@@ -432,17 +575,29 @@ mod tests {
         let reference = reference("apps/v1", "Deployment");
         let (live, would_be) = (deployment(5, "web:1"), deployment(2, "web:1"));
         assert!(matches!(
-            compare(&reference, Some(&live), &would_be, &[], b"s"),
+            compare(&reference, Some(&live), &would_be, &[], &Redaction::secrets(b"s")),
             ObjectDiff::Changed { .. }
         ));
         let by_pointer = [rule(&["/spec/replicas"], &[])];
         assert_eq!(
-            compare(&reference, Some(&live), &would_be, &by_pointer, b"s"),
+            compare(
+                &reference,
+                Some(&live),
+                &would_be,
+                &by_pointer,
+                &Redaction::secrets(b"s")
+            ),
             ObjectDiff::Unchanged
         );
         let by_manager = [rule(&[], &["autoscaler"])];
         assert_eq!(
-            compare(&reference, Some(&live), &would_be, &by_manager, b"s"),
+            compare(
+                &reference,
+                Some(&live),
+                &would_be,
+                &by_manager,
+                &Redaction::secrets(b"s")
+            ),
             ObjectDiff::Unchanged
         );
         let other_kind = [IgnoreDifference {
@@ -450,7 +605,13 @@ mod tests {
             ..rule(&["/spec/replicas"], &[])
         }];
         assert!(matches!(
-            compare(&reference, Some(&live), &would_be, &other_kind, b"s"),
+            compare(
+                &reference,
+                Some(&live),
+                &would_be,
+                &other_kind,
+                &Redaction::secrets(b"s")
+            ),
             ObjectDiff::Changed { .. }
         ));
     }
@@ -516,9 +677,13 @@ mod tests {
                 "annotations": { LAST_APPLIED: format!("{{\"data\":{{\"password\":\"{value}\"}}}}") } },
                 "data": { "password": value, "user": "YWRtaW4=" } })
         };
-        let ObjectDiff::Changed { unified } =
-            compare(&reference, Some(&secret("b2xk")), &secret("bmV3"), &[], b"salt")
-        else {
+        let ObjectDiff::Changed { unified } = compare(
+            &reference,
+            Some(&secret("b2xk")),
+            &secret("bmV3"),
+            &[],
+            &Redaction::secrets(b"salt"),
+        ) else {
             panic!("the password changed");
         };
         assert!(
@@ -541,17 +706,22 @@ mod tests {
             "{unified}"
         );
 
-        let ObjectDiff::Missing { desired } = compare(&reference, None, &secret("c2VjcmV0"), &[], b"salt")
-        else {
+        let ObjectDiff::Missing { desired } = compare(
+            &reference,
+            None,
+            &secret("c2VjcmV0"),
+            &[],
+            &Redaction::secrets(b"salt"),
+        ) else {
             panic!("missing");
         };
         assert!(
             !desired.contains("c2VjcmV0") && desired.contains("<redacted sha256:"),
             "{desired}"
         );
-        let other_salt = redact(&reference, &secret("c2VjcmV0"), b"pepper");
+        let other_salt = redact(&reference, &secret("c2VjcmV0"), &Redaction::secrets(b"pepper"));
         assert_ne!(
-            redact(&reference, &secret("c2VjcmV0"), b"salt")["data"],
+            redact(&reference, &secret("c2VjcmV0"), &Redaction::secrets(b"salt"))["data"],
             other_salt["data"],
             "the hash is salted"
         );

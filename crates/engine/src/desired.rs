@@ -203,7 +203,7 @@ impl Engine {
             manifests: desired
                 .objects
                 .iter()
-                .map(|(object, _)| redact(&object.reference, &object.manifest, &self.redaction_salt))
+                .map(|(object, _)| redact(&object.reference, &object.manifest, &self.redaction()))
                 .collect(),
         })
     }

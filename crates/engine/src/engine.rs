@@ -176,6 +176,14 @@ impl Engine {
     }
 
     #[must_use]
+    /// How this engine shows values that must not be shown.
+    pub(crate) fn redaction(&self) -> driftless_core::diff::Redaction<'_> {
+        driftless_core::diff::Redaction {
+            salt: &self.redaction_salt,
+            sensitive: &self.config.redaction,
+        }
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -344,7 +352,7 @@ impl Engine {
                     None,
                     &object.manifest,
                     &app.ignore_differences,
-                    &self.redaction_salt,
+                    &self.redaction(),
                 )
             } else {
                 let dry_run = ApplyOptions {
@@ -364,7 +372,7 @@ impl Engine {
                     live_object,
                     &would_be,
                     &app.ignore_differences,
-                    &self.redaction_salt,
+                    &self.redaction(),
                 );
                 if diff.is_in_sync()
                     && let Some(state) = live_object.and_then(|live| applied::state_of(app, object, live))

@@ -96,6 +96,19 @@ impl ObjectError {
         }
     }
 
+    /// The same error with the Secret's own values removed from the server's message.
+    #[must_use]
+    fn without_secret_values(mut self, desired: &DesiredObject) -> Self {
+        if let Self::Conflict { message, .. }
+        | Self::Rejected { message, .. }
+        | Self::ServerError { message, .. } = &mut self
+        {
+            *message =
+                driftless_core::diff::scrub_secret_values(message, &desired.reference, &desired.manifest);
+        }
+        self
+    }
+
     /// Whether retrying later may help (server or network trouble, not a bad object).
     #[must_use]
     pub fn is_transient(&self) -> bool {
@@ -206,7 +219,7 @@ impl Objects {
             request.patch(&reference.name, &params, &Patch::Apply(&desired.manifest))
         })
         .await
-        .map_err(|err| ObjectError::from_kube(reference, err))
+        .map_err(|err| ObjectError::from_kube(reference, err).without_secret_values(desired))
     }
 
     /// Sends a request built on `resource`'s URL and parses the answer straight into `T` — JSON
@@ -336,7 +349,8 @@ impl Objects {
             }
             None => api.create(&params, &object).await,
         };
-        let replaced = result.map_err(|err| ObjectError::from_kube(reference, err))?;
+        let replaced =
+            result.map_err(|err| ObjectError::from_kube(reference, err).without_secret_values(desired))?;
         to_json(reference, replaced)
     }
 }

@@ -125,6 +125,7 @@ pub fn engine_configured(
         repositories: Vec::new(),
         repository_verifications: Vec::new(),
         limits: driftless_core::application::SourceLimits::default(),
+        redaction: driftless_core::application::SensitiveData::default(),
         projects: Vec::new(),
         applications,
     };
