@@ -172,9 +172,10 @@ async fn kustomize_resources_and_secret_generators_over_encrypted_files() {
     repo.write("base/secret.yaml", &fixture.encrypt("secret.yaml", SECRET, &["--encrypted-regex", "^(data|stringData)$"]))
         .write("base/app.env", &fixture.encrypt("app.env", ENV, &[]))
         .write("base/settings.json", &fixture.encrypt("settings.json", r#"{"token": "canary-json-77"}"#, &[]))
+        .write("base/tls.crt", &fixture.encrypt("tls.crt", "-----BEGIN CERTIFICATE-----\ncanary-binary-3e\n", &[]))
         .write(
             "base/kustomization.yaml",
-            "resources:\n  - secret.yaml\nsecretGenerator:\n  - name: app-env\n    envs: [app.env]\n  - name: app-files\n    files: [settings.json]\n",
+            "resources:\n  - secret.yaml\nsecretGenerator:\n  - name: app-env\n    envs: [app.env]\n  - name: app-files\n    files: [settings.json, tls.crt]\n",
         )
         .write("overlays/prod/kustomization.yaml", "namespace: prod\nnamePrefix: prod-\ncommonLabels: {tier: backend}\nresources:\n  - ../../base\n");
     let rendered = render_with(&repo, "overlays/prod", &fixture.keys())
@@ -204,4 +205,9 @@ async fn kustomize_resources_and_secret_generators_over_encrypted_files() {
     let settings: serde_json::Value =
         serde_json::from_str(&decoded(&files["data"]["settings.json"])).expect("decrypted JSON");
     assert_eq!(settings["token"], "canary-json-77");
+    assert_eq!(
+        decoded(&files["data"]["tls.crt"]),
+        "-----BEGIN CERTIFICATE-----\ncanary-binary-3e\n",
+        "a binary file, byte for byte"
+    );
 }
