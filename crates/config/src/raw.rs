@@ -234,7 +234,43 @@ pub struct RawSource {
     #[serde(default)]
     pub kustomize: Option<RawKustomize>,
     #[serde(default)]
+    pub helm: Option<RawHelm>,
+    #[serde(default)]
     pub verify: Option<RawVerify>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawHelm {
+    #[serde(default)]
+    pub release_name: Option<Text>,
+    #[serde(default)]
+    pub namespace: Option<Text>,
+    #[serde(default)]
+    pub value_files: Vec<Text>,
+    /// A mapping, or YAML text holding one (Argo CD's `values: |`).
+    #[serde(default)]
+    pub values: Option<serde_json::Value>,
+    #[serde(default)]
+    pub parameters: Vec<RawHelmParameter>,
+    #[serde(default)]
+    pub kube_version: Option<Text>,
+    #[serde(default)]
+    pub api_versions: Vec<Text>,
+    #[serde(default)]
+    pub skip_crds: bool,
+    /// Accepted for Argo CD compatibility; CRDs are included unless `skipCrds`.
+    #[serde(default, rename = "includeCRDs")]
+    pub include_crds: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawHelmParameter {
+    pub name: Text,
+    pub value: Text,
+    #[serde(default)]
+    pub force_string: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,17 +4,17 @@ use std::time::Duration;
 
 use driftless_core::application::{
     Application, Automated, Cluster, ClusterConnection, DEFAULT_INTERVAL, Decryption, Destination,
-    DirectoryOptions, IgnoreDifference, KeySource, Renderer, RepositoryCredentials, RepositoryVerification,
-    Retry, SecretSource, SensitiveData, SensitiveField, Source, SourceLimits, SyncPolicy, Verification,
-    VerifyMode,
+    DirectoryOptions, HelmOptions, HelmParameter, IgnoreDifference, KeySource, Renderer,
+    RepositoryCredentials, RepositoryVerification, Retry, SecretSource, SensitiveData, SensitiveField,
+    Source, SourceLimits, SyncPolicy, Verification, VerifyMode,
 };
 use driftless_core::project::{GroupKind, Project, ProjectDestination, check_pattern};
 use serde_saphyr::Spanned;
 
 use crate::raw::{
-    RawApplication, RawCluster, RawConfig, RawDecryption, RawGroupKind, RawIgnoreDifference, RawKeySource,
-    RawLimits, RawProject, RawRedaction, RawRepository, RawSecretRef, RawSource, RawSyncPolicy, RawVerify,
-    Text,
+    RawApplication, RawCluster, RawConfig, RawDecryption, RawGroupKind, RawHelm, RawIgnoreDifference,
+    RawKeySource, RawLimits, RawProject, RawRedaction, RawRepository, RawSecretRef, RawSource, RawSyncPolicy,
+    RawVerify, Text,
 };
 use crate::{Config, ConfigError, Problem};
 
@@ -975,22 +975,23 @@ fn source(checker: &mut Checker<'_>, raw: &RawSource, field: &str) -> Option<Sou
             String::new()
         }),
     };
-    let renderer = match (&raw.directory, &raw.kustomize) {
-        (Some(_), Some(_)) => {
-            checker.report_at(
-                &raw.repo_url,
-                field,
-                "set either directory or kustomize, not both",
-            );
-            Renderer::Detect
-        }
-        (Some(directory), None) => Renderer::Directory(DirectoryOptions {
+    let renderer = match (&raw.directory, &raw.kustomize, &raw.helm) {
+        (Some(directory), None, None) => Renderer::Directory(DirectoryOptions {
             recurse: directory.recurse,
             include: directory.include.as_ref().map(|glob| glob.value.clone()),
             exclude: directory.exclude.as_ref().map(|glob| glob.value.clone()),
         }),
-        (None, Some(_)) => Renderer::Kustomize,
-        (None, None) => Renderer::Detect,
+        (None, Some(_), None) => Renderer::Kustomize,
+        (None, None, Some(helm)) => Renderer::Helm(helm_options(checker, helm, &join(field, "helm"))),
+        (None, None, None) => Renderer::Detect,
+        _ => {
+            checker.report_at(
+                &raw.repo_url,
+                field,
+                "set one of directory, kustomize and helm, not several",
+            );
+            Renderer::Detect
+        }
     };
     (checker.problems.len() == before).then(|| Source {
         repo_url: raw.repo_url.value.clone(),
@@ -998,6 +999,85 @@ fn source(checker: &mut Checker<'_>, raw: &RawSource, field: &str) -> Option<Sou
         path,
         renderer,
     })
+}
+
+/// `source.helm`. Value files are checked against the repository when the chart renders (they
+/// are relative to the chart, which may be a symlink); here only their form.
+fn helm_options(checker: &mut Checker<'_>, raw: &RawHelm, field: &str) -> HelmOptions {
+    for file in &raw.value_files {
+        let value = file.value.as_str();
+        if value.contains("://") {
+            checker.report_at(
+                file,
+                join(field, "valueFiles"),
+                format!("{value:?} is a URL: values files come from the repository only"),
+            );
+        } else if value.starts_with('/') || value.is_empty() {
+            checker.report_at(
+                file,
+                join(field, "valueFiles"),
+                format!("{value:?} must be a path relative to the chart's directory"),
+            );
+        }
+    }
+    let values = match &raw.values {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Object(map)) => Some(serde_json::Value::Object(map.clone()).to_string()),
+        Some(serde_json::Value::String(text)) => match serde_saphyr::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(map)) => Some(serde_json::Value::Object(map).to_string()),
+            Ok(serde_json::Value::Null) => None,
+            _ => {
+                checker.report(
+                    None,
+                    join(field, "values"),
+                    "must be a mapping of values (or YAML text holding one)",
+                );
+                None
+            }
+        },
+        Some(_) => {
+            checker.report(
+                None,
+                join(field, "values"),
+                "must be a mapping of values (or YAML text holding one)",
+            );
+            None
+        }
+    };
+    for parameter in &raw.parameters {
+        if parameter.name.value.is_empty() || parameter.name.value.contains(['=', '\n']) {
+            checker.report_at(
+                &parameter.name,
+                join(field, "parameters"),
+                format!("{:?} is not a value name", parameter.name.value),
+            );
+        }
+    }
+    if raw.include_crds == Some(false) && !raw.skip_crds {
+        checker.report(
+            None,
+            join(field, "includeCRDs"),
+            "use skipCrds: true to leave the chart's CRDs out",
+        );
+    }
+    HelmOptions {
+        release_name: raw.release_name.as_ref().map(|t| t.value.clone()),
+        namespace: raw.namespace.as_ref().map(|t| t.value.clone()),
+        value_files: raw.value_files.iter().map(|t| t.value.clone()).collect(),
+        values,
+        parameters: raw
+            .parameters
+            .iter()
+            .map(|p| HelmParameter {
+                name: p.name.value.clone(),
+                value: p.value.value.clone(),
+                force_string: p.force_string,
+            })
+            .collect(),
+        kube_version: raw.kube_version.as_ref().map(|t| t.value.clone()),
+        api_versions: raw.api_versions.iter().map(|t| t.value.clone()).collect(),
+        skip_crds: raw.skip_crds,
+    }
 }
 
 fn sync_policy(checker: &mut Checker<'_>, raw: &RawSyncPolicy, field: &str) -> Option<SyncPolicy> {

@@ -570,6 +570,45 @@ fn redaction_names_annotations_and_fields_and_checks_pointers() {
     .collect();
     assert_eq!(
         messages,
-        ["driftless.yaml:5: redaction.fields[0].jsonPointers: \"data/password\" is not a JSON pointer (it must start with '/')"]
+        [
+            "driftless.yaml:5: redaction.fields[0].jsonPointers: \"data/password\" is not a JSON pointer (it must start with '/')"
+        ]
+    );
+}
+
+#[test]
+fn helm_sources_are_read_and_checked() {
+    let text = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nclusters:\n  - { name: local, kubeconfig: k }\napplications:\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: { name: web }\n    spec:\n      source:\n        repoURL: https://git.example.com/charts.git\n        path: charts/web\n        helm:\n          releaseName: shop\n          valueFiles: [values-prod.yaml, ../../env/prod.yaml]\n          values: |\n            image: { tag: '2' }\n          parameters: [{ name: image.tag, value: '3', forceString: true }]\n          kubeVersion: 1.29.0\n          apiVersions: [monitoring.coreos.com/v1]\n          skipCrds: true\n      destination: { cluster: local, namespace: shop }\n";
+    let config = parse(text, "driftless.yaml", Path::new("/")).expect("valid");
+    let Renderer::Helm(helm) = &config.applications[0].source.renderer else {
+        panic!("a Helm source")
+    };
+    assert_eq!(helm.release_name.as_deref(), Some("shop"));
+    assert_eq!(helm.value_files, ["values-prod.yaml", "../../env/prod.yaml"]);
+    assert_eq!(helm.values.as_deref(), Some(r#"{"image":{"tag":"2"}}"#));
+    assert!(helm.parameters[0].force_string);
+    assert!(helm.skip_crds);
+
+    let bad = text.replace(
+        "[values-prod.yaml, ../../env/prod.yaml]",
+        "[https://evil.example.com/v.yaml, /etc/passwd]",
+    );
+    let messages: Vec<String> = problems(&bad).problems.iter().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages[0].contains("is a URL: values files come from the repository only"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].contains("must be a path relative to the chart's directory"),
+        "{messages:?}"
+    );
+    let both = text.replace("path: charts/web\n", "path: charts/web\n        kustomize: {}\n");
+    let messages: Vec<String> = problems(&both).problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages,
+        [
+            "driftless.yaml:11: applications[0].spec.source: set one of directory, kustomize and helm, not several"
+        ]
     );
 }

@@ -93,6 +93,37 @@ pub enum Renderer {
     Detect,
     Directory(DirectoryOptions),
     Kustomize,
+    /// A Helm chart at the source's path, rendered with `helm template`.
+    Helm(HelmOptions),
+}
+
+/// How a chart is rendered (Argo CD's `source.helm`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelmOptions {
+    /// Default: the application's name.
+    pub release_name: Option<String>,
+    /// `.Release.Namespace`; default: the destination namespace.
+    pub namespace: Option<String>,
+    /// Values files, relative to the chart's directory, inside the repository; later ones win.
+    pub value_files: Vec<String>,
+    /// Inline values (a mapping, as JSON text), above the files.
+    pub values: Option<String>,
+    /// `--set` (or `--set-string`) values, above everything else.
+    pub parameters: Vec<HelmParameter>,
+    /// `.Capabilities.KubeVersion`; default: Helm's own.
+    pub kube_version: Option<String>,
+    /// Extra `.Capabilities.APIVersions`.
+    pub api_versions: Vec<String>,
+    /// Leave out the chart's `crds/` (they are included by default, as Argo CD does).
+    pub skip_crds: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelmParameter {
+    pub name: String,
+    pub value: String,
+    /// `--set-string`: the value stays a string even when it looks like a number or boolean.
+    pub force_string: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

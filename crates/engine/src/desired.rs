@@ -263,7 +263,11 @@ impl Engine {
             .map_err(git_error)?;
         let cluster = self.cluster(&app.destination.cluster).await?;
         let keys = crate::decryption::load_keys(app, &cluster).await?;
-        let rendered = driftless_render::render(&tree, &app.source, &self.render_limits, &keys)
+        let target = driftless_render::RenderTarget {
+            application: &app.name,
+            namespace: app.destination.namespace.as_deref(),
+        };
+        let rendered = driftless_render::render(&tree, &app.source, target, &self.render_limits, &keys)
             .await
             .map_err(|source| EngineError::Render {
                 application: app.name.clone(),

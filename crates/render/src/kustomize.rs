@@ -25,7 +25,7 @@ pub(crate) fn has_kustomization(tree: &FileTree, path: &str) -> bool {
     })
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(name))
         .find(|path| path.is_file())
@@ -33,20 +33,28 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 
 /// Which kustomize would run: its path, size and modification time ("none" when not installed).
 pub(crate) fn command_stamp() -> String {
-    let Ok((path, _)) = kustomize_command() else {
-        return "kustomize: none".to_owned();
-    };
-    let metadata = std::fs::metadata(&path).ok();
+    match kustomize_command() {
+        Ok((path, _)) => format!("kustomize: {}", file_stamp(&path)),
+        Err(_) => "kustomize: none".to_owned(),
+    }
+}
+
+/// The same for another program found on PATH.
+pub(crate) fn program_stamp(name: &str) -> String {
+    match find_on_path(name) {
+        Some(path) => format!("{name}: {}", file_stamp(&path)),
+        None => format!("{name}: none"),
+    }
+}
+
+fn file_stamp(path: &Path) -> String {
+    let metadata = std::fs::metadata(path).ok();
     let modified = metadata
         .as_ref()
         .and_then(|m| m.modified().ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_nanos());
-    format!(
-        "kustomize: {} {:?} {modified:?}",
-        path.display(),
-        metadata.map(|m| m.len())
-    )
+    format!("{} {:?} {modified:?}", path.display(), metadata.map(|m| m.len()))
 }
 
 /// `kustomize build` when kustomize is installed, else `kubectl kustomize` (kubectl embeds it).

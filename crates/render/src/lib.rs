@@ -10,6 +10,7 @@
 
 mod decrypt;
 mod directory;
+mod helm;
 mod kustomize;
 mod kustomize_guard;
 mod manifests;
@@ -105,6 +106,14 @@ pub enum RenderError {
     Io { action: String, message: String },
     #[error("{file}: {message}")]
     Decrypt { file: String, message: String },
+    #[error("helm is not installed (put a helm binary on PATH to render charts)")]
+    HelmNotInstalled,
+    #[error("helm template {path} failed: {message}")]
+    Helm { path: String, message: String },
+    #[error("helm template {path} did not finish within {after:?}")]
+    HelmTimedOut { path: String, after: Duration },
+    #[error("values file {file}: {message}")]
+    HelmValues { file: String, message: String },
     #[error("{file}: {field}: {path:?} {reason}")]
     KustomizeRefused {
         file: String,
@@ -114,15 +123,31 @@ pub enum RenderError {
     },
 }
 
-/// Renders `source` from `tree` (which must hold the application's path, and for Kustomize the
-/// whole repository, since bases may live anywhere in it), decrypting SOPS files with `keys`.
+/// Who a render is for: Helm's release name and namespace default to these.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderTarget<'a> {
+    pub application: &'a str,
+    pub namespace: Option<&'a str>,
+}
+
+/// Renders `source` from `tree` (which must hold the application's path, and for Kustomize and
+/// Helm the whole repository, since bases and values files may live anywhere in it), decrypting
+/// SOPS files with `keys`.
 pub async fn render(
     tree: &FileTree,
     source: &Source,
+    target: RenderTarget<'_>,
     limits: &RenderLimits,
     keys: &Keys,
 ) -> Result<Rendered, RenderError> {
     match &source.renderer {
+        Renderer::Helm(options) => {
+            let release = helm::Release {
+                name: options.release_name.as_deref().unwrap_or(target.application),
+                namespace: target.namespace,
+            };
+            helm::render(tree, &source.path, &release, options, limits, keys).await
+        }
         Renderer::Kustomize => kustomize::render(tree, &source.path, limits, keys).await,
         Renderer::Directory(options) => directory::render(tree, &source.path, options, limits, keys),
         Renderer::Detect if kustomize::has_kustomization(tree, &source.path) => {
@@ -133,7 +158,7 @@ pub async fn render(
 }
 
 /// The renderers' names, as [`Rendered::renderer`] gives them.
-pub const RENDERERS: &[&str] = &["directory", "kustomize"];
+pub const RENDERERS: &[&str] = &["directory", "kustomize", "helm"];
 
 /// The external tools renders may run, identified by path, size and modification time: a render
 /// kept from an earlier process is reused only while the same tools are installed. Looked up once
@@ -141,7 +166,13 @@ pub const RENDERERS: &[&str] = &["directory", "kustomize"];
 #[must_use]
 pub fn tools_stamp() -> &'static str {
     static STAMP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    STAMP.get_or_init(kustomize::command_stamp)
+    STAMP.get_or_init(|| {
+        format!(
+            "{}; {}",
+            kustomize::command_stamp(),
+            kustomize::program_stamp("helm")
+        )
+    })
 }
 
 /// Whether `source` needs the whole repository (Kustomize) or only its own path.

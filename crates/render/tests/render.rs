@@ -2,7 +2,12 @@
 
 use driftless_core::application::{DirectoryOptions, Renderer, Source};
 use driftless_git::Mirrors;
-use driftless_render::{Keys, RenderError, RenderLimits, Rendered, render};
+use driftless_render::{Keys, RenderError, RenderLimits, RenderTarget, Rendered, render};
+
+const TARGET: RenderTarget<'static> = RenderTarget {
+    application: "test",
+    namespace: Some("default"),
+};
 use driftless_testenv::git::TestRepo;
 
 fn config_map(name: &str) -> String {
@@ -27,7 +32,7 @@ async fn render_at(repo: &TestRepo, path: &str, renderer: Renderer) -> Result<Re
         path
     };
     let tree = mirrors.read_tree(&url, &commit, scope).await.expect("read tree");
-    render(&tree, &source, &RenderLimits::default(), &Keys::new()).await
+    render(&tree, &source, TARGET, &RenderLimits::default(), &Keys::new()).await
 }
 
 fn names(rendered: &Rendered) -> Vec<String> {
@@ -348,7 +353,7 @@ async fn a_render_that_outlives_its_timeout_is_killed_and_reported() {
         timeout: std::time::Duration::from_millis(1),
         ..RenderLimits::default()
     };
-    let err = render(&tree, &source, &limits, &Keys::new())
+    let err = render(&tree, &source, TARGET, &limits, &Keys::new())
         .await
         .expect_err("cannot finish in 1 ms");
     assert_eq!(

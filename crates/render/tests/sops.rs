@@ -5,7 +5,12 @@
 use base64::Engine as _;
 use driftless_core::application::{Renderer, Source};
 use driftless_git::Mirrors;
-use driftless_render::{Keys, RenderError, RenderLimits, Rendered, render};
+use driftless_render::{Keys, RenderError, RenderLimits, RenderTarget, Rendered, render};
+
+const TARGET: RenderTarget<'static> = RenderTarget {
+    application: "test",
+    namespace: Some("default"),
+};
 use driftless_testenv::git::TestRepo;
 use driftless_testenv::sops::Lab;
 
@@ -26,7 +31,7 @@ async fn render_with(repo: &TestRepo, path: &str, keys: &Keys) -> Result<Rendere
         renderer: Renderer::Detect,
     };
     let tree = mirrors.read_tree(&url, &commit, "").await.expect("read tree");
-    render(&tree, &source, &RenderLimits::default(), keys).await
+    render(&tree, &source, TARGET, &RenderLimits::default(), keys).await
 }
 
 struct Fixture {

@@ -18,6 +18,7 @@ mod binaries;
 mod certs;
 mod control_plane;
 pub mod git;
+pub mod helm;
 pub mod sops;
 mod supervised;
 mod test_env;

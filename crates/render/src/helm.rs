@@ -1,0 +1,335 @@
+//! Helm charts from the repository, rendered with `helm template` on a private copy of the chart.
+//!
+//! Values are merged here, in memory, in Helm's order (values files, then inline values; later
+//! wins, maps merge key by key) and handed to helm on its standard input, so values files that are
+//! SOPS-encrypted are decrypted without their plaintext ever touching the disk. Values files are
+//! resolved inside the repository: `../` that climbs out, absolute paths, URLs and escaping
+//! symlinks are refused (the CVE-2022-24348 class).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+
+use driftless_core::application::HelmOptions;
+use driftless_git::{Entry, FileTree};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::manifests::{parse_documents, parse_one};
+use crate::{Keys, RenderError, RenderLimits, Rendered};
+
+/// What the chart is rendered for, besides its options.
+pub(crate) struct Release<'a> {
+    pub name: &'a str,
+    pub namespace: Option<&'a str>,
+}
+
+fn values_error(file: &str, message: impl Into<String>) -> RenderError {
+    RenderError::HelmValues {
+        file: file.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Joins `path` onto `dir` inside the repository; `None` when it climbs above the root.
+fn join(dir: &str, path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Helm's merge of values: maps merge key by key, anything else is replaced.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(existing) if existing.is_object() && value.is_object() => merge(existing, value),
+                    _ => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
+}
+
+/// One values file: read inside the repository, decrypted when SOPS-encrypted.
+fn values_file(
+    tree: &FileTree,
+    chart_dir: &str,
+    file: &str,
+    keys: &Keys,
+    inputs: &mut BTreeSet<String>,
+) -> Result<(Value, bool), RenderError> {
+    if file.contains("://") || file.starts_with('/') {
+        return Err(values_error(
+            file,
+            "values files must be paths inside the repository",
+        ));
+    }
+    let path = join(chart_dir, file).ok_or_else(|| values_error(file, "leaves the repository"))?;
+    let resolved = tree
+        .resolve(&path)
+        .map_err(|err| values_error(file, err.to_string()))?;
+    let contents = tree
+        .read(&resolved)
+        .map_err(|err| values_error(file, err.to_string()))?;
+    inputs.insert(resolved.clone());
+    if let Some(documents) = crate::decrypt::manifest_file(&resolved, contents, keys)? {
+        let document = documents.into_iter().next().unwrap_or(Value::Null);
+        return Ok((document, true));
+    }
+    let text = std::str::from_utf8(contents).map_err(|_| values_error(&resolved, "not UTF-8 text"))?;
+    Ok((parse_one(text, &resolved)?, false))
+}
+
+/// The values helm gets on its standard input, and whether any came from an encrypted file.
+fn merged_values(
+    tree: &FileTree,
+    chart_dir: &str,
+    options: &HelmOptions,
+    keys: &Keys,
+    inputs: &mut BTreeSet<String>,
+) -> Result<(Value, bool), RenderError> {
+    let mut merged = Value::Object(serde_json::Map::new());
+    let mut decrypted = false;
+    for file in &options.value_files {
+        let (values, was_encrypted) = values_file(tree, chart_dir, file, keys, inputs)?;
+        decrypted |= was_encrypted;
+        match values {
+            Value::Null => {}
+            values @ Value::Object(_) => merge(&mut merged, values),
+            _ => return Err(values_error(file, "must hold a mapping of values")),
+        }
+    }
+    if let Some(inline) = &options.values {
+        let inline: Value =
+            serde_json::from_str(inline).map_err(|err| values_error("values", err.to_string()))?;
+        merge(&mut merged, inline);
+    }
+    Ok((merged, decrypted))
+}
+
+/// The chart's files, relative to the chart's directory (what `helm` gets on disk).
+fn chart_tree(tree: &FileTree, chart_dir: &str) -> FileTree {
+    let prefix = if chart_dir.is_empty() {
+        String::new()
+    } else {
+        format!("{chart_dir}/")
+    };
+    FileTree {
+        entries: tree
+            .entries
+            .iter()
+            .filter_map(|(path, entry)| Some((path.strip_prefix(&prefix)?.to_owned(), entry.clone())))
+            .collect(),
+    }
+}
+
+fn helm_args(release: &Release<'_>, chart: &Path, options: &HelmOptions) -> Vec<String> {
+    let mut args = vec![
+        "template".to_owned(),
+        release.name.to_owned(),
+        chart.display().to_string(),
+        "--values".into(),
+        "-".into(),
+    ];
+    if let Some(namespace) = options.namespace.as_deref().or(release.namespace) {
+        args.extend(["--namespace".into(), namespace.to_owned()]);
+    }
+    for parameter in &options.parameters {
+        let flag = if parameter.force_string {
+            "--set-string"
+        } else {
+            "--set"
+        };
+        args.extend([flag.to_owned(), format!("{}={}", parameter.name, parameter.value)]);
+    }
+    if let Some(version) = &options.kube_version {
+        args.extend(["--kube-version".into(), version.clone()]);
+    }
+    for api in &options.api_versions {
+        args.extend(["--api-versions".into(), api.clone()]);
+    }
+    args.push(
+        if options.skip_crds {
+            "--skip-crds"
+        } else {
+            "--include-crds"
+        }
+        .into(),
+    );
+    args
+}
+
+pub(crate) async fn render(
+    tree: &FileTree,
+    path: &str,
+    release: &Release<'_>,
+    options: &HelmOptions,
+    limits: &RenderLimits,
+    keys: &Keys,
+) -> Result<Rendered, RenderError> {
+    let chart_dir = tree.resolve(path).unwrap_or_else(|_| path.to_owned());
+    let chart_file = if chart_dir.is_empty() {
+        "Chart.yaml".to_owned()
+    } else {
+        format!("{chart_dir}/Chart.yaml")
+    };
+    if !matches!(tree.entries.get(&chart_file), Some(Entry::File { .. })) {
+        return Err(RenderError::PathNotFound { path: chart_file });
+    }
+    let mut inputs: BTreeSet<String> = tree.paths_under(&chart_dir).map(str::to_owned).collect();
+    let (values, decrypted) = merged_values(tree, &chart_dir, options, keys, &mut inputs)?;
+    let program = crate::kustomize::find_on_path("helm").ok_or(RenderError::HelmNotInstalled)?;
+    let workspace = tempfile::tempdir().map_err(|err| io("create a render directory", &err))?;
+    let chart = workspace.path().join("chart");
+    let home = workspace.path().join("home");
+    std::fs::create_dir_all(&home).map_err(|err| io("create a render directory", &err))?;
+    let refused = chart_tree(tree, &chart_dir)
+        .materialize(&chart)
+        .map_err(|err| io("write the chart for helm", &err))?;
+    let shown = if chart_dir.is_empty() {
+        "."
+    } else {
+        chart_dir.as_str()
+    };
+    let failed = |message: String| RenderError::Helm {
+        path: shown.to_owned(),
+        message,
+    };
+    if let Some(err) = refused.first() {
+        return Err(failed(err.to_string()));
+    }
+    let mut child = tokio::process::Command::new(&program)
+        .args(helm_args(release, &chart, options))
+        .current_dir(workspace.path())
+        // Nothing of ours reaches helm; its caches and configuration stay in the private HOME, and
+        // no proxy or registry setting of the host applies.
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .env("LC_ALL", "C")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|err| io(&format!("start {}", program.display()), &err))?;
+    let input = zeroize::Zeroizing::new(serde_json::to_vec(&values).unwrap_or_default());
+    if let Some(mut stdin) = child.stdin.take() {
+        // JSON is YAML; helm reads the values from its standard input.
+        stdin
+            .write_all(&input)
+            .await
+            .map_err(|err| io("give helm its values", &err))?;
+    }
+    let output = tokio::time::timeout(limits.timeout, child.wait_with_output())
+        .await
+        .map_err(|_| RenderError::HelmTimedOut {
+            path: shown.to_owned(),
+            after: limits.timeout,
+        })?
+        .map_err(|err| io("run helm", &err))?;
+    if !output.status.success() {
+        let message = String::from_utf8_lossy(&output.stderr)
+            .replace(&chart.display().to_string(), shown)
+            .trim()
+            .to_owned();
+        return Err(failed(message));
+    }
+    if output.stdout.len() > limits.max_output_bytes {
+        return Err(failed(format!(
+            "output larger than {} bytes",
+            limits.max_output_bytes
+        )));
+    }
+    let text = String::from_utf8(output.stdout).map_err(|_| failed("output is not UTF-8".to_owned()))?;
+    let manifests = parse_documents(&text, &format!("helm template {shown}"), limits)?;
+    Ok(Rendered {
+        manifests,
+        inputs: Some(inputs),
+        renderer: "helm",
+        decrypted,
+    })
+}
+
+fn io(action: &str, err: &std::io::Error) -> RenderError {
+    RenderError::Io {
+        action: action.to_owned(),
+        message: err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn values_merge_as_helm_merges_them() {
+        let mut base = json!({"image": {"tag": "1", "repository": "web"}, "ports": [80], "debug": true});
+        merge(
+            &mut base,
+            json!({"image": {"tag": "2"}, "ports": [443], "debug": null}),
+        );
+        assert_eq!(
+            base,
+            json!({"image": {"tag": "2", "repository": "web"}, "ports": [443], "debug": null})
+        );
+    }
+
+    #[test]
+    fn values_files_stay_inside_the_repository() {
+        let mut tree = FileTree::default();
+        tree.entries.insert(
+            "charts/web/Chart.yaml".into(),
+            Entry::File {
+                contents: b"name: web".to_vec(),
+                executable: false,
+            },
+        );
+        tree.entries.insert(
+            "env/prod.yaml".into(),
+            Entry::File {
+                contents: b"replicas: 3".to_vec(),
+                executable: false,
+            },
+        );
+        tree.entries.insert(
+            "charts/web/leak.yaml".into(),
+            Entry::Symlink {
+                target: "/etc/passwd".into(),
+            },
+        );
+        let keys = Keys::new();
+        let mut inputs = BTreeSet::new();
+        let (values, _) =
+            values_file(&tree, "charts/web", "../../env/prod.yaml", &keys, &mut inputs).expect("inside");
+        assert_eq!(values, json!({"replicas": 3}));
+        assert!(inputs.contains("env/prod.yaml"));
+        for escaping in [
+            "../../../etc/passwd",
+            "/etc/passwd",
+            "https://example.invalid/v.yaml",
+            "leak.yaml",
+        ] {
+            let err = values_file(&tree, "charts/web", escaping, &keys, &mut inputs).expect_err(escaping);
+            assert!(matches!(err, RenderError::HelmValues { .. }), "{escaping}: {err}");
+        }
+    }
+}

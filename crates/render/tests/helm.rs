@@ -1,0 +1,197 @@
+//! Helm charts from a real repository, rendered by real Helm (the shim over Helm 4's Go SDK that
+//! scripts/testenv installs): values layering, SOPS-encrypted values, Capabilities, CRDs,
+//! vendored subcharts, template errors, values files that try to leave the repository.
+
+use driftless_core::application::{HelmOptions, HelmParameter, Renderer, Source};
+use driftless_git::Mirrors;
+use driftless_render::{Keys, RenderError, RenderLimits, RenderTarget, Rendered, render};
+use driftless_testenv::git::TestRepo;
+use driftless_testenv::helm::assert_helm_on_path;
+use driftless_testenv::sops::Lab;
+
+const TARGET: RenderTarget<'static> = RenderTarget {
+    application: "web",
+    namespace: Some("shop"),
+};
+
+fn chart_repo() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n  - name: sidecar\n    version: 0.1.0\n")
+        .write("charts/web/values.yaml", "replicas: 1\nimage: {repository: example.invalid/web, tag: \"1\"}\npassword: default\n")
+        .write(
+            "charts/web/templates/deployment.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n  namespace: {{ .Release.Namespace }}\n  annotations:\n    kube-version: {{ .Capabilities.KubeVersion.Version | quote }}\nspec:\n  replicas: {{ .Values.replicas }}\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n        - name: web\n          image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}\"\n",
+        )
+        .write(
+            "charts/web/templates/secret.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-db\nstringData:\n  password: {{ .Values.password | quote }}\n",
+        )
+        .write(
+            "charts/web/crds/widgets.yaml",
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema: {openAPIV3Schema: {type: object}}\n",
+        )
+        .write("charts/web/charts/sidecar/Chart.yaml", "apiVersion: v2\nname: sidecar\nversion: 0.1.0\n")
+        .write("charts/web/charts/sidecar/values.yaml", "greeting: hello\n")
+        .write(
+            "charts/web/charts/sidecar/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sidecar\ndata:\n  greeting: {{ .Values.greeting }}\n",
+        )
+        .write("env/prod.yaml", "replicas: 3\nimage: {tag: \"2\"}\n");
+    repo
+}
+
+async fn render_chart(repo: &TestRepo, options: HelmOptions, keys: &Keys) -> Result<Rendered, RenderError> {
+    assert_helm_on_path();
+    repo.commit("chart");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirrors = Mirrors::new(dir.path().to_owned(), Vec::new());
+    let url = repo.file_url();
+    let commit = mirrors.fetch_and_resolve(&url, "main").await.expect("fetch");
+    let tree = mirrors.read_tree(&url, &commit, "").await.expect("read tree");
+    let source = Source {
+        repo_url: url,
+        revision: "main".into(),
+        path: "charts/web".into(),
+        renderer: Renderer::Helm(options),
+    };
+    render(&tree, &source, TARGET, &RenderLimits::default(), keys).await
+}
+
+fn find<'a>(rendered: &'a Rendered, kind: &str) -> &'a serde_json::Value {
+    &rendered
+        .manifests
+        .iter()
+        .find(|m| m.manifest["kind"] == kind)
+        .unwrap_or_else(|| panic!("{kind} in {:?}", rendered.manifests))
+        .manifest
+}
+
+#[tokio::test]
+async fn values_layer_in_order_with_encrypted_files_and_parameters_on_top() {
+    let repo = chart_repo();
+    let lab = Lab::new();
+    let (identity, recipient) = lab.age_key("team");
+    let sealed = lab.encrypt(
+        "secret.yaml",
+        b"password: canary-helm-8d2f\n",
+        &["--age", &recipient],
+        &[],
+    );
+    repo.write("env/secret.yaml", std::str::from_utf8(&sealed).expect("utf-8"));
+    let mut keys = Keys::new();
+    keys.add(identity.as_bytes(), "test identity").expect("key");
+    let options = HelmOptions {
+        value_files: vec!["../../env/prod.yaml".into(), "../../env/secret.yaml".into()],
+        values: Some(r#"{"image": {"repository": "example.invalid/shop"}}"#.into()),
+        parameters: vec![HelmParameter {
+            name: "image.tag".into(),
+            value: "3".into(),
+            force_string: true,
+        }],
+        kube_version: Some("1.29.0".into()),
+        ..HelmOptions::default()
+    };
+    let rendered = render_chart(&repo, options, &keys).await.expect("renders");
+    assert_eq!(rendered.renderer, "helm");
+    assert!(rendered.decrypted, "an encrypted values file was used");
+    let deployment = find(&rendered, "Deployment");
+    assert_eq!(
+        deployment["metadata"]["name"], "web",
+        "release name defaults to the application"
+    );
+    assert_eq!(
+        deployment["metadata"]["namespace"], "shop",
+        "namespace defaults to the destination"
+    );
+    assert_eq!(
+        deployment["spec"]["replicas"], 3,
+        "a values file beats the chart's values"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"], "example.invalid/shop:3",
+        "inline values beat files, parameters beat both"
+    );
+    assert_eq!(deployment["metadata"]["annotations"]["kube-version"], "v1.29.0");
+    assert_eq!(
+        find(&rendered, "Secret")["stringData"]["password"],
+        "canary-helm-8d2f"
+    );
+    assert_eq!(
+        find(&rendered, "ConfigMap")["data"]["greeting"],
+        "hello",
+        "vendored subchart"
+    );
+    assert_eq!(
+        rendered.manifests[0].manifest["kind"], "CustomResourceDefinition",
+        "CRDs first, included by default"
+    );
+    let inputs = rendered.inputs.as_ref().expect("inputs known");
+    assert!(inputs.contains("env/prod.yaml") && inputs.contains("charts/web/values.yaml"));
+
+    let skipped = render_chart(
+        &repo,
+        HelmOptions {
+            skip_crds: true,
+            ..HelmOptions::default()
+        },
+        &keys,
+    )
+    .await
+    .expect("renders");
+    assert!(
+        skipped
+            .manifests
+            .iter()
+            .all(|m| m.manifest["kind"] != "CustomResourceDefinition")
+    );
+    assert!(!skipped.decrypted);
+}
+
+#[tokio::test]
+async fn a_failing_template_and_escaping_values_files_are_clear_errors() {
+    let repo = chart_repo();
+    repo.write(
+        "charts/web/templates/broken.yaml",
+        "{{ .Values.missing.deeper }}\n",
+    );
+    let err = render_chart(&repo, HelmOptions::default(), &Keys::new())
+        .await
+        .expect_err("template error");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("helm template charts/web failed:") && message.contains("broken.yaml"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("/tmp/"),
+        "names repository paths only: {message}"
+    );
+
+    let repo = chart_repo();
+    repo.symlink("charts/web/leak.yaml", "/etc/passwd");
+    for (file, expected) in [
+        (
+            "../../../../etc/passwd",
+            "values file ../../../../etc/passwd: leaves the repository",
+        ),
+        (
+            "https://example.invalid/values.yaml",
+            "values file https://example.invalid/values.yaml: values files must be paths inside the repository",
+        ),
+        (
+            "leak.yaml",
+            "values file leak.yaml: charts/web/leak.yaml: symlink to \"/etc/passwd\" points outside the repository",
+        ),
+        (
+            "../../env/missing.yaml",
+            "values file ../../env/missing.yaml: env/missing.yaml: no such file in the repository at this commit",
+        ),
+    ] {
+        let options = HelmOptions {
+            value_files: vec![file.into()],
+            ..HelmOptions::default()
+        };
+        let err = render_chart(&repo, options, &Keys::new()).await.expect_err(file);
+        assert_eq!(err.to_string(), expected);
+    }
+}
