@@ -263,9 +263,29 @@ impl Engine {
             .map_err(git_error)?;
         let cluster = self.cluster(&app.destination.cluster).await?;
         let keys = crate::decryption::load_keys(app, &cluster).await?;
+        // A chart's .Capabilities describe the cluster it is rendered for.
+        let capabilities = if matches!(
+            app.source.renderer,
+            driftless_core::application::Renderer::Helm(_)
+        ) {
+            Some(
+                cluster
+                    .discovery
+                    .capabilities()
+                    .await
+                    .map_err(|source| EngineError::Discovery {
+                        application: app.name.clone(),
+                        source: Box::new(source),
+                    })?,
+            )
+        } else {
+            None
+        };
         let target = driftless_render::RenderTarget {
             application: &app.name,
             namespace: app.destination.namespace.as_deref(),
+            kube_version: capabilities.as_ref().map(|c| c.kube_version.as_str()),
+            api_versions: capabilities.as_ref().map_or(&[], |c| c.api_versions.as_slice()),
         };
         let rendered = driftless_render::render(&tree, &app.source, target, &self.render_limits, &keys)
             .await

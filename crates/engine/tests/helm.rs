@@ -18,7 +18,7 @@ fn chart(repo: &TestRepo, extra_template: Option<&str>) {
         .write("charts/settings/values.yaml", "mode: safe\nextra: false\n")
         .write(
             "charts/settings/templates/settings.yaml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  mode: {{ .Values.mode }}\n",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  mode: {{ .Values.mode }}\n  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n  batch: {{ .Capabilities.APIVersions.Has \"batch/v1\" | quote }}\n",
         )
         .write(
             "charts/settings/templates/extra.yaml",
@@ -56,7 +56,13 @@ async fn a_chart_syncs_changes_and_prunes_like_any_source_and_a_broken_one_chang
     assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
     let config_maps = env.api::<ConfigMap>();
     let settings = config_maps.get("shop-settings").await.expect("applied");
-    assert_eq!(settings.data.unwrap_or_default()["mode"], "fast");
+    let values = settings.data.unwrap_or_default();
+    assert_eq!(values["mode"], "fast");
+    assert_eq!(
+        (values["kube"].as_str(), values["batch"].as_str()),
+        (driftless_testenv::K8S_VERSION, "true"),
+        "Capabilities describe the destination cluster"
+    );
     assert!(config_maps.get_opt("shop-extra").await.expect("get").is_some());
     assert_eq!(
         engine.compare("shop").await.expect("compare").sync,

@@ -41,6 +41,16 @@ impl DiscoveryError {
 pub struct Discovery {
     client: kube::Client,
     known: Mutex<HashMap<GroupVersionKind, Resolved>>,
+    capabilities: Mutex<Option<Capabilities>>,
+}
+
+/// What a chart's `.Capabilities` should say about this cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `v1.20.2`.
+    pub kube_version: String,
+    /// Every served group/version (`v1`, `apps/v1`, …).
+    pub api_versions: Vec<String>,
 }
 
 impl Discovery {
@@ -49,7 +59,44 @@ impl Discovery {
         Self {
             client,
             known: Mutex::new(HashMap::new()),
+            capabilities: Mutex::new(None),
         }
+    }
+
+    /// The server's version and served group/versions; asked once, until [`Discovery::invalidate`].
+    pub async fn capabilities(&self) -> Result<Capabilities, DiscoveryError> {
+        if let Some(known) = self
+            .capabilities
+            .lock()
+            .expect("no code panics while holding the cache lock")
+            .clone()
+        {
+            return Ok(known);
+        }
+        let failed = |source| DiscoveryError {
+            api_version: "the server's version and API groups".into(),
+            kind: String::new(),
+            source,
+        };
+        let version = self.client.apiserver_version().await.map_err(failed)?;
+        let core = self.client.list_core_api_versions().await.map_err(failed)?;
+        let groups = self.client.list_api_groups().await.map_err(failed)?;
+        let mut api_versions = core.versions;
+        api_versions.extend(
+            groups
+                .groups
+                .iter()
+                .flat_map(|group| group.versions.iter().map(|v| v.group_version.clone())),
+        );
+        let capabilities = Capabilities {
+            kube_version: version.git_version,
+            api_versions,
+        };
+        *self
+            .capabilities
+            .lock()
+            .expect("no code panics while holding the cache lock") = Some(capabilities.clone());
+        Ok(capabilities)
     }
 
     /// `Ok(None)` when the server does not serve this kind (e.g. its CRD is not installed).
@@ -91,6 +138,10 @@ impl Discovery {
             .lock()
             .expect("no code panics while holding the cache lock")
             .clear();
+        *self
+            .capabilities
+            .lock()
+            .expect("no code panics while holding the cache lock") = None;
     }
 }
 

@@ -22,6 +22,8 @@ use crate::{Keys, RenderError, RenderLimits, Rendered};
 pub(crate) struct Release<'a> {
     pub name: &'a str,
     pub namespace: Option<&'a str>,
+    pub kube_version: Option<&'a str>,
+    pub api_versions: &'a [String],
 }
 
 fn values_error(file: &str, message: impl Into<String>) -> RenderError {
@@ -155,10 +157,10 @@ fn helm_args(release: &Release<'_>, chart: &Path, options: &HelmOptions) -> Vec<
         };
         args.extend([flag.to_owned(), format!("{}={}", parameter.name, parameter.value)]);
     }
-    if let Some(version) = &options.kube_version {
-        args.extend(["--kube-version".into(), version.clone()]);
+    if let Some(version) = options.kube_version.as_deref().or(release.kube_version) {
+        args.extend(["--kube-version".into(), version.to_owned()]);
     }
-    for api in &options.api_versions {
+    for api in release.api_versions.iter().chain(&options.api_versions) {
         args.extend(["--api-versions".into(), api.clone()]);
     }
     args.push(

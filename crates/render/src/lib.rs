@@ -128,6 +128,10 @@ pub enum RenderError {
 pub struct RenderTarget<'a> {
     pub application: &'a str,
     pub namespace: Option<&'a str>,
+    /// The destination cluster's version and group/versions, for a chart's `.Capabilities`
+    /// (the source's `kubeVersion` wins; its `apiVersions` add to these).
+    pub kube_version: Option<&'a str>,
+    pub api_versions: &'a [String],
 }
 
 /// Renders `source` from `tree` (which must hold the application's path, and for Kustomize and
@@ -145,6 +149,8 @@ pub async fn render(
             let release = helm::Release {
                 name: options.release_name.as_deref().unwrap_or(target.application),
                 namespace: target.namespace,
+                kube_version: target.kube_version,
+                api_versions: target.api_versions,
             };
             helm::render(tree, &source.path, &release, options, limits, keys).await
         }

@@ -12,6 +12,8 @@ use driftless_testenv::sops::Lab;
 const TARGET: RenderTarget<'static> = RenderTarget {
     application: "web",
     namespace: Some("shop"),
+    kube_version: Some("v1.20.2"),
+    api_versions: &[],
 };
 
 fn chart_repo() -> TestRepo {

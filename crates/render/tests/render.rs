@@ -7,6 +7,8 @@ use driftless_render::{Keys, RenderError, RenderLimits, RenderTarget, Rendered, 
 const TARGET: RenderTarget<'static> = RenderTarget {
     application: "test",
     namespace: Some("default"),
+    kube_version: None,
+    api_versions: &[],
 };
 use driftless_testenv::git::TestRepo;
 
