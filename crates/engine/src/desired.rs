@@ -262,37 +262,7 @@ impl Engine {
             .await
             .map_err(git_error)?;
         let cluster = self.cluster(&app.destination.cluster).await?;
-        let keys = crate::decryption::load_keys(app, &cluster).await?;
-        // A chart's .Capabilities describe the cluster it is rendered for.
-        let capabilities = if matches!(
-            app.source.renderer,
-            driftless_core::application::Renderer::Helm(_)
-        ) {
-            Some(
-                cluster
-                    .discovery
-                    .capabilities()
-                    .await
-                    .map_err(|source| EngineError::Discovery {
-                        application: app.name.clone(),
-                        source: Box::new(source),
-                    })?,
-            )
-        } else {
-            None
-        };
-        let target = driftless_render::RenderTarget {
-            application: &app.name,
-            namespace: app.destination.namespace.as_deref(),
-            kube_version: capabilities.as_ref().map(|c| c.kube_version.as_str()),
-            api_versions: capabilities.as_ref().map_or(&[], |c| c.api_versions.as_slice()),
-        };
-        let rendered = driftless_render::render(&tree, &app.source, target, &self.render_limits, &keys)
-            .await
-            .map_err(|source| EngineError::Render {
-                application: app.name.clone(),
-                source: Box::new(source),
-            })?;
+        let rendered = self.render_tree(app, &tree, &cluster).await?;
         let inputs = rendered.inputs.map(Arc::new);
         let (children, mut manifests): (Vec<_>, Vec<_>) = rendered
             .manifests
@@ -330,6 +300,47 @@ impl Engine {
             self.render_cache.forget(std::slice::from_ref(&app.name));
         }
         Ok(desired)
+    }
+
+    /// Renders `tree` for `app` with its decryption keys and, for charts, the cluster's
+    /// capabilities.
+    async fn render_tree(
+        &self,
+        app: &Application,
+        tree: &driftless_git::FileTree,
+        cluster: &crate::engine::ClusterHandle,
+    ) -> Result<driftless_render::Rendered, EngineError> {
+        let keys = crate::decryption::load_keys(app, cluster).await?;
+        // A chart's .Capabilities describe the cluster it is rendered for.
+        let capabilities = if matches!(
+            app.source.renderer,
+            driftless_core::application::Renderer::Helm(_)
+        ) {
+            Some(
+                cluster
+                    .discovery
+                    .capabilities()
+                    .await
+                    .map_err(|source| EngineError::Discovery {
+                        application: app.name.clone(),
+                        source: Box::new(source),
+                    })?,
+            )
+        } else {
+            None
+        };
+        let target = driftless_render::RenderTarget {
+            application: &app.name,
+            namespace: app.destination.namespace.as_deref(),
+            kube_version: capabilities.as_ref().map(|c| c.kube_version.as_str()),
+            api_versions: capabilities.as_ref().map_or(&[], |c| c.api_versions.as_slice()),
+        };
+        driftless_render::render(tree, &app.source, target, &self.render_limits, &keys)
+            .await
+            .map_err(|source| EngineError::Render {
+                application: app.name.clone(),
+                source: Box::new(source),
+            })
     }
 
     /// The instant a fetch must have started at or after to be at most `max_age` old; any fetch
