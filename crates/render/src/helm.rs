@@ -260,13 +260,102 @@ pub(crate) async fn render(
         )));
     }
     let text = String::from_utf8(output.stdout).map_err(|_| failed("output is not UTF-8".to_owned()))?;
-    let manifests = parse_documents(&text, &format!("helm template {shown}"), limits)?;
+    let mut manifests = parse_documents(&text, &format!("helm template {shown}"), limits)?;
+    place_hooks(&mut manifests);
     Ok(Rendered {
         manifests,
         inputs: Some(inputs),
         renderer: "helm",
         decrypted,
     })
+}
+
+const HOOK: &str = "helm.sh/hook";
+const HOOK_WEIGHT: &str = "helm.sh/hook-weight";
+const WAVES: &[&str] = &["driftless.dev/sync-wave", "argocd.argoproj.io/sync-wave"];
+
+fn annotation<'a>(manifest: &'a Value, key: &str) -> Option<&'a str> {
+    manifest.pointer("/metadata/annotations")?.get(key)?.as_str()
+}
+
+/// When a Helm hook runs in a sync.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// `pre-install`/`pre-upgrade`: waves before every other object, which wait for them.
+    Before,
+    /// `post-install`/`post-upgrade`: waves after every other object.
+    After,
+    /// Only `test`, `*-delete` or `*-rollback`: not part of a sync at all.
+    Never,
+}
+
+fn hook_phase(manifest: &Value) -> Option<Phase> {
+    let hooks = annotation(manifest, HOOK)?;
+    let has = |name: &str| hooks.split(',').any(|hook| hook.trim() == name);
+    Some(if has("pre-install") || has("pre-upgrade") {
+        Phase::Before
+    } else if has("post-install") || has("post-upgrade") {
+        Phase::After
+    } else {
+        Phase::Never
+    })
+}
+
+fn declared_wave(manifest: &Value) -> Option<i64> {
+    WAVES
+        .iter()
+        .find_map(|key| annotation(manifest, key))
+        .and_then(|wave| wave.trim().parse().ok())
+}
+
+/// Maps Helm hooks onto sync waves (driftless renders a chart and owns its objects; it does not
+/// run Helm releases): pre-install/pre-upgrade hooks go to waves before all other objects, one
+/// wave per distinct `helm.sh/hook-weight` in weight order, so each must be healthy (a Job
+/// complete) before the next; post-install/post-upgrade hooks go to waves after them; test,
+/// delete and rollback hooks are left out. A hook with its own sync-wave annotation keeps it.
+fn place_hooks(manifests: &mut Vec<crate::RenderedManifest>) {
+    manifests.retain(|m| hook_phase(&m.manifest) != Some(Phase::Never));
+    let main_waves: Vec<i64> = manifests
+        .iter()
+        .filter(|m| hook_phase(&m.manifest).is_none())
+        .map(|m| declared_wave(&m.manifest).unwrap_or(0))
+        .collect();
+    let first = main_waves.iter().copied().min().unwrap_or(0);
+    let last = main_waves.iter().copied().max().unwrap_or(0);
+    let weight = |manifest: &Value| {
+        annotation(manifest, HOOK_WEIGHT)
+            .and_then(|w| w.trim().parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    for phase in [Phase::Before, Phase::After] {
+        let mut weights: Vec<i64> = manifests
+            .iter()
+            .filter(|m| hook_phase(&m.manifest) == Some(phase) && declared_wave(&m.manifest).is_none())
+            .map(|m| weight(&m.manifest))
+            .collect();
+        weights.sort_unstable();
+        weights.dedup();
+        let count = i64::try_from(weights.len()).unwrap_or(i64::MAX);
+        for manifest in manifests.iter_mut() {
+            if hook_phase(&manifest.manifest) != Some(phase) || declared_wave(&manifest.manifest).is_some() {
+                continue;
+            }
+            let rank = weights
+                .binary_search(&weight(&manifest.manifest))
+                .map_or(0, |i| i64::try_from(i).unwrap_or(0));
+            let wave = match phase {
+                Phase::Before => first - count + rank,
+                _ => last + 1 + rank,
+            };
+            if let Some(annotations) = manifest
+                .manifest
+                .pointer_mut("/metadata/annotations")
+                .and_then(Value::as_object_mut)
+            {
+                annotations.insert(WAVES[0].to_owned(), Value::String(wave.to_string()));
+            }
+        }
+    }
 }
 
 fn io(action: &str, err: &std::io::Error) -> RenderError {

@@ -197,3 +197,61 @@ async fn a_failing_template_and_escaping_values_files_are_clear_errors() {
         assert_eq!(err.to_string(), expected);
     }
 }
+
+#[tokio::test]
+async fn hooks_become_waves_around_the_chart_and_tests_are_left_out() {
+    let repo = chart_repo();
+    let hook = |name: &str, kind: &str, hook: &str, weight: &str| {
+        format!(
+            "apiVersion: v1\nkind: {kind}\nmetadata:\n  name: {name}\n  annotations:\n    helm.sh/hook: {hook}\n    helm.sh/hook-weight: {weight:?}\n"
+        )
+    };
+    repo.write(
+        "charts/web/templates/migrate.yaml",
+        &hook("migrate", "ConfigMap", "pre-install,pre-upgrade", "-5"),
+    )
+    .write(
+        "charts/web/templates/seed.yaml",
+        &hook("seed", "ConfigMap", "pre-upgrade", "3"),
+    )
+    .write(
+        "charts/web/templates/notify.yaml",
+        &hook("notify", "ConfigMap", "post-install", "0"),
+    )
+    .write(
+        "charts/web/templates/smoke.yaml",
+        &hook("smoke", "Pod", "test", "0"),
+    )
+    .write(
+        "charts/web/templates/cleanup.yaml",
+        &hook("cleanup", "ConfigMap", "pre-delete", "0"),
+    );
+    let rendered = render_chart(&repo, HelmOptions::default(), &Keys::new())
+        .await
+        .expect("renders");
+    let wave = |name: &str| {
+        rendered
+            .manifests
+            .iter()
+            .find(|m| m.manifest["metadata"]["name"] == name)
+            .map(|m| m.manifest["metadata"]["annotations"]["driftless.dev/sync-wave"].clone())
+    };
+    assert_eq!(
+        wave("migrate"),
+        Some(serde_json::json!("-2")),
+        "lowest weight first"
+    );
+    assert_eq!(wave("seed"), Some(serde_json::json!("-1")));
+    assert_eq!(
+        wave("notify"),
+        Some(serde_json::json!("1")),
+        "after the chart's wave 0"
+    );
+    assert_eq!(
+        wave("web"),
+        Some(serde_json::Value::Null),
+        "the chart's own objects keep wave 0"
+    );
+    assert_eq!(wave("smoke"), None, "test hooks are not part of a sync");
+    assert_eq!(wave("cleanup"), None, "delete hooks are not part of a sync");
+}
