@@ -122,20 +122,78 @@ fn merged_values(
     Ok((merged, decrypted))
 }
 
-/// The chart's files, relative to the chart's directory (what `helm` gets on disk).
-fn chart_tree(tree: &FileTree, chart_dir: &str) -> FileTree {
-    let prefix = if chart_dir.is_empty() {
+/// The files under `dir`, relative to it.
+fn subtree(tree: &FileTree, dir: &str) -> Vec<(String, Entry)> {
+    let prefix = if dir.is_empty() {
         String::new()
     } else {
-        format!("{chart_dir}/")
+        format!("{dir}/")
     };
-    FileTree {
-        entries: tree
-            .entries
-            .iter()
-            .filter_map(|(path, entry)| Some((path.strip_prefix(&prefix)?.to_owned(), entry.clone())))
-            .collect(),
+    tree.entries
+        .iter()
+        .filter_map(|(path, entry)| Some((path.strip_prefix(&prefix)?.to_owned(), entry.clone())))
+        .collect()
+}
+
+/// Charts more `file://` dependencies may nest before the chart is refused (a cycle).
+const MAX_DEPENDENCY_DEPTH: usize = 16;
+
+/// The chart's files, relative to the chart's directory (what `helm` gets on disk), with each
+/// dependency its `Chart.yaml` declares at a `file://` path of the repository placed under
+/// `charts/` as `helm dependency build` would (unless vendored there already). Dependencies from
+/// chart repositories must be vendored; a `file://` path that leaves the repository is refused.
+fn chart_tree(
+    tree: &FileTree,
+    chart_dir: &str,
+    depth: usize,
+    inputs: &mut BTreeSet<String>,
+) -> Result<FileTree, RenderError> {
+    let mut chart = FileTree {
+        entries: subtree(tree, chart_dir).into_iter().collect(),
+    };
+    let chart_file = join(chart_dir, "Chart.yaml").unwrap_or_default();
+    let metadata = match tree.read(&chart_file) {
+        Ok(contents) => {
+            let text =
+                std::str::from_utf8(contents).map_err(|_| values_error(&chart_file, "not UTF-8 text"))?;
+            parse_one(text, &chart_file)?
+        }
+        Err(_) => return Ok(chart),
+    };
+    for dependency in metadata["dependencies"].as_array().into_iter().flatten() {
+        let (Some(name), Some(repository)) = (dependency["name"].as_str(), dependency["repository"].as_str())
+        else {
+            continue;
+        };
+        let Some(path) = repository.strip_prefix("file://") else {
+            continue;
+        };
+        let refused = |reason: &str| RenderError::Helm {
+            path: chart_dir.to_owned(),
+            message: format!("dependency {name} at {repository}: {reason}"),
+        };
+        if depth >= MAX_DEPENDENCY_DEPTH {
+            return Err(refused("charts nest too deeply (a cycle?)"));
+        }
+        if path.starts_with('/') || name.contains('/') || name.starts_with('.') {
+            return Err(refused("must be a path inside the repository"));
+        }
+        let target = join(chart_dir, path).ok_or_else(|| refused("leaves the repository"))?;
+        let target = tree.resolve(&target).map_err(|err| refused(&err.to_string()))?;
+        let vendored = format!("charts/{name}/Chart.yaml");
+        if chart.entries.contains_key(&vendored) {
+            continue;
+        }
+        inputs.extend(tree.paths_under(&target).map(str::to_owned));
+        let dependency_chart = chart_tree(tree, &target, depth + 1, inputs)?;
+        chart.entries.extend(
+            dependency_chart
+                .entries
+                .into_iter()
+                .map(|(path, entry)| (format!("charts/{name}/{path}"), entry)),
+        );
     }
+    Ok(chart)
 }
 
 fn helm_args(release: &Release<'_>, chart: &Path, options: &HelmOptions) -> Vec<String> {
@@ -198,7 +256,7 @@ pub(crate) async fn render(
     let chart = workspace.path().join("chart");
     let home = workspace.path().join("home");
     std::fs::create_dir_all(&home).map_err(|err| io("create a render directory", &err))?;
-    let refused = chart_tree(tree, &chart_dir)
+    let refused = chart_tree(tree, &chart_dir, 0, &mut inputs)?
         .materialize(&chart)
         .map_err(|err| io("write the chart for helm", &err))?;
     let shown = if chart_dir.is_empty() {

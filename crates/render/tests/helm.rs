@@ -255,3 +255,47 @@ async fn hooks_become_waves_around_the_chart_and_tests_are_left_out() {
     assert_eq!(wave("smoke"), None, "test hooks are not part of a sync");
     assert_eq!(wave("cleanup"), None, "delete hooks are not part of a sync");
 }
+
+#[tokio::test]
+async fn file_dependencies_in_the_repository_are_resolved_and_outside_it_refused() {
+    let repo = chart_repo();
+    repo.write(
+        "charts/web/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n  - name: sidecar\n    version: 0.1.0\n  - name: common\n    version: 2.0.0\n    repository: file://../common\n",
+    )
+    .write("charts/common/Chart.yaml", "apiVersion: v2\nname: common\nversion: 2.0.0\n")
+    .write("charts/common/values.yaml", "label: shared\n")
+    .write(
+        "charts/common/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: common\ndata:\n  label: {{ .Values.label }}\n",
+    );
+    let rendered = render_chart(&repo, HelmOptions::default(), &Keys::new())
+        .await
+        .expect("renders");
+    let common = rendered
+        .manifests
+        .iter()
+        .find(|m| m.manifest["metadata"]["name"] == "common")
+        .expect("the file:// dependency rendered");
+    assert_eq!(common.manifest["data"]["label"], "shared");
+    assert!(
+        rendered
+            .inputs
+            .as_ref()
+            .expect("inputs")
+            .contains("charts/common/templates/cm.yaml"),
+        "a change to the dependency re-renders the chart"
+    );
+
+    repo.write(
+        "charts/web/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n  - name: sidecar\n    version: 0.1.0\n  - name: stolen\n    version: 1.0.0\n    repository: file://../../../../../etc\n",
+    );
+    let err = render_chart(&repo, HelmOptions::default(), &Keys::new())
+        .await
+        .expect_err("outside the repository");
+    assert_eq!(
+        err.to_string(),
+        "helm template charts/web failed: dependency stolen at file://../../../../../etc: leaves the repository"
+    );
+}
