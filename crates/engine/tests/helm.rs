@@ -126,3 +126,66 @@ async fn a_chart_syncs_changes_and_prunes_like_any_source_and_a_broken_one_chang
         "nothing changed"
     );
 }
+
+/// A pre-install hook Job runs (and must finish) before the chart's other objects are applied:
+/// the test plays kubelet for the Job's Pod, and the real job controller completes the Job.
+#[tokio::test]
+async fn a_pre_install_hook_job_completes_before_the_chart_is_applied() {
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{ListParams, Patch, PatchParams};
+    assert_helm_on_path();
+    let env = TestEnv::new("helm-hooks").await;
+    let repo = TestRepo::new();
+    chart(&repo, None);
+    repo.write(
+        "charts/settings/templates/migrate.yaml",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\nspec:\n  backoffLimit: 0\n  template:\n    metadata: {labels: {job: migrate}}\n    spec:\n      restartPolicy: Never\n      containers:\n        - {name: migrate, image: example.invalid/migrate:1}\n",
+    );
+    repo.commit("a chart with a migration hook");
+    let mut app = common::application("shop", &repo, "charts/settings", &env.namespace);
+    app.source.renderer = Renderer::Helm(HelmOptions::default());
+    let (_data, engine) = common::engine(&env, vec![app]);
+    let sync = tokio::spawn(async move { engine.sync("shop", SyncOptions::default()).await });
+
+    let jobs = env.api::<Job>();
+    let pods = env.api::<Pod>();
+    let config_maps = env.api::<ConfigMap>();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+    let pod = loop {
+        let listed = pods
+            .list(&ListParams::default().labels("job=migrate"))
+            .await
+            .expect("list pods");
+        if let Some(pod) = listed.items.into_iter().next() {
+            break pod;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hook Job's Pod never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(jobs.get_opt("migrate").await.expect("get").is_some());
+    assert!(
+        config_maps.get_opt("shop-settings").await.expect("get").is_none(),
+        "the chart waits for its pre-install hook"
+    );
+    // The kubelet's part: the Pod ran and succeeded; the job controller completes the Job.
+    let name = pod.metadata.name.as_deref().expect("pods have names");
+    let succeeded = serde_json::json!({ "status": {
+        "phase": "Succeeded",
+        "containerStatuses": [{ "name": "migrate", "ready": false, "restartCount": 0, "image": "x", "imageID": "x",
+                                "state": { "terminated": { "exitCode": 0, "reason": "Completed",
+                                           "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:01Z" } } }]
+    } });
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(succeeded))
+        .await
+        .expect("patch pod status");
+    let report = sync.await.expect("the sync task").expect("sync");
+    assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
+    assert!(
+        config_maps.get_opt("shop-settings").await.expect("get").is_some(),
+        "applied after the hook"
+    );
+}
