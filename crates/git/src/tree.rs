@@ -40,8 +40,10 @@ pub struct FileTree {
 }
 
 /// Joins `target` onto `base_dir` and normalises it; `None` if it climbs above the root or is
-/// absolute.
-fn normalise(base_dir: &str, target: &str) -> Option<String> {
+/// absolute. What a path written in the repository (a symlink, a kustomization, a values file)
+/// names inside it.
+#[must_use]
+pub fn join_inside(base_dir: &str, target: &str) -> Option<String> {
     if target.starts_with('/') {
         return None;
     }
@@ -84,7 +86,7 @@ impl FileTree {
             match self.entries.get(&current) {
                 Some(Entry::Symlink { target }) => {
                     current =
-                        normalise(parent(&current), target).ok_or_else(|| TreeError::SymlinkEscapes {
+                        join_inside(parent(&current), target).ok_or_else(|| TreeError::SymlinkEscapes {
                             path: path.to_owned(),
                             target: target.clone(),
                         })?;

@@ -56,21 +56,22 @@ pub(crate) fn kustomize_output(
     keys: &Keys,
 ) -> Result<bool, RenderError> {
     let mut decrypted = false;
+    let mut opened = Opened::default();
     for manifest in manifests {
         if let Some(mac) = manifest
             .pointer("/sops/mac")
             .and_then(Value::as_str)
             .map(str::to_owned)
         {
-            let (file, leaves) = source_by_mac(tree, &mac, Marker::Document, keys)?;
-            replace_ciphertexts(manifest, &leaves, &file)?;
+            let (file, leaves) = opened.by_mac(tree, &mac, Marker::Document, keys)?;
+            replace_ciphertexts(manifest, leaves, file)?;
             if let Value::Object(object) = manifest {
                 object.remove("sops");
             }
             decrypted = true;
         }
         if manifest["apiVersion"] == "v1" && manifest["kind"] == "Secret" {
-            decrypted |= generated_secret(manifest, tree, keys)?;
+            decrypted |= generated_secret(manifest, tree, keys, &mut opened)?;
         }
     }
     Ok(decrypted)
@@ -81,6 +82,28 @@ pub(crate) fn kustomize_output(
 enum Marker {
     Document,
     Dotenv,
+}
+
+/// The encrypted files one render decrypted, by MAC: the documents of a multi-document file and
+/// the Secrets generated from one file all carry its MAC, and it is decrypted once.
+#[derive(Default)]
+struct Opened(std::collections::HashMap<String, (String, Leaves)>);
+
+impl Opened {
+    fn by_mac(
+        &mut self,
+        tree: &FileTree,
+        mac: &str,
+        marker: Marker,
+        keys: &Keys,
+    ) -> Result<(&String, &Leaves), RenderError> {
+        if !self.0.contains_key(mac) {
+            let source = source_by_mac(tree, mac, marker, keys)?;
+            self.0.insert(mac.to_owned(), source);
+        }
+        let (file, leaves) = &self.0[mac];
+        Ok((file, leaves))
+    }
 }
 
 /// The encrypted file of the repository whose MAC is `mac`, decrypted.
@@ -155,14 +178,19 @@ fn decode(value: &Value) -> Option<Vec<u8>> {
 }
 
 /// A Secret kustomize generated from encrypted files: decrypts its data in place.
-fn generated_secret(secret: &mut Value, tree: &FileTree, keys: &Keys) -> Result<bool, RenderError> {
+fn generated_secret(
+    secret: &mut Value,
+    tree: &FileTree,
+    keys: &Keys,
+    opened: &mut Opened,
+) -> Result<bool, RenderError> {
     let Some(Value::Object(data)) = secret.get_mut("data") else {
         return Ok(false);
     };
     let mut decrypted = false;
     if let Some(mac) = data.get("sops_mac").and_then(decode) {
         let mac = String::from_utf8_lossy(&mac).into_owned();
-        let (file, leaves) = source_by_mac(tree, &format!("sops_mac={mac}"), Marker::Dotenv, keys)?;
+        let (file, leaves) = opened.by_mac(tree, &format!("sops_mac={mac}"), Marker::Dotenv, keys)?;
         data.retain(|key, _| !key.starts_with("sops_"));
         for value in data.values_mut() {
             let Some(bytes) = decode(value) else { continue };

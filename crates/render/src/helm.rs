@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use driftless_core::application::HelmOptions;
-use driftless_git::{Entry, FileTree};
+use driftless_git::{Entry, FileTree, join_inside};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 
@@ -31,21 +31,6 @@ fn values_error(file: &str, message: impl Into<String>) -> RenderError {
         file: file.to_owned(),
         message: message.into(),
     }
-}
-
-/// Joins `path` onto `dir` inside the repository; `None` when it climbs above the root.
-fn join(dir: &str, path: &str) -> Option<String> {
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    Some(parts.join("/"))
 }
 
 /// Helm's merge of values: maps merge key by key, anything else is replaced.
@@ -79,7 +64,7 @@ fn values_file(
             "values files must be paths inside the repository",
         ));
     }
-    let path = join(chart_dir, file).ok_or_else(|| values_error(file, "leaves the repository"))?;
+    let path = join_inside(chart_dir, file).ok_or_else(|| values_error(file, "leaves the repository"))?;
     let resolved = tree
         .resolve(&path)
         .map_err(|err| values_error(file, err.to_string()))?;
@@ -151,7 +136,7 @@ fn chart_tree(
     let mut chart = FileTree {
         entries: subtree(tree, chart_dir).into_iter().collect(),
     };
-    let chart_file = join(chart_dir, "Chart.yaml").unwrap_or_default();
+    let chart_file = join_inside(chart_dir, "Chart.yaml").unwrap_or_default();
     let metadata = match tree.read(&chart_file) {
         Ok(contents) => {
             let text =
@@ -178,7 +163,7 @@ fn chart_tree(
         if path.starts_with('/') || name.contains('/') || name.starts_with('.') {
             return Err(refused("must be a path inside the repository"));
         }
-        let target = join(chart_dir, path).ok_or_else(|| refused("leaves the repository"))?;
+        let target = join_inside(chart_dir, path).ok_or_else(|| refused("leaves the repository"))?;
         let target = tree.resolve(&target).map_err(|err| refused(&err.to_string()))?;
         let vendored = format!("charts/{name}/Chart.yaml");
         if chart.entries.contains_key(&vendored) {

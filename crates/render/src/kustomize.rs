@@ -10,7 +10,7 @@ use driftless_git::FileTree;
 use crate::manifests::parse_documents;
 use crate::{Keys, RenderError, RenderLimits, Rendered};
 
-const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+pub(crate) const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Whether `path` holds a kustomization file.
 pub(crate) fn has_kustomization(tree: &FileTree, path: &str) -> bool {

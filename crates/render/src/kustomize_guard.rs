@@ -10,12 +10,11 @@
 
 use std::collections::BTreeSet;
 
-use driftless_git::{Entry, FileTree, TreeError};
+use driftless_git::{Entry, FileTree, TreeError, join_inside};
 use serde_json::Value;
 
 use crate::RenderError;
-
-const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+use crate::kustomize::KUSTOMIZATION_FILES;
 
 /// Fields whose values are lists of paths (files or kustomization directories).
 const PATH_LISTS: &[&str] = &[
@@ -53,21 +52,6 @@ fn is_remote(path: &str) -> bool {
         || ["github.com/", "gitlab.com/", "bitbucket.org/"]
             .iter()
             .any(|host| path.starts_with(host))
-}
-
-/// Joins `path` onto `dir` inside the repository; `None` when it climbs above the root.
-fn join(dir: &str, path: &str) -> Option<String> {
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    Some(parts.join("/"))
 }
 
 fn kustomization_in<'a>(tree: &'a FileTree, dir: &str) -> Option<(String, &'a [u8])> {
@@ -196,7 +180,7 @@ fn check_dir(
                 "is an absolute path: only paths inside the repository are allowed",
             ));
         }
-        let Some(target) = join(dir, path) else {
+        let Some(target) = join_inside(dir, path) else {
             return Err(refused(&file, field, path, "leaves the repository"));
         };
         match tree.resolve(&target) {
