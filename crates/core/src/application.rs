@@ -282,9 +282,64 @@ pub struct RepositoryCredentials {
     pub known_hosts: Option<SecretSource>,
 }
 
+impl RepositoryCredentials {
+    /// Whether `url` is under this entry's URL: the prefix must end where a path segment (or,
+    /// for scp-like `git@host:path`, the host) ends, so `https://charts.example` does not cover
+    /// `https://charts.example.evil`.
+    #[must_use]
+    pub fn covers(&self, url: &str) -> bool {
+        let Some(rest) = url.strip_prefix(&self.url_prefix) else {
+            return false;
+        };
+        rest.is_empty()
+            || self.url_prefix.ends_with(['/', ':'])
+            || rest.starts_with(['/', '?', '#'])
+            || (rest.starts_with(':') && !url.contains("://"))
+    }
+}
+
+/// The most specific credentials for `url` (longest covering prefix).
+#[must_use]
+pub fn credentials_for<'a>(all: &'a [RepositoryCredentials], url: &str) -> Option<&'a RepositoryCredentials> {
+    all.iter()
+        .filter(|credentials| credentials.covers(url))
+        .max_by_key(|credentials| credentials.url_prefix.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_cover_only_urls_under_their_prefix() {
+        let entry = |prefix: &str| RepositoryCredentials {
+            url_prefix: prefix.into(),
+            username: None,
+            password: None,
+            ssh_private_key: None,
+            known_hosts: None,
+        };
+        let all = [
+            entry("https://charts.example"),
+            entry("https://charts.example/private/"),
+            entry("git@github.com"),
+        ];
+        let covered = |url: &str| credentials_for(&all, url).map(|c| c.url_prefix.as_str());
+        assert_eq!(covered("https://charts.example"), Some("https://charts.example"));
+        assert_eq!(
+            covered("https://charts.example/stable/index.yaml"),
+            Some("https://charts.example")
+        );
+        assert_eq!(
+            covered("https://charts.example/private/x.tgz"),
+            Some("https://charts.example/private/")
+        );
+        assert_eq!(covered("https://charts.example.evil/index.yaml"), None);
+        assert_eq!(covered("https://charts.example:8443/index.yaml"), None);
+        assert_eq!(covered("https://charts.examplex"), None);
+        assert_eq!(covered("git@github.com:org/repo.git"), Some("git@github.com"));
+        assert_eq!(covered("git@github.com.evil:org/repo.git"), None);
+    }
 
     #[test]
     fn retry_backoff_grows_and_is_capped() {

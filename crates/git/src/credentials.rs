@@ -36,14 +36,8 @@ pub(crate) struct Prepared {
     temp_files: Vec<NamedTempFile>,
 }
 
-/// The most specific credentials for `url` (longest matching prefix).
-pub(crate) fn find<'a>(all: &'a [RepositoryCredentials], url: &str) -> Option<&'a RepositoryCredentials> {
-    all.iter()
-        .filter(|c| url.starts_with(&c.url_prefix))
-        .max_by_key(|c| c.url_prefix.len())
-}
-
-fn read(source: &SecretSource, what: &'static str) -> Result<String, CredentialsError> {
+/// Reads a configured secret (a password, a key); errors name the source, never the value.
+pub fn read_secret(source: &SecretSource, what: &'static str) -> Result<String, CredentialsError> {
     match source {
         SecretSource::File(path) => std::fs::read_to_string(path).map_err(|source| CredentialsError::File {
             what,
@@ -86,7 +80,7 @@ pub(crate) fn prepare(credentials: Option<&RepositoryCredentials>) -> Result<Pre
     let mut ssh = String::from("ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes");
     if let Some(credentials) = credentials {
         if let Some(password) = &credentials.password {
-            let password = read(password, "repository password")?;
+            let password = read_secret(password, "repository password")?;
             let username = credentials.username.clone().unwrap_or_else(|| "git".to_owned());
             prepared.config.push(CREDENTIAL_HELPER.to_owned());
             prepared.env.push(("DRIFTLESS_GIT_USERNAME".to_owned(), username));
@@ -96,12 +90,12 @@ pub(crate) fn prepare(credentials: Option<&RepositoryCredentials>) -> Result<Pre
             ));
         }
         if let Some(key) = &credentials.ssh_private_key {
-            let file = private_file(&read(key, "ssh private key")?, "ssh private key")?;
+            let file = private_file(&read_secret(key, "ssh private key")?, "ssh private key")?;
             let _ = write!(ssh, " -o IdentitiesOnly=yes -i {}", shell_quote(file.path()));
             prepared.temp_files.push(file);
         }
         if let Some(known_hosts) = &credentials.known_hosts {
-            let file = private_file(&read(known_hosts, "known_hosts")?, "known_hosts")?;
+            let file = private_file(&read_secret(known_hosts, "known_hosts")?, "known_hosts")?;
             let _ = write!(ssh, " -o UserKnownHostsFile={}", shell_quote(file.path()));
             prepared.temp_files.push(file);
         }
@@ -122,24 +116,6 @@ mod tests {
             ssh_private_key: None,
             known_hosts: None,
         }
-    }
-
-    #[test]
-    fn the_longest_matching_prefix_wins() {
-        let all = [
-            creds("https://git.example.com/"),
-            creds("https://git.example.com/team/"),
-            creds("https://other/"),
-        ];
-        assert_eq!(
-            find(&all, "https://git.example.com/team/app.git").map(|c| c.url_prefix.as_str()),
-            Some("https://git.example.com/team/")
-        );
-        assert_eq!(
-            find(&all, "https://git.example.com/x.git").map(|c| c.url_prefix.as_str()),
-            Some("https://git.example.com/")
-        );
-        assert!(find(&all, "https://elsewhere/x.git").is_none());
     }
 
     #[test]

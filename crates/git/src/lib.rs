@@ -22,7 +22,7 @@ mod scrub;
 mod signatures;
 mod tree;
 
-pub use credentials::CredentialsError;
+pub use credentials::{CredentialsError, read_secret};
 pub use mirrors::{CommitId, GitError, Mirrors, ReadLimits, VerifyError};
 pub use scrub::scrub_url;
 pub use signatures::{

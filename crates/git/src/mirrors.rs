@@ -247,11 +247,13 @@ impl Mirrors {
     }
 
     async fn fetch_locked(&self, url: &str, dir: &Path) -> Result<(), GitError> {
-        let prepared = credentials::prepare(credentials::find(&self.credentials, url)).map_err(|source| {
-            GitError::Credentials {
-                repo: scrub_url(url),
-                source,
-            }
+        let prepared = credentials::prepare(driftless_core::application::credentials_for(
+            &self.credentials,
+            url,
+        ))
+        .map_err(|source| GitError::Credentials {
+            repo: scrub_url(url),
+            source,
         })?;
         let started = Instant::now();
         if dir.join("HEAD").exists() {
