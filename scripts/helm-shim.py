@@ -13,6 +13,12 @@ It implements exactly what driftless calls, with Helm's flag names and semantics
         [--set K=V]... [--set-string K=V]... [--kube-version VER] [--api-versions|-a G/V[/Kind]]...
         [--include-crds] [--skip-crds] [--no-hooks]
 
+and, for tests that build chart repositories (driftless itself never runs these):
+
+    helm package CHART_DIR [--destination|-d DIR] [--version VER]
+    helm repo index DIR [--url URL]
+    helm push CHART_TGZ oci://HOST/PATH [--plain-http]   (loopback registries only)
+
 Anything else exits 2 with a message on stderr. Helm errors exit 1 with `Error: ...` on stderr,
 as helm does.
 
@@ -44,6 +50,9 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
     os.environ[_var] = "http://127.0.0.1:9"
 for _var in ("NO_PROXY", "no_proxy", "KUBECONFIG"):
     os.environ.pop(_var, None)
+# `helm push` (tests only) reaches a registry on loopback and nothing else.
+if sys.argv[1:2] == ["push"]:
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
 
 USAGE = """usage:
   helm version --short
@@ -396,6 +405,55 @@ def cmd_template(args: list[str]) -> None:
     sys.stdout.write(out)
 
 
+PACKAGE_FLAGS = {"destination": ("string", "d"), "version": ("string", None)}
+REPO_INDEX_FLAGS = {"url": ("string", None)}
+PUSH_FLAGS = {"plain-http": ("bool", None)}
+
+
+def parsed(args: list[str], spec: dict, count: int, usage: str) -> tuple[list[str], dict]:
+    try:
+        positional, flags = parse_flags(args, spec)
+    except UsageError as err:
+        usage_error(str(err))
+    if len(positional) != count:
+        usage_error(f"usage: {usage}")
+    return positional, flags
+
+
+def cmd_package(args: list[str]) -> None:
+    (chart_dir,), flags = parsed(args, PACKAGE_FLAGS, 1, "helm package CHART_DIR [-d DIR] [--version V]")
+    helm = load_helm()
+    try:
+        path = helm.package(chart_dir, destination=flags.get("destination", "."), version=flags.get("version"))
+    except helm.HelmError as err:
+        helm_error(str(err))
+    print(f"Successfully packaged chart and saved it to: {path}")
+
+
+def cmd_repo(args: list[str]) -> None:
+    if args[:1] != ["index"]:
+        usage_error("unsupported: only `helm repo index DIR [--url URL]`")
+    (directory,), flags = parsed(args[1:], REPO_INDEX_FLAGS, 1, "helm repo index DIR [--url URL]")
+    helm = load_helm()
+    try:
+        helm.repo_index_generate(directory, base_url=flags.get("url"))
+    except helm.HelmError as err:
+        helm_error(str(err))
+
+
+def cmd_push(args: list[str]) -> None:
+    (archive, remote), flags = parsed(args, PUSH_FLAGS, 2, "helm push CHART_TGZ oci://HOST/PATH [--plain-http]")
+    host = remote.removeprefix("oci://").split("/")[0].rsplit(":", 1)[0]
+    if host not in ("127.0.0.1", "localhost", "[::1]"):
+        helm_error(f"{remote}: this helm shim pushes to loopback registries only")
+    helm = load_helm()
+    try:
+        helm.push(archive, remote, plain_http=bool(flags.get("plain-http")))
+    except helm.HelmError as err:
+        helm_error(str(err))
+    print(f"Pushed: {remote}")
+
+
 def main(argv: list[str]) -> None:
     if not argv:
         usage_error("no command given")
@@ -404,8 +462,16 @@ def main(argv: list[str]) -> None:
         cmd_version(rest)
     elif command == "template":
         cmd_template(rest)
+    elif command == "package":
+        cmd_package(rest)
+    elif command == "repo":
+        cmd_repo(rest)
+    elif command == "push":
+        cmd_push(rest)
     else:
-        usage_error(f"unsupported command {command!r} (this helm shim implements version, template)")
+        usage_error(
+            f"unsupported command {command!r} (this helm shim implements version, template, package, repo index, push)"
+        )
 
 
 if __name__ == "__main__":

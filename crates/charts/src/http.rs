@@ -195,7 +195,8 @@ impl Index {
 
 /// A few of the versions a repository has, for an error message.
 pub(crate) fn available<'a>(versions: impl Iterator<Item = &'a str>) -> String {
-    let versions: Vec<&str> = versions.collect();
+    let mut versions: Vec<&str> = versions.collect();
+    versions.sort_by_key(|version| crate::version::parse_version(version));
     if versions.is_empty() {
         return "no versions".to_owned();
     }

@@ -23,29 +23,8 @@ use driftless_core::application::RepositoryCredentials;
 use driftless_git::{CredentialsError, FileTree};
 use sha2::{Digest as _, Sha256};
 
-/// A chart in a chart repository, as an application names it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ChartRef {
-    /// `https://…` (or `http://…`) for a repository with an `index.yaml`, `oci://host/path` for
-    /// a registry.
-    pub repository: String,
-    pub name: String,
-    /// An exact version or a range (`1.2.x`, `^1.2`, `>=1.0 <2.0`); empty: the newest release.
-    pub version: String,
-    /// Talk to an OCI registry over HTTP instead of HTTPS (a local registry).
-    pub plain_http: bool,
-}
-
-impl std::fmt::Display for ChartRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let repository = driftless_git::scrub_url(&self.repository);
-        if self.version.is_empty() {
-            write!(f, "{} from {repository}", self.name)
-        } else {
-            write!(f, "{} {} from {repository}", self.name, self.version)
-        }
-    }
-}
+/// A chart in a chart repository, as an application (or a chart's `Chart.yaml`) names it.
+pub use driftless_core::application::RepositoryChart as ChartRef;
 
 /// Bounds on what one chart repository may make driftless download and unpack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +35,10 @@ pub struct ChartLimits {
     pub max_files: usize,
     /// For each request.
     pub timeout: Duration,
+    /// How long a repository's index (or a registry's tag list) is reused before it is asked
+    /// again: with the default, one request a minute per repository, however many applications
+    /// use it.
+    pub index_lifetime: Duration,
 }
 
 impl Default for ChartLimits {
@@ -66,6 +49,7 @@ impl Default for ChartLimits {
             max_unpacked_bytes: 128 * 1024 * 1024,
             max_files: 10_000,
             timeout: Duration::from_mins(1),
+            index_lifetime: Duration::from_mins(1),
         }
     }
 }
@@ -118,11 +102,21 @@ pub enum ChartError {
     Oci { reference: String, message: String },
 }
 
-/// How long a repository's index (or a registry's tag list) is reused before it is asked
-/// again: one request a minute per repository, however many applications use it.
-const INDEX_LIFETIME: Duration = Duration::from_mins(1);
 /// Unpacked charts kept in memory (each one shared by every application that uses it).
 const UNPACKED_LIMIT: usize = 64;
+/// References whose last pull is remembered.
+const PULLED_LIMIT: usize = 4096;
+
+/// Whether a version names one release: `1.2` is a range for Helm; only a full version is exact.
+fn is_exact(version: &str) -> bool {
+    let core = version.trim().trim_start_matches('v');
+    version::parse_version(core).is_some()
+        && core
+            .split(['-', '+'])
+            .next()
+            .is_some_and(|c| c.split('.').count() == 3)
+        && !core.contains(['*', 'x', 'X'])
+}
 
 /// Which version a reference resolves to, and where its archive is.
 #[derive(Debug, Clone)]
@@ -146,9 +140,10 @@ pub struct Charts {
     http: reqwest::Client,
     oci: oci::Registries,
     indexes: Mutex<HashMap<String, (Instant, Arc<http::Index>)>>,
-    /// Exact versions already resolved: a released chart version does not change (Helm and Argo
-    /// CD treat versions as immutable), so it is looked up once per process.
-    exact: Mutex<HashMap<ChartRef, Resolved>>,
+    /// The last pull of each reference. A released chart version does not change (Helm and Argo
+    /// CD treat versions as immutable), so an exact version is looked up once per process; a
+    /// range is looked up again once the index it was resolved from is renewed.
+    pulled: Mutex<HashMap<ChartRef, (Instant, PulledChart)>>,
     unpacked: Mutex<HashMap<String, Arc<FileTree>>>,
 }
 
@@ -175,15 +170,32 @@ impl Charts {
             credentials,
             limits,
             indexes: Mutex::default(),
-            exact: Mutex::default(),
+            pulled: Mutex::default(),
             unpacked: Mutex::default(),
         }
     }
 
     /// Resolves the reference's version, pulls the archive (or takes it from the cache) and
-    /// unpacks it.
+    /// unpacks it. Cheap when nothing changed: an application's reconcile calls it to learn
+    /// whether its chart did.
     #[tracing::instrument(level = "debug", skip_all, fields(chart = %chart))]
     pub async fn pull(&self, chart: &ChartRef) -> Result<PulledChart, ChartError> {
+        let exact = is_exact(&chart.version);
+        if let Some((pulled_at, pulled)) = lock(&self.pulled).get(chart)
+            && (exact || pulled_at.elapsed() < self.limits.index_lifetime)
+        {
+            return Ok(pulled.clone());
+        }
+        let pulled = self.pull_now(chart).await?;
+        let mut known = lock(&self.pulled);
+        if known.len() >= PULLED_LIMIT {
+            known.clear();
+        }
+        known.insert(chart.clone(), (Instant::now(), pulled.clone()));
+        Ok(pulled)
+    }
+
+    async fn pull_now(&self, chart: &ChartRef) -> Result<PulledChart, ChartError> {
         let resolved = self.resolve(chart).await?;
         let (archive, digest) = match &resolved.location {
             Location::Http { url, digest } => {
@@ -250,36 +262,20 @@ impl Charts {
     }
 
     async fn resolve(&self, chart: &ChartRef) -> Result<Resolved, ChartError> {
-        let exact = version::parse_version(&chart.version).filter(|_| {
-            // `1.2` is a range for Helm; only a full version is exact.
-            let core = chart.version.trim().trim_start_matches('v');
-            core.split(['-', '+'])
-                .next()
-                .is_some_and(|c| c.split('.').count() == 3)
-        });
-        if exact.is_some()
-            && let Some(resolved) = lock(&self.exact).get(chart)
-        {
-            return Ok(resolved.clone());
-        }
         let constraint =
             version::Constraint::parse(&chart.version).map_err(|message| ChartError::Reference {
                 chart: chart.to_string(),
                 message: format!("version: {message}"),
             })?;
-        let resolved = if chart.repository.starts_with("oci://") {
+        if chart.repository.starts_with("oci://") {
             let auth = self.oci_auth(chart)?;
             self.oci
-                .resolve(chart, &constraint, exact.is_some(), &auth)
-                .await?
+                .resolve(chart, &constraint, is_exact(&chart.version), &auth)
+                .await
         } else {
             let index = self.index(chart).await?;
-            index.resolve(chart, &constraint, |url| self.may_fetch(&chart.repository, url))?
-        };
-        if exact.is_some() {
-            lock(&self.exact).insert(chart.clone(), resolved.clone());
+            index.resolve(chart, &constraint, |url| self.may_fetch(&chart.repository, url))
         }
-        Ok(resolved)
     }
 
     /// Whether an archive URL an index names may be fetched: on the repository's own origin, or
@@ -303,7 +299,7 @@ impl Charts {
     async fn index(&self, chart: &ChartRef) -> Result<Arc<http::Index>, ChartError> {
         let key = chart.repository.trim_end_matches('/').to_owned();
         if let Some((fetched, index)) = lock(&self.indexes).get(&key)
-            && fetched.elapsed() < INDEX_LIFETIME
+            && fetched.elapsed() < self.limits.index_lifetime
         {
             return Ok(Arc::clone(index));
         }

@@ -14,7 +14,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use crate::version::Constraint;
-use crate::{ChartError, ChartLimits, ChartRef, INDEX_LIFETIME, Location, Resolved, lock};
+use crate::{ChartError, ChartLimits, ChartRef, Location, Resolved, lock};
 
 /// `helm push`'s media types (helm.sh/helm/v4/pkg/registry/constants.go).
 const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
@@ -27,6 +27,7 @@ pub(crate) struct Registries {
     https: Client,
     http: Client,
     tags: Mutex<std::collections::HashMap<String, (Instant, Vec<String>)>>,
+    tags_lifetime: std::time::Duration,
 }
 
 pub(crate) fn auth(credentials: Option<&RepositoryCredentials>) -> Result<RegistryAuth, ChartError> {
@@ -115,6 +116,7 @@ impl Registries {
             https: Client::new(config(ClientProtocol::Https)),
             http: Client::new(config(ClientProtocol::Http)),
             tags: Mutex::default(),
+            tags_lifetime: limits.index_lifetime,
         }
     }
 
@@ -164,7 +166,7 @@ impl Registries {
         auth: &RegistryAuth,
     ) -> Result<Vec<String>, ChartError> {
         if let Some((fetched, tags)) = lock(&self.tags).get(repository)
-            && fetched.elapsed() < INDEX_LIFETIME
+            && fetched.elapsed() < self.tags_lifetime
         {
             return Ok(tags.clone());
         }

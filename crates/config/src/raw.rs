@@ -242,6 +242,9 @@ pub struct RawSource {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawHelm {
+    /// A chart from a chart repository instead of the one at the source's path.
+    #[serde(default)]
+    pub chart: Option<RawHelmChart>,
     #[serde(default)]
     pub release_name: Option<Text>,
     #[serde(default)]
@@ -262,6 +265,18 @@ pub struct RawHelm {
     /// Accepted for Argo CD compatibility; CRDs are included unless `skipCrds`.
     #[serde(default, rename = "includeCRDs")]
     pub include_crds: Option<bool>,
+}
+
+/// `repository` is `https://…` (an `index.yaml`) or `oci://host/path`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawHelmChart {
+    pub repository: Text,
+    pub name: Text,
+    #[serde(default)]
+    pub version: Option<Text>,
+    #[serde(default)]
+    pub plain_http: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use driftless_core::application::{
     Application, Automated, Cluster, ClusterConnection, DEFAULT_INTERVAL, Decryption, Destination,
-    DirectoryOptions, HelmOptions, HelmParameter, IgnoreDifference, KeySource, Renderer,
+    DirectoryOptions, HelmOptions, HelmParameter, IgnoreDifference, KeySource, Renderer, RepositoryChart,
     RepositoryCredentials, RepositoryVerification, Retry, SecretSource, SensitiveData, SensitiveField,
     Source, SourceLimits, SyncPolicy, Verification, VerifyMode,
 };
@@ -12,9 +12,9 @@ use driftless_core::project::{GroupKind, Project, ProjectDestination, check_patt
 use serde_saphyr::Spanned;
 
 use crate::raw::{
-    RawApplication, RawCluster, RawConfig, RawDecryption, RawGroupKind, RawHelm, RawIgnoreDifference,
-    RawKeySource, RawLimits, RawProject, RawRedaction, RawRepository, RawSecretRef, RawSource, RawSyncPolicy,
-    RawVerify, Text,
+    RawApplication, RawCluster, RawConfig, RawDecryption, RawGroupKind, RawHelm, RawHelmChart,
+    RawIgnoreDifference, RawKeySource, RawLimits, RawProject, RawRedaction, RawRepository, RawSecretRef,
+    RawSource, RawSyncPolicy, RawVerify, Text,
 };
 use crate::{Config, ConfigError, Problem};
 
@@ -1061,6 +1061,10 @@ fn helm_options(checker: &mut Checker<'_>, raw: &RawHelm, field: &str) -> HelmOp
         );
     }
     HelmOptions {
+        chart: raw
+            .chart
+            .as_ref()
+            .map(|chart| repository_chart(checker, chart, &join(field, "chart"))),
         release_name: raw.release_name.as_ref().map(|t| t.value.clone()),
         namespace: raw.namespace.as_ref().map(|t| t.value.clone()),
         value_files: raw.value_files.iter().map(|t| t.value.clone()).collect(),
@@ -1077,6 +1081,59 @@ fn helm_options(checker: &mut Checker<'_>, raw: &RawHelm, field: &str) -> HelmOp
         kube_version: raw.kube_version.as_ref().map(|t| t.value.clone()),
         api_versions: raw.api_versions.iter().map(|t| t.value.clone()).collect(),
         skip_crds: raw.skip_crds,
+    }
+}
+
+/// `source.helm.chart`: a chart repository URL (no credentials in it: those belong in
+/// `repositories[]`), a bare chart name and a version or range (checked when it resolves).
+fn repository_chart(checker: &mut Checker<'_>, raw: &RawHelmChart, field: &str) -> RepositoryChart {
+    let repository = raw.repository.value.trim_end_matches('/');
+    let scheme_ok = ["https://", "http://", "oci://"].iter().any(|scheme| {
+        repository
+            .strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty())
+    });
+    if !scheme_ok {
+        checker.report_at(
+            &raw.repository,
+            join(field, "repository"),
+            format!("{repository:?} must be an https://, http:// or oci:// URL"),
+        );
+    } else if repository
+        .split("://")
+        .nth(1)
+        .is_some_and(|rest| rest.split('/').next().unwrap_or_default().contains('@'))
+    {
+        checker.report_at(
+            &raw.repository,
+            join(field, "repository"),
+            "credentials in the URL are not allowed; configure them under repositories[]",
+        );
+    }
+    let name = raw.name.value.as_str();
+    if name.is_empty() || name.contains(['/', '\\', ':', '@']) || name.starts_with('.') {
+        checker.report_at(
+            &raw.name,
+            join(field, "name"),
+            format!("{name:?} is not a chart name"),
+        );
+    }
+    if raw.plain_http && !repository.starts_with("oci://") {
+        checker.report(
+            None,
+            join(field, "plainHttp"),
+            "applies to oci:// repositories only",
+        );
+    }
+    RepositoryChart {
+        repository: repository.to_owned(),
+        name: name.to_owned(),
+        version: raw
+            .version
+            .as_ref()
+            .map(|t| t.value.trim().to_owned())
+            .unwrap_or_default(),
+        plain_http: raw.plain_http,
     }
 }
 

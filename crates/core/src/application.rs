@@ -100,6 +100,10 @@ pub enum Renderer {
 /// How a chart is rendered (Argo CD's `source.helm`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HelmOptions {
+    /// A chart from a chart repository; `None`: the chart at the source's path. With one, values
+    /// files are relative to the source's path.
+    #[serde(default)]
+    pub chart: Option<RepositoryChart>,
     /// Default: the application's name.
     pub release_name: Option<String>,
     /// `.Release.Namespace`; default: the destination namespace.
@@ -116,6 +120,29 @@ pub struct HelmOptions {
     pub api_versions: Vec<String>,
     /// Leave out the chart's `crds/` (they are included by default, as Argo CD does).
     pub skip_crds: bool,
+}
+
+/// A chart in an HTTP chart repository (`https://…`, with an `index.yaml`) or an OCI registry
+/// (`oci://host/path`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RepositoryChart {
+    pub repository: String,
+    pub name: String,
+    /// An exact version or a Helm range (`1.2.x`, `^1.2`, `>=1 <2`); empty: the newest.
+    pub version: String,
+    /// An OCI registry over HTTP (a local registry).
+    pub plain_http: bool,
+}
+
+impl std::fmt::Display for RepositoryChart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let repository = crate::project::without_userinfo(&self.repository);
+        if self.version.is_empty() {
+            write!(f, "{} from {repository}", self.name)
+        } else {
+            write!(f, "{} {} from {repository}", self.name, self.version)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -111,7 +111,7 @@ impl GroupKind {
 
 /// The URL as its patterns see it: without `user:password@`, which must neither let a URL slip
 /// past a pattern nor be needed to match one.
-fn without_userinfo(url: &str) -> String {
+pub(crate) fn without_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

@@ -27,6 +27,7 @@ type KeptRender = (
     String,
     Option<BTreeSet<String>>,
     Vec<(DesiredObject, kube::core::ApiResource, bool)>,
+    RenderContext,
 );
 
 /// An application's desired state at one commit.
@@ -35,6 +36,28 @@ pub(crate) struct DesiredState {
     pub commit: CommitId,
     pub objects: Arc<Vec<(DesiredObject, Resolved)>>,
     pub renderer: &'static str,
+    pub context: Arc<RenderContext>,
+}
+
+/// What a render depended on besides the commit and the application: for a chart, the
+/// cluster's capabilities and the digests of the charts pulled from chart repositories. A kept
+/// render is reused only while they are the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RenderContext {
+    /// A digest of the `.Capabilities` the chart was rendered with.
+    pub capabilities: Option<String>,
+    pub charts: Vec<(driftless_render::ChartRef, String)>,
+}
+
+fn capabilities_digest(capabilities: &driftless_kube::Capabilities) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(&capabilities.kube_version);
+    for api in &capabilities.api_versions {
+        hasher.update(b"\n");
+        hasher.update(api);
+    }
+    format!("{:x}", hasher.finalize())
 }
 
 /// The last render of each application, kept so that a commit which does not touch what the
@@ -235,6 +258,12 @@ impl Engine {
             .map_err(git_error)?;
         self.check_signatures(app, &commit).await?;
         let known = self.render_cache.get(app).or_else(|| self.kept_render(app));
+        let known = match known {
+            Some((cached, inputs)) if self.context_holds(app, &cached.context).await => {
+                Some((cached, inputs))
+            }
+            _ => None,
+        };
         if let Some((cached, inputs)) = known {
             if cached.commit == commit {
                 return Ok(cached);
@@ -262,7 +291,11 @@ impl Engine {
             .await
             .map_err(git_error)?;
         let cluster = self.cluster(&app.destination.cluster).await?;
-        let rendered = self.render_tree(app, &tree, &cluster).await?;
+        let (rendered, capabilities) = self.render_tree(app, &tree, &cluster).await?;
+        let context = Arc::new(RenderContext {
+            capabilities,
+            charts: rendered.charts.clone(),
+        });
         let inputs = rendered.inputs.map(Arc::new);
         let (children, mut manifests): (Vec<_>, Vec<_>) = rendered
             .manifests
@@ -273,6 +306,7 @@ impl Engine {
         // plaintext from SOPS files is kept nowhere beyond the apply, not even in memory.
         let cacheable = !rendered.decrypted;
         let keepable = children.is_empty() && cacheable;
+        drop(rendered.charts);
         self.register_children(app, children)?;
         add_created_namespace(app, &mut manifests);
         let mut objects = resolve_desired(
@@ -292,6 +326,7 @@ impl Engine {
             commit,
             objects: Arc::new(objects),
             renderer: rendered.renderer,
+            context,
         };
         self.keep_render(app, &desired, inputs.as_deref(), keepable);
         if cacheable {
@@ -303,44 +338,78 @@ impl Engine {
     }
 
     /// Renders `tree` for `app` with its decryption keys and, for charts, the cluster's
-    /// capabilities.
+    /// capabilities (returned as a digest) and the chart repositories its project allows.
     async fn render_tree(
         &self,
         app: &Application,
         tree: &driftless_git::FileTree,
         cluster: &crate::engine::ClusterHandle,
-    ) -> Result<driftless_render::Rendered, EngineError> {
+    ) -> Result<(driftless_render::Rendered, Option<String>), EngineError> {
         let keys = crate::decryption::load_keys(app, cluster).await?;
-        // A chart's .Capabilities describe the cluster it is rendered for.
-        let capabilities = if matches!(
-            app.source.renderer,
-            driftless_core::application::Renderer::Helm(_)
-        ) {
-            Some(
-                cluster
-                    .discovery
-                    .capabilities()
-                    .await
-                    .map_err(|source| EngineError::Discovery {
-                        application: app.name.clone(),
-                        source: Box::new(source),
-                    })?,
-            )
-        } else {
-            None
-        };
+        let capabilities = self.capabilities_of(app, cluster).await?;
+        let allowed = |url: &str| self.check_chart_repository(app, url);
         let target = driftless_render::RenderTarget {
             application: &app.name,
             namespace: app.destination.namespace.as_deref(),
             kube_version: capabilities.as_ref().map(|c| c.kube_version.as_str()),
             api_versions: capabilities.as_ref().map_or(&[], |c| c.api_versions.as_slice()),
+            charts: Some(driftless_render::ChartAccess {
+                charts: &self.charts,
+                allowed: &allowed,
+            }),
         };
-        driftless_render::render(tree, &app.source, target, &self.render_limits, &keys)
+        let rendered = driftless_render::render(tree, &app.source, target, &self.render_limits, &keys)
             .await
             .map_err(|source| EngineError::Render {
                 application: app.name.clone(),
                 source: Box::new(source),
+            })?;
+        Ok((rendered, capabilities.as_ref().map(capabilities_digest)))
+    }
+
+    /// A chart's .Capabilities describe the cluster it is rendered for; other renderers need none.
+    async fn capabilities_of(
+        &self,
+        app: &Application,
+        cluster: &crate::engine::ClusterHandle,
+    ) -> Result<Option<driftless_kube::Capabilities>, EngineError> {
+        if !matches!(
+            app.source.renderer,
+            driftless_core::application::Renderer::Helm(_)
+        ) {
+            return Ok(None);
+        }
+        cluster
+            .discovery
+            .capabilities()
+            .await
+            .map(Some)
+            .map_err(|source| EngineError::Discovery {
+                application: app.name.clone(),
+                source: Box::new(source),
             })
+    }
+
+    /// Whether what a cached render depended on besides the commit is unchanged: the cluster's
+    /// capabilities, and each chart pulled from a chart repository still resolving to the same
+    /// archive (cheap: indexes are kept a minute, exact versions for the process).
+    async fn context_holds(&self, app: &Application, context: &RenderContext) -> bool {
+        if let Some(rendered_with) = &context.capabilities {
+            let Ok(cluster) = self.cluster(&app.destination.cluster).await else {
+                return false;
+            };
+            match self.capabilities_of(app, &cluster).await {
+                Ok(Some(now)) if capabilities_digest(&now) == *rendered_with => {}
+                _ => return false,
+            }
+        }
+        for (chart, digest) in &context.charts {
+            match self.charts.pull(chart).await {
+                Ok(pulled) if pulled.digest == *digest => {}
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// The instant a fetch must have started at or after to be at most `max_age` old; any fetch
@@ -389,7 +458,8 @@ impl Engine {
                 .iter()
                 .map(|(object, resolved)| (object, &resolved.resource, resolved.namespaced))
                 .collect();
-            let body = serde_json::to_vec(&(desired.renderer, inputs, objects)).unwrap_or_default();
+            let body = serde_json::to_vec(&(desired.renderer, inputs, objects, &*desired.context))
+                .unwrap_or_default();
             let record = driftless_store::RenderRecord {
                 key: self.render_key(app),
                 revision: desired.commit.to_string(),
@@ -422,7 +492,7 @@ impl Engine {
         {
             return None;
         }
-        let (renderer, inputs, objects): KeptRender = serde_json::from_slice(&record.body).ok()?;
+        let (renderer, inputs, objects, context): KeptRender = serde_json::from_slice(&record.body).ok()?;
         let renderer = *driftless_render::RENDERERS
             .iter()
             .find(|known| **known == renderer)?;
@@ -435,6 +505,7 @@ impl Engine {
             commit,
             objects: Arc::new(objects),
             renderer,
+            context: Arc::new(context),
         };
         let inputs = inputs.map(Arc::new);
         self.render_cache.put(app, &desired, inputs.clone());

@@ -76,6 +76,9 @@ pub struct Engine {
     pub(crate) render_cache: RenderCache,
     /// From the configuration's `limits:`.
     pub(crate) render_limits: RenderLimits,
+    /// Chart repositories and registries, their indexes and archives (kept under the data
+    /// directory), shared by every application.
+    pub(crate) charts: driftless_charts::Charts,
     pub(crate) verdicts: VerdictCache,
     /// Watches of live objects; only `driftless serve` starts them ([`Engine::watch_live`]).
     pub(crate) live_cache: std::sync::OnceLock<LiveCache>,
@@ -159,7 +162,16 @@ impl Engine {
             timeout: limits.render_timeout,
             ..RenderLimits::default()
         };
+        let charts = driftless_charts::Charts::new(
+            Some(options.data_dir.join("charts")),
+            config.repositories.clone(),
+            driftless_charts::ChartLimits {
+                timeout: limits.render_timeout,
+                ..driftless_charts::ChartLimits::default()
+            },
+        );
         Ok(Self {
+            charts,
             render_limits,
             created: std::time::Instant::now(),
             config,

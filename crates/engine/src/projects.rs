@@ -34,7 +34,12 @@ impl Engine {
         let Some(project) = self.project_of(app)? else {
             return Ok(());
         };
+        let chart = match &app.source.renderer {
+            driftless_core::application::Renderer::Helm(options) => options.chart.as_ref(),
+            _ => None,
+        };
         check_source(project, &app.source.repo_url)
+            .and_then(|()| chart.map_or(Ok(()), |chart| check_source(project, &chart.repository)))
             .and_then(|()| {
                 check_destination(
                     project,
@@ -48,6 +53,17 @@ impl Engine {
                 // message can carry a credential.
                 message: driftless_git::scrub_url(&violation.to_string()),
             })
+    }
+
+    /// Whether the application's project lets it pull charts from `url` (its `sourceRepos`
+    /// cover chart repositories too, as Argo CD's do).
+    pub(crate) fn check_chart_repository(&self, app: &Application, url: &str) -> Result<(), String> {
+        match self.project_of(app) {
+            Ok(Some(project)) => check_source(project, url)
+                .map_err(|violation| driftless_git::scrub_url(&violation.to_string())),
+            Ok(None) => Ok(()),
+            Err(err) => Err(err.to_string()),
+        }
     }
 
     /// Every desired object the project refuses, with why.

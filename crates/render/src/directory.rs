@@ -102,6 +102,7 @@ pub(crate) fn render(
         inputs: Some(inputs),
         renderer: "directory",
         decrypted,
+        charts: Vec::new(),
     })
 }
 

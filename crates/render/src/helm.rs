@@ -120,65 +120,174 @@ fn subtree(tree: &FileTree, dir: &str) -> Vec<(String, Entry)> {
         .collect()
 }
 
-/// Charts more `file://` dependencies may nest before the chart is refused (a cycle).
+/// Charts more dependencies may nest before the chart is refused (a cycle).
 const MAX_DEPENDENCY_DEPTH: usize = 16;
 
+/// Where a chart's files come from.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    /// A directory of the application's repository; `file://` dependencies may point elsewhere
+    /// in it.
+    Repository(&'a FileTree, &'a str),
+    /// A chart pulled from a chart repository (its files at the root).
+    Pulled(&'a FileTree),
+}
+
+/// What a chart's dependencies need while they are gathered.
+struct Gathering<'a, 'b> {
+    charts: Option<crate::ChartAccess<'a>>,
+    inputs: &'b mut BTreeSet<String>,
+    pulled: &'b mut Vec<(crate::ChartRef, String)>,
+}
+
+fn chart_metadata(tree: &FileTree, file: &str) -> Result<Option<Value>, RenderError> {
+    let Ok(contents) = tree.read(file) else {
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(contents).map_err(|_| values_error(file, "not UTF-8 text"))?;
+    Ok(Some(parse_one(text, file)?))
+}
+
+/// Whether `charts/` already holds the dependency, unpacked or as an archive.
+fn is_vendored(chart: &FileTree, name: &str) -> bool {
+    chart.entries.contains_key(&format!("charts/{name}/Chart.yaml"))
+        || chart.entries.keys().any(|path| {
+            path.strip_prefix("charts/")
+                .and_then(|file| file.strip_prefix(name))
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|rest| rest.ends_with(".tgz") && !rest.contains('/'))
+        })
+}
+
+/// Pulls a chart from a chart repository, after the application's project allowed it.
+async fn pull(
+    charts: Option<crate::ChartAccess<'_>>,
+    chart: &crate::ChartRef,
+    pulled: &mut Vec<(crate::ChartRef, String)>,
+) -> Result<std::sync::Arc<FileTree>, RenderError> {
+    let failed = |message: String| RenderError::Chart {
+        chart: chart.to_string(),
+        message,
+    };
+    let access = charts.ok_or_else(|| {
+        failed(format!(
+            "chart {chart}: chart repositories are not available here"
+        ))
+    })?;
+    (access.allowed)(&chart.repository).map_err(|reason| failed(format!("chart {chart}: {reason}")))?;
+    let got = access
+        .charts
+        .pull(chart)
+        .await
+        .map_err(|err| failed(err.to_string()))?;
+    pulled.push((chart.clone(), got.digest));
+    Ok(got.files)
+}
+
 /// The chart's files, relative to the chart's directory (what `helm` gets on disk), with each
-/// dependency its `Chart.yaml` declares at a `file://` path of the repository placed under
-/// `charts/` as `helm dependency build` would (unless vendored there already). Dependencies from
-/// chart repositories must be vendored; a `file://` path that leaves the repository is refused.
-fn chart_tree(
-    tree: &FileTree,
-    chart_dir: &str,
+/// dependency its `Chart.yaml` declares placed under `charts/` as `helm dependency build` would
+/// (unless vendored there already): from a `file://` path inside the repository, or pulled from
+/// its chart repository at the version `Chart.lock` pins (else the range `Chart.yaml` asks for).
+/// A `file://` path that leaves the repository is refused.
+fn chart_tree<'f>(
+    origin: Origin<'f>,
     depth: usize,
-    inputs: &mut BTreeSet<String>,
-) -> Result<FileTree, RenderError> {
-    let mut chart = FileTree {
-        entries: subtree(tree, chart_dir).into_iter().collect(),
-    };
-    let chart_file = join_inside(chart_dir, "Chart.yaml").unwrap_or_default();
-    let metadata = match tree.read(&chart_file) {
-        Ok(contents) => {
-            let text =
-                std::str::from_utf8(contents).map_err(|_| values_error(&chart_file, "not UTF-8 text"))?;
-            parse_one(text, &chart_file)?
-        }
-        Err(_) => return Ok(chart),
-    };
-    for dependency in metadata["dependencies"].as_array().into_iter().flatten() {
-        let (Some(name), Some(repository)) = (dependency["name"].as_str(), dependency["repository"].as_str())
-        else {
-            continue;
+    gathering: &'f mut Gathering<'_, '_>,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<FileTree, RenderError>> + Send + 'f>> {
+    Box::pin(async move {
+        let (mut chart, shown, metadata, lock) = match origin {
+            Origin::Repository(tree, chart_dir) => {
+                let chart = FileTree {
+                    entries: subtree(tree, chart_dir).into_iter().collect(),
+                };
+                let file = |name: &str| join_inside(chart_dir, name).unwrap_or_default();
+                let metadata = chart_metadata(tree, &file("Chart.yaml"))?;
+                let lock = chart_metadata(tree, &file("Chart.lock"))?;
+                (chart, chart_dir.to_owned(), metadata, lock)
+            }
+            Origin::Pulled(files) => {
+                let metadata = chart_metadata(files, "Chart.yaml")?;
+                let lock = chart_metadata(files, "Chart.lock")?;
+                (files.clone(), String::new(), metadata, lock)
+            }
         };
-        let Some(path) = repository.strip_prefix("file://") else {
-            continue;
+        let Some(metadata) = metadata else {
+            return Ok(chart);
         };
-        let refused = |reason: &str| RenderError::Helm {
-            path: chart_dir.to_owned(),
-            message: format!("dependency {name} at {repository}: {reason}"),
+        let locked = |name: &str, repository: &str| {
+            lock.as_ref()?["dependencies"]
+                .as_array()?
+                .iter()
+                .find(|d| d["name"].as_str() == Some(name) && d["repository"].as_str() == Some(repository))?["version"]
+                .as_str()
+                .map(str::to_owned)
         };
-        if depth >= MAX_DEPENDENCY_DEPTH {
-            return Err(refused("charts nest too deeply (a cycle?)"));
+        for dependency in metadata["dependencies"].as_array().into_iter().flatten() {
+            let (Some(name), Some(repository)) =
+                (dependency["name"].as_str(), dependency["repository"].as_str())
+            else {
+                continue;
+            };
+            let refused = |reason: &str| RenderError::Helm {
+                path: if shown.is_empty() {
+                    ".".to_owned()
+                } else {
+                    shown.clone()
+                },
+                message: format!("dependency {name} at {repository}: {reason}"),
+            };
+            if name.contains('/') || name.starts_with('.') || name.is_empty() {
+                return Err(refused("not a chart name"));
+            }
+            if is_vendored(&chart, name) || repository.is_empty() {
+                continue;
+            }
+            if depth >= MAX_DEPENDENCY_DEPTH {
+                return Err(refused("charts nest too deeply (a cycle?)"));
+            }
+            let dependency_chart = if let Some(path) = repository.strip_prefix("file://") {
+                let Origin::Repository(tree, chart_dir) = origin else {
+                    return Err(refused(
+                        "a pulled chart's file:// dependencies must be in its charts/",
+                    ));
+                };
+                if path.starts_with('/') {
+                    return Err(refused("must be a path inside the repository"));
+                }
+                let target = join_inside(chart_dir, path).ok_or_else(|| refused("leaves the repository"))?;
+                let target = tree.resolve(&target).map_err(|err| refused(&err.to_string()))?;
+                gathering
+                    .inputs
+                    .extend(tree.paths_under(&target).map(str::to_owned));
+                chart_tree(Origin::Repository(tree, &target), depth + 1, gathering).await?
+            } else if ["https://", "http://", "oci://"]
+                .iter()
+                .any(|s| repository.starts_with(s))
+            {
+                let reference = crate::ChartRef {
+                    repository: repository.trim_end_matches('/').to_owned(),
+                    name: name.to_owned(),
+                    version: locked(name, repository)
+                        .or_else(|| dependency["version"].as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    plain_http: false,
+                };
+                let files = pull(gathering.charts, &reference, gathering.pulled).await?;
+                chart_tree(Origin::Pulled(&files), depth + 1, gathering).await?
+            } else {
+                return Err(refused(
+                    "name the chart repository by its URL (https:// or oci://), not by a `helm repo add` name",
+                ));
+            };
+            chart.entries.extend(
+                dependency_chart
+                    .entries
+                    .into_iter()
+                    .map(|(path, entry)| (format!("charts/{name}/{path}"), entry)),
+            );
         }
-        if path.starts_with('/') || name.contains('/') || name.starts_with('.') {
-            return Err(refused("must be a path inside the repository"));
-        }
-        let target = join_inside(chart_dir, path).ok_or_else(|| refused("leaves the repository"))?;
-        let target = tree.resolve(&target).map_err(|err| refused(&err.to_string()))?;
-        let vendored = format!("charts/{name}/Chart.yaml");
-        if chart.entries.contains_key(&vendored) {
-            continue;
-        }
-        inputs.extend(tree.paths_under(&target).map(str::to_owned));
-        let dependency_chart = chart_tree(tree, &target, depth + 1, inputs)?;
-        chart.entries.extend(
-            dependency_chart
-                .entries
-                .into_iter()
-                .map(|(path, entry)| (format!("charts/{name}/{path}"), entry)),
-        );
-    }
-    Ok(chart)
+        Ok(chart)
+    })
 }
 
 fn helm_args(release: &Release<'_>, chart: &Path, options: &HelmOptions) -> Vec<String> {
@@ -224,31 +333,52 @@ pub(crate) async fn render(
     options: &HelmOptions,
     limits: &RenderLimits,
     keys: &Keys,
+    charts: Option<crate::ChartAccess<'_>>,
 ) -> Result<Rendered, RenderError> {
-    let chart_dir = tree.resolve(path).unwrap_or_else(|_| path.to_owned());
-    let chart_file = if chart_dir.is_empty() {
-        "Chart.yaml".to_owned()
-    } else {
-        format!("{chart_dir}/Chart.yaml")
+    let source_dir = tree.resolve(path).unwrap_or_else(|_| path.to_owned());
+    let mut pulled = Vec::new();
+    // A chart from a chart repository: values files are relative to the source's path, and only
+    // they are read from the repository.
+    let repository_chart = match &options.chart {
+        Some(chart) => Some(pull(charts, chart, &mut pulled).await?),
+        None => {
+            let chart_file = join_inside(&source_dir, "Chart.yaml").unwrap_or_default();
+            if !matches!(tree.entries.get(&chart_file), Some(Entry::File { .. })) {
+                return Err(RenderError::PathNotFound { path: chart_file });
+            }
+            None
+        }
     };
-    if !matches!(tree.entries.get(&chart_file), Some(Entry::File { .. })) {
-        return Err(RenderError::PathNotFound { path: chart_file });
-    }
-    let mut inputs: BTreeSet<String> = tree.paths_under(&chart_dir).map(str::to_owned).collect();
-    let (values, decrypted) = merged_values(tree, &chart_dir, options, keys, &mut inputs)?;
+    let mut inputs: BTreeSet<String> = match repository_chart {
+        Some(_) => BTreeSet::new(),
+        None => tree.paths_under(&source_dir).map(str::to_owned).collect(),
+    };
+    let (values, decrypted) = merged_values(tree, &source_dir, options, keys, &mut inputs)?;
+    let chart_files = {
+        let mut gathering = Gathering {
+            charts,
+            inputs: &mut inputs,
+            pulled: &mut pulled,
+        };
+        match &repository_chart {
+            Some(files) => chart_tree(Origin::Pulled(files), 0, &mut gathering).await?,
+            None => chart_tree(Origin::Repository(tree, &source_dir), 0, &mut gathering).await?,
+        }
+    };
+    let shown = match &options.chart {
+        Some(chart) => chart.to_string(),
+        None if source_dir.is_empty() => ".".to_owned(),
+        None => source_dir.clone(),
+    };
     let program = crate::kustomize::find_on_path("helm").ok_or(RenderError::HelmNotInstalled)?;
     let workspace = tempfile::tempdir().map_err(|err| io("create a render directory", &err))?;
     let chart = workspace.path().join("chart");
     let home = workspace.path().join("home");
     std::fs::create_dir_all(&home).map_err(|err| io("create a render directory", &err))?;
-    let refused = chart_tree(tree, &chart_dir, 0, &mut inputs)?
+    let refused = chart_files
         .materialize(&chart)
         .map_err(|err| io("write the chart for helm", &err))?;
-    let shown = if chart_dir.is_empty() {
-        "."
-    } else {
-        chart_dir.as_str()
-    };
+    let shown = shown.as_str();
     let failed = |message: String| RenderError::Helm {
         path: shown.to_owned(),
         message,
@@ -310,6 +440,7 @@ pub(crate) async fn render(
         inputs: Some(inputs),
         renderer: "helm",
         decrypted,
+        charts: pulled,
     })
 }
 

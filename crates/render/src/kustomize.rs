@@ -152,6 +152,7 @@ pub(crate) async fn render(
         inputs: files_read(&repo, tree),
         renderer: "kustomize",
         decrypted,
+        charts: Vec::new(),
     })
 }
 

@@ -18,6 +18,7 @@ mod manifests;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+pub use driftless_charts::ChartRef;
 use driftless_core::SourceLocation;
 use driftless_core::application::{DirectoryOptions, Renderer, Source};
 use driftless_git::{FileTree, TreeError};
@@ -45,6 +46,10 @@ pub struct Rendered {
     /// Whether any manifest holds values decrypted from SOPS files: such a render must not be
     /// kept anywhere beyond the apply.
     pub decrypted: bool,
+    /// Charts pulled from chart repositories (the application's, and dependencies its chart
+    /// declares), with their archives' digests: a render is current only while each still
+    /// resolves to the same digest.
+    pub charts: Vec<(ChartRef, String)>,
 }
 
 /// Bounds on one render, against oversized or hostile repositories.
@@ -114,6 +119,8 @@ pub enum RenderError {
     HelmTimedOut { path: String, after: Duration },
     #[error("values file {file}: {message}")]
     HelmValues { file: String, message: String },
+    #[error("{message}")]
+    Chart { chart: String, message: String },
     #[error("{file}: {field}: {path:?} {reason}")]
     KustomizeRefused {
         file: String,
@@ -132,6 +139,24 @@ pub struct RenderTarget<'a> {
     /// (the source's `kubeVersion` wins; its `apiVersions` add to these).
     pub kube_version: Option<&'a str>,
     pub api_versions: &'a [String],
+    /// Where charts from chart repositories come from; `None`: a chart (or dependency) from a
+    /// chart repository is an error.
+    pub charts: Option<ChartAccess<'a>>,
+}
+
+/// The chart repositories a render may pull from.
+#[derive(Clone, Copy)]
+pub struct ChartAccess<'a> {
+    pub charts: &'a driftless_charts::Charts,
+    /// Vets each chart repository URL before it is contacted (the application's project's
+    /// `sourceRepos`); the error says why not.
+    pub allowed: &'a (dyn Fn(&str) -> Result<(), String> + Sync),
+}
+
+impl std::fmt::Debug for ChartAccess<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChartAccess")
+    }
 }
 
 /// Renders `source` from `tree` (which must hold the application's path, and for Kustomize and
@@ -152,7 +177,7 @@ pub async fn render(
                 kube_version: target.kube_version,
                 api_versions: target.api_versions,
             };
-            helm::render(tree, &source.path, &release, options, limits, keys).await
+            helm::render(tree, &source.path, &release, options, limits, keys, target.charts).await
         }
         Renderer::Kustomize => kustomize::render(tree, &source.path, limits, keys).await,
         Renderer::Directory(options) => directory::render(tree, &source.path, options, limits, keys),

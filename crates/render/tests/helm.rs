@@ -14,6 +14,7 @@ const TARGET: RenderTarget<'static> = RenderTarget {
     namespace: Some("shop"),
     kube_version: Some("v1.20.2"),
     api_versions: &[],
+    charts: None,
 };
 
 fn chart_repo() -> TestRepo {

@@ -12,6 +12,7 @@ const TARGET: RenderTarget<'static> = RenderTarget {
     namespace: Some("default"),
     kube_version: None,
     api_versions: &[],
+    charts: None,
 };
 use driftless_testenv::git::TestRepo;
 use driftless_testenv::sops::Lab;

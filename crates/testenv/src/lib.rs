@@ -16,6 +16,7 @@
 
 mod binaries;
 mod certs;
+pub mod charts;
 mod control_plane;
 pub mod git;
 pub mod helm;
