@@ -1119,8 +1119,8 @@ fn repository_chart(checker: &mut Checker<'_>, raw: &RawHelmChart, field: &str) 
         );
     }
     if raw.plain_http && !repository.starts_with("oci://") {
-        checker.report(
-            None,
+        checker.report_at(
+            &raw.repository,
             join(field, "plainHttp"),
             "applies to oci:// repositories only",
         );

@@ -612,3 +612,47 @@ fn helm_sources_are_read_and_checked() {
         ]
     );
 }
+
+#[test]
+fn charts_from_chart_repositories_are_read_and_checked() {
+    let text = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nclusters:\n  - { name: local, kubeconfig: k }\napplications:\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: { name: web }\n    spec:\n      source:\n        repoURL: https://git.example.com/values.git\n        path: web\n        helm:\n          chart: { repository: 'oci://registry.example.com/charts/', name: web, version: '~1.2', plainHttp: true }\n          valueFiles: [prod.yaml]\n      destination: { cluster: local, namespace: shop }\n";
+    let config = parse(text, "driftless.yaml", Path::new("/")).expect("valid");
+    let Renderer::Helm(helm) = &config.applications[0].source.renderer else {
+        panic!("a Helm source")
+    };
+    let chart = helm.chart.as_ref().expect("a repository chart");
+    assert_eq!(
+        (
+            chart.repository.as_str(),
+            chart.name.as_str(),
+            chart.version.as_str(),
+            chart.plain_http
+        ),
+        ("oci://registry.example.com/charts", "web", "~1.2", true)
+    );
+
+    let bad = text.replace(
+        "{ repository: 'oci://registry.example.com/charts/', name: web, version: '~1.2', plainHttp: true }",
+        "{ repository: 'https://robot:pw@charts.example.com', name: ../web, plainHttp: true }",
+    );
+    let messages: Vec<String> = problems(&bad).problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages,
+        [
+            "driftless.yaml:14: applications[0].spec.source.helm.chart.repository: credentials in the URL are not allowed; configure them under repositories[]",
+            "driftless.yaml:14: applications[0].spec.source.helm.chart.name: \"../web\" is not a chart name",
+            "driftless.yaml:14: applications[0].spec.source.helm.chart.plainHttp: applies to oci:// repositories only",
+        ],
+        "{messages:?}"
+    );
+    let not_a_url = text.replace("'oci://registry.example.com/charts/'", "charts.example.com");
+    let messages: Vec<String> = problems(&not_a_url)
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        messages[0].contains("must be an https://, http:// or oci:// URL"),
+        "{messages:?}"
+    );
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use driftless_core::application::Application;
+use driftless_core::application::{Application, Renderer};
 use driftless_core::diff::redact;
 use driftless_core::plan::mark_owned;
 use driftless_core::{DesiredObject, SourceLocation};
@@ -112,11 +112,15 @@ impl RenderCache {
 }
 
 /// Whether a change to `changed` may alter what `app` renders: any path its render read, or any
-/// path under its own directory (a new file there is read next time).
+/// path under its own directory (a new file there is read next time) — except for a chart from a
+/// chart repository, which reads nothing from Git but its values files.
 fn touches(app: &Application, inputs: Option<&BTreeSet<String>>, changed: &[String]) -> bool {
     let Some(inputs) = inputs else {
         return true;
     };
+    if matches!(&app.source.renderer, Renderer::Helm(options) if options.chart.is_some()) {
+        return changed.iter().any(|path| inputs.contains(path));
+    }
     let own = app.source.path.trim_matches('/');
     changed.iter().any(|path| {
         inputs.contains(path)
@@ -373,10 +377,7 @@ impl Engine {
         app: &Application,
         cluster: &crate::engine::ClusterHandle,
     ) -> Result<Option<driftless_kube::Capabilities>, EngineError> {
-        if !matches!(
-            app.source.renderer,
-            driftless_core::application::Renderer::Helm(_)
-        ) {
+        if !matches!(app.source.renderer, Renderer::Helm(_)) {
             return Ok(None);
         }
         cluster

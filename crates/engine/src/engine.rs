@@ -11,7 +11,7 @@ use driftless_core::fingerprint::last_other_manager;
 use driftless_core::health::{self, Health};
 use driftless_core::{DesiredObject, ObjectRef, SyncState};
 use driftless_git::{Mirrors, ReadLimits};
-use driftless_kube::{ApplyOptions, ConnectOptions, Discovery, FIELD_MANAGER, Objects, connect};
+use driftless_kube::{ApplyOptions, ConnectOptions, Discovery, FIELD_MANAGER, ObjectError, Objects, connect};
 use driftless_render::RenderLimits;
 use driftless_store::Store;
 use serde::{Deserialize, Serialize};
@@ -352,6 +352,22 @@ impl Engine {
                 continue;
             }
             let live_object = live.get(&object.reference);
+            // A hook deleted once it ran (its policy) is not missing.
+            if live_object.is_none()
+                && driftless_core::plan::hook_delete_policy(object)
+                    .is_some_and(driftless_core::plan::HookDeletePolicy::deleted_after_run)
+            {
+                objects.push(ObjectStatus {
+                    object: object.reference.clone(),
+                    diff: ObjectDiff::Unchanged,
+                    health: Health::new(
+                        driftless_core::HealthState::Healthy,
+                        "hook: deleted after it ran, as its hook-delete-policy says",
+                    ),
+                    changed_by: None,
+                });
+                continue;
+            }
             // Brought in sync from this manifest and untouched since: no dry-run needed.
             let diff = if live.read_unchanged(&recorded, app, object) {
                 if let Some(state) = live.refreshed(&recorded, app, object) {
@@ -367,18 +383,7 @@ impl Engine {
                     &self.redaction(),
                 )
             } else {
-                let dry_run = ApplyOptions {
-                    dry_run: true,
-                    force: true,
-                };
-                let would_be = cluster
-                    .objects
-                    .apply(&resolved.resource, object, dry_run)
-                    .await
-                    .map_err(|source| EngineError::Cluster {
-                        application: app.name.clone(),
-                        source: Box::new(source),
-                    })?;
+                let would_be = self.would_be(app, &cluster, object, resolved).await?;
                 let diff = compare_object(
                     &object.reference,
                     live_object,
@@ -414,6 +419,34 @@ impl Engine {
             to_prune,
         };
         Ok((comparison, Prepared { desired, live }))
+    }
+
+    /// What the server says the object would become once applied (a server-side dry-run).
+    async fn would_be(
+        &self,
+        app: &Application,
+        cluster: &ClusterHandle,
+        object: &DesiredObject,
+        resolved: &driftless_kube::Resolved,
+    ) -> Result<serde_json::Value, EngineError> {
+        let dry_run = ApplyOptions {
+            dry_run: true,
+            force: true,
+        };
+        match cluster.objects.apply(&resolved.resource, object, dry_run).await {
+            Ok(would_be) => Ok(would_be),
+            // A changed hook is deleted and created anew, so an apply the server refuses (a
+            // Job's immutable template) is no error: it differs from what Git has.
+            Err(ObjectError::Rejected { code: 422, .. })
+                if driftless_core::plan::hook_delete_policy(object).is_some_and(|p| p.before_creation) =>
+            {
+                Ok(object.manifest.clone())
+            }
+            Err(source) => Err(EngineError::Cluster {
+                application: app.name.clone(),
+                source: Box::new(source),
+            }),
+        }
     }
 
     /// Objects this application applied before that left Git, are still its own, and that its

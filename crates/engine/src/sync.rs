@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use driftless_core::application::Application;
 use driftless_core::diff::keep_ignored_live_values;
 use driftless_core::health::{self, Health};
-use driftless_core::plan::{KeepReason, OwnershipConflict, Plan, PlanOptions, object_sync_option, plan};
+use driftless_core::plan::{
+    HookDeletePolicy, KeepReason, OwnershipConflict, Plan, PlanOptions, hook_delete_policy,
+    object_sync_option, plan,
+};
 use driftless_core::project::{Project, Violation};
 use driftless_core::sync_order::Stage;
 use driftless_core::{HealthState, ObjectRef};
@@ -25,6 +28,24 @@ use crate::{Engine, EngineError, applied};
 const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_mins(1);
 /// How often health is polled while waiting between waves.
 const HEALTH_POLL: Duration = Duration::from_millis(500);
+/// How long a hook deleted before it is created again may take to be gone (its finalizers).
+const HOOK_GONE_TIMEOUT: Duration = Duration::from_mins(1);
+
+async fn wait_gone(
+    objects: &driftless_kube::Objects,
+    resource: &kube::core::ApiResource,
+    reference: &ObjectRef,
+) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        match objects.get(resource, reference).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) if started.elapsed() < HOOK_GONE_TIMEOUT => tokio::time::sleep(HEALTH_POLL).await,
+            Ok(Some(_)) => return Err(format!("still there after {HOOK_GONE_TIMEOUT:?}")),
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 #[expect(
@@ -259,9 +280,17 @@ impl SyncRun<'_> {
                     self.await_crds(indices).await;
                 }
             }
-            if position + 1 < plan.waves.len() && !self.options.dry_run && !self.has_failed_object() {
-                let members: Vec<usize> = wave.objects().collect();
-                if let Err(message) = self
+            let members: Vec<usize> = wave.objects().collect();
+            // A hook deleted once it ran must be seen to succeed or fail, even in the last wave.
+            let deletes_hooks = members.iter().any(|&index| {
+                hook_delete_policy(&self.desired.objects[index].0)
+                    .is_some_and(HookDeletePolicy::deleted_after_run)
+            });
+            if (position + 1 < plan.waves.len() || deletes_hooks)
+                && !self.options.dry_run
+                && !self.has_failed_object()
+            {
+                let waited = self
                     .engine
                     .wait_healthy(
                         &self.cluster,
@@ -270,14 +299,75 @@ impl SyncRun<'_> {
                         self.options.wave_health_timeout,
                         self.options.progress.as_ref(),
                     )
-                    .await
-                {
+                    .await;
+                self.delete_hooks_after_run(&members, waited.is_ok()).await;
+                if let Err(message) = waited {
                     let first = self.desired.objects[members[0]].0.reference.clone();
                     let message = format!("wave {} did not become healthy: {message}", wave.number);
                     self.fail(&first, message.clone(), || message);
                 }
             }
         }
+    }
+
+    /// Deletes the wave's hooks whose policy says so: `HookSucceeded` ones when the wave became
+    /// healthy, `HookFailed` ones when it did not. Their absence is not drift afterwards.
+    async fn delete_hooks_after_run(&mut self, members: &[usize], succeeded: bool) {
+        for &index in members {
+            let (object, resolved) = &self.desired.objects[index];
+            let Some(policy) = hook_delete_policy(object) else {
+                continue;
+            };
+            if !(succeeded && policy.on_success || !succeeded && policy.on_failure) {
+                continue;
+            }
+            let reference = object.reference.clone();
+            match self.cluster.objects.delete(&resolved.resource, &reference).await {
+                Ok(_) => {
+                    self.applied_states.insert(reference.clone(), None);
+                    let when = if succeeded { "succeeded" } else { "failed" };
+                    self.record(
+                        &reference,
+                        ObjectAction::Pruned,
+                        format!("hook deleted after it {when} (its hook-delete-policy)"),
+                    );
+                }
+                Err(err) => self.fail(&reference, err.to_string(), || {
+                    format!("deleting hook {reference} failed")
+                }),
+            }
+        }
+    }
+
+    /// `BeforeHookCreation`: a live hook that differs from Git is deleted, and gone, before the
+    /// new one is created (a Job's template cannot change in place; the changed hook runs again).
+    async fn delete_changed_hooks(&mut self, to_apply: &mut Vec<usize>, live_objects: &LiveSnapshot) {
+        if self.options.dry_run {
+            return;
+        }
+        let mut kept = Vec::with_capacity(to_apply.len());
+        for index in std::mem::take(to_apply) {
+            let (object, resolved) = &self.desired.objects[index];
+            let replaces = hook_delete_policy(object).is_some_and(|policy| policy.before_creation)
+                && live_objects.get(&object.reference).is_some();
+            if !replaces {
+                kept.push(index);
+                continue;
+            }
+            let reference = object.reference.clone();
+            let objects = &self.cluster.objects;
+            let deleted = match objects.delete(&resolved.resource, &reference).await {
+                Ok(_) => wait_gone(objects, &resolved.resource, &reference).await,
+                Err(err) => Err(err.to_string()),
+            };
+            match deleted {
+                Ok(()) => kept.push(index),
+                Err(message) => self.fail(&reference, message, || {
+                    format!("deleting hook {reference} before creating it again failed")
+                }),
+            }
+        }
+        *to_apply = kept;
     }
 
     /// Applies the objects of one stage concurrently (they do not depend on each other), except
@@ -305,6 +395,7 @@ impl SyncRun<'_> {
                 to_apply.push(index);
             }
         }
+        self.delete_changed_hooks(&mut to_apply, live_objects).await;
         let mut limit = std::mem::take(&mut self.limit);
         let results = throttle::run_adaptive(
             &to_apply,
@@ -694,6 +785,10 @@ impl Engine {
                     Ok(None) => Health::missing(),
                     Err(err) => Health::new(HealthState::Unknown, err.to_string()),
                 };
+                // A hook that failed (a Job past its backoff limit) will not recover.
+                if health.state == HealthState::Degraded && hook_delete_policy(object).is_some() {
+                    return Err(format!("hook {}: {}", object.reference, health.message));
+                }
                 if !matches!(health.state, HealthState::Healthy | HealthState::Suspended) {
                     waiting = Some(format!(
                         "{}: {} {}",

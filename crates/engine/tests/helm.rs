@@ -127,20 +127,69 @@ async fn a_chart_syncs_changes_and_prunes_like_any_source_and_a_broken_one_chang
     );
 }
 
+/// Plays kubelet for the Pod of the Job labelled `job=<name>`: waits for it to appear, then
+/// reports it succeeded, so the real job controller completes the Job.
+async fn run_job_pod(env: &TestEnv, name: &str) {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{ListParams, Patch, PatchParams};
+    let pods = env.api::<Pod>();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+    let pod = loop {
+        let listed = pods
+            .list(&ListParams::default().labels(&format!("job={name}")))
+            .await
+            .expect("list pods");
+        if let Some(pod) = listed
+            .items
+            .into_iter()
+            .find(|pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Succeeded"))
+        {
+            break pod;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the Pod of Job {name} never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let pod_name = pod.metadata.name.as_deref().expect("pods have names");
+    let succeeded = serde_json::json!({ "status": {
+        "phase": "Succeeded",
+        "containerStatuses": [{ "name": name, "ready": false, "restartCount": 0, "image": "x", "imageID": "x",
+                                "state": { "terminated": { "exitCode": 0, "reason": "Completed",
+                                           "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:01Z" } } }]
+    } });
+    pods.patch_status(pod_name, &PatchParams::default(), &Patch::Merge(succeeded))
+        .await
+        .expect("patch pod status");
+}
+
+fn hook_job(name: &str, hook: &str, policy: Option<&str>, image: &str) -> String {
+    let policy = policy.map_or(String::new(), |p| {
+        format!("\n    helm.sh/hook-delete-policy: {p}")
+    });
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  annotations:\n    helm.sh/hook: {hook}{policy}\nspec:\n  backoffLimit: 0\n  template:\n    metadata: {{labels: {{job: {name}}}}}\n    spec:\n      restartPolicy: Never\n      containers:\n        - {{name: {name}, image: '{image}'}}\n"
+    )
+}
+
 /// A pre-install hook Job runs (and must finish) before the chart's other objects are applied:
 /// the test plays kubelet for the Job's Pod, and the real job controller completes the Job.
 #[tokio::test]
 async fn a_pre_install_hook_job_completes_before_the_chart_is_applied() {
     use k8s_openapi::api::batch::v1::Job;
-    use k8s_openapi::api::core::v1::Pod;
-    use kube::api::{ListParams, Patch, PatchParams};
     assert_helm_on_path();
     let env = TestEnv::new("helm-hooks").await;
     let repo = TestRepo::new();
     chart(&repo, None);
     repo.write(
         "charts/settings/templates/migrate.yaml",
-        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\nspec:\n  backoffLimit: 0\n  template:\n    metadata: {labels: {job: migrate}}\n    spec:\n      restartPolicy: Never\n      containers:\n        - {name: migrate, image: example.invalid/migrate:1}\n",
+        &hook_job(
+            "migrate",
+            "pre-install,pre-upgrade",
+            None,
+            "example.invalid/migrate:1",
+        ),
     );
     repo.commit("a chart with a migration hook");
     let mut app = common::application("shop", &repo, "charts/settings", &env.namespace);
@@ -149,43 +198,106 @@ async fn a_pre_install_hook_job_completes_before_the_chart_is_applied() {
     let sync = tokio::spawn(async move { engine.sync("shop", SyncOptions::default()).await });
 
     let jobs = env.api::<Job>();
-    let pods = env.api::<Pod>();
     let config_maps = env.api::<ConfigMap>();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
-    let pod = loop {
-        let listed = pods
-            .list(&ListParams::default().labels("job=migrate"))
-            .await
-            .expect("list pods");
-        if let Some(pod) = listed.items.into_iter().next() {
-            break pod;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the hook Job's Pod never appeared"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
-    assert!(jobs.get_opt("migrate").await.expect("get").is_some());
+    common::until(
+        "the hook Job appears",
+        std::time::Duration::from_mins(1),
+        || async {
+            match jobs.get_opt("migrate").await {
+                Ok(Some(job)) => Ok(job),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
     assert!(
         config_maps.get_opt("shop-settings").await.expect("get").is_none(),
         "the chart waits for its pre-install hook"
     );
-    // The kubelet's part: the Pod ran and succeeded; the job controller completes the Job.
-    let name = pod.metadata.name.as_deref().expect("pods have names");
-    let succeeded = serde_json::json!({ "status": {
-        "phase": "Succeeded",
-        "containerStatuses": [{ "name": "migrate", "ready": false, "restartCount": 0, "image": "x", "imageID": "x",
-                                "state": { "terminated": { "exitCode": 0, "reason": "Completed",
-                                           "startedAt": "2026-01-01T00:00:00Z", "finishedAt": "2026-01-01T00:00:01Z" } } }]
-    } });
-    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(succeeded))
-        .await
-        .expect("patch pod status");
+    run_job_pod(&env, "migrate").await;
     let report = sync.await.expect("the sync task").expect("sync");
     assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
     assert!(
         config_maps.get_opt("shop-settings").await.expect("get").is_some(),
         "applied after the hook"
     );
+}
+
+/// Hook deletion policies: a `hook-succeeded` Job is deleted once complete and its absence is
+/// not drift; a changed `before-hook-creation` Job (Helm's default) is deleted and created anew,
+/// though a Job's template cannot change in place.
+#[tokio::test]
+async fn hook_deletion_policies_are_honoured() {
+    use k8s_openapi::api::batch::v1::Job;
+    assert_helm_on_path();
+    let env = TestEnv::new("helm-hook-policies").await;
+    let repo = TestRepo::new();
+    chart(&repo, None);
+    repo.write(
+        "charts/settings/templates/migrate.yaml",
+        &hook_job(
+            "migrate",
+            "pre-upgrade,pre-install",
+            Some("hook-succeeded"),
+            "example.invalid/migrate:1",
+        ),
+    )
+    .write(
+        "charts/settings/templates/notify.yaml",
+        &hook_job("notify", "post-install", None, "example.invalid/notify:1"),
+    );
+    repo.commit("hooks with deletion policies");
+    let mut app = common::application("shop", &repo, "charts/settings", &env.namespace);
+    app.source.renderer = Renderer::Helm(HelmOptions::default());
+    let (_data, engine) = common::engine(&env, vec![app]);
+    let engine = std::sync::Arc::new(engine);
+    let jobs = env.api::<Job>();
+
+    let syncing = std::sync::Arc::clone(&engine);
+    let sync = tokio::spawn(async move { syncing.sync("shop", SyncOptions::default()).await });
+    run_job_pod(&env, "migrate").await;
+    let report = sync.await.expect("the sync task").expect("sync");
+    assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .any(|o| o.object.name == "migrate" && o.message.contains("hook deleted after it succeeded")),
+        "{report:?}"
+    );
+    assert!(
+        jobs.get_opt("migrate").await.expect("get").is_none(),
+        "deleted once it succeeded"
+    );
+    let first_notify = jobs.get("notify").await.expect("the post-install hook ran");
+    let comparison = engine.compare("shop").await.expect("compare");
+    assert_eq!(
+        comparison.sync,
+        SyncState::Synced,
+        "a deleted hook is not missing: {comparison:?}"
+    );
+
+    // notify changes: the old Job is deleted and the new one created (a Job's template is
+    // immutable, so an apply alone would fail).
+    repo.write(
+        "charts/settings/templates/notify.yaml",
+        &hook_job("notify", "post-install", None, "example.invalid/notify:2"),
+    );
+    repo.commit("notify v2");
+    assert_eq!(
+        engine.compare("shop").await.expect("compare").sync,
+        SyncState::OutOfSync
+    );
+    let syncing = std::sync::Arc::clone(&engine);
+    let sync = tokio::spawn(async move { syncing.sync("shop", SyncOptions::default()).await });
+    run_job_pod(&env, "migrate").await;
+    let report = sync.await.expect("the sync task").expect("sync");
+    assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
+    let second_notify = jobs.get("notify").await.expect("notify again");
+    assert_ne!(first_notify.metadata.uid, second_notify.metadata.uid, "a new Job");
+    let image = second_notify
+        .spec
+        .and_then(|spec| spec.template.spec)
+        .map(|pod| pod.containers[0].image.clone().unwrap_or_default());
+    assert_eq!(image.as_deref(), Some("example.invalid/notify:2"));
 }

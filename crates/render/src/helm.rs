@@ -155,7 +155,12 @@ fn is_vendored(chart: &FileTree, name: &str) -> bool {
             path.strip_prefix("charts/")
                 .and_then(|file| file.strip_prefix(name))
                 .and_then(|rest| rest.strip_prefix('-'))
-                .is_some_and(|rest| rest.ends_with(".tgz") && !rest.contains('/'))
+                .is_some_and(|rest| {
+                    Path::new(rest)
+                        .extension()
+                        .is_some_and(|extension| extension.eq_ignore_ascii_case("tgz"))
+                        && !rest.contains('/')
+                })
         })
 }
 
@@ -326,28 +331,36 @@ fn helm_args(release: &Release<'_>, chart: &Path, options: &HelmOptions) -> Vec<
     args
 }
 
-pub(crate) async fn render(
+/// What helm gets: the chart's files, the merged values, and what the render read and pulled.
+struct Prepared {
+    chart_files: FileTree,
+    values: Value,
+    decrypted: bool,
+    inputs: BTreeSet<String>,
+    pulled: Vec<(crate::ChartRef, String)>,
+    /// How errors name the chart.
+    shown: String,
+}
+
+async fn prepare(
     tree: &FileTree,
     path: &str,
-    release: &Release<'_>,
     options: &HelmOptions,
-    limits: &RenderLimits,
     keys: &Keys,
     charts: Option<crate::ChartAccess<'_>>,
-) -> Result<Rendered, RenderError> {
+) -> Result<Prepared, RenderError> {
     let source_dir = tree.resolve(path).unwrap_or_else(|_| path.to_owned());
     let mut pulled = Vec::new();
     // A chart from a chart repository: values files are relative to the source's path, and only
     // they are read from the repository.
-    let repository_chart = match &options.chart {
-        Some(chart) => Some(pull(charts, chart, &mut pulled).await?),
-        None => {
-            let chart_file = join_inside(&source_dir, "Chart.yaml").unwrap_or_default();
-            if !matches!(tree.entries.get(&chart_file), Some(Entry::File { .. })) {
-                return Err(RenderError::PathNotFound { path: chart_file });
-            }
-            None
+    let repository_chart = if let Some(chart) = &options.chart {
+        Some(pull(charts, chart, &mut pulled).await?)
+    } else {
+        let chart_file = join_inside(&source_dir, "Chart.yaml").unwrap_or_default();
+        if !matches!(tree.entries.get(&chart_file), Some(Entry::File { .. })) {
+            return Err(RenderError::PathNotFound { path: chart_file });
         }
+        None
     };
     let mut inputs: BTreeSet<String> = match repository_chart {
         Some(_) => BTreeSet::new(),
@@ -368,17 +381,58 @@ pub(crate) async fn render(
     let shown = match &options.chart {
         Some(chart) => chart.to_string(),
         None if source_dir.is_empty() => ".".to_owned(),
-        None => source_dir.clone(),
+        None => source_dir,
     };
+    Ok(Prepared {
+        chart_files,
+        values,
+        decrypted,
+        inputs,
+        pulled,
+        shown,
+    })
+}
+
+pub(crate) async fn render(
+    tree: &FileTree,
+    path: &str,
+    release: &Release<'_>,
+    options: &HelmOptions,
+    limits: &RenderLimits,
+    keys: &Keys,
+    charts: Option<crate::ChartAccess<'_>>,
+) -> Result<Rendered, RenderError> {
+    let prepared = prepare(tree, path, options, keys, charts).await?;
+    let shown = prepared.shown.as_str();
+    let text = run_helm(release, options, &prepared, limits).await?;
+    let mut manifests = parse_documents(&text, &format!("helm template {shown}"), limits)?;
+    place_hooks(&mut manifests);
+    Ok(Rendered {
+        manifests,
+        inputs: Some(prepared.inputs),
+        renderer: "helm",
+        decrypted: prepared.decrypted,
+        charts: prepared.pulled,
+    })
+}
+
+/// `helm template` on a private copy of the chart, values on its standard input; its output.
+async fn run_helm(
+    release: &Release<'_>,
+    options: &HelmOptions,
+    prepared: &Prepared,
+    limits: &RenderLimits,
+) -> Result<String, RenderError> {
+    let shown = prepared.shown.as_str();
     let program = crate::kustomize::find_on_path("helm").ok_or(RenderError::HelmNotInstalled)?;
     let workspace = tempfile::tempdir().map_err(|err| io("create a render directory", &err))?;
     let chart = workspace.path().join("chart");
     let home = workspace.path().join("home");
     std::fs::create_dir_all(&home).map_err(|err| io("create a render directory", &err))?;
-    let refused = chart_files
+    let refused = prepared
+        .chart_files
         .materialize(&chart)
         .map_err(|err| io("write the chart for helm", &err))?;
-    let shown = shown.as_str();
     let failed = |message: String| RenderError::Helm {
         path: shown.to_owned(),
         message,
@@ -404,7 +458,7 @@ pub(crate) async fn render(
         .kill_on_drop(true)
         .spawn()
         .map_err(|err| io(&format!("start {}", program.display()), &err))?;
-    let input = zeroize::Zeroizing::new(serde_json::to_vec(&values).unwrap_or_default());
+    let input = zeroize::Zeroizing::new(serde_json::to_vec(&prepared.values).unwrap_or_default());
     if let Some(mut stdin) = child.stdin.take() {
         // JSON is YAML; helm reads the values from its standard input.
         stdin
@@ -432,20 +486,12 @@ pub(crate) async fn render(
             limits.max_output_bytes
         )));
     }
-    let text = String::from_utf8(output.stdout).map_err(|_| failed("output is not UTF-8".to_owned()))?;
-    let mut manifests = parse_documents(&text, &format!("helm template {shown}"), limits)?;
-    place_hooks(&mut manifests);
-    Ok(Rendered {
-        manifests,
-        inputs: Some(inputs),
-        renderer: "helm",
-        decrypted,
-        charts: pulled,
-    })
+    String::from_utf8(output.stdout).map_err(|_| failed("output is not UTF-8".to_owned()))
 }
 
 const HOOK: &str = "helm.sh/hook";
 const HOOK_WEIGHT: &str = "helm.sh/hook-weight";
+const HOOK_DELETE_POLICY: &str = "helm.sh/hook-delete-policy";
 const WAVES: &[&str] = &["driftless.dev/sync-wave", "argocd.argoproj.io/sync-wave"];
 
 fn annotation<'a>(manifest: &'a Value, key: &str) -> Option<&'a str> {
@@ -487,8 +533,26 @@ fn declared_wave(manifest: &Value) -> Option<i64> {
 /// wave per distinct `helm.sh/hook-weight` in weight order, so each must be healthy (a Job
 /// complete) before the next; post-install/post-upgrade hooks go to waves after them; test,
 /// delete and rollback hooks are left out. A hook with its own sync-wave annotation keeps it.
+/// `helm.sh/hook-delete-policy` becomes `driftless.dev/hook-delete-policy`, which the sync
+/// honours (see `driftless_core::plan::HookDeletePolicy`).
 fn place_hooks(manifests: &mut Vec<crate::RenderedManifest>) {
     manifests.retain(|m| hook_phase(&m.manifest) != Some(Phase::Never));
+    // Helm's deletion policy, in driftless's words (Helm's default: before-hook-creation).
+    for manifest in manifests.iter_mut().filter(|m| hook_phase(&m.manifest).is_some()) {
+        let policy = annotation(&manifest.manifest, HOOK_DELETE_POLICY)
+            .unwrap_or("before-hook-creation")
+            .to_owned();
+        if let Some(annotations) = manifest
+            .manifest
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            annotations.insert(
+                driftless_core::plan::HOOK_DELETE_POLICY_ANNOTATION.to_owned(),
+                Value::String(policy),
+            );
+        }
+    }
     let main_waves: Vec<i64> = manifests
         .iter()
         .filter(|m| hook_phase(&m.manifest).is_none())

@@ -1,0 +1,233 @@
+//! Charts from chart repositories synced to the real control plane: one from an HTTP chart
+//! repository on loopback (archives and index written by real Helm), one pushed with `helm push`
+//! to a real OCI registry on loopback, and a chart in Git whose dependency is declared (not
+//! vendored) from a chart repository. Values files come from Git; an unchanged chart is not
+//! rendered again; a project that does not allow the chart repository refuses it.
+
+mod common;
+
+use std::path::Path;
+
+use driftless_core::SyncState;
+use driftless_core::application::{Application, HelmOptions, Renderer, RepositoryChart};
+use driftless_core::project::{Project, ProjectDestination};
+use driftless_engine::SyncOptions;
+use driftless_store::SyncResult;
+use driftless_testenv::TestEnv;
+use driftless_testenv::charts::{ChartRepositoryServer, Registry, package, push, repo_index};
+use driftless_testenv::git::TestRepo;
+use driftless_testenv::helm::assert_helm_on_path;
+use k8s_openapi::api::core::v1::ConfigMap;
+
+/// Packages `name` at `version` (a ConfigMap named after the release and chart, holding the
+/// `greeting` value and the version) into `out`.
+fn packaged(dir: &Path, name: &str, version: &str, out: &Path) -> std::path::PathBuf {
+    let chart = dir.join(format!("src/{name}-{version}/{name}"));
+    std::fs::create_dir_all(chart.join("templates")).expect("chart directory");
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        format!("apiVersion: v2\nname: {name}\nversion: {version}\n"),
+    )
+    .expect("Chart.yaml");
+    std::fs::write(chart.join("values.yaml"), "greeting: hello\n").expect("values");
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ .Release.Name }}}}-{name}\ndata:\n  greeting: {{{{ .Values.greeting | quote }}}}\n  version: \"{version}\"\n"
+        ),
+    )
+    .expect("template");
+    package(&chart, out)
+}
+
+fn from_repository(app: &mut Application, repository: String, version: &str, value_files: Vec<String>) {
+    app.source.renderer = Renderer::Helm(HelmOptions {
+        chart: Some(RepositoryChart {
+            plain_http: repository.starts_with("oci://"),
+            repository,
+            name: "web".into(),
+            version: version.into(),
+        }),
+        value_files,
+        ..HelmOptions::default()
+    });
+}
+
+async fn data_of(env: &TestEnv, name: &str) -> std::collections::BTreeMap<String, String> {
+    env.api::<ConfigMap>()
+        .get(name)
+        .await
+        .unwrap_or_else(|err| panic!("{name}: {err}"))
+        .data
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn charts_from_an_http_repository_and_an_oci_registry_sync_with_values_from_git() {
+    assert_helm_on_path();
+    let env = TestEnv::new("helm-repos").await;
+    let charts = tempfile::tempdir().expect("charts");
+    let http_dir = charts.path().join("http");
+    for version in ["1.0.0", "1.4.0", "2.0.0"] {
+        packaged(charts.path(), "web", version, &http_dir);
+    }
+    repo_index(&http_dir);
+    let server = ChartRepositoryServer::start(charts.path(), None).await;
+    let registry = Registry::start();
+    for version in ["3.0.0", "3.1.0"] {
+        let archive = packaged(charts.path(), "web", version, &charts.path().join("oci"));
+        push(&archive, &registry.url("charts"));
+    }
+
+    let repo = TestRepo::new();
+    repo.write("deploy/values.yaml", "greeting: from git\n")
+        .write("deploy/README.md", "values for web\n");
+    repo.commit("values");
+    let mut http_app = common::application("shop", &repo, "deploy", &env.namespace);
+    from_repository(
+        &mut http_app,
+        server.url("http"),
+        "^1",
+        vec!["values.yaml".into()],
+    );
+    let mut oci_app = common::application("store", &repo, "deploy", &env.namespace);
+    from_repository(&mut oci_app, registry.url("charts"), "3.x", Vec::new());
+    let (_data, engine) = common::engine(&env, vec![http_app, oci_app]);
+
+    for name in ["shop", "store"] {
+        let report = engine.sync(name, SyncOptions::default()).await.expect("sync");
+        assert_eq!(report.result, SyncResult::Succeeded, "{name}: {report:?}");
+    }
+    let shop = data_of(&env, "shop-web").await;
+    assert_eq!(
+        (shop["version"].as_str(), shop["greeting"].as_str()),
+        ("1.4.0", "from git")
+    );
+    let store = data_of(&env, "store-web").await;
+    assert_eq!(
+        (store["version"].as_str(), store["greeting"].as_str()),
+        ("3.1.0", "hello")
+    );
+
+    // Nothing changed: compares render nothing and pull nothing.
+    let renders = engine.stats().await.renders;
+    let requests = server.seen().len();
+    for name in ["shop", "store"] {
+        assert_eq!(
+            engine.compare(name).await.expect("compare").sync,
+            SyncState::Synced
+        );
+    }
+    assert_eq!(
+        engine.stats().await.renders,
+        renders,
+        "an unchanged chart is not rendered again"
+    );
+    assert_eq!(
+        server.seen().len(),
+        requests,
+        "nor its index fetched again within a minute"
+    );
+
+    // A commit that does not touch the values files renders nothing either; one that does, does.
+    repo.write("deploy/README.md", "still values for web\n");
+    repo.commit("docs");
+    assert_eq!(
+        engine.compare("shop").await.expect("compare").sync,
+        SyncState::Synced
+    );
+    assert_eq!(engine.stats().await.renders, renders);
+    repo.write("deploy/values.yaml", "greeting: changed in git\n");
+    repo.commit("values");
+    assert_eq!(
+        engine.compare("shop").await.expect("compare").sync,
+        SyncState::OutOfSync
+    );
+    engine.sync("shop", SyncOptions::default()).await.expect("sync");
+    assert_eq!(data_of(&env, "shop-web").await["greeting"], "changed in git");
+}
+
+#[tokio::test]
+async fn a_dependency_declared_from_a_chart_repository_is_pulled_at_the_locked_version() {
+    assert_helm_on_path();
+    let env = TestEnv::new("helm-deps").await;
+    let charts = tempfile::tempdir().expect("charts");
+    let http_dir = charts.path().join("http");
+    for version in ["1.0.0", "1.1.0"] {
+        packaged(charts.path(), "web", version, &http_dir);
+    }
+    repo_index(&http_dir);
+    let server = ChartRepositoryServer::start(charts.path(), None).await;
+    let url = server.url("http");
+
+    let repo = TestRepo::new();
+    repo.write(
+        "charts/site/Chart.yaml",
+        &format!("apiVersion: v2\nname: site\nversion: 0.1.0\ndependencies:\n  - name: web\n    version: ^1\n    repository: {url}\n"),
+    )
+    .write(
+        "charts/site/Chart.lock",
+        &format!("dependencies:\n  - name: web\n    repository: {url}\n    version: 1.0.0\ndigest: sha256:0\ngenerated: \"2026-12-01T00:00:00Z\"\n"),
+    )
+    .write("charts/site/values.yaml", "web:\n  greeting: from the parent\n")
+    .write(
+        "charts/site/templates/site.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata: {}\n",
+    );
+    repo.commit("a chart with a dependency from a chart repository");
+    let mut app = common::application("shop", &repo, "charts/site", &env.namespace);
+    app.source.renderer = Renderer::Helm(HelmOptions::default());
+
+    // A project whose sourceRepos cover the Git repository only refuses the dependency's.
+    let project = |repos: Vec<String>| Project {
+        name: "team".into(),
+        source_repos: Some(repos),
+        destinations: Some(vec![ProjectDestination {
+            cluster: "*".into(),
+            namespace: "*".into(),
+        }]),
+        cluster_resource_whitelist: Vec::new(),
+        namespace_resource_blacklist: Vec::new(),
+    };
+    app.project = Some("team".into());
+    let data = tempfile::tempdir().expect("data");
+    let engine = common::engine_with_projects(
+        env.kubeconfig_path(),
+        data.path(),
+        vec![app.clone()],
+        vec![project(vec![repo.file_url()])],
+    );
+    let err = engine
+        .sync("shop", SyncOptions::default())
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains(&format!("does not allow the source repository {url}")),
+        "{err}"
+    );
+    assert!(server.seen().is_empty(), "a refused repository is not contacted");
+    drop(engine);
+
+    let engine = common::engine_with_projects(
+        env.kubeconfig_path(),
+        data.path(),
+        vec![app],
+        vec![project(vec![repo.file_url(), format!("{url}*")])],
+    );
+    let report = engine.sync("shop", SyncOptions::default()).await.expect("sync");
+    assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
+    let web = data_of(&env, "shop-web").await;
+    assert_eq!(
+        (web["version"].as_str(), web["greeting"].as_str()),
+        ("1.0.0", "from the parent"),
+        "Chart.lock's version, the parent's values"
+    );
+    assert!(
+        env.api::<ConfigMap>()
+            .get_opt("site")
+            .await
+            .expect("get")
+            .is_some()
+    );
+}
