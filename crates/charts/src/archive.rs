@@ -44,7 +44,7 @@ fn inner_path(chart: &str, raw: &str, top: &mut Option<String>) -> Result<Option
 
 /// Unpacks a chart archive: `<name>/Chart.yaml`, `<name>/templates/…` become `Chart.yaml`,
 /// `templates/…`.
-pub(crate) fn unpack(chart: &str, archive: &[u8], limits: &ChartLimits) -> Result<FileTree, ChartError> {
+pub fn unpack(chart: &str, archive: &[u8], limits: &ChartLimits) -> Result<FileTree, ChartError> {
     let decoder = flate2::read::GzDecoder::new(archive);
     // Reading through `take` bounds what is inflated, however small the archive.
     let mut tar = tar::Archive::new(decoder.take(limits.max_unpacked_bytes.saturating_add(1)));

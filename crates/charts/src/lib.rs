@@ -23,6 +23,9 @@ use driftless_core::application::RepositoryCredentials;
 use driftless_git::{CredentialsError, FileTree};
 use sha2::{Digest as _, Sha256};
 
+/// Unpacks a chart archive into memory, refusing hostile shapes (public for fuzzing).
+pub use archive::unpack;
+
 /// A chart in a chart repository, as an application (or a chart's `Chart.yaml`) names it.
 pub use driftless_core::application::RepositoryChart as ChartRef;
 
@@ -252,7 +255,7 @@ impl Charts {
                 (archive, actual)
             }
         };
-        let files = Arc::new(archive::unpack(&chart.name, &archive, &self.limits)?);
+        let files = Arc::new(unpack(&chart.name, &archive, &self.limits)?);
         self.keep(&digest, &archive, &files);
         Ok(PulledChart {
             version: resolved.version,

@@ -310,17 +310,24 @@ pub struct RepositoryCredentials {
 }
 
 impl RepositoryCredentials {
-    /// Whether `url` is under this entry's URL: the prefix must end where a path segment (or,
-    /// for scp-like `git@host:path`, the host) ends, so `https://charts.example` does not cover
-    /// `https://charts.example.evil`.
+    /// Whether `url` is under this entry's URL: the prefix must end where a path segment, the
+    /// host (before a port) or, for scp-like `git@host:path`, the host ends, so
+    /// `https://charts.example` does not cover `https://charts.example.evil`.
     #[must_use]
     pub fn covers(&self, url: &str) -> bool {
         let Some(rest) = url.strip_prefix(&self.url_prefix) else {
             return false;
         };
+        let port = rest.strip_prefix(':').is_some_and(|port| {
+            port.split('/')
+                .next()
+                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        });
         rest.is_empty()
             || self.url_prefix.ends_with(['/', ':'])
             || rest.starts_with(['/', '?', '#'])
+            // Another port of the same host, as a plain prefix match would allow.
+            || (port && url.contains("://"))
             || (rest.starts_with(':') && !url.contains("://"))
     }
 }
@@ -362,7 +369,11 @@ mod tests {
             Some("https://charts.example/private/")
         );
         assert_eq!(covered("https://charts.example.evil/index.yaml"), None);
-        assert_eq!(covered("https://charts.example:8443/index.yaml"), None);
+        assert_eq!(
+            covered("https://charts.example:8443/index.yaml"),
+            Some("https://charts.example")
+        );
+        assert_eq!(covered("https://charts.example:evil@x/index.yaml"), None);
         assert_eq!(covered("https://charts.examplex"), None);
         assert_eq!(covered("git@github.com:org/repo.git"), Some("git@github.com"));
         assert_eq!(covered("git@github.com.evil:org/repo.git"), None);

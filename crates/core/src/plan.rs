@@ -452,6 +452,24 @@ mod sync_option_tests {
         assert_eq!(object_sync_option(&both, "Replace"), Some(false));
         assert_eq!(object_sync_option(&with_annotations(&json!({})), "Replace"), None);
     }
+
+    #[test]
+    fn hook_policies_read_argo_and_helm_names() {
+        let ours = with_annotations(
+            &json!({ HOOK_DELETE_POLICY_ANNOTATION: "before-hook-creation, hook-succeeded" }),
+        );
+        assert_eq!(
+            hook_delete_policy(&ours),
+            Some(HookDeletePolicy {
+                before_creation: true,
+                on_success: true,
+                on_failure: false
+            })
+        );
+        let argo = with_annotations(&json!({ ARGO_HOOK_DELETE_POLICY_ANNOTATION: "HookFailed" }));
+        assert!(hook_delete_policy(&argo).is_some_and(|p| p.on_failure && p.deleted_after_run()));
+        assert_eq!(hook_delete_policy(&with_annotations(&json!({}))), None);
+    }
 }
 
 /// Marks a hook: an object that runs during a sync (a migration Job, say) and is deleted as its
@@ -501,44 +519,4 @@ pub fn hook_delete_policy(object: &DesiredObject) -> Option<HookDeletePolicy> {
         }
     }
     Some(policy)
-}
-
-#[cfg(test)]
-mod hook_tests {
-    use serde_json::json;
-
-    use super::*;
-    use crate::{GroupVersionKind, SourceLocation};
-
-    fn with_annotations(annotations: &Value) -> DesiredObject {
-        let gvk = GroupVersionKind::from_api_version("batch/v1", "Job").expect("valid");
-        DesiredObject {
-            reference: ObjectRef::new(&gvk, Some("a"), "migrate"),
-            gvk,
-            manifest: json!({ "metadata": { "name": "migrate", "annotations": annotations } }),
-            source: SourceLocation {
-                file: "f.yaml".into(),
-                document: 0,
-                line: None,
-            },
-        }
-    }
-
-    #[test]
-    fn hook_policies_read_argo_and_helm_names() {
-        let ours = with_annotations(
-            &json!({ HOOK_DELETE_POLICY_ANNOTATION: "before-hook-creation, hook-succeeded" }),
-        );
-        assert_eq!(
-            hook_delete_policy(&ours),
-            Some(HookDeletePolicy {
-                before_creation: true,
-                on_success: true,
-                on_failure: false
-            })
-        );
-        let argo = with_annotations(&json!({ ARGO_HOOK_DELETE_POLICY_ANNOTATION: "HookFailed" }));
-        assert!(hook_delete_policy(&argo).is_some_and(|p| p.on_failure && p.deleted_after_run()));
-        assert_eq!(hook_delete_policy(&with_annotations(&json!({}))), None);
-    }
 }

@@ -255,6 +255,19 @@ async fn hooks_become_waves_around_the_chart_and_tests_are_left_out() {
     );
     assert_eq!(wave("smoke"), None, "test hooks are not part of a sync");
     assert_eq!(wave("cleanup"), None, "delete hooks are not part of a sync");
+    let policy = |name: &str| {
+        rendered
+            .manifests
+            .iter()
+            .find(|m| m.manifest["metadata"]["name"] == name)
+            .map(|m| m.manifest["metadata"]["annotations"]["driftless.dev/hook-delete-policy"].clone())
+    };
+    assert_eq!(
+        policy("migrate"),
+        Some(serde_json::json!("before-hook-creation")),
+        "Helm's default deletion policy, spelled out for the sync"
+    );
+    assert_eq!(policy("web"), Some(serde_json::Value::Null), "not a hook");
 }
 
 #[tokio::test]
@@ -299,4 +312,30 @@ async fn file_dependencies_in_the_repository_are_resolved_and_outside_it_refused
         err.to_string(),
         "helm template charts/web failed: dependency stolen at file://../../../../../etc: leaves the repository"
     );
+}
+
+#[tokio::test]
+async fn dependencies_from_chart_repositories_need_a_url_and_chart_access() {
+    let repo = chart_repo();
+    for (repository, expected) in [
+        (
+            "'@stable'",
+            "helm template charts/web failed: dependency common at @stable: name the chart repository by its URL (https:// or oci://), not by a `helm repo add` name",
+        ),
+        (
+            "https://charts.example.invalid/stable",
+            "chart common ^2 from https://charts.example.invalid/stable: chart repositories are not available here",
+        ),
+    ] {
+        repo.write(
+            "charts/web/Chart.yaml",
+            &format!(
+                "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n  - name: sidecar\n    version: 0.1.0\n  - name: common\n    version: ^2\n    repository: {repository}\n"
+            ),
+        );
+        let err = render_chart(&repo, HelmOptions::default(), &Keys::new())
+            .await
+            .expect_err(repository);
+        assert_eq!(err.to_string(), expected);
+    }
 }

@@ -332,6 +332,38 @@ impl Drop for SshServer {
     }
 }
 
+/// Serves HTTP/1 on a free loopback port, `handler` answering each request with `state`; the task
+/// runs until aborted.
+pub(crate) async fn serve_on_loopback<S, F, Fut>(
+    state: Arc<S>,
+    handler: F,
+) -> (SocketAddr, tokio::task::JoinHandle<()>)
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local address");
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| handler(Arc::clone(&state), request));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
 /// Smart HTTP: `git http-backend` run as CGI for each request, on a loopback port.
 pub struct GitHttpServer {
     addr: SocketAddr,
@@ -368,25 +400,7 @@ impl GitHttpServer {
             }),
             requests: Arc::clone(&requests),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local address");
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = Arc::clone(&state);
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |request| serve(Arc::clone(&state), request));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, task) = serve_on_loopback(state, serve).await;
         Self { addr, requests, task }
     }
 
