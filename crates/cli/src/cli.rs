@@ -61,6 +61,43 @@ pub struct SyncFlags {
     pub adopt: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Read applications, diffs, history and events.
+    Viewer,
+    /// Also refresh, sync, roll back, pin and unpin.
+    Operator,
+    /// Also what is not one application's (refreshing every repository, statistics).
+    Admin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print its secret (shown this once; only a digest is stored).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// A name for the token (who or what uses it).
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Only applications whose names match this glob (`*`, `?`); repeatable; all when absent.
+        #[arg(long = "app")]
+        applications: Vec<String>,
+    },
+    /// List tokens (names, roles, scopes, last use; never secrets).
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Revoke a token: requests with it are refused from now on.
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        name: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show each application's revision, sync state and health.
@@ -150,6 +187,15 @@ pub enum Command {
         /// How many applications are reconciled at once.
         #[arg(long, default_value_t = 4)]
         workers: usize,
+        /// Also serve the API over TCP on this address (e.g. 127.0.0.1:8080); every request there
+        /// needs a bearer token (`driftless token create`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Create, list and revoke the API's bearer tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
     },
     /// Start a local Kubernetes control plane and show driftless working against it.
     ///

@@ -14,6 +14,10 @@ struct Serve(Child);
 impl Serve {
     /// Logs go to `serve.log` beside the configuration, for failure messages.
     fn start(config: &Path) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    fn start_with(config: &Path, extra: &[&str]) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -22,6 +26,7 @@ impl Serve {
         let child = Command::new(env!("CARGO_BIN_EXE_driftless"))
             .args(["serve", "--config"])
             .arg(config)
+            .args(extra)
             .env("DRIFTLESS_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -406,5 +411,96 @@ async fn an_api_server_outage_is_reported_and_survived_without_deleting_anything
             .as_array()
             .is_some_and(|all| all.iter().all(|r| r["result"] != "running")),
         "no sync is left running: {records}"
+    );
+}
+
+/// The status code of a GET over plain HTTP/1.1 (with a bearer token when given); `None` while
+/// nothing listens.
+fn http_status(address: &str, path: &str, token: Option<&str>) -> Option<u16> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    let authorization = token.map_or(String::new(), |token| {
+        format!("Authorization: Bearer {token}\r\n")
+    });
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test]
+async fn the_tcp_api_needs_a_token_the_cli_creates_and_revokes() {
+    let repo = TestRepo::new();
+    repo.write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n",
+    );
+    repo.commit("first");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No cluster is contacted: listing applications needs none.
+    let config = write_config(
+        dir.path(),
+        Path::new("/nonexistent/kubeconfig"),
+        &app("web", &repo, "app", "default", false),
+    );
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_driftless"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("run driftless");
+        assert!(
+            output.status.success(),
+            "driftless {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let secret = cli(&[
+        "token",
+        "create",
+        "dashboard",
+        "--role",
+        "viewer",
+        "--app",
+        "web*",
+    ]);
+    assert!(secret.starts_with("dlt_"), "{secret}");
+    let listed = cli(&["token", "list"]);
+    assert!(
+        listed.starts_with("dashboard\tviewer\tweb*\tnever used"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&secret), "a list never shows secrets");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let _serve = Serve::start_with(&config, &["--listen", &address]);
+    eventually(
+        Duration::from_secs(30),
+        "the TCP API answers",
+        &config,
+        || async { http_status(&address, "/api/v1/applications", None).is_some() },
+    )
+    .await;
+    assert_eq!(http_status(&address, "/api/v1/applications", None), Some(401));
+    assert_eq!(
+        http_status(&address, "/api/v1/applications", Some(&secret)),
+        Some(200)
+    );
+    assert!(cli(&["token", "list"]).ends_with("\tused"), "its use is recorded");
+    cli(&["token", "revoke", "dashboard"]);
+    assert_eq!(
+        http_status(&address, "/api/v1/applications", Some(&secret)),
+        Some(401),
+        "revoked at once"
     );
 }

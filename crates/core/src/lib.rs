@@ -6,6 +6,7 @@
 //! adapters turn the world into these types and act on what these functions return. That keeps
 //! every decision unit-testable without a cluster.
 
+pub mod access;
 pub mod application;
 mod desired;
 pub mod diff;

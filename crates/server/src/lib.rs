@@ -1,8 +1,13 @@
 //! driftless's API, served by `driftless serve` and used by the CLI.
 //!
-//! Today it listens on a Unix socket in the data directory (`driftless.sock`, mode 0600): only the
-//! user that runs driftless can reach it, so it needs no tokens. The TCP API with tokens and roles
-//! comes with the web UI.
+//! It listens on a Unix socket in the data directory (`driftless.sock`, mode 0600): only the
+//! user that runs driftless can reach it, so it needs no tokens and may do anything. With
+//! `--listen`, the same API is also served over TCP, where every request needs a bearer token
+//! (`driftless token create`): its role (viewer, operator, admin) says what it may do, its
+//! application patterns which applications it sees (`driftless_core::access`). An application
+//! outside a token's scope is answered exactly as one that does not exist; a forbidden action is
+//! answered 403 before the application is looked at. Tokens travel in the `Authorization`
+//! header, never in a cookie, so a browser cannot be made to send one (no CSRF).
 //!
 //! - `GET  /api/v1/applications`: every application's last reconcile status.
 //! - `GET  /api/v1/applications/{name}/diff`: a fresh comparison (dry-run diff).
@@ -19,11 +24,13 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{Extension, Path as UrlPath, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use driftless_core::access::{Decision, Grant, Role};
 use driftless_engine::{AppStatus, Controller, EngineError, SyncOptions};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +46,7 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 
 /// What `driftless sync` asks the server for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 #[expect(clippy::struct_excessive_bools, reason = "the flags of `driftless sync`")]
 pub struct SyncRequest {
     pub prune: bool,
@@ -66,25 +74,56 @@ pub enum ServerError {
     },
 }
 
-struct ApiError(EngineError);
+enum ApiError {
+    Engine(EngineError),
+    /// No token, or one that is unknown or revoked.
+    Unauthorized,
+    Forbidden(Role),
+}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match self.0 {
-            EngineError::UnknownApplication(_) => StatusCode::NOT_FOUND,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        (
-            status,
-            Json(ErrorBody {
-                error: self.0.to_string(),
-            }),
-        )
-            .into_response()
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        Self::Engine(err)
     }
 }
 
-fn router(controller: Arc<Controller>) -> Router {
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error) = match self {
+            Self::Engine(err @ EngineError::UnknownApplication(_)) => {
+                (StatusCode::NOT_FOUND, err.to_string())
+            }
+            Self::Engine(err) => (StatusCode::UNPROCESSABLE_ENTITY, err.to_string()),
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "a bearer token is required (driftless token create)".to_owned(),
+            ),
+            Self::Forbidden(needs) => (StatusCode::FORBIDDEN, format!("this needs the {needs} role")),
+        };
+        let mut response = (status, Json(ErrorBody { error })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// Refuses what `grant` may not do; an application outside its scope is "not found", exactly as
+/// one that does not exist.
+fn authorize(grant: &Grant, needs: Role, application: Option<&str>) -> Result<(), ApiError> {
+    match grant.decide(needs, application) {
+        Decision::Allowed => Ok(()),
+        Decision::Forbidden => Err(ApiError::Forbidden(needs)),
+        Decision::Hidden => Err(ApiError::Engine(EngineError::UnknownApplication(
+            application.unwrap_or_default().to_owned(),
+        ))),
+    }
+}
+
+fn api_routes() -> Router<Arc<Controller>> {
     Router::new()
         .route("/api/v1/applications", get(list))
         .route("/api/v1/applications/{name}/diff", get(diff))
@@ -92,15 +131,78 @@ fn router(controller: Arc<Controller>) -> Router {
         .route("/api/v1/applications/{name}/refresh", post(refresh))
         .route("/api/v1/refresh", post(refresh_repository))
         .route("/api/v1/stats", get(stats))
+}
+
+/// The socket's router: its one user owns driftless, and may do anything.
+fn router(controller: Arc<Controller>) -> Router {
+    let owner = Grant {
+        role: Role::Admin,
+        applications: Vec::new(),
+    };
+    api_routes().layer(Extension(owner)).with_state(controller)
+}
+
+/// The TCP router: every request needs a bearer token, whose grant the handlers check.
+fn token_router(controller: Arc<Controller>) -> Router {
+    api_routes()
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&controller),
+            authenticate,
+        ))
         .with_state(controller)
 }
 
-async fn list(State(controller): State<Arc<Controller>>) -> Json<BTreeMap<String, AppStatus>> {
+async fn authenticate(
+    State(controller): State<Arc<Controller>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let secret = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .map(str::to_owned);
+    let Some(secret) = secret else {
+        return ApiError::Unauthorized.into_response();
+    };
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX);
+    match controller.engine().store().token_grant(&secret, now) {
+        Ok(Some(grant)) => {
+            request.extensions_mut().insert(grant);
+            next.run(request).await
+        }
+        Ok(None) => ApiError::Unauthorized.into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not check a token");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(ErrorBody {
+                    error: "tokens cannot be checked now".to_owned(),
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn list(
+    State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
+) -> Json<BTreeMap<String, AppStatus>> {
     let statuses = controller.statuses().await;
     let all = controller
         .engine()
         .application_names()
         .into_iter()
+        .filter(|name| grant.covers(name))
         .map(|name| {
             let status = statuses.get(&name).cloned().unwrap_or_default();
             (name, status)
@@ -109,23 +211,31 @@ async fn list(State(controller): State<Arc<Controller>>) -> Json<BTreeMap<String
     Json(all)
 }
 
-async fn stats(State(controller): State<Arc<Controller>>) -> Json<driftless_engine::EngineStats> {
-    Json(controller.engine().stats().await)
+async fn stats(
+    State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
+) -> Result<Json<driftless_engine::EngineStats>, ApiError> {
+    authorize(&grant, Role::Viewer, None)?;
+    Ok(Json(controller.engine().stats().await))
 }
 
 async fn diff(
     State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    let comparison = controller.engine().compare(&name).await.map_err(ApiError)?;
+    authorize(&grant, Role::Viewer, Some(&name))?;
+    let comparison = controller.engine().compare(&name).await?;
     Ok(Json(comparison).into_response())
 }
 
 async fn sync(
     State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
     UrlPath(name): UrlPath<String>,
     Json(request): Json<SyncRequest>,
 ) -> Result<Response, ApiError> {
+    authorize(&grant, Role::Operator, Some(&name))?;
     let options = SyncOptions {
         prune: request.prune,
         dry_run: request.dry_run,
@@ -133,19 +243,17 @@ async fn sync(
         adopt: request.adopt,
         ..SyncOptions::default()
     };
-    let report = controller.sync_now(&name, options).await.map_err(ApiError)?;
+    let report = controller.sync_now(&name, options).await?;
     Ok(Json(report).into_response())
 }
 
 async fn refresh(
     State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    controller
-        .engine()
-        .find_application(&name)
-        .await
-        .map_err(ApiError)?;
+    authorize(&grant, Role::Operator, Some(&name))?;
+    controller.engine().find_application(&name).await?;
     controller.refresh(&name);
     Ok(StatusCode::ACCEPTED)
 }
@@ -168,11 +276,13 @@ pub struct RefreshResponse {
 
 async fn refresh_repository(
     State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
     Json(request): Json<RefreshRequest>,
-) -> Json<RefreshResponse> {
-    Json(RefreshResponse {
+) -> Result<Json<RefreshResponse>, ApiError> {
+    authorize(&grant, Role::Operator, None)?;
+    Ok(Json(RefreshResponse {
         applications: controller.refresh_repository(request.repo_url.as_deref()),
-    })
+    }))
 }
 
 /// Serves the API on the Unix socket at `path` until `shutdown` completes. Refuses to start when
@@ -204,4 +314,23 @@ pub async fn serve_local(
         .await;
     let _ = std::fs::remove_file(path);
     served.map_err(listen_error)
+}
+
+/// Serves the API over TCP on `listener` (tokens required) until `shutdown` completes.
+pub async fn serve_tcp(
+    controller: Arc<Controller>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |address| address.to_string());
+    tracing::info!(address = %address, "API listening (bearer tokens required)");
+    axum::serve(listener, token_router(controller))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServerError::Listen {
+            path: address,
+            source,
+        })
 }

@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+mod tokens;
+
+pub use tokens::{TOKEN_PREFIX, TokenRecord};
+
 use driftless_core::ObjectRef;
 use driftless_core::health::Health;
 use rusqlite::{Connection, OptionalExtension as _, params};
@@ -84,6 +88,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE applied ADD COLUMN resource_version TEXT;
     ALTER TABLE applied ADD COLUMN health TEXT;
 ",
+    r"
+    CREATE TABLE tokens (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        applications TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER
+    );
+",
 ];
 
 /// An application's last render, as the engine serialised it.
@@ -138,6 +152,8 @@ pub enum StoreError {
     },
     #[error("corrupt record while trying to {action}: {message}")]
     Corrupt { action: &'static str, message: String },
+    #[error("{what} already exists")]
+    Exists { what: String },
 }
 
 fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {

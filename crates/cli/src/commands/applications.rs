@@ -25,7 +25,7 @@ fn default_data_dir() -> PathBuf {
 }
 
 /// The configuration and the data directory it (or `--data-dir`) names.
-fn load(common: &Common) -> anyhow::Result<(driftless_config::Config, PathBuf)> {
+pub(super) fn load(common: &Common) -> anyhow::Result<(driftless_config::Config, PathBuf)> {
     let config = driftless_config::load(&common.config)?;
     let data_dir = common
         .data_dir
@@ -123,7 +123,12 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             application,
             limit,
         } => events(&common, &application, limit).await,
-        Command::Serve { common, workers } => serve(&common, workers).await,
+        Command::Serve {
+            common,
+            workers,
+            listen,
+        } => serve(&common, workers, listen).await,
+        Command::Token { action } => super::tokens::run(action),
         Command::Quickstart { .. } | Command::Completions { .. } => unreachable!("handled by commands::run"),
     }
 }
@@ -420,7 +425,11 @@ pub(super) fn print_report(format: OutputFormat, report: &SyncReport) -> anyhow:
     })
 }
 
-async fn serve(common: &Common, workers: usize) -> anyhow::Result<ExitCode> {
+async fn serve(
+    common: &Common,
+    workers: usize,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitCode> {
     let (_, data_dir) = load(common)?;
     if LocalClient::connect(&data_dir).await.is_some() {
         anyhow::bail!(
@@ -446,6 +455,22 @@ async fn serve(common: &Common, workers: usize) -> anyhow::Result<ExitCode> {
             .await
         }
     });
+    let tcp = match listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("failed to listen on {address}"))?;
+            let controller = std::sync::Arc::clone(&controller);
+            let mut stopped = stopped.clone();
+            Some(tokio::spawn(async move {
+                driftless_server::serve_tcp(controller, listener, async move {
+                    let _ = stopped.changed().await;
+                })
+                .await
+            }))
+        }
+        None => None,
+    };
     let mut stopped_controller = stopped;
     let signals = async move {
         tokio::select! {
@@ -460,10 +485,12 @@ async fn serve(common: &Common, workers: usize) -> anyhow::Result<ExitCode> {
             let _ = stopped_controller.changed().await;
         })
         .await;
-    match api.await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => return Err(err.into()),
-        Err(err) => return Err(anyhow::anyhow!("the API task failed: {err}")),
+    for task in std::iter::once(api).chain(tcp) {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(err.into()),
+            Err(err) => return Err(anyhow::anyhow!("the API task failed: {err}")),
+        }
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@ mod applications;
 mod completions;
 mod output;
 mod quickstart;
+mod tokens;
 
 use std::process::ExitCode;
 

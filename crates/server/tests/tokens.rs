@@ -1,0 +1,175 @@
+//! The TCP API over a real loopback socket: every request needs a bearer token from the store;
+//! its role bounds what it may do and its patterns which applications it sees, and an application
+//! outside them is answered exactly as one that does not exist.
+
+use std::sync::Arc;
+
+use driftless_core::access::{Grant, Role};
+use driftless_engine::{Controller, Engine, EngineOptions};
+use driftless_testenv::git::TestRepo;
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    engine: Arc<Engine>,
+    _data: tempfile::TempDir,
+    _repo: TestRepo,
+}
+
+async fn start() -> Api {
+    let repo = TestRepo::new();
+    repo.write(
+        "web/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n",
+    );
+    repo.commit("apps");
+    let app = |name: &str| {
+        format!(
+            "  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: {name} }}\n    spec:\n      source: {{ repoURL: '{}', path: web }}\n      destination: {{ cluster: local, namespace: default }}\n",
+            repo.file_url()
+        )
+    };
+    let text = format!(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\nclusters:\n  - {{ name: local, kubeconfig: /nonexistent/kubeconfig }}\napplications:\n{}{}{}",
+        app("shop-web"),
+        app("shop-db"),
+        app("payments")
+    );
+    let config = driftless_config::parse(&text, "driftless.yaml", std::path::Path::new("/")).expect("config");
+    let data = tempfile::tempdir().expect("data");
+    let engine = Arc::new(
+        Engine::new(
+            config,
+            EngineOptions {
+                data_dir: data.path().to_owned(),
+                ..EngineOptions::default()
+            },
+        )
+        .expect("engine"),
+    );
+    let controller = Controller::new(Arc::clone(&engine), 1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(driftless_server::serve_tcp(
+        controller,
+        listener,
+        std::future::pending(),
+    ));
+    Api {
+        base,
+        http: reqwest::Client::new(),
+        engine,
+        _data: data,
+        _repo: repo,
+    }
+}
+
+impl Api {
+    fn token(&self, name: &str, role: Role, applications: &[&str]) -> String {
+        let grant = Grant {
+            role,
+            applications: applications.iter().map(|a| (*a).to_owned()).collect(),
+        };
+        self.engine.store().create_token(name, &grant, 0).expect("token")
+    }
+
+    async fn call(&self, method: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.base);
+        let mut request = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url).json(&serde_json::json!({})),
+        };
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_refused() {
+    let api = start().await;
+    let response = reqwest::get(format!("{}/api/v1/applications", api.base))
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+    let (status, _) = api.call("GET", "/api/v1/applications", Some("dlt_forged")).await;
+    assert_eq!(status, 401);
+    let (status, _) = api.call("POST", "/api/v1/applications/shop-web/sync", None).await;
+    assert_eq!(status, 401, "no anonymous write");
+
+    let token = api.token("revoked", Role::Admin, &[]);
+    assert_eq!(api.call("GET", "/api/v1/applications", Some(&token)).await.0, 200);
+    assert!(api.engine.store().revoke_token("revoked").expect("revoke"));
+    assert_eq!(api.call("GET", "/api/v1/applications", Some(&token)).await.0, 401);
+}
+
+#[tokio::test]
+async fn roles_bound_actions_and_scopes_hide_other_applications() {
+    let api = start().await;
+    let viewer = api.token("viewer", Role::Viewer, &["shop-*"]);
+    let (status, listed) = api.call("GET", "/api/v1/applications", Some(&viewer)).await;
+    assert_eq!(status, 200);
+    let names: Vec<&String> = listed.as_object().expect("a map").keys().collect();
+    assert_eq!(names, ["shop-db", "shop-web"], "only its applications");
+
+    // A viewer may not act, on any application: 403 before anything is looked up.
+    for path in [
+        "/api/v1/applications/shop-web/sync",
+        "/api/v1/applications/payments/sync",
+        "/api/v1/applications/nope/refresh",
+    ] {
+        let (status, body) = api.call("POST", path, Some(&viewer)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("this needs the operator role")),
+            "{path}"
+        );
+    }
+    // Outside its scope is indistinguishable from not existing.
+    let (hidden_status, hidden) = api
+        .call("GET", "/api/v1/applications/payments/diff", Some(&viewer))
+        .await;
+    let (missing_status, missing) = api
+        .call("GET", "/api/v1/applications/nope/diff", Some(&viewer))
+        .await;
+    assert_eq!((hidden_status, missing_status), (404, 404));
+    assert_eq!(
+        hidden["error"].as_str().map(|e| e.replace("payments", "X")),
+        missing["error"].as_str().map(|e| e.replace("nope", "X"))
+    );
+
+    let operator = api.token("operator", Role::Operator, &["shop-*"]);
+    assert_eq!(
+        api.call("POST", "/api/v1/applications/shop-web/refresh", Some(&operator))
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        api.call("POST", "/api/v1/applications/payments/refresh", Some(&operator))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        api.call("POST", "/api/v1/refresh", Some(&operator)).await.0,
+        403,
+        "all repositories needs an unscoped grant"
+    );
+    assert_eq!(api.call("GET", "/api/v1/stats", Some(&operator)).await.0, 403);
+
+    let everyone = api.token("ops", Role::Operator, &[]);
+    let (status, refreshed) = api.call("POST", "/api/v1/refresh", Some(&everyone)).await;
+    assert_eq!(status, 200);
+    assert_eq!(refreshed["applications"].as_array().map(Vec::len), Some(3));
+}
