@@ -32,6 +32,8 @@ pub struct Config {
     pub redaction: SensitiveData,
     /// Tenancy guards applications name in `spec.project`.
     pub projects: Vec<Project>,
+    /// Secrets of the Git webhook receivers.
+    pub webhooks: driftless_core::application::WebhookSecrets,
     pub applications: Vec<Application>,
 }
 

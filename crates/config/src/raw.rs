@@ -31,7 +31,25 @@ pub struct RawConfig {
     #[serde(default)]
     pub redaction: Option<RawRedaction>,
     #[serde(default)]
+    pub webhooks: Option<RawWebhooks>,
+    #[serde(default)]
     pub applications: Vec<RawApplication>,
+}
+
+/// Each receiver's secret (a file or an environment variable).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawWebhooks {
+    #[serde(default)]
+    pub github: Option<RawSecretRef>,
+    #[serde(default)]
+    pub gitlab: Option<RawSecretRef>,
+    #[serde(default)]
+    pub gitea: Option<RawSecretRef>,
+    #[serde(default)]
+    pub bitbucket: Option<RawSecretRef>,
+    #[serde(default)]
+    pub generic: Option<RawSecretRef>,
 }
 
 /// What else is sensitive besides Secret values.

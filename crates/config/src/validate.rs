@@ -6,7 +6,7 @@ use driftless_core::application::{
     Application, Automated, Cluster, ClusterConnection, DEFAULT_INTERVAL, Decryption, Destination,
     DirectoryOptions, HelmOptions, HelmParameter, IgnoreDifference, KeySource, Renderer, RepositoryChart,
     RepositoryCredentials, RepositoryVerification, Retry, SecretSource, SensitiveData, SensitiveField,
-    Source, SourceLimits, SyncPolicy, Verification, VerifyMode,
+    Source, SourceLimits, SyncPolicy, Verification, VerifyMode, WebhookSecrets,
 };
 use driftless_core::project::{GroupKind, Project, ProjectDestination, check_pattern};
 use serde_saphyr::Spanned;
@@ -122,6 +122,18 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
         .as_ref()
         .map(|raw| redaction(&mut checker, raw))
         .unwrap_or_default();
+    let webhooks = raw.webhooks.as_ref().map_or_else(WebhookSecrets::default, |raw| {
+        let mut secret = |what: &str, source: Option<&RawSecretRef>| {
+            source.map(|source| secret_source(&mut checker, source, &format!("webhooks.{what}"), base))
+        };
+        WebhookSecrets {
+            github: secret("github", raw.github.as_ref()),
+            gitlab: secret("gitlab", raw.gitlab.as_ref()),
+            gitea: secret("gitea", raw.gitea.as_ref()),
+            bitbucket: secret("bitbucket", raw.bitbucket.as_ref()),
+            generic: secret("generic", raw.generic.as_ref()),
+        }
+    });
     finish(
         checker,
         Config {
@@ -132,6 +144,7 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
             limits,
             redaction,
             projects,
+            webhooks,
             applications,
         },
     )

@@ -656,3 +656,37 @@ fn charts_from_chart_repositories_are_read_and_checked() {
         "{messages:?}"
     );
 }
+
+#[test]
+fn webhook_secrets_are_referenced_never_inline() {
+    let text = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nwebhooks:\n  github: { file: secrets/github }\n  gitlab: { env: GITLAB_WEBHOOK_TOKEN }\n";
+    let config = parse(text, "driftless.yaml", Path::new("/etc/driftless")).expect("valid");
+    assert_eq!(
+        config.webhooks.github,
+        Some(driftless_core::application::SecretSource::File(
+            "/etc/driftless/secrets/github".into()
+        ))
+    );
+    assert_eq!(
+        config.webhooks.gitlab,
+        Some(driftless_core::application::SecretSource::Env(
+            "GITLAB_WEBHOOK_TOKEN".into()
+        ))
+    );
+    assert_eq!(
+        config.webhooks.bitbucket, None,
+        "a receiver without a secret stays off"
+    );
+    let inline = text.replace("{ file: secrets/github }", "s3cret");
+    assert!(
+        !problems(&inline).problems.is_empty(),
+        "an inline secret is refused"
+    );
+    let unknown = text.replace("gitlab:", "gitlub:");
+    let messages: Vec<String> = problems(&unknown)
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(messages.iter().any(|m| m.contains("gitlub")), "{messages:?}");
+}

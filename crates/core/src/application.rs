@@ -299,6 +299,19 @@ pub enum SecretSource {
     Env(String),
 }
 
+/// The secrets of the Git webhook receivers (`webhooks:`); a receiver answers only when its
+/// secret is configured, so no unsigned push is ever taken for a real one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookSecrets {
+    pub github: Option<SecretSource>,
+    pub gitlab: Option<SecretSource>,
+    /// Gitea and Forgejo.
+    pub gitea: Option<SecretSource>,
+    pub bitbucket: Option<SecretSource>,
+    /// driftless's own (`X-Driftless-Signature` over a timestamp and the body).
+    pub generic: Option<SecretSource>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepositoryCredentials {
     /// Applies to every repository URL that starts with this prefix.

@@ -18,6 +18,7 @@
 //!   repository (or of all), sharing one fetch — what a push webhook asks for.
 
 mod client;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -149,6 +150,8 @@ fn token_router(controller: Arc<Controller>) -> Router {
             Arc::clone(&controller),
             authenticate,
         ))
+        // Webhooks prove themselves with their provider's signature, not a token.
+        .merge(webhooks::routes())
         .with_state(controller)
 }
 

@@ -127,6 +127,7 @@ pub fn engine_configured(
         limits: driftless_core::application::SourceLimits::default(),
         redaction: driftless_core::application::SensitiveData::default(),
         projects: Vec::new(),
+        webhooks: driftless_core::application::WebhookSecrets::default(),
         applications,
     };
     adjust(&mut config);

@@ -1,0 +1,501 @@
+//! Git push webhooks: `POST /api/webhooks/{github,gitlab,gitea,bitbucket,generic}`. Each is
+//! answered only when its secret is configured (`webhooks:`), and only after the request proves
+//! it knows it — an HMAC-SHA256 of the body (GitHub, Gitea/Forgejo, Bitbucket, ours, ours over a
+//! timestamp too, refused outside a five-minute window) or GitLab's token, compared in constant
+//! time. Then every application whose repository, branch and (for plain directories) path the
+//! push touched is refreshed at once. A payload that is not a push is acknowledged and ignored; a
+//! malformed one gets 400. Bodies over 2 MiB are refused before they are read whole.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use driftless_core::application::{Application, Renderer, SecretSource};
+use driftless_engine::Controller;
+use hmac::{Hmac, Mac as _};
+use serde_json::Value;
+use sha2::Sha256;
+use subtle::ConstantTimeEq as _;
+
+use crate::ErrorBody;
+
+/// The largest webhook body read.
+pub(crate) const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// How far a generic webhook's timestamp may be from now.
+const REPLAY_WINDOW_SECONDS: i64 = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provider {
+    GitHub,
+    GitLab,
+    Gitea,
+    Bitbucket,
+    Generic,
+}
+
+impl Provider {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "github" => Self::GitHub,
+            "gitlab" => Self::GitLab,
+            "gitea" | "forgejo" => Self::Gitea,
+            "bitbucket" => Self::Bitbucket,
+            "generic" => Self::Generic,
+            _ => return None,
+        })
+    }
+}
+
+/// What a push changed, as far as the payload tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Push {
+    /// The repository's URLs (clone, ssh, web), any of which an application may name.
+    pub urls: Vec<String>,
+    /// The branch or tag name pushed (without `refs/heads/` or `refs/tags/`).
+    pub reference: Option<String>,
+    /// Changed paths; `None` when the payload does not list them (all may have changed).
+    pub paths: Option<Vec<String>>,
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+fn hmac_matches(secret: &[u8], message: &[u8], hex_signature: &str) -> bool {
+    let Ok(expected) = decode_hex(hex_signature.trim()) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(message);
+    // `verify_slice` compares in constant time.
+    mac.verify_slice(&expected).is_ok()
+}
+
+fn decode_hex(text: &str) -> Result<Vec<u8>, ()> {
+    if !text.len().is_multiple_of(2) {
+        return Err(());
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2).ok_or(())?, 16).map_err(|_| ()))
+        .collect()
+}
+
+/// Whether the request proves it knows the secret; `Err` says why not (never the secret).
+fn verify(
+    provider: Provider,
+    headers: &HeaderMap,
+    body: &[u8],
+    secret: &str,
+    now: i64,
+) -> Result<(), &'static str> {
+    let key = secret.trim().as_bytes();
+    let signed = |name: &str, prefix: &str| {
+        header(headers, name)
+            .and_then(|value| value.strip_prefix(prefix))
+            .is_some_and(|signature| hmac_matches(key, body, signature))
+    };
+    let valid = match provider {
+        Provider::GitHub => signed("x-hub-signature-256", "sha256="),
+        Provider::Bitbucket => signed("x-hub-signature", "sha256="),
+        Provider::Gitea => signed("x-gitea-signature", "") || signed("x-forgejo-signature", ""),
+        Provider::GitLab => {
+            header(headers, "x-gitlab-token").is_some_and(|token| bool::from(token.as_bytes().ct_eq(key)))
+        }
+        Provider::Generic => {
+            let Some(timestamp) =
+                header(headers, "x-driftless-timestamp").and_then(|t| t.parse::<i64>().ok())
+            else {
+                return Err("missing X-Driftless-Timestamp");
+            };
+            if (now - timestamp).abs() > REPLAY_WINDOW_SECONDS {
+                return Err("the timestamp is outside the replay window");
+            }
+            let mut message = format!("{timestamp}.").into_bytes();
+            message.extend_from_slice(body);
+            header(headers, "x-driftless-signature")
+                .and_then(|value| value.strip_prefix("sha256="))
+                .is_some_and(|signature| hmac_matches(key, &message, signature))
+        }
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err("the signature does not match")
+    }
+}
+
+fn strings(values: &[&Value]) -> Vec<String> {
+    values
+        .iter()
+        .filter_map(|value| value.as_str())
+        .filter(|text| !text.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Paths touched by the commits of a GitHub/Gitea/GitLab payload; `None` when it may not list
+/// them all (GitHub lists at most 20 commits; a forced or large push may list none).
+fn commit_paths(payload: &Value) -> Option<Vec<String>> {
+    let commits = payload["commits"].as_array()?;
+    if commits.is_empty() || commits.len() >= 20 {
+        return None;
+    }
+    let mut paths = Vec::new();
+    for commit in commits {
+        for kind in ["added", "modified", "removed"] {
+            paths.extend(
+                commit[kind]
+                    .as_array()?
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned),
+            );
+        }
+    }
+    Some(paths)
+}
+
+fn reference_name(reference: &str) -> Option<String> {
+    reference
+        .strip_prefix("refs/heads/")
+        .or_else(|| reference.strip_prefix("refs/tags/"))
+        .map(str::to_owned)
+}
+
+/// The push a payload describes; `Ok(None)` for another event (a ping, an issue).
+fn parse_push(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Result<Option<Push>, String> {
+    let payload: Value =
+        serde_json::from_slice(body).map_err(|err| format!("the body is not JSON: {err}"))?;
+    let event = match provider {
+        Provider::GitHub => header(headers, "x-github-event"),
+        Provider::GitLab => header(headers, "x-gitlab-event"),
+        Provider::Gitea => header(headers, "x-gitea-event").or_else(|| header(headers, "x-forgejo-event")),
+        Provider::Bitbucket => header(headers, "x-event-key"),
+        Provider::Generic => Some("push"),
+    };
+    let is_push = matches!(event, Some("push" | "Push Hook" | "Tag Push Hook" | "repo:push"));
+    if !is_push {
+        return Ok(None);
+    }
+    let push = match provider {
+        Provider::GitHub | Provider::Gitea => Push {
+            urls: strings(&[
+                &payload["repository"]["clone_url"],
+                &payload["repository"]["ssh_url"],
+                &payload["repository"]["html_url"],
+            ]),
+            reference: payload["ref"].as_str().and_then(reference_name),
+            paths: commit_paths(&payload),
+        },
+        Provider::GitLab => Push {
+            urls: strings(&[
+                &payload["project"]["git_http_url"],
+                &payload["project"]["git_ssh_url"],
+                &payload["project"]["web_url"],
+            ]),
+            reference: payload["ref"].as_str().and_then(reference_name),
+            paths: commit_paths(&payload),
+        },
+        Provider::Bitbucket => Push {
+            urls: strings(&[&payload["repository"]["links"]["html"]["href"]]),
+            reference: payload["push"]["changes"][0]["new"]["name"]
+                .as_str()
+                .map(str::to_owned),
+            // Bitbucket does not list changed files.
+            paths: None,
+        },
+        Provider::Generic => Push {
+            urls: strings(&[&payload["repoURL"]]),
+            reference: payload["revision"].as_str().map(str::to_owned),
+            paths: payload["paths"].as_array().map(|paths| {
+                paths
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            }),
+        },
+    };
+    if push.urls.is_empty() {
+        return Err("the payload names no repository URL".to_owned());
+    }
+    Ok(Some(push))
+}
+
+/// `host/path` of a repository URL, the same for its https, ssh, scp-like and web forms.
+pub(crate) fn repository_key(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (authority, path) = match without_scheme.split_once('/') {
+        // scp-like `git@host:org/repo.git`
+        _ if !url.contains("://") && without_scheme.contains(':') => {
+            without_scheme.split_once(':').unwrap_or((without_scheme, ""))
+        }
+        Some((authority, path)) => (authority, path),
+        None => (without_scheme, ""),
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    // An ssh port (`ssh://git@host:2222/…`) is not part of the repository's identity.
+    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    let path = path.trim_end_matches('/').trim_end_matches(".git");
+    format!("{host}/{path}")
+}
+
+/// Whether the push may change what `app` deploys.
+pub(crate) fn push_matches(app: &Application, push: &Push) -> bool {
+    let key = repository_key(&app.source.repo_url);
+    if !push.urls.iter().any(|url| repository_key(url) == key) {
+        return false;
+    }
+    let revision = app.source.revision.as_str();
+    let follows = revision == "HEAD" || push.reference.as_deref().is_none_or(|pushed| pushed == revision);
+    if !follows {
+        return false;
+    }
+    // Only a plain directory is known to read nothing outside its path; Kustomize bases and Helm
+    // values files may live anywhere in the repository.
+    let (Some(paths), Renderer::Directory(_)) = (&push.paths, &app.source.renderer) else {
+        return true;
+    };
+    let own = app.source.path.trim_matches('/');
+    own.is_empty()
+        || paths.iter().any(|path| {
+            path.strip_prefix(own)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+}
+
+fn answer(status: StatusCode, error: &str) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: error.to_owned(),
+        }),
+    )
+        .into_response()
+}
+
+fn configured(controller: &Controller, provider: Provider) -> Option<SecretSource> {
+    let secrets = &controller.engine().config().webhooks;
+    match provider {
+        Provider::GitHub => secrets.github.clone(),
+        Provider::GitLab => secrets.gitlab.clone(),
+        Provider::Gitea => secrets.gitea.clone(),
+        Provider::Bitbucket => secrets.bitbucket.clone(),
+        Provider::Generic => secrets.generic.clone(),
+    }
+}
+
+async fn receive(
+    State(controller): State<Arc<Controller>>,
+    UrlPath(provider): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some((provider, source)) =
+        Provider::parse(&provider).and_then(|provider| Some((provider, configured(&controller, provider)?)))
+    else {
+        return answer(StatusCode::NOT_FOUND, "no such webhook receiver is configured");
+    };
+    let secret = match driftless_git::read_secret(&source, "webhook secret") {
+        Ok(secret) => zeroize::Zeroizing::new(secret),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read a webhook secret");
+            return answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the webhook secret cannot be read",
+            );
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+    if let Err(why) = verify(provider, &headers, &body, &secret, now) {
+        tracing::warn!(?provider, reason = why, "webhook refused");
+        return answer(StatusCode::UNAUTHORIZED, why);
+    }
+    let push = match parse_push(provider, &headers, &body) {
+        Ok(Some(push)) => push,
+        Ok(None) => return (StatusCode::OK, Json(serde_json::json!({ "refreshed": 0 }))).into_response(),
+        Err(message) => return answer(StatusCode::BAD_REQUEST, &message),
+    };
+    let engine = controller.engine();
+    let mut refreshed = 0_usize;
+    for name in engine.application_names() {
+        if let Ok(app) = engine.find_application(&name).await
+            && push_matches(&app, &push)
+        {
+            controller.refresh(&name);
+            refreshed += 1;
+        }
+    }
+    tracing::info!(?provider, refreshed, reference = ?push.reference, "push webhook");
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "refreshed": refreshed })),
+    )
+        .into_response()
+}
+
+pub(crate) fn routes() -> Router<Arc<Controller>> {
+    Router::new()
+        .route("/api/webhooks/{provider}", post(receive))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().expect("header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn githubs_documented_signature_verifies() {
+        // docs.github.com "Validating webhook deliveries": this secret, payload and signature.
+        let signature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let good = headers(&[("x-hub-signature-256", signature)]);
+        assert_eq!(
+            verify(
+                Provider::GitHub,
+                &good,
+                b"Hello, World!",
+                "It's a Secret to Everybody",
+                0
+            ),
+            Ok(())
+        );
+        assert!(
+            verify(
+                Provider::GitHub,
+                &good,
+                b"Hello, World?",
+                "It's a Secret to Everybody",
+                0
+            )
+            .is_err()
+        );
+        assert!(verify(Provider::GitHub, &good, b"Hello, World!", "another secret", 0).is_err());
+        assert!(
+            verify(
+                Provider::GitHub,
+                &HeaderMap::new(),
+                b"Hello, World!",
+                "It's a Secret to Everybody",
+                0
+            )
+            .is_err()
+        );
+        let truncated = headers(&[("x-hub-signature-256", &signature[..20])]);
+        assert!(
+            verify(
+                Provider::GitHub,
+                &truncated,
+                b"Hello, World!",
+                "It's a Secret to Everybody",
+                0
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn gitlab_tokens_and_generic_timestamps_are_checked() {
+        let token = headers(&[("x-gitlab-token", "s3cret")]);
+        assert_eq!(verify(Provider::GitLab, &token, b"{}", "s3cret", 0), Ok(()));
+        assert!(verify(Provider::GitLab, &token, b"{}", "s3cret2", 0).is_err());
+
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"k").expect("key");
+        mac.update(b"1000.{}");
+        let hex = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .fold(String::new(), |mut hex, byte| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{byte:02x}");
+                hex
+            });
+        let generic = headers(&[
+            ("x-driftless-timestamp", "1000"),
+            ("x-driftless-signature", &format!("sha256={hex}")),
+        ]);
+        assert_eq!(verify(Provider::Generic, &generic, b"{}", "k", 1_100), Ok(()));
+        assert_eq!(
+            verify(Provider::Generic, &generic, b"{}", "k", 2_000),
+            Err("the timestamp is outside the replay window"),
+            "a replayed request"
+        );
+    }
+
+    #[test]
+    fn repository_urls_compare_across_their_forms() {
+        let key = repository_key("https://github.com/Org/apps.git");
+        for same in [
+            "git@github.com:Org/apps.git",
+            "ssh://git@github.com:22/Org/apps",
+            "https://token@github.com/Org/apps/",
+            "https://GitHub.com/Org/apps",
+        ] {
+            assert_eq!(repository_key(same), key, "{same}");
+        }
+        assert_ne!(repository_key("https://github.com/Org/apps-2"), key);
+        assert_ne!(repository_key("https://github.com.evil/Org/apps"), key);
+    }
+
+    #[test]
+    fn pushes_parse_per_provider_and_other_events_are_ignored() {
+        let github = br#"{"ref":"refs/heads/main","repository":{"clone_url":"https://github.com/o/r.git","ssh_url":"git@github.com:o/r.git","html_url":"https://github.com/o/r"},"commits":[{"added":["a/x.yaml"],"modified":[],"removed":["b/y.yaml"]}]}"#;
+        let push = parse_push(Provider::GitHub, &headers(&[("x-github-event", "push")]), github)
+            .expect("parses")
+            .expect("a push");
+        assert_eq!(push.reference.as_deref(), Some("main"));
+        assert_eq!(
+            push.paths,
+            Some(vec!["a/x.yaml".to_owned(), "b/y.yaml".to_owned()])
+        );
+        assert_eq!(
+            parse_push(Provider::GitHub, &headers(&[("x-github-event", "ping")]), b"{}"),
+            Ok(None)
+        );
+        assert!(
+            parse_push(
+                Provider::GitHub,
+                &headers(&[("x-github-event", "push")]),
+                b"{not json"
+            )
+            .is_err()
+        );
+        assert!(parse_push(Provider::GitHub, &headers(&[("x-github-event", "push")]), b"{}").is_err());
+        let gitlab = br#"{"ref":"refs/heads/dev","project":{"git_http_url":"https://gitlab.com/o/r.git"},"commits":[]}"#;
+        let push = parse_push(
+            Provider::GitLab,
+            &headers(&[("x-gitlab-event", "Push Hook")]),
+            gitlab,
+        )
+        .expect("parses")
+        .expect("a push");
+        assert_eq!((push.reference.as_deref(), push.paths), (Some("dev"), None));
+        let bitbucket = br#"{"repository":{"links":{"html":{"href":"https://bitbucket.org/o/r"}}},"push":{"changes":[{"new":{"name":"main"}}]}}"#;
+        let push = parse_push(
+            Provider::Bitbucket,
+            &headers(&[("x-event-key", "repo:push")]),
+            bitbucket,
+        )
+        .expect("parses")
+        .expect("a push");
+        assert_eq!(push.reference.as_deref(), Some("main"));
+    }
+}
