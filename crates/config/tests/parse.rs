@@ -663,15 +663,11 @@ fn webhook_secrets_are_referenced_never_inline() {
     let config = parse(text, "driftless.yaml", Path::new("/etc/driftless")).expect("valid");
     assert_eq!(
         config.webhooks.github,
-        Some(driftless_core::application::SecretSource::File(
-            "/etc/driftless/secrets/github".into()
-        ))
+        Some(SecretSource::File("/etc/driftless/secrets/github".into()))
     );
     assert_eq!(
         config.webhooks.gitlab,
-        Some(driftless_core::application::SecretSource::Env(
-            "GITLAB_WEBHOOK_TOKEN".into()
-        ))
+        Some(SecretSource::Env("GITLAB_WEBHOOK_TOKEN".into()))
     );
     assert_eq!(
         config.webhooks.bitbucket, None,

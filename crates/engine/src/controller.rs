@@ -193,6 +193,7 @@ impl Controller {
     }
 
     fn enqueue(&self, application: &str, reason: Reason) {
+        self.engine.metrics.queue_depth.inc();
         let _ = self.requests.send((application.to_owned(), reason));
     }
 
@@ -239,12 +240,14 @@ impl Controller {
                         let mut again = again.lock().await;
                         let queued = again.entry(name).or_insert(reason);
                         *queued = queued.stricter(reason);
+                        self.engine.metrics.queue_depth.dec();
                         continue;
                     }
                     let (controller, permits) = (Arc::clone(self), Arc::clone(&permits));
                     let (running, again) = (Arc::clone(&running), Arc::clone(&again));
                     tasks.spawn(async move {
                         let permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+                        controller.engine.metrics.queue_depth.dec();
                         controller.reconcile(&name, reason).await;
                         // A root may have declared or dropped applications.
                         controller.update_timers().await;
@@ -489,6 +492,9 @@ impl Controller {
     }
 
     fn record_event(&self, name: &str, kind: EventKind, message: String) {
+        if kind == EventKind::DriftDetected {
+            self.engine.metrics.drift_events.inc();
+        }
         let event = EventRecord {
             time: now_millis(),
             kind,

@@ -255,11 +255,18 @@ impl Engine {
         let pinned = self.store.pinned(&app.name)?;
         let revision = revision.or(pinned.as_deref()).unwrap_or(&app.source.revision);
         let url = &app.source.repo_url;
-        let commit = self
+        let started = Instant::now();
+        let fetched = self
             .mirrors
             .fetch_since_and_resolve(url, revision, fetched_since)
-            .await
-            .map_err(git_error)?;
+            .await;
+        self.metrics
+            .fetch_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if fetched.is_err() {
+            self.metrics.fetch_errors.inc();
+        }
+        let commit = fetched.map_err(git_error)?;
         self.check_signatures(app, &commit).await?;
         let known = self.render_cache.get(app).or_else(|| self.kept_render(app));
         let known = match known {

@@ -79,6 +79,7 @@ pub struct Engine {
     /// Chart repositories and registries, their indexes and archives (kept under the data
     /// directory), shared by every application.
     pub(crate) charts: driftless_charts::Charts,
+    pub(crate) metrics: crate::metrics::Metrics,
     pub(crate) verdicts: VerdictCache,
     /// Watches of live objects; only `driftless serve` starts them ([`Engine::watch_live`]).
     pub(crate) live_cache: std::sync::OnceLock<LiveCache>,
@@ -171,6 +172,7 @@ impl Engine {
             },
         );
         Ok(Self {
+            metrics: crate::metrics::Metrics::default(),
             charts,
             render_limits,
             created: std::time::Instant::now(),
@@ -194,6 +196,12 @@ impl Engine {
             salt: &self.redaction_salt,
             sensitive: &self.config.redaction,
         }
+    }
+
+    /// The process's Prometheus metrics.
+    #[must_use]
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     pub fn config(&self) -> &Config {

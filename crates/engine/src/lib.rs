@@ -16,6 +16,7 @@ mod engine;
 mod error;
 mod live;
 mod locks;
+pub mod metrics;
 mod projects;
 mod registry;
 mod signatures;

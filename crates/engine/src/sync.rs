@@ -614,7 +614,28 @@ impl Engine {
     /// applied or deleted; a failed object fails the sync (later waves are skipped, nothing is
     /// pruned) while the report still lists every object's outcome.
     pub async fn sync(&self, name: &str, options: SyncOptions) -> Result<SyncReport, EngineError> {
-        self.sync_from(name, options, None).await
+        self.timed_sync(name, options, None).await
+    }
+
+    /// A sync, counted and timed for `/metrics` (dry-runs are not syncs).
+    async fn timed_sync(
+        &self,
+        name: &str,
+        options: SyncOptions,
+        prepared: Option<Prepared>,
+    ) -> Result<SyncReport, EngineError> {
+        let started = Instant::now();
+        let dry_run = options.dry_run;
+        let result = self.sync_from(name, options, prepared).await;
+        if !dry_run {
+            let outcome = match &result {
+                Ok(report) => format!("{:?}", report.result).to_ascii_lowercase(),
+                Err(_) => "error".to_owned(),
+            };
+            self.metrics
+                .record_sync(&outcome, started.elapsed().as_secs_f64());
+        }
+        result
     }
 
     /// [`Engine::sync`] from what [`Engine::compare_for_sync`] just rendered and read (at the
@@ -626,7 +647,7 @@ impl Engine {
         prepared: Prepared,
     ) -> Result<SyncReport, EngineError> {
         options.revision = None;
-        self.sync_from(name, options, Some(prepared)).await
+        self.timed_sync(name, options, Some(prepared)).await
     }
 
     #[tracing::instrument(name = "sync", skip(self, options, prepared), fields(dry_run = options.dry_run))]

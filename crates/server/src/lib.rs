@@ -152,7 +152,74 @@ fn token_router(controller: Arc<Controller>) -> Router {
         ))
         // Webhooks prove themselves with their provider's signature, not a token.
         .merge(webhooks::routes())
+        // Aggregates only (no application names), for scrapers and probes without tokens.
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&controller),
+            count_request,
+        ))
         .with_state(controller)
+}
+
+/// Counts every request by method and status code.
+async fn count_request(State(controller): State<Arc<Controller>>, request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let labels = driftless_engine::metrics::RequestLabels {
+        method,
+        code: response.status().as_u16().to_string(),
+    };
+    controller
+        .engine()
+        .metrics()
+        .api_requests
+        .get_or_create(&labels)
+        .inc();
+    response
+}
+
+/// `/metrics`: the engine's counters, and applications by sync and health state as of now.
+async fn metrics(State(controller): State<Arc<Controller>>) -> Response {
+    let metrics = controller.engine().metrics();
+    let statuses = controller.statuses().await;
+    metrics.applications.clear();
+    for name in controller.engine().application_names() {
+        let status = statuses.get(&name);
+        let labels = driftless_engine::metrics::StateLabels {
+            sync: status
+                .and_then(|s| s.sync)
+                .map_or_else(|| "Unknown".to_owned(), |sync| format!("{sync:?}")),
+            health: status
+                .and_then(|s| s.health.as_ref())
+                .map_or_else(|| "Unknown".to_owned(), |health| format!("{:?}", health.state)),
+        };
+        metrics.applications.get_or_create(&labels).inc();
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+        .into_response()
+}
+
+/// `/readyz`: ready while the state database answers.
+async fn ready(State(controller): State<Arc<Controller>>) -> Response {
+    match controller.engine().store().tokens() {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the state database does not answer",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn authenticate(

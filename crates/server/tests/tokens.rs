@@ -173,3 +173,44 @@ async fn roles_bound_actions_and_scopes_hide_other_applications() {
     assert_eq!(status, 200);
     assert_eq!(refreshed["applications"].as_array().map(Vec::len), Some(3));
 }
+
+#[tokio::test]
+async fn metrics_and_probes_need_no_token_and_name_no_application() {
+    let api = start().await;
+    assert_eq!(api.call("GET", "/api/v1/applications", None).await.0, 401);
+    let health = reqwest::get(format!("{}/healthz", api.base))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+    let ready = reqwest::get(format!("{}/readyz", api.base))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+    let response = reqwest::get(format!("{}/metrics", api.base))
+        .await
+        .expect("metrics");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/openmetrics-text")),
+        "{:?}",
+        response.headers()
+    );
+    let text = response.text().await.expect("text");
+    for expected in [
+        "driftless_applications{sync=\"Unknown\",health=\"Unknown\"} 3",
+        "driftless_api_requests_total{method=\"GET\",code=\"401\"} 1",
+        "# TYPE driftless_drift_events counter",
+        "# TYPE driftless_git_fetch_duration_seconds histogram",
+        "driftless_reconcile_queue_depth 0",
+        "# EOF",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
+    }
+    for name in ["shop-web", "shop-db", "payments"] {
+        assert!(!text.contains(name), "{name} appears in /metrics");
+    }
+}

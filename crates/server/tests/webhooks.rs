@@ -202,6 +202,18 @@ async fn a_signed_push_deploys_at_once_and_forged_ones_change_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("webhook → applied in {:?}", pushed.elapsed());
+    let metrics = served.controller.engine().metrics().encode();
+    for expected in [
+        "driftless_syncs_total{result=\"succeeded\"}",
+        "driftless_git_fetch_duration_seconds_count",
+        "driftless_api_requests_total{method=\"POST\",code=\"401\"} 3",
+        "driftless_api_requests_total{method=\"POST\",code=\"202\"} 3",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected:?} missing from:\n{metrics}"
+        );
+    }
     drop(served.controller);
     let _ = served.stop.send(());
     served.running.await.expect("the controller stops");
