@@ -337,6 +337,22 @@ impl Controller {
         Ok(report)
     }
 
+    /// Rolls back now, on request, never at the same time as a reconcile of the same
+    /// application ([`Engine::rollback`]); the status is refreshed afterwards.
+    pub async fn rollback_now(
+        self: &Arc<Self>,
+        name: &str,
+        revision: &str,
+        options: SyncOptions,
+    ) -> Result<crate::SyncReport, crate::EngineError> {
+        let report = {
+            let _guard = self.lock(name).await;
+            self.engine.rollback(name, revision, options).await?
+        };
+        self.refresh(name);
+        Ok(report)
+    }
+
     #[must_use]
     pub fn engine(&self) -> &Engine {
         &self.engine

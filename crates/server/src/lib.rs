@@ -16,6 +16,9 @@
 //! - `POST /api/v1/applications/{name}/refresh`: a reconcile now.
 //! - `POST /api/v1/refresh` (body: [`RefreshRequest`]): a reconcile now of every application of a
 //!   repository (or of all), sharing one fetch — what a push webhook asks for.
+//! - `GET /api/v1/applications/{name}`: where it comes from and goes to, and its status.
+//! - `GET /api/v1/applications/{name}/history?limit=N`, `…/events?limit=N`: newest first.
+//! - `POST /api/v1/applications/{name}/rollback` (body: [`RollbackRequest`]), `…/unpin`.
 
 mod client;
 mod webhooks;
@@ -127,7 +130,12 @@ fn authorize(grant: &Grant, needs: Role, application: Option<&str>) -> Result<()
 fn api_routes() -> Router<Arc<Controller>> {
     Router::new()
         .route("/api/v1/applications", get(list))
+        .route("/api/v1/applications/{name}", get(detail))
         .route("/api/v1/applications/{name}/diff", get(diff))
+        .route("/api/v1/applications/{name}/history", get(history))
+        .route("/api/v1/applications/{name}/events", get(events))
+        .route("/api/v1/applications/{name}/rollback", post(rollback))
+        .route("/api/v1/applications/{name}/unpin", post(unpin))
         .route("/api/v1/applications/{name}/sync", post(sync))
         .route("/api/v1/applications/{name}/refresh", post(refresh))
         .route("/api/v1/refresh", post(refresh_repository))
@@ -287,6 +295,134 @@ async fn stats(
 ) -> Result<Json<driftless_engine::EngineStats>, ApiError> {
     authorize(&grant, Role::Viewer, None)?;
     Ok(Json(controller.engine().stats().await))
+}
+
+/// One application: where it comes from and goes to, and its last reconcile's status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationDetail {
+    pub name: String,
+    /// Without credentials.
+    pub repo_url: String,
+    pub revision: String,
+    pub path: String,
+    pub renderer: String,
+    pub cluster: String,
+    pub namespace: Option<String>,
+    pub automated: bool,
+    pub status: AppStatus,
+}
+
+async fn detail(
+    State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<ApplicationDetail>, ApiError> {
+    authorize(&grant, Role::Viewer, Some(&name))?;
+    let app = controller.engine().find_application(&name).await?;
+    let status = controller.statuses().await.remove(&name).unwrap_or_default();
+    let renderer = match &app.source.renderer {
+        driftless_core::application::Renderer::Detect => "detect",
+        driftless_core::application::Renderer::Directory(_) => "directory",
+        driftless_core::application::Renderer::Kustomize => "kustomize",
+        driftless_core::application::Renderer::Helm(_) => "helm",
+    };
+    Ok(Json(ApplicationDetail {
+        name: app.name.clone(),
+        repo_url: driftless_git::scrub_url(&app.source.repo_url),
+        revision: app.source.revision.clone(),
+        path: app.source.path.clone(),
+        renderer: renderer.to_owned(),
+        cluster: app.destination.cluster.clone(),
+        namespace: app.destination.namespace.clone(),
+        automated: app.sync_policy.automated.is_some(),
+        status,
+    }))
+}
+
+/// `?limit=N` (default 20, at most 500).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Limit {
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+impl Limit {
+    fn get(self) -> usize {
+        self.limit.unwrap_or(20).clamp(1, 500)
+    }
+}
+
+fn store_error(err: driftless_store::StoreError) -> ApiError {
+    ApiError::Engine(EngineError::from(err))
+}
+
+async fn history(
+    State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
+    UrlPath(name): UrlPath<String>,
+    axum::extract::Query(limit): axum::extract::Query<Limit>,
+) -> Result<Json<Vec<driftless_store::SyncRecord>>, ApiError> {
+    authorize(&grant, Role::Viewer, Some(&name))?;
+    let app = controller.engine().find_application(&name).await?;
+    let records = controller
+        .engine()
+        .store()
+        .history(&app.name, limit.get())
+        .map_err(store_error)?;
+    Ok(Json(records))
+}
+
+async fn events(
+    State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
+    UrlPath(name): UrlPath<String>,
+    axum::extract::Query(limit): axum::extract::Query<Limit>,
+) -> Result<Json<Vec<driftless_store::EventRecord>>, ApiError> {
+    authorize(&grant, Role::Viewer, Some(&name))?;
+    let app = controller.engine().find_application(&name).await?;
+    let events = controller
+        .engine()
+        .store()
+        .events(&app.name, limit.get())
+        .map_err(store_error)?;
+    Ok(Json(events))
+}
+
+/// What `POST …/rollback` asks for: a revision synced successfully before.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RollbackRequest {
+    pub revision: String,
+    pub prune: bool,
+    pub dry_run: bool,
+}
+
+async fn rollback(
+    State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
+    UrlPath(name): UrlPath<String>,
+    Json(request): Json<RollbackRequest>,
+) -> Result<Response, ApiError> {
+    authorize(&grant, Role::Operator, Some(&name))?;
+    let options = SyncOptions {
+        prune: request.prune,
+        dry_run: request.dry_run,
+        ..SyncOptions::default()
+    };
+    let report = controller.rollback_now(&name, &request.revision, options).await?;
+    Ok(Json(report).into_response())
+}
+
+async fn unpin(
+    State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&grant, Role::Operator, Some(&name))?;
+    let unpinned = controller.engine().unpin(&name)?;
+    controller.refresh(&name);
+    Ok(Json(serde_json::json!({ "unpinned": unpinned })))
 }
 
 async fn diff(

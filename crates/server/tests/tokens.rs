@@ -214,3 +214,56 @@ async fn metrics_and_probes_need_no_token_and_name_no_application() {
         assert!(!text.contains(name), "{name} appears in /metrics");
     }
 }
+
+#[tokio::test]
+async fn detail_history_events_rollback_and_unpin_are_bounded_by_the_grant() {
+    let api = start().await;
+    let viewer = api.token("viewer", Role::Viewer, &["shop-*"]);
+    let (status, detail) = api
+        .call("GET", "/api/v1/applications/shop-web", Some(&viewer))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            detail["name"].as_str(),
+            detail["path"].as_str(),
+            detail["renderer"].as_str()
+        ),
+        (Some("shop-web"), Some("web"), Some("detect"))
+    );
+    for path in [
+        "/api/v1/applications/shop-web/history?limit=5",
+        "/api/v1/applications/shop-web/events",
+    ] {
+        let (status, listed) = api.call("GET", path, Some(&viewer)).await;
+        assert_eq!(
+            (status, listed.as_array().map(Vec::len)),
+            (200, Some(0)),
+            "{path}"
+        );
+    }
+    for path in [
+        "/api/v1/applications/payments",
+        "/api/v1/applications/payments/history",
+        "/api/v1/applications/payments/events",
+    ] {
+        assert_eq!(api.call("GET", path, Some(&viewer)).await.0, 404, "{path}");
+    }
+    for path in [
+        "/api/v1/applications/shop-web/rollback",
+        "/api/v1/applications/shop-web/unpin",
+    ] {
+        assert_eq!(api.call("POST", path, Some(&viewer)).await.0, 403, "{path}");
+    }
+    let operator = api.token("operator", Role::Operator, &["shop-*"]);
+    let (status, unpinned) = api
+        .call("POST", "/api/v1/applications/shop-web/unpin", Some(&operator))
+        .await;
+    assert_eq!((status, unpinned["unpinned"].as_bool()), (200, Some(false)));
+    assert_eq!(
+        api.call("POST", "/api/v1/applications/payments/unpin", Some(&operator))
+            .await
+            .0,
+        404
+    );
+}
