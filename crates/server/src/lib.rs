@@ -32,7 +32,7 @@ use axum::extract::{Extension, Path as UrlPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use driftless_core::access::{Decision, Grant, Role};
 use driftless_engine::{AppStatus, Controller, EngineError, SyncOptions};
@@ -49,7 +49,7 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// What `driftless sync` asks the server for.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 #[expect(clippy::struct_excessive_bools, reason = "the flags of `driftless sync`")]
 pub struct SyncRequest {
@@ -60,7 +60,7 @@ pub struct SyncRequest {
 }
 
 /// An error answer: `{"error": "..."}`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: String,
 }
@@ -127,19 +127,49 @@ fn authorize(grant: &Grant, needs: Role, application: Option<&str>) -> Result<()
     }
 }
 
+/// The API's routes and, from the same registrations, its OpenAPI document.
+fn api() -> (Router<Arc<Controller>>, utoipa::openapi::OpenApi) {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let (router, mut document) = OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(detail))
+        .routes(routes!(diff))
+        .routes(routes!(history))
+        .routes(routes!(events))
+        .routes(routes!(sync))
+        .routes(routes!(refresh))
+        .routes(routes!(rollback))
+        .routes(routes!(unpin))
+        .routes(routes!(refresh_repository))
+        .routes(routes!(stats))
+        .split_for_parts();
+    "driftless".clone_into(&mut document.info.title);
+    env!("CARGO_PKG_VERSION").clone_into(&mut document.info.version);
+    document.info.description = Some(
+        "The API of driftless serve. Over TCP every request needs `Authorization: Bearer <token>` \
+         (driftless token create); an application outside the token's scope is answered as one \
+         that does not exist."
+            .to_owned(),
+    );
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        utoipa::openapi::security::SecurityScheme::Http(utoipa::openapi::security::Http::new(
+            utoipa::openapi::security::HttpAuthScheme::Bearer,
+        )),
+    );
+    (router, document)
+}
+
 fn api_routes() -> Router<Arc<Controller>> {
-    Router::new()
-        .route("/api/v1/applications", get(list))
-        .route("/api/v1/applications/{name}", get(detail))
-        .route("/api/v1/applications/{name}/diff", get(diff))
-        .route("/api/v1/applications/{name}/history", get(history))
-        .route("/api/v1/applications/{name}/events", get(events))
-        .route("/api/v1/applications/{name}/rollback", post(rollback))
-        .route("/api/v1/applications/{name}/unpin", post(unpin))
-        .route("/api/v1/applications/{name}/sync", post(sync))
-        .route("/api/v1/applications/{name}/refresh", post(refresh))
-        .route("/api/v1/refresh", post(refresh_repository))
-        .route("/api/v1/stats", get(stats))
+    api().0
+}
+
+/// The OpenAPI document of the API, as `/api/openapi.json` serves it.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
 }
 
 /// The socket's router: its one user owns driftless, and may do anything.
@@ -162,6 +192,7 @@ fn token_router(controller: Arc<Controller>) -> Router {
         .merge(webhooks::routes())
         // Aggregates only (no application names), for scrapers and probes without tokens.
         .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(|| async { Json(openapi()) }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .layer(axum::middleware::from_fn_with_state(
@@ -271,6 +302,7 @@ async fn authenticate(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/applications", summary = "Every application the token may see, with its last reconcile's status", responses((status = 200, description = "application name → status", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)), security(("bearer" = [])))]
 async fn list(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -289,6 +321,7 @@ async fn list(
     Json(all)
 }
 
+#[utoipa::path(get, path = "/api/v1/stats", summary = "Renders, Git fetches and API requests since the server started", responses((status = 200, description = "counters", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)), security(("bearer" = [])))]
 async fn stats(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -298,7 +331,7 @@ async fn stats(
 }
 
 /// One application: where it comes from and goes to, and its last reconcile's status.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationDetail {
     pub name: String,
@@ -310,9 +343,11 @@ pub struct ApplicationDetail {
     pub cluster: String,
     pub namespace: Option<String>,
     pub automated: bool,
+    #[schema(value_type = Object)]
     pub status: AppStatus,
 }
 
+#[utoipa::path(get, path = "/api/v1/applications/{name}", summary = "One application: source, destination, status", params(("name" = String, Path, description = "the application's name")), responses((status = 200, description = "the application", body = ApplicationDetail), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn detail(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -357,6 +392,7 @@ fn store_error(err: driftless_store::StoreError) -> ApiError {
     ApiError::Engine(EngineError::from(err))
 }
 
+#[utoipa::path(get, path = "/api/v1/applications/{name}/history", summary = "The application's syncs, newest first", params(("name" = String, Path, description = "the application's name"), ("limit" = Option<usize>, Query, description = "at most this many, newest first (default 20, at most 500)")), responses((status = 200, description = "syncs", body = Vec<Object>), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn history(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -373,6 +409,7 @@ async fn history(
     Ok(Json(records))
 }
 
+#[utoipa::path(get, path = "/api/v1/applications/{name}/events", summary = "What the controller noticed (drift, self-heal backoff, refused signatures), newest first", params(("name" = String, Path, description = "the application's name"), ("limit" = Option<usize>, Query, description = "at most this many, newest first (default 20, at most 500)")), responses((status = 200, description = "events", body = Vec<Object>), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn events(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -390,7 +427,7 @@ async fn events(
 }
 
 /// What `POST …/rollback` asks for: a revision synced successfully before.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RollbackRequest {
     pub revision: String,
@@ -398,6 +435,7 @@ pub struct RollbackRequest {
     pub dry_run: bool,
 }
 
+#[utoipa::path(post, path = "/api/v1/applications/{name}/rollback", summary = "Sync a revision synced successfully before and pin the application there", params(("name" = String, Path, description = "the application's name")), request_body = RollbackRequest, responses((status = 200, description = "the sync report", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn rollback(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -414,6 +452,7 @@ async fn rollback(
     Ok(Json(report).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/applications/{name}/unpin", summary = "Let a rolled-back application follow its configured revision again", params(("name" = String, Path, description = "the application's name")), responses((status = 200, description = "whether it was pinned", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn unpin(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -425,6 +464,7 @@ async fn unpin(
     Ok(Json(serde_json::json!({ "unpinned": unpinned })))
 }
 
+#[utoipa::path(get, path = "/api/v1/applications/{name}/diff", summary = "A fresh comparison with the cluster: per-object diff (redacted) and health, and what would be pruned", params(("name" = String, Path, description = "the application's name")), responses((status = 200, description = "the comparison", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn diff(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -435,6 +475,7 @@ async fn diff(
     Ok(Json(comparison).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/applications/{name}/sync", summary = "Sync now (serialised with the controller's reconciles)", params(("name" = String, Path, description = "the application's name")), request_body = SyncRequest, responses((status = 200, description = "the sync report", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn sync(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -453,6 +494,7 @@ async fn sync(
     Ok(Json(report).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/applications/{name}/refresh", summary = "Reconcile now", params(("name" = String, Path, description = "the application's name")), responses((status = 202, description = "accepted", body = ()), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn refresh(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -465,7 +507,7 @@ async fn refresh(
 }
 
 /// Which applications `POST /api/v1/refresh` reconciles.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefreshRequest {
     /// Only the applications whose source is this repository (exactly as configured); all when
@@ -475,11 +517,12 @@ pub struct RefreshRequest {
 }
 
 /// The applications a refresh asked to reconcile.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RefreshResponse {
     pub applications: Vec<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/refresh", summary = "Reconcile now every application of a repository (or all), sharing one fetch; needs an unscoped grant", request_body = RefreshRequest, responses((status = 200, description = "the applications asked to reconcile", body = RefreshResponse), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)), security(("bearer" = [])))]
 async fn refresh_repository(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
