@@ -31,7 +31,7 @@ use crate::sync::{millis, now_millis};
 use crate::{AppComparison, Engine, LiveChange, SyncOptions};
 
 /// What the controller last saw of an application.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AppStatus {
     pub revision: Option<String>,
     pub sync: Option<SyncState>,
@@ -132,7 +132,20 @@ pub struct Controller {
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// One timer per known application; applications declared by roots come and go.
     timers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// Every change of an application's status, for live views (the API's event stream) and
+    /// notifications.
+    updates: tokio::sync::broadcast::Sender<StatusUpdate>,
 }
+
+/// An application's status after a reconcile that changed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    pub application: String,
+    pub status: AppStatus,
+}
+
+/// Status updates a slow listener may fall behind by before it misses some (it is told so).
+const UPDATES_BUFFERED: usize = 1024;
 
 /// Up to 10 % of `interval`, from the clock's nanoseconds and the name: no two applications with
 /// the same interval fire in lockstep.
@@ -160,7 +173,14 @@ impl Controller {
             receiver: Mutex::new(Some(receiver)),
             timers: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
+            updates: tokio::sync::broadcast::channel(UPDATES_BUFFERED).0,
         })
+    }
+
+    /// Status changes from now on.
+    #[must_use]
+    pub fn updates(&self) -> tokio::sync::broadcast::Receiver<StatusUpdate> {
+        self.updates.subscribe()
     }
 
     /// Asks for a reconcile of `application` now (e.g. from a webhook or the CLI), with a fresh
@@ -444,7 +464,27 @@ impl Controller {
             tracing::warn!(application = name, failures = status.failures, error = %error, "reconcile failed");
         }
         status.reconciled_at = Some(now_millis());
-        self.statuses.write().await.insert(name.to_owned(), status);
+        let previous = self
+            .statuses
+            .write()
+            .await
+            .insert(name.to_owned(), status.clone());
+        let changed = previous.is_none_or(|previous| {
+            AppStatus {
+                reconciled_at: None,
+                ..previous
+            } != AppStatus {
+                reconciled_at: None,
+                ..status.clone()
+            }
+        });
+        if changed {
+            // Nobody listening is fine.
+            let _ = self.updates.send(StatusUpdate {
+                application: name.to_owned(),
+                status,
+            });
+        }
     }
 
     /// Records drift found at the revision last synced: once when it starts, as an event naming

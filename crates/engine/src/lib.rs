@@ -24,7 +24,7 @@ mod sync;
 mod throttle;
 mod watch;
 
-pub use controller::{AppStatus, Controller};
+pub use controller::{AppStatus, Controller, StatusUpdate};
 pub use desired::RenderedApp;
 pub use engine::{AppComparison, Engine, EngineOptions, EngineStats, ObjectStatus, Prepared};
 pub use error::EngineError;

@@ -19,6 +19,7 @@
 //! - `GET /api/v1/applications/{name}`: where it comes from and goes to, and its status.
 //! - `GET /api/v1/applications/{name}/history?limit=N`, `…/events?limit=N`: newest first.
 //! - `POST /api/v1/applications/{name}/rollback` (body: [`RollbackRequest`]), `…/unpin`.
+//! - `GET /api/v1/stream`: server-sent events, one per status change of the token's applications.
 
 mod client;
 mod webhooks;
@@ -143,6 +144,7 @@ fn api() -> (Router<Arc<Controller>>, utoipa::openapi::OpenApi) {
         .routes(routes!(unpin))
         .routes(routes!(refresh_repository))
         .routes(routes!(stats))
+        .routes(routes!(stream))
         .split_for_parts();
     "driftless".clone_into(&mut document.info.title);
     env!("CARGO_PKG_VERSION").clone_into(&mut document.info.version);
@@ -319,6 +321,39 @@ async fn list(
         })
         .collect();
     Json(all)
+}
+
+#[utoipa::path(get, path = "/api/v1/stream", summary = "Server-sent events: `status` with {application, status} whenever an application's status changes (only the token's applications); `lagged` when some were missed", security(("bearer" = [])), responses((status = 200, description = "a text/event-stream", content_type = "text/event-stream", body = String), (status = 401, description = "no valid token", body = ErrorBody)))]
+async fn stream(
+    State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
+) -> axum::response::sse::Sse<
+    impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let updates = controller.updates();
+    let events = futures::stream::unfold((updates, grant), |(mut updates, grant)| async move {
+        loop {
+            match updates.recv().await {
+                Ok(update) if grant.covers(&update.application) => {
+                    let event = Event::default()
+                        .event("status")
+                        .json_data(&update)
+                        .unwrap_or_else(|_| Event::default().event("status"));
+                    return Some((Ok(event), (updates, grant)));
+                }
+                Ok(_) => {}
+                // A listener that fell behind is told, and reloads what it shows.
+                Err(RecvError::Lagged(missed)) => {
+                    let event = Event::default().event("lagged").data(missed.to_string());
+                    return Some((Ok(event), (updates, grant)));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 #[utoipa::path(get, path = "/api/v1/stats", summary = "Renders, Git fetches and API requests since the server started", responses((status = 200, description = "counters", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)), security(("bearer" = [])))]

@@ -12,6 +12,7 @@ struct Api {
     base: String,
     http: reqwest::Client,
     engine: Arc<Engine>,
+    controller: Arc<Controller>,
     _data: tempfile::TempDir,
     _repo: TestRepo,
 }
@@ -51,7 +52,7 @@ async fn start() -> Api {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("address"));
     tokio::spawn(driftless_server::serve_tcp(
-        controller,
+        Arc::clone(&controller),
         listener,
         std::future::pending(),
     ));
@@ -59,6 +60,7 @@ async fn start() -> Api {
         base,
         http: reqwest::Client::new(),
         engine,
+        controller,
         _data: data,
         _repo: repo,
     }
@@ -308,6 +310,7 @@ async fn the_openapi_document_matches_the_routes() {
         ("GET", "/api/v1/applications/{name}/events"),
         ("GET", "/api/v1/applications/{name}/history"),
         ("GET", "/api/v1/stats"),
+        ("GET", "/api/v1/stream"),
         ("POST", "/api/v1/applications/{name}/refresh"),
         ("POST", "/api/v1/applications/{name}/rollback"),
         ("POST", "/api/v1/applications/{name}/sync"),
@@ -321,7 +324,8 @@ async fn the_openapi_document_matches_the_routes() {
     assert_eq!(operations, expected);
 
     let admin = api.token("admin", Role::Admin, &[]);
-    for (method, path) in &operations {
+    // The event stream never ends; `live_updates_stream_only_the_tokens_applications` calls it.
+    for (method, path) in operations.iter().filter(|(_, path)| path != "/api/v1/stream") {
         // A name no application has: the handler answers (JSON), the fallback would not.
         let concrete = path.replace("{name}", "no-such-application");
         let (status, body) = api.call(method, &concrete, Some(&admin)).await;
@@ -336,5 +340,46 @@ async fn the_openapi_document_matches_the_routes() {
         (status, body),
         (404, serde_json::Value::Null),
         "the fallback has no body"
+    );
+}
+
+#[tokio::test]
+async fn live_updates_stream_only_the_tokens_applications() {
+    let api = start().await;
+    let viewer = api.token("viewer", Role::Viewer, &["shop-*"]);
+    let mut response = api
+        .http
+        .get(format!("{}/api/v1/stream", api.base))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    // The controller's first reconciles (they fail: there is no cluster) change every status.
+    let controller = Arc::clone(&api.controller);
+    tokio::spawn(async move { controller.run(std::future::pending()).await });
+    let mut received = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !(received.contains("\"application\":\"shop-web\"")
+        && received.contains("\"application\":\"shop-db\""))
+    {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .expect("both shop applications' updates within 30 s")
+            .expect("read the stream")
+            .expect("the stream stays open");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(received.contains("event: status"), "{received}");
+    assert!(
+        !received.contains("payments"),
+        "outside the token's scope: {received}"
     );
 }
