@@ -42,6 +42,11 @@ pub struct Common {
     /// Work directly against the clusters even when a `driftless serve` is running.
     #[arg(long)]
     pub direct: bool,
+    /// Go through the `driftless serve` at this URL (`https://…`; `http://` only on loopback),
+    /// with the token in the environment variable DRIFTLESS_TOKEN (never a flag: flags show in
+    /// the process list).
+    #[arg(long, env = "DRIFTLESS_SERVER", conflicts_with = "direct")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -432,6 +432,47 @@ fn http_status(address: &str, path: &str, token: Option<&str>) -> Option<u16> {
     answer.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// `driftless status --server` through the TCP API: with the token from the environment, without
+/// it, with a forged one, and over plain HTTP to a non-loopback address (refused before sending).
+fn remote_cli_uses_the_token(config: &Path, address: &str, secret: &str) {
+    // The CLI through the remote API, with the token from the environment.
+    let remote = |server: &str, token: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_driftless"));
+        command
+            .args(["status", "--server", server, "--config"])
+            .arg(config);
+        command.env_remove("DRIFTLESS_TOKEN");
+        if let Some(token) = token {
+            command.env("DRIFTLESS_TOKEN", token);
+        }
+        command.output().expect("run driftless")
+    };
+    let url = format!("http://{address}");
+    let through = remote(&url, Some(secret));
+    assert!(
+        through.status.success(),
+        "{}",
+        String::from_utf8_lossy(&through.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&through.stdout).contains("web"),
+        "{through:?}"
+    );
+    let missing = remote(&url, None);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("DRIFTLESS_TOKEN"),
+        "{missing:?}"
+    );
+    let forged = remote(&url, Some("dlt_forged"));
+    assert!(!forged.status.success(), "a forged token is refused");
+    let in_clear = remote("http://192.0.2.1:8080", Some(secret));
+    assert!(
+        String::from_utf8_lossy(&in_clear.stderr).contains("use https://"),
+        "{in_clear:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_tcp_api_needs_a_token_the_cli_creates_and_revokes() {
     let repo = TestRepo::new();
@@ -497,6 +538,8 @@ async fn the_tcp_api_needs_a_token_the_cli_creates_and_revokes() {
         Some(200)
     );
     assert!(cli(&["token", "list"]).ends_with("\tused"), "its use is recorded");
+
+    remote_cli_uses_the_token(&config, &address, &secret);
     cli(&["token", "revoke", "dashboard"]);
     assert_eq!(
         http_status(&address, "/api/v1/applications", Some(&secret)),

@@ -39,7 +39,7 @@ use driftless_core::access::{Decision, Grant, Role};
 use driftless_engine::{AppStatus, Controller, EngineError, SyncOptions};
 use serde::{Deserialize, Serialize};
 
-pub use client::{ClientError, LocalClient};
+pub use client::{ApiClient, ClientError};
 
 /// The socket's file name in the data directory.
 pub const SOCKET_NAME: &str = "driftless.sock";

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use driftless_core::SyncState;
 use driftless_core::diff::ObjectDiff;
 use driftless_engine::{AppComparison, AppStatus, Engine, EngineOptions, SyncOptions, SyncReport};
-use driftless_server::{LocalClient, SyncRequest};
+use driftless_server::{ApiClient, SyncRequest};
 use driftless_store::{ObjectAction, SyncResult};
 use serde::Serialize;
 
@@ -35,13 +35,19 @@ pub(super) fn load(common: &Common) -> anyhow::Result<(driftless_config::Config,
     Ok((config, data_dir))
 }
 
-/// The running `driftless serve` for this configuration, unless `--direct`.
-async fn server(common: &Common) -> anyhow::Result<Option<LocalClient>> {
+/// The `driftless serve` to go through: the one `--server` names (with `DRIFTLESS_TOKEN`), else
+/// the running one for this configuration, unless `--direct`.
+async fn server(common: &Common) -> anyhow::Result<Option<ApiClient>> {
     if common.direct {
         return Ok(None);
     }
+    if let Some(url) = &common.server {
+        let token = std::env::var("DRIFTLESS_TOKEN")
+            .context("--server needs a token in the environment variable DRIFTLESS_TOKEN")?;
+        return Ok(Some(ApiClient::remote(url, &token)?));
+    }
     let (_, data_dir) = load(common)?;
-    Ok(LocalClient::connect(&data_dir).await)
+    Ok(ApiClient::connect(&data_dir).await)
 }
 
 pub(super) fn open(common: &Common) -> anyhow::Result<Engine> {
@@ -431,7 +437,7 @@ async fn serve(
     listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let (_, data_dir) = load(common)?;
-    if LocalClient::connect(&data_dir).await.is_some() {
+    if ApiClient::connect(&data_dir).await.is_some() {
         anyhow::bail!(
             "another driftless serve is already running for {}",
             data_dir.display()
