@@ -184,6 +184,19 @@ pub enum Command {
         common: Common,
         application: String,
     },
+    /// Stop automated syncs of an application (it is still compared and reported; manual syncs
+    /// still work) until `driftless resume`.
+    Suspend {
+        #[command(flatten)]
+        common: Common,
+        application: String,
+    },
+    /// Let automated syncs of a suspended application run again.
+    Resume {
+        #[command(flatten)]
+        common: Common,
+        application: String,
+    },
     /// Reconcile every application continuously: on its interval, and sync the automated ones
     /// when they drift from Git. SIGTERM or Ctrl-C finishes running work, then exits.
     Serve {

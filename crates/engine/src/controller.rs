@@ -42,6 +42,9 @@ pub struct AppStatus {
     /// Consecutive failed reconciles (drives the retry backoff).
     pub failures: u32,
     pub pinned: bool,
+    /// Automated syncs are suspended (`driftless suspend`).
+    #[serde(default)]
+    pub suspended: bool,
     /// When the last reconcile finished (milliseconds since the Unix epoch).
     #[serde(default)]
     pub reconciled_at: Option<i64>,
@@ -384,8 +387,11 @@ impl Controller {
             return;
         };
         let pinned = self.engine.store().pinned(name).ok().flatten().is_some();
+        // A store that cannot answer suspends nothing, as it pins nothing.
+        let suspended = self.engine.store().is_suspended(name).unwrap_or(false);
         let mut status = self.statuses.read().await.get(name).cloned().unwrap_or_default();
         status.pinned = pinned;
+        status.suspended = suspended;
         // The instant itself, not an age: an age converted back to an instant later would be a
         // little later than the fetch the first of many applications asked at once started.
         let fetched_since = match reason {
@@ -420,7 +426,7 @@ impl Controller {
                 let automated = app
                     .sync_policy
                     .automated
-                    .filter(|a| !pinned && (new_revision || a.self_heal));
+                    .filter(|a| !pinned && !suspended && (new_revision || a.self_heal));
                 if let (Some(automated), SyncState::OutOfSync) = (automated, comparison.sync)
                     && (!drifted || self.heal_due(name, &mut status))
                 {

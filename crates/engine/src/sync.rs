@@ -871,6 +871,19 @@ impl Engine {
         Ok(report)
     }
 
+    /// Stops automated syncs of the application (it is still compared and reported, and manual
+    /// syncs still work) until [`Engine::resume`]; `false` if it already was suspended.
+    pub fn suspend(&self, name: &str) -> Result<bool, EngineError> {
+        let app = self.application(name)?;
+        Ok(self.store.suspend(&app.name, now_millis())?)
+    }
+
+    /// Lets automated syncs of the application run again; `false` if it was not suspended.
+    pub fn resume(&self, name: &str) -> Result<bool, EngineError> {
+        let app = self.application(name)?;
+        Ok(self.store.resume(&app.name)?)
+    }
+
     /// Lets the application follow its configured revision again; `false` if it was not pinned.
     pub fn unpin(&self, name: &str) -> Result<bool, EngineError> {
         let app = self.application(name)?;

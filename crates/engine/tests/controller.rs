@@ -208,3 +208,71 @@ async fn one_applications_failure_leaves_the_others_syncing_and_deletes_nothing(
         "nothing was deleted"
     );
 }
+
+/// A suspended application is still compared (its new commit shows as out of sync) but not
+/// synced automatically until it is resumed.
+#[tokio::test]
+async fn a_suspended_application_is_compared_but_not_synced_until_resumed() {
+    let env = TestEnv::new("suspend").await;
+    let repo = TestRepo::new();
+    repo.write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: suspended}\ndata: {v: '1'}\n",
+    );
+    repo.commit("one");
+    let (_data, engine) = common::engine(&env, vec![common::automated("web", &repo, "app", &env.namespace)]);
+    let (controller, running) = Running::start(engine);
+    let config_maps = env.api::<ConfigMap>();
+    let value = || async {
+        config_maps
+            .get_opt("suspended")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|cm| cm.data)
+            .and_then(|data| data.get("v").cloned())
+    };
+    common::until("the first automated sync", Duration::from_mins(1), || async {
+        match value().await.as_deref() {
+            Some("1") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    assert!(controller.engine().suspend("web").expect("suspend"));
+    repo.write(
+        "app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: suspended}\ndata: {v: '2'}\n",
+    );
+    repo.commit("two");
+    controller.refresh("web");
+    common::until(
+        "the new commit seen out of sync",
+        Duration::from_mins(1),
+        || async {
+            let statuses = controller.statuses().await;
+            match statuses.get("web") {
+                Some(status)
+                    if status.suspended && status.sync == Some(driftless_core::SyncState::OutOfSync) =>
+                {
+                    Ok(())
+                }
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(value().await.as_deref(), Some("1"), "not synced while suspended");
+
+    assert!(controller.engine().resume("web").expect("resume"));
+    controller.refresh("web");
+    common::until("the sync after resuming", Duration::from_mins(1), || async {
+        match value().await.as_deref() {
+            Some("2") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    running.stop().await;
+}

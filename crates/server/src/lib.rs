@@ -142,6 +142,8 @@ fn api() -> (Router<Arc<Controller>>, utoipa::openapi::OpenApi) {
         .routes(routes!(refresh))
         .routes(routes!(rollback))
         .routes(routes!(unpin))
+        .routes(routes!(suspend))
+        .routes(routes!(resume))
         .routes(routes!(refresh_repository))
         .routes(routes!(stats))
         .routes(routes!(stream))
@@ -497,6 +499,30 @@ async fn unpin(
     let unpinned = controller.engine().unpin(&name)?;
     controller.refresh(&name);
     Ok(Json(serde_json::json!({ "unpinned": unpinned })))
+}
+
+#[utoipa::path(post, path = "/api/v1/applications/{name}/suspend", summary = "Stop automated syncs (the application is still compared and reported)", params(("name" = String, Path, description = "the application's name")), security(("bearer" = [])), responses((status = 200, description = "whether it was running", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)))]
+async fn suspend(
+    State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&grant, Role::Operator, Some(&name))?;
+    let suspended = controller.engine().suspend(&name)?;
+    controller.refresh(&name);
+    Ok(Json(serde_json::json!({ "suspended": suspended })))
+}
+
+#[utoipa::path(post, path = "/api/v1/applications/{name}/resume", summary = "Let automated syncs run again", params(("name" = String, Path, description = "the application's name")), security(("bearer" = [])), responses((status = 200, description = "whether it was suspended", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)))]
+async fn resume(
+    State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&grant, Role::Operator, Some(&name))?;
+    let resumed = controller.engine().resume(&name)?;
+    controller.refresh(&name);
+    Ok(Json(serde_json::json!({ "resumed": resumed })))
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{name}/diff", summary = "A fresh comparison with the cluster: per-object diff (redacted) and health, and what would be pruned", params(("name" = String, Path, description = "the application's name")), responses((status = 200, description = "the comparison", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]

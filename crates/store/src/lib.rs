@@ -98,6 +98,12 @@ const MIGRATIONS: &[&str] = &[
         last_used_at INTEGER
     );
 ",
+    r"
+    CREATE TABLE suspended (
+        application TEXT PRIMARY KEY,
+        since INTEGER NOT NULL
+    );
+",
 ];
 
 /// An application's last render, as the engine serialised it.
@@ -731,6 +737,41 @@ impl Store {
             .execute("DELETE FROM pins WHERE application = ?1", params![application])
             .map(|deleted| deleted > 0)
             .map_err(sql("unpin"))
+    }
+
+    /// Stops automated syncs of the application until [`Store::resume`]; `false` if it already
+    /// was suspended.
+    pub fn suspend(&self, application: &str, at: i64) -> Result<bool, StoreError> {
+        self.connection()
+            .execute(
+                "INSERT INTO suspended (application, since) VALUES (?1, ?2) ON CONFLICT (application) DO NOTHING",
+                params![application, at],
+            )
+            .map(|inserted| inserted > 0)
+            .map_err(sql("suspend an application"))
+    }
+
+    /// `true` if it was suspended.
+    pub fn resume(&self, application: &str) -> Result<bool, StoreError> {
+        self.connection()
+            .execute(
+                "DELETE FROM suspended WHERE application = ?1",
+                params![application],
+            )
+            .map(|deleted| deleted > 0)
+            .map_err(sql("resume an application"))
+    }
+
+    pub fn is_suspended(&self, application: &str) -> Result<bool, StoreError> {
+        self.connection()
+            .query_row(
+                "SELECT 1 FROM suspended WHERE application = ?1",
+                params![application],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(sql("read a suspension"))
     }
 
     /// Appends an event, keeping the newest [`EVENTS_KEPT`] of the application.

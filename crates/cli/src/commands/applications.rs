@@ -91,6 +91,24 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             to,
             flags,
         } => rollback(&common, &application, &to, &flags).await,
+        Command::Suspend { common, application } => {
+            let state = if open(&common)?.suspend(&application)? {
+                "suspended: no automated syncs until `driftless resume`"
+            } else {
+                "was already suspended"
+            };
+            println!("{application}: {state}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Resume { common, application } => {
+            let state = if open(&common)?.resume(&application)? {
+                "resumed: automated syncs run again"
+            } else {
+                "was not suspended"
+            };
+            println!("{application}: {state}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Unpin { common, application } => {
             let was_pinned = open(&common)?.unpin(&application)?;
             let state = if was_pinned {
