@@ -34,6 +34,8 @@ pub struct Config {
     pub projects: Vec<Project>,
     /// Secrets of the Git webhook receivers.
     pub webhooks: driftless_core::application::WebhookSecrets,
+    /// Who is told what.
+    pub notifications: driftless_core::notifications::Notifications,
     pub applications: Vec<Application>,
 }
 

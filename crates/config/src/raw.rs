@@ -33,7 +33,56 @@ pub struct RawConfig {
     #[serde(default)]
     pub webhooks: Option<RawWebhooks>,
     #[serde(default)]
+    pub notifications: Option<RawNotifications>,
+    #[serde(default)]
     pub applications: Vec<RawApplication>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawNotifications {
+    #[serde(default)]
+    pub targets: Vec<RawTarget>,
+    #[serde(default)]
+    pub subscriptions: Vec<RawSubscription>,
+}
+
+/// One of `slack` and `webhook`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawTarget {
+    pub name: Text,
+    #[serde(default)]
+    pub slack: Option<RawSlackTarget>,
+    #[serde(default)]
+    pub webhook: Option<RawWebhookTarget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSlackTarget {
+    /// The incoming webhook's URL holds its token: a secret.
+    pub url: RawSecretRef,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawWebhookTarget {
+    pub url: Text,
+    #[serde(default)]
+    pub secret: Option<RawSecretRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSubscription {
+    #[serde(default)]
+    pub applications: Vec<Text>,
+    #[serde(default)]
+    pub on: Vec<Text>,
+    pub targets: Vec<Text>,
+    #[serde(default)]
+    pub template: Option<Text>,
 }
 
 /// Each receiver's secret (a file or an environment variable).

@@ -8,13 +8,14 @@ use driftless_core::application::{
     RepositoryCredentials, RepositoryVerification, Retry, SecretSource, SensitiveData, SensitiveField,
     Source, SourceLimits, SyncPolicy, Verification, VerifyMode, WebhookSecrets,
 };
+use driftless_core::notifications::Notifications;
 use driftless_core::project::{GroupKind, Project, ProjectDestination, check_pattern};
 use serde_saphyr::Spanned;
 
 use crate::raw::{
     RawApplication, RawCluster, RawConfig, RawDecryption, RawGroupKind, RawHelm, RawHelmChart,
-    RawIgnoreDifference, RawKeySource, RawLimits, RawProject, RawRedaction, RawRepository, RawSecretRef,
-    RawSource, RawSyncPolicy, RawVerify, Text,
+    RawIgnoreDifference, RawKeySource, RawLimits, RawNotifications, RawProject, RawRedaction, RawRepository,
+    RawSecretRef, RawSource, RawSyncPolicy, RawVerify, Text,
 };
 use crate::{Config, ConfigError, Problem};
 
@@ -134,6 +135,11 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
             generic: secret("generic", raw.generic.as_ref()),
         }
     });
+    let notifications = raw
+        .notifications
+        .as_ref()
+        .map(|raw| notifications(&mut checker, raw, base))
+        .unwrap_or_default();
     finish(
         checker,
         Config {
@@ -145,9 +151,97 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
             redaction,
             projects,
             webhooks,
+            notifications,
             applications,
         },
     )
+}
+
+/// `notifications:`: targets with unique names, each a Slack webhook (its URL a secret) or a
+/// JSON webhook; subscriptions naming known targets and known events.
+fn notifications(checker: &mut Checker<'_>, raw: &RawNotifications, base: &Path) -> Notifications {
+    use driftless_core::notifications::{NoticeKind, Subscription, Target, TargetKind};
+    let mut targets: Vec<Target> = Vec::new();
+    for (index, target) in raw.targets.iter().enumerate() {
+        let field = format!("notifications.targets[{index}]");
+        let name = target.name.value.clone();
+        if name.is_empty() || targets.iter().any(|known| known.name == name) {
+            checker.report_at(
+                &target.name,
+                format!("{field}.name"),
+                format!("{name:?} is empty or used twice"),
+            );
+        }
+        let kind = match (&target.slack, &target.webhook) {
+            (Some(slack), None) => TargetKind::Slack {
+                url: secret_source(checker, &slack.url, &format!("{field}.slack.url"), base),
+            },
+            (None, Some(webhook)) => {
+                let url = webhook.url.value.clone();
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    checker.report_at(
+                        &webhook.url,
+                        format!("{field}.webhook.url"),
+                        format!("{url:?} must be an https:// or http:// URL"),
+                    );
+                }
+                TargetKind::Webhook {
+                    url,
+                    secret: webhook.secret.as_ref().map(|secret| {
+                        secret_source(checker, secret, &format!("{field}.webhook.secret"), base)
+                    }),
+                }
+            }
+            _ => {
+                checker.report_at(&target.name, field.clone(), "set one of slack and webhook");
+                continue;
+            }
+        };
+        targets.push(Target { name, kind });
+    }
+    let mut subscriptions = Vec::new();
+    for (index, subscription) in raw.subscriptions.iter().enumerate() {
+        let field = format!("notifications.subscriptions[{index}]");
+        for target in &subscription.targets {
+            if !raw.targets.iter().any(|known| known.name.value == target.value) {
+                checker.report_at(
+                    target,
+                    format!("{field}.targets"),
+                    format!("no target is named {:?}", target.value),
+                );
+            }
+        }
+        let on = subscription
+            .on
+            .iter()
+            .filter_map(|event| {
+                let kind = NoticeKind::parse(&event.value);
+                if kind.is_none() {
+                    let known: Vec<&str> = NoticeKind::ALL.iter().map(|kind| kind.as_str()).collect();
+                    checker.report_at(
+                        event,
+                        format!("{field}.on"),
+                        format!("{:?} is not an event (one of {})", event.value, known.join(", ")),
+                    );
+                }
+                kind
+            })
+            .collect();
+        subscriptions.push(Subscription {
+            applications: subscription
+                .applications
+                .iter()
+                .map(|t| t.value.clone())
+                .collect(),
+            on,
+            targets: subscription.targets.iter().map(|t| t.value.clone()).collect(),
+            template: subscription.template.as_ref().map(|t| t.value.clone()),
+        });
+    }
+    Notifications {
+        targets,
+        subscriptions,
+    }
 }
 
 /// `redaction:`: annotation keys and JSON pointers per kind.

@@ -686,3 +686,24 @@ fn webhook_secrets_are_referenced_never_inline() {
         .collect();
     assert!(messages.iter().any(|m| m.contains("gitlub")), "{messages:?}");
 }
+
+#[test]
+fn notification_targets_and_subscriptions_are_checked() {
+    let text = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nnotifications:\n  targets:\n    - { name: chat, slack: { url: { env: SLACK_URL } } }\n    - { name: chat }\n    - { name: hook, webhook: { url: 'ftp://x' } }\n  subscriptions:\n    - { on: [sync-exploded], targets: [chat, nobody] }\n";
+    let messages: Vec<String> = problems(text).problems.iter().map(ToString::to_string).collect();
+    for expected in [
+        "notifications.targets[1].name: \"chat\" is empty or used twice",
+        "notifications.targets[1]: set one of slack and webhook",
+        "notifications.targets[2].webhook.url: \"ftp://x\" must be an https:// or http:// URL",
+        "notifications.subscriptions[0].on: \"sync-exploded\" is not an event",
+        "notifications.subscriptions[0].targets: no target is named \"nobody\"",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.contains(expected)),
+            "{expected:?} not in {messages:?}"
+        );
+    }
+    let good = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nnotifications:\n  targets:\n    - { name: chat, slack: { url: { env: SLACK_URL } } }\n  subscriptions:\n    - { applications: ['shop-*'], on: [sync-failed, health-degraded], targets: [chat], template: '{application} {event}' }\n";
+    let config = parse(good, "driftless.yaml", Path::new("/")).expect("valid");
+    assert_eq!(config.notifications.subscriptions[0].on.len(), 2);
+}

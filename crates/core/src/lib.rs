@@ -12,6 +12,7 @@ mod desired;
 pub mod diff;
 pub mod fingerprint;
 pub mod health;
+pub mod notifications;
 mod object_ref;
 pub mod plan;
 pub mod project;

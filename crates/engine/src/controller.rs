@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime};
 use driftless_core::SyncState;
 use driftless_core::diff::ObjectDiff;
 use driftless_core::health::Health;
+use driftless_core::notifications::{Notice, NoticeKind};
 use driftless_store::{EventKind, EventRecord, SyncResult, Trigger};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock, Semaphore, mpsc};
@@ -145,6 +146,18 @@ pub struct Controller {
 pub struct StatusUpdate {
     pub application: String,
     pub status: AppStatus,
+    /// What this reconcile is worth telling people (notifications).
+    #[serde(default)]
+    pub notices: Vec<Notice>,
+}
+
+fn notice(application: &str, kind: NoticeKind, revision: Option<&str>, message: String) -> Notice {
+    Notice {
+        application: application.to_owned(),
+        kind,
+        revision: revision.map(str::to_owned),
+        message,
+    }
 }
 
 /// Status updates a slow listener may fall behind by before it misses some (it is told so).
@@ -390,6 +403,8 @@ impl Controller {
         // A store that cannot answer suspends nothing, as it pins nothing.
         let suspended = self.engine.store().is_suspended(name).unwrap_or(false);
         let mut status = self.statuses.read().await.get(name).cloned().unwrap_or_default();
+        let health_before = status.health.as_ref().map(|health| health.state);
+        let mut notices = Vec::new();
         status.pinned = pinned;
         status.suspended = suspended;
         // The instant itself, not an age: an age converted back to an instant later would be a
@@ -418,7 +433,16 @@ impl Controller {
                 let new_revision = last_applied.as_deref() != Some(comparison.revision.as_str());
                 let drifted = comparison.sync == SyncState::OutOfSync && !new_revision;
                 if drifted {
-                    self.note_drift(name, &comparison, &mut status, was_out_of_sync);
+                    if let Some(description) =
+                        self.note_drift(name, &comparison, &mut status, was_out_of_sync)
+                    {
+                        notices.push(notice(
+                            name,
+                            NoticeKind::DriftDetected,
+                            Some(&comparison.revision),
+                            description,
+                        ));
+                    }
                 } else {
                     status.drift = None;
                     status.self_heal_backoff = None;
@@ -430,32 +454,26 @@ impl Controller {
                 if let (Some(automated), SyncState::OutOfSync) = (automated, comparison.sync)
                     && (!drifted || self.heal_due(name, &mut status))
                 {
-                    // selfHeal means reverting others' changes, which takes their fields over.
-                    let options = SyncOptions {
-                        prune: automated.prune,
-                        force: automated.self_heal,
-                        trigger: Trigger::Automated,
-                        ..SyncOptions::default()
-                    };
-                    // What the comparison rendered and read a moment ago: a change since then
-                    // is seen by the watch and reconciled next.
-                    match self.engine.sync_prepared(name, options, prepared).await {
-                        Ok(report) => {
-                            status.last_sync = Some(report.result);
-                            if report.result == SyncResult::Succeeded {
-                                status.sync = Some(SyncState::Synced);
-                                status.drift = None;
-                                // The health seen before the sync (often Missing) is stale now.
-                                status.health = report.health;
-                            } else {
-                                status.error = Some(report.message);
-                            }
-                        }
-                        Err(err) => status.error = Some(err.to_string()),
-                    }
+                    self.auto_sync(
+                        name,
+                        automated,
+                        prepared,
+                        &comparison.revision,
+                        &mut status,
+                        &mut notices,
+                    )
+                    .await;
                 }
             }
             Err(err) => {
+                if let crate::EngineError::Untrusted { commit, .. } = &err {
+                    notices.push(notice(
+                        name,
+                        NoticeKind::SignatureRefused,
+                        Some(commit),
+                        err.to_string(),
+                    ));
+                }
                 // Keep the last known revision and health; report why this reconcile failed.
                 status.sync = Some(SyncState::Unknown);
                 status.error = Some(err.to_string());
@@ -469,7 +487,99 @@ impl Controller {
         if let Some(error) = &status.error {
             tracing::warn!(application = name, failures = status.failures, error = %error, "reconcile failed");
         }
+        self.publish(name, status, health_before, notices).await;
+    }
+
+    /// Records drift found at the revision last synced: once when it starts, as an event naming
+    /// what changed and who changed it.
+    /// An automated sync from what the comparison rendered and read a moment ago (a change since
+    /// then is seen by the watch and reconciled next); its outcome goes into the status and the
+    /// notices.
+    async fn auto_sync(
+        &self,
+        name: &str,
+        automated: driftless_core::application::Automated,
+        prepared: crate::Prepared,
+        revision: &str,
+        status: &mut AppStatus,
+        notices: &mut Vec<Notice>,
+    ) {
+        // selfHeal means reverting others' changes, which takes their fields over.
+        let options = SyncOptions {
+            prune: automated.prune,
+            force: automated.self_heal,
+            trigger: Trigger::Automated,
+            ..SyncOptions::default()
+        };
+        match self.engine.sync_prepared(name, options, prepared).await {
+            Ok(report) => {
+                status.last_sync = Some(report.result);
+                let kind = if report.result == SyncResult::Succeeded {
+                    NoticeKind::SyncSucceeded
+                } else {
+                    NoticeKind::SyncFailed
+                };
+                let summary = if report.message.is_empty() {
+                    format!("{} object(s)", report.outcomes.len())
+                } else {
+                    report.message.clone()
+                };
+                notices.push(notice(name, kind, Some(&report.revision), summary));
+                if report.result == SyncResult::Succeeded {
+                    status.sync = Some(SyncState::Synced);
+                    status.drift = None;
+                    // The health seen before the sync (often Missing) is stale now.
+                    status.health = report.health;
+                } else {
+                    status.error = Some(report.message);
+                }
+            }
+            Err(err) => {
+                notices.push(notice(
+                    name,
+                    NoticeKind::SyncFailed,
+                    Some(revision),
+                    err.to_string(),
+                ));
+                status.error = Some(err.to_string());
+            }
+        }
+    }
+
+    /// Records the reconcile's status and tells listeners when it changed or has notices, with
+    /// a notice when health degraded or recovered.
+    async fn publish(
+        &self,
+        name: &str,
+        mut status: AppStatus,
+        health_before: Option<driftless_core::HealthState>,
+        mut notices: Vec<Notice>,
+    ) {
         status.reconciled_at = Some(now_millis());
+        let health_now = status.health.as_ref().map(|health| health.state);
+        let revision = status.revision.clone();
+        let degraded = driftless_core::HealthState::Degraded;
+        if health_now == Some(degraded) && health_before != Some(degraded) {
+            let message = status
+                .health
+                .as_ref()
+                .map(|h| h.message.clone())
+                .unwrap_or_default();
+            notices.push(notice(
+                name,
+                NoticeKind::HealthDegraded,
+                revision.as_deref(),
+                message,
+            ));
+        } else if health_before == Some(degraded) && health_now == Some(driftless_core::HealthState::Healthy)
+        {
+            notices.push(notice(
+                name,
+                NoticeKind::HealthRecovered,
+                revision.as_deref(),
+                "healthy again".to_owned(),
+            ));
+        }
         let previous = self
             .statuses
             .write()
@@ -484,26 +594,27 @@ impl Controller {
                 ..status.clone()
             }
         });
-        if changed {
+        if changed || !notices.is_empty() {
             // Nobody listening is fine.
             let _ = self.updates.send(StatusUpdate {
                 application: name.to_owned(),
                 status,
+                notices,
             });
         }
     }
 
-    /// Records drift found at the revision last synced: once when it starts, as an event naming
-    /// what changed and who changed it.
+    /// Returns the description when the drift is new (worth telling).
     fn note_drift(
         &self,
         name: &str,
         comparison: &AppComparison,
         status: &mut AppStatus,
         was_out_of_sync: bool,
-    ) {
+    ) -> Option<String> {
         let description = describe_drift(comparison);
-        if !was_out_of_sync || status.drift.as_ref() != Some(&description) {
+        let new = !was_out_of_sync || status.drift.as_ref() != Some(&description);
+        if new {
             let now = now_millis();
             status.drift_detected_at = Some(now);
             tracing::info!(application = name, drift = %description, "drift detected");
@@ -513,7 +624,8 @@ impl Controller {
                 format!("drift detected: {description}"),
             );
         }
-        status.drift = Some(description);
+        status.drift = Some(description.clone());
+        new.then_some(description)
     }
 
     /// Whether self-heal may revert drift now. Each revert soon after the last waits twice as

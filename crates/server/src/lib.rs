@@ -22,6 +22,7 @@
 //! - `GET /api/v1/stream`: server-sent events, one per status change of the token's applications.
 
 mod client;
+pub mod notify;
 mod webhooks;
 
 use std::collections::BTreeMap;

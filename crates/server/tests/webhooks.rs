@@ -2,10 +2,12 @@
 //! of that repository and branch at once (its poll interval is an hour), and its new commit is
 //! applied; forged, unsigned, oversized, malformed and unconfigured requests change nothing.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use driftless_engine::{Controller, Engine, EngineOptions};
+use driftless_engine::Controller;
 use driftless_testenv::TestEnv;
 use driftless_testenv::git::TestRepo;
 use hmac::{Hmac, Mac as _};
@@ -57,17 +59,7 @@ async fn serve(env: &TestEnv, repo: &TestRepo) -> Served {
         repo.file_url(),
         env.namespace
     );
-    let config = driftless_config::parse(&text, "driftless.yaml", dir.path()).expect("config");
-    let engine = Arc::new(
-        Engine::new(
-            config,
-            EngineOptions {
-                data_dir: dir.path().join("state"),
-                ..EngineOptions::default()
-            },
-        )
-        .expect("engine"),
-    );
+    let engine = common::engine(&text, dir.path());
     let controller = Controller::new(Arc::clone(&engine), 2);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn({

@@ -465,6 +465,7 @@ async fn serve(
     let names = engine.application_names();
     tracing::info!(applications = ?names, workers, "serving");
     let controller = driftless_engine::Controller::new(std::sync::Arc::clone(&engine), workers);
+    let _notifications = driftless_server::notify::spawn(&controller);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("failed to listen for SIGTERM")?;
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -128,6 +128,7 @@ pub fn engine_configured(
         redaction: driftless_core::application::SensitiveData::default(),
         projects: Vec::new(),
         webhooks: driftless_core::application::WebhookSecrets::default(),
+        notifications: driftless_core::notifications::Notifications::default(),
         applications,
     };
     adjust(&mut config);
