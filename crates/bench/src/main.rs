@@ -9,6 +9,7 @@ mod git_source;
 mod measure;
 mod metrics;
 mod monorepo;
+mod push;
 mod serve;
 mod single_app;
 mod workload;
@@ -17,10 +18,10 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-const USAGE: &str = "usage: driftless-bench --driftless PATH [--objects N] [--applications N] [git] [single-app] [fleet] [drift] [monorepo]";
+const USAGE: &str = "usage: driftless-bench --driftless PATH [--objects N] [--applications N] [git] [single-app] [fleet] [drift] [monorepo] [push]";
 
 /// Scenarios that run on one fleet of applications served by one `driftless serve`.
-const ON_THE_FLEET: [&str; 3] = ["fleet", "drift", "monorepo"];
+const ON_THE_FLEET: [&str; 4] = ["fleet", "drift", "monorepo", "push"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -42,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if scenarios.is_empty() {
-        scenarios = ["git", "single-app", "fleet", "drift", "monorepo"]
+        scenarios = ["git", "single-app", "fleet", "drift", "monorepo", "push"]
             .map(String::from)
             .to_vec();
     }
@@ -64,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
             ("fleet", Some(fleet)) => rows.extend(fleet::run(fleet).await?),
             ("drift", Some(fleet)) => rows.extend(drift::run(fleet).await?),
             ("monorepo", Some(fleet)) => rows.extend(monorepo::run(fleet).await?),
+            ("push", Some(fleet)) => rows.extend(push::run(fleet).await?),
             (other, _) => anyhow::bail!("unknown scenario {other:?}; {USAGE}"),
         }
     }

@@ -104,6 +104,8 @@ pub struct Serve {
     child: Child,
     socket: PathBuf,
     log: PathBuf,
+    /// `host:port` of its TCP listener (webhooks).
+    pub listen: String,
 }
 
 impl Serve {
@@ -111,8 +113,15 @@ impl Serve {
     /// `serve.log` beside the configuration, for error messages.
     pub async fn start(driftless: &Path, config: &Path, data_dir: &Path) -> anyhow::Result<Self> {
         let log = config.with_file_name("serve.log");
+        std::fs::write(
+            data_dir.with_file_name(crate::workload::WEBHOOK_SECRET_FILE),
+            crate::workload::WEBHOOK_SECRET,
+        )?;
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .to_string();
         let child = Command::new(driftless)
-            .args(["serve", "--config"])
+            .args(["serve", "--listen", &listen, "--config"])
             .arg(config)
             // Warnings only: per-reconcile logging at 1,000 applications would be measured too.
             .env("DRIFTLESS_LOG", "warn")
@@ -124,6 +133,7 @@ impl Serve {
             child,
             socket: data_dir.join("driftless.sock"),
             log,
+            listen,
         };
         let deadline = Instant::now() + Duration::from_mins(1);
         while tokio::net::UnixStream::connect(&serve.socket).await.is_err() {

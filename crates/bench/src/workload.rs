@@ -8,6 +8,10 @@ pub fn application_name(index: usize) -> String {
     format!("app-{index:04}")
 }
 
+/// The file beside the data directory holding the generic webhook's secret.
+pub const WEBHOOK_SECRET_FILE: &str = "webhook-secret";
+pub const WEBHOOK_SECRET: &str = "bench webhook secret";
+
 pub fn config_map(name: &str, value: &str) -> String {
     format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels: {{tier: bench}}\ndata:\n  setting: \"{value}\"\n  other: \"constant\"\n"
@@ -68,10 +72,12 @@ pub fn config(
     applications: &[(String, String, String, String)],
     sync_policy: Option<&str>,
 ) -> String {
+    // The generic push webhook's secret sits beside the data directory (the push scenario).
     let mut out = format!(
-        "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: {}\nclusters:\n  - name: local\n    kubeconfig: {}\napplications:\n",
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: {}\nclusters:\n  - name: local\n    kubeconfig: {}\nwebhooks:\n  generic: {{ file: '{}' }}\napplications:\n",
         data_dir.display(),
-        kubeconfig.display()
+        kubeconfig.display(),
+        data_dir.with_file_name(WEBHOOK_SECRET_FILE).display()
     );
     for (name, url, path, namespace) in applications {
         let _ = write!(
