@@ -328,8 +328,9 @@ async fn receive(
     };
     let engine = controller.engine();
     let mut refreshed = 0_usize;
+    // The names come from the registry, so a lookup there is all that is needed.
     for name in engine.application_names() {
-        if let Ok(app) = engine.find_application(&name).await
+        if let Ok(app) = engine.application(&name)
             && push_matches(&app, &push)
         {
             controller.refresh(&name);
