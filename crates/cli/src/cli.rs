@@ -89,6 +89,9 @@ pub enum TokenAction {
         /// Only applications whose names match this glob (`*`, `?`); repeatable; all when absent.
         #[arg(long = "app")]
         applications: Vec<String>,
+        /// Only applications carrying this label (`KEY=VALUE`); repeatable, all must match.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
     },
     /// List tokens (names, roles, scopes, last use; never secrets).
     List {
@@ -231,4 +234,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+}
+
+/// `KEY=VALUE` of `--label`.
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
 }

@@ -47,7 +47,7 @@ pub struct RawNotifications {
     pub subscriptions: Vec<RawSubscription>,
 }
 
-/// One of `slack` and `webhook`.
+/// One of `slack`, `webhook`, `email`, `github` and `gitlab`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawTarget {
@@ -56,6 +56,40 @@ pub struct RawTarget {
     pub slack: Option<RawSlackTarget>,
     #[serde(default)]
     pub webhook: Option<RawWebhookTarget>,
+    #[serde(default)]
+    pub email: Option<RawEmailTarget>,
+    #[serde(default)]
+    pub github: Option<RawCommitStatusTarget>,
+    #[serde(default)]
+    pub gitlab: Option<RawCommitStatusTarget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawEmailTarget {
+    pub host: Text,
+    #[serde(default)]
+    pub port: Option<u16>,
+    pub from: Text,
+    pub to: Vec<Text>,
+    #[serde(default)]
+    pub username: Option<Text>,
+    #[serde(default)]
+    pub password: Option<RawSecretRef>,
+    #[serde(default)]
+    pub ca_file: Option<Text>,
+}
+
+/// A commit status on GitHub or GitLab: the API's base URL (defaults to the public service),
+/// a token and the status's name.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawCommitStatusTarget {
+    #[serde(default, rename = "apiURL")]
+    pub api_url: Option<Text>,
+    pub token: RawSecretRef,
+    #[serde(default)]
+    pub context: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

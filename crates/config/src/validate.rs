@@ -13,9 +13,9 @@ use driftless_core::project::{GroupKind, Project, ProjectDestination, check_patt
 use serde_saphyr::Spanned;
 
 use crate::raw::{
-    RawApplication, RawCluster, RawConfig, RawDecryption, RawGroupKind, RawHelm, RawHelmChart,
-    RawIgnoreDifference, RawKeySource, RawLimits, RawNotifications, RawProject, RawRedaction, RawRepository,
-    RawSecretRef, RawSource, RawSyncPolicy, RawVerify, Text,
+    RawApplication, RawCluster, RawCommitStatusTarget, RawConfig, RawDecryption, RawGroupKind, RawHelm,
+    RawHelmChart, RawIgnoreDifference, RawKeySource, RawLimits, RawNotifications, RawProject, RawRedaction,
+    RawRepository, RawSecretRef, RawSource, RawSyncPolicy, RawTarget, RawVerify, Text,
 };
 use crate::{Config, ConfigError, Problem};
 
@@ -157,10 +157,108 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
     )
 }
 
-/// `notifications:`: targets with unique names, each a Slack webhook (its URL a secret) or a
-/// JSON webhook; subscriptions naming known targets and known events.
+/// An `http(s)://` URL, or a report naming `field`.
+fn http_url(checker: &mut Checker<'_>, url: &Text, field: &str) -> String {
+    if !(url.value.starts_with("https://") || url.value.starts_with("http://")) {
+        checker.report_at(
+            url,
+            field,
+            format!("{:?} must be an https:// or http:// URL", url.value),
+        );
+    }
+    url.value.trim_end_matches('/').to_owned()
+}
+
+/// The one kind a notification target sets.
+fn target_kind(
+    checker: &mut Checker<'_>,
+    target: &RawTarget,
+    field: &str,
+    base: &Path,
+) -> Option<driftless_core::notifications::TargetKind> {
+    use driftless_core::notifications::{CommitStatusTarget, EmailTarget, TargetKind};
+    let status = |checker: &mut Checker<'_>, raw: &RawCommitStatusTarget, which: &str, default: &str| {
+        CommitStatusTarget {
+            api_url: raw.api_url.as_ref().map_or_else(
+                || default.to_owned(),
+                |url| http_url(checker, url, &format!("{field}.{which}.apiURL")),
+            ),
+            token: secret_source(checker, &raw.token, &format!("{field}.{which}.token"), base),
+            context: raw
+                .context
+                .as_ref()
+                .map_or_else(|| "driftless/{application}".to_owned(), |t| t.value.clone()),
+        }
+    };
+    let set = [
+        target.slack.is_some(),
+        target.webhook.is_some(),
+        target.email.is_some(),
+        target.github.is_some(),
+        target.gitlab.is_some(),
+    ];
+    if set.iter().filter(|set| **set).count() != 1 {
+        checker.report_at(
+            &target.name,
+            field,
+            "set exactly one of slack, webhook, email, github and gitlab",
+        );
+        return None;
+    }
+    Some(if let Some(slack) = &target.slack {
+        TargetKind::Slack {
+            url: secret_source(checker, &slack.url, &format!("{field}.slack.url"), base),
+        }
+    } else if let Some(webhook) = &target.webhook {
+        TargetKind::Webhook {
+            url: http_url(checker, &webhook.url, &format!("{field}.webhook.url")),
+            secret: webhook
+                .secret
+                .as_ref()
+                .map(|secret| secret_source(checker, secret, &format!("{field}.webhook.secret"), base)),
+        }
+    } else if let Some(email) = &target.email {
+        for address in std::iter::once(&email.from).chain(&email.to) {
+            if !address.value.contains('@') || address.value.contains(['\r', '\n']) {
+                checker.report_at(
+                    address,
+                    format!("{field}.email"),
+                    format!("{:?} is not a mail address", address.value),
+                );
+            }
+        }
+        if email.to.is_empty() {
+            checker.report_at(
+                &target.name,
+                format!("{field}.email.to"),
+                "name at least one recipient",
+            );
+        }
+        TargetKind::Email(EmailTarget {
+            host: email.host.value.clone(),
+            port: email.port.unwrap_or(587),
+            from: email.from.value.clone(),
+            to: email.to.iter().map(|t| t.value.clone()).collect(),
+            username: email.username.as_ref().map(|t| t.value.clone()),
+            password: email
+                .password
+                .as_ref()
+                .map(|secret| secret_source(checker, secret, &format!("{field}.email.password"), base)),
+            ca_file: email.ca_file.as_ref().map(|path| resolve_path(base, &path.value)),
+        })
+    } else if let Some(github) = &target.github {
+        TargetKind::GithubStatus(status(checker, github, "github", "https://api.github.com"))
+    } else {
+        let gitlab = target.gitlab.as_ref()?;
+        TargetKind::GitlabStatus(status(checker, gitlab, "gitlab", "https://gitlab.com/api/v4"))
+    })
+}
+
+/// `notifications:`: targets with unique names, each a Slack webhook (its URL a secret), a
+/// JSON webhook, email, or GitHub/GitLab commit statuses; subscriptions naming known targets and
+/// known events.
 fn notifications(checker: &mut Checker<'_>, raw: &RawNotifications, base: &Path) -> Notifications {
-    use driftless_core::notifications::{NoticeKind, Subscription, Target, TargetKind};
+    use driftless_core::notifications::{NoticeKind, Subscription, Target};
     let mut targets: Vec<Target> = Vec::new();
     for (index, target) in raw.targets.iter().enumerate() {
         let field = format!("notifications.targets[{index}]");
@@ -172,30 +270,8 @@ fn notifications(checker: &mut Checker<'_>, raw: &RawNotifications, base: &Path)
                 format!("{name:?} is empty or used twice"),
             );
         }
-        let kind = match (&target.slack, &target.webhook) {
-            (Some(slack), None) => TargetKind::Slack {
-                url: secret_source(checker, &slack.url, &format!("{field}.slack.url"), base),
-            },
-            (None, Some(webhook)) => {
-                let url = webhook.url.value.clone();
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    checker.report_at(
-                        &webhook.url,
-                        format!("{field}.webhook.url"),
-                        format!("{url:?} must be an https:// or http:// URL"),
-                    );
-                }
-                TargetKind::Webhook {
-                    url,
-                    secret: webhook.secret.as_ref().map(|secret| {
-                        secret_source(checker, secret, &format!("{field}.webhook.secret"), base)
-                    }),
-                }
-            }
-            _ => {
-                checker.report_at(&target.name, field.clone(), "set one of slack and webhook");
-                continue;
-            }
+        let Some(kind) = target_kind(checker, target, &field, base) else {
+            continue;
         };
         targets.push(Target { name, kind });
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use driftless_config::{ConfigError, application_from_manifest, parse};
 use driftless_core::application::{ClusterConnection, Renderer, SecretSource};
+use driftless_core::notifications::TargetKind;
 
 fn problems(text: &str) -> ConfigError {
     parse(text, "driftless.yaml", Path::new("/etc/driftless")).expect_err("the configuration is invalid")
@@ -689,11 +690,14 @@ fn webhook_secrets_are_referenced_never_inline() {
 
 #[test]
 fn notification_targets_and_subscriptions_are_checked() {
-    let text = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nnotifications:\n  targets:\n    - { name: chat, slack: { url: { env: SLACK_URL } } }\n    - { name: chat }\n    - { name: hook, webhook: { url: 'ftp://x' } }\n  subscriptions:\n    - { on: [sync-exploded], targets: [chat, nobody] }\n";
+    let text = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nnotifications:\n  targets:\n    - { name: chat, slack: { url: { env: SLACK_URL } } }\n    - { name: chat }\n    - { name: hook, webhook: { url: 'ftp://x' } }\n    - { name: mail, email: { host: smtp.example, from: nobody, to: [] } }\n    - { name: gh, github: { apiURL: api.github.com, token: { env: GH } } }\n  subscriptions:\n    - { on: [sync-exploded], targets: [chat, nobody] }\n";
     let messages: Vec<String> = problems(text).problems.iter().map(ToString::to_string).collect();
     for expected in [
         "notifications.targets[1].name: \"chat\" is empty or used twice",
-        "notifications.targets[1]: set one of slack and webhook",
+        "notifications.targets[1]: set exactly one of slack, webhook, email, github and gitlab",
+        "notifications.targets[3].email: \"nobody\" is not a mail address",
+        "notifications.targets[3].email.to: name at least one recipient",
+        "notifications.targets[4].github.apiURL: \"api.github.com\" must be an https:// or http:// URL",
         "notifications.targets[2].webhook.url: \"ftp://x\" must be an https:// or http:// URL",
         "notifications.subscriptions[0].on: \"sync-exploded\" is not an event",
         "notifications.subscriptions[0].targets: no target is named \"nobody\"",
@@ -706,4 +710,32 @@ fn notification_targets_and_subscriptions_are_checked() {
     let good = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nnotifications:\n  targets:\n    - { name: chat, slack: { url: { env: SLACK_URL } } }\n  subscriptions:\n    - { applications: ['shop-*'], on: [sync-failed, health-degraded], targets: [chat], template: '{application} {event}' }\n";
     let config = parse(good, "driftless.yaml", Path::new("/")).expect("valid");
     assert_eq!(config.notifications.subscriptions[0].on.len(), 2);
+    let kinds = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nnotifications:\n  targets:\n    - { name: mail, email: { host: smtp.example, port: 2525, from: cd@example.com, to: [ops@example.com], username: cd, password: { file: smtp-password }, caFile: ca.pem } }\n    - { name: gh, github: { token: { env: GITHUB_TOKEN } } }\n    - { name: gl, gitlab: { apiURL: 'https://gitlab.example/api/v4/', token: { env: GITLAB_TOKEN }, context: 'cd/{application}' } }\n";
+    let config = parse(kinds, "driftless.yaml", Path::new("/etc/driftless")).expect("valid");
+    let targets = &config.notifications.targets;
+    let TargetKind::Email(email) = &targets[0].kind else {
+        panic!("email: {targets:?}")
+    };
+    assert_eq!(
+        (email.port, email.ca_file.as_deref()),
+        (2525, Some(Path::new("/etc/driftless/ca.pem")))
+    );
+    assert_eq!(
+        email.password,
+        Some(SecretSource::File("/etc/driftless/smtp-password".into()))
+    );
+    let TargetKind::GithubStatus(github) = &targets[1].kind else {
+        panic!("github: {targets:?}")
+    };
+    assert_eq!(
+        (github.api_url.as_str(), github.context.as_str()),
+        ("https://api.github.com", "driftless/{application}")
+    );
+    let TargetKind::GitlabStatus(gitlab) = &targets[2].kind else {
+        panic!("gitlab: {targets:?}")
+    };
+    assert_eq!(
+        gitlab.api_url, "https://gitlab.example/api/v4",
+        "no trailing slash"
+    );
 }

@@ -1,6 +1,8 @@
 //! Who may do what through the API: a token's role and the applications it is scoped to. Pure;
 //! the server asks [`decide`] before every request touches an application.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// What a token may do, each role including the ones before it.
@@ -43,11 +45,14 @@ impl std::fmt::Display for Role {
 }
 
 /// A token's grant: its role, over the applications whose names match one of `applications`
-/// (globs, `*` any run of characters, `?` one); every application when empty.
+/// (globs, `*` any run of characters, `?` one; any name when empty) and that carry every label
+/// of `labels` (any application when empty).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     pub role: Role,
     pub applications: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The answer to "may this grant do that?".
@@ -85,23 +90,40 @@ fn glob(pattern: &str, text: &str) -> bool {
 }
 
 impl Grant {
-    /// Whether the grant covers the application named `application`.
+    /// Whether the grant's name patterns cover the application named `application`.
     #[must_use]
-    pub fn covers(&self, application: &str) -> bool {
+    pub fn covers_name(&self, application: &str) -> bool {
         self.applications.is_empty() || self.applications.iter().any(|pattern| glob(pattern, application))
     }
 
-    /// Whether the grant may do what `needs` on `application` (`None`: not one application's).
-    /// The role is checked first, so a forbidden action says nothing about the application.
+    /// Whether the grant covers the application named `application` with `labels`.
     #[must_use]
-    pub fn decide(&self, needs: Role, application: Option<&str>) -> Decision {
+    pub fn covers(&self, application: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.covers_name(application)
+            && self
+                .labels
+                .iter()
+                .all(|(key, value)| labels.get(key) == Some(value))
+    }
+
+    /// Whether the grant is limited to some applications.
+    #[must_use]
+    pub fn is_scoped(&self) -> bool {
+        !self.applications.is_empty() || !self.labels.is_empty()
+    }
+
+    /// Whether the grant may do what `needs` on `application` (its name and labels; `None`: not
+    /// one application's). The role is checked first, so a forbidden action says nothing about
+    /// the application.
+    #[must_use]
+    pub fn decide(&self, needs: Role, application: Option<(&str, &BTreeMap<String, String>)>) -> Decision {
         if self.role < needs {
             return Decision::Forbidden;
         }
         match application {
-            Some(name) if !self.covers(name) => Decision::Hidden,
+            Some((name, labels)) if !self.covers(name, labels) => Decision::Hidden,
             // What is not one application's needs an unscoped grant.
-            None if !self.applications.is_empty() => Decision::Forbidden,
+            None if self.is_scoped() => Decision::Forbidden,
             _ => Decision::Allowed,
         }
     }
@@ -113,6 +135,7 @@ mod tests {
 
     fn grant(role: Role, applications: &[&str]) -> Grant {
         Grant {
+            labels: BTreeMap::new(),
             role,
             applications: applications.iter().map(|a| (*a).to_owned()).collect(),
         }
@@ -121,11 +144,17 @@ mod tests {
     #[test]
     fn roles_include_the_ones_below() {
         let operator = grant(Role::Operator, &[]);
-        assert_eq!(operator.decide(Role::Viewer, Some("web")), Decision::Allowed);
-        assert_eq!(operator.decide(Role::Operator, Some("web")), Decision::Allowed);
+        assert_eq!(
+            operator.decide(Role::Viewer, Some(("web", &BTreeMap::new()))),
+            Decision::Allowed
+        );
+        assert_eq!(
+            operator.decide(Role::Operator, Some(("web", &BTreeMap::new()))),
+            Decision::Allowed
+        );
         assert_eq!(operator.decide(Role::Admin, None), Decision::Forbidden);
         assert_eq!(
-            grant(Role::Viewer, &[]).decide(Role::Operator, Some("web")),
+            grant(Role::Viewer, &[]).decide(Role::Operator, Some(("web", &BTreeMap::new()))),
             Decision::Forbidden
         );
         assert_eq!(
@@ -137,19 +166,31 @@ mod tests {
     #[test]
     fn a_scoped_grant_hides_other_applications_and_forbids_global_actions() {
         let team = grant(Role::Admin, &["shop-*", "billing"]);
-        assert_eq!(team.decide(Role::Operator, Some("shop-web")), Decision::Allowed);
-        assert_eq!(team.decide(Role::Viewer, Some("billing")), Decision::Allowed);
-        assert_eq!(team.decide(Role::Viewer, Some("billing-db")), Decision::Hidden);
-        assert_eq!(team.decide(Role::Viewer, Some("payments")), Decision::Hidden);
+        assert_eq!(
+            team.decide(Role::Operator, Some(("shop-web", &BTreeMap::new()))),
+            Decision::Allowed
+        );
+        assert_eq!(
+            team.decide(Role::Viewer, Some(("billing", &BTreeMap::new()))),
+            Decision::Allowed
+        );
+        assert_eq!(
+            team.decide(Role::Viewer, Some(("billing-db", &BTreeMap::new()))),
+            Decision::Hidden
+        );
+        assert_eq!(
+            team.decide(Role::Viewer, Some(("payments", &BTreeMap::new()))),
+            Decision::Hidden
+        );
         assert_eq!(team.decide(Role::Admin, None), Decision::Forbidden);
         // The role is checked before the scope: a viewer learns nothing from a sync's answer.
         let viewer = grant(Role::Viewer, &["shop-*"]);
         assert_eq!(
-            viewer.decide(Role::Operator, Some("payments")),
+            viewer.decide(Role::Operator, Some(("payments", &BTreeMap::new()))),
             Decision::Forbidden
         );
         assert_eq!(
-            viewer.decide(Role::Operator, Some("shop-web")),
+            viewer.decide(Role::Operator, Some(("shop-web", &BTreeMap::new()))),
             Decision::Forbidden
         );
     }
@@ -169,5 +210,44 @@ mod tests {
         ] {
             assert_eq!(glob(pattern, name), expected, "{pattern} {name}");
         }
+    }
+
+    #[test]
+    fn a_label_scope_covers_only_applications_with_every_label() {
+        let team = Grant {
+            role: Role::Operator,
+            applications: vec![],
+            labels: BTreeMap::from([("team".to_owned(), "shop".to_owned())]),
+        };
+        let shop = BTreeMap::from([
+            ("team".to_owned(), "shop".to_owned()),
+            ("tier".to_owned(), "web".to_owned()),
+        ]);
+        let other = BTreeMap::from([("team".to_owned(), "billing".to_owned())]);
+        assert_eq!(
+            team.decide(Role::Operator, Some(("web", &shop))),
+            Decision::Allowed
+        );
+        assert_eq!(
+            team.decide(Role::Viewer, Some(("ledger", &other))),
+            Decision::Hidden
+        );
+        assert_eq!(
+            team.decide(Role::Viewer, Some(("bare", &BTreeMap::new()))),
+            Decision::Hidden
+        );
+        assert_eq!(
+            team.decide(Role::Operator, None),
+            Decision::Forbidden,
+            "not unscoped"
+        );
+        let both = Grant {
+            applications: vec!["shop-*".into()],
+            ..team
+        };
+        assert!(
+            both.covers("shop-web", &shop) && !both.covers("web", &shop),
+            "name and labels"
+        );
     }
 }

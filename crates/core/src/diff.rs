@@ -60,10 +60,25 @@ pub enum ObjectDiff {
         desired: String,
     },
     Unchanged,
-    /// A redacted unified diff, `live` → `desired`.
+    /// A redacted unified diff, `live` → `desired`, and the same change field by field.
     Changed {
         unified: String,
+        #[serde(default)]
+        changes: Vec<FieldChange>,
     },
+}
+
+/// One field that differs between the live object and Git, both redacted as in the unified diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// A JSON pointer (RFC 6901) into the object: `/spec/replicas`, `/data/a~1b`.
+    pub path: String,
+    /// `None`: the field is only in Git (it would be added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<Value>,
+    /// `None`: the field is only in the cluster (it would be removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<Value>,
 }
 
 impl ObjectDiff {
@@ -109,10 +124,69 @@ pub fn compare(
     if live_normalised == desired_normalised {
         return ObjectDiff::Unchanged;
     }
-    let before = to_yaml(&redact(reference, &live_normalised, redaction));
-    let after = to_yaml(&redact(reference, &desired_normalised, redaction));
+    let live_redacted = redact(reference, &live_normalised, redaction);
+    let desired_redacted = redact(reference, &desired_normalised, redaction);
+    let mut changes = Vec::new();
+    field_changes(
+        &mut String::new(),
+        Some(&live_redacted),
+        Some(&desired_redacted),
+        &mut changes,
+    );
     ObjectDiff::Changed {
-        unified: unified_diff(&before, &after, &reference.to_string()),
+        unified: unified_diff(
+            &to_yaml(&live_redacted),
+            &to_yaml(&desired_redacted),
+            &reference.to_string(),
+        ),
+        changes,
+    }
+}
+
+/// The leaves (or whole subtrees present on one side only) where `live` and `desired` differ,
+/// in document order. Lists are compared element by element: a list of different length is
+/// one change of the whole list, since an index says nothing once elements moved.
+fn field_changes(
+    path: &mut String,
+    live: Option<&Value>,
+    desired: Option<&Value>,
+    changes: &mut Vec<FieldChange>,
+) {
+    if live == desired {
+        return;
+    }
+    let descend = |path: &mut String, key: &str, live, desired, changes: &mut Vec<FieldChange>| {
+        let length = path.len();
+        path.push('/');
+        path.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        field_changes(path, live, desired, changes);
+        path.truncate(length);
+    };
+    match (live, desired) {
+        (Some(Value::Object(live)), Some(Value::Object(desired))) => {
+            for (key, live_value) in live {
+                descend(path, key, Some(live_value), desired.get(key), changes);
+            }
+            for (key, desired_value) in desired.iter().filter(|(key, _)| !live.contains_key(*key)) {
+                descend(path, key, None, Some(desired_value), changes);
+            }
+        }
+        (Some(Value::Array(live)), Some(Value::Array(desired))) if live.len() == desired.len() => {
+            for (index, (live_value, desired_value)) in live.iter().zip(desired).enumerate() {
+                descend(
+                    path,
+                    &index.to_string(),
+                    Some(live_value),
+                    Some(desired_value),
+                    changes,
+                );
+            }
+        }
+        _ => changes.push(FieldChange {
+            path: path.clone(),
+            live: live.cloned(),
+            desired: desired.cloned(),
+        }),
     }
 }
 
@@ -564,10 +638,60 @@ mod tests {
             &[],
             &Redaction::secrets(b"s"),
         );
-        let ObjectDiff::Changed { unified } = diff else {
+        let ObjectDiff::Changed { unified, .. } = diff else {
             panic!("the image changed")
         };
         insta::assert_snapshot!(unified);
+    }
+
+    #[test]
+    fn a_change_is_also_listed_field_by_field_as_json_pointers() {
+        let mut live = deployment(2, "web:1");
+        live["metadata"]["labels"] = json!({"a/b": "x", "gone": "y"});
+        let mut desired = deployment(3, "web:2");
+        desired["metadata"]["labels"] = json!({"a/b": "z", "new": "n"});
+        let ObjectDiff::Changed { changes, .. } = compare(
+            &reference("apps/v1", "Deployment"),
+            Some(&live),
+            &desired,
+            &[],
+            &Redaction::secrets(b"s"),
+        ) else {
+            panic!("replicas, image and labels changed")
+        };
+        let rendered: Vec<String> = changes
+            .iter()
+            .map(|change| {
+                let side =
+                    |value: &Option<Value>| value.as_ref().map_or_else(|| "-".to_owned(), Value::to_string);
+                format!(
+                    "{} {} -> {}",
+                    change.path,
+                    side(&change.live),
+                    side(&change.desired)
+                )
+            })
+            .collect();
+        insta::assert_snapshot!(rendered.join("\n"));
+    }
+
+    #[test]
+    fn lists_of_another_length_are_one_change() {
+        let mut changes = Vec::new();
+        field_changes(
+            &mut String::new(),
+            Some(&json!({"args": ["a", "b"], "same": [1]})),
+            Some(&json!({"args": ["a"], "same": [1]})),
+            &mut changes,
+        );
+        assert_eq!(
+            changes,
+            vec![FieldChange {
+                path: "/args".into(),
+                live: Some(json!(["a", "b"])),
+                desired: Some(json!(["a"])),
+            }]
+        );
     }
 
     #[test]
@@ -677,7 +801,7 @@ mod tests {
                 "annotations": { LAST_APPLIED: format!("{{\"data\":{{\"password\":\"{value}\"}}}}") } },
                 "data": { "password": value, "user": "YWRtaW4=" } })
         };
-        let ObjectDiff::Changed { unified } = compare(
+        let ObjectDiff::Changed { unified, changes } = compare(
             &reference,
             Some(&secret("b2xk")),
             &secret("bmV3"),
@@ -694,6 +818,13 @@ mod tests {
             unified.contains("-  password: <redacted sha256:")
                 && unified.contains("+  password: <redacted sha256:"),
             "{unified}"
+        );
+        let structured = serde_json::to_string(&changes).expect("json");
+        assert!(
+            !structured.contains("b2xk")
+                && !structured.contains("bmV3")
+                && structured.contains("<redacted sha256:"),
+            "{structured}"
         );
         let user_lines: Vec<&str> = unified.lines().filter(|line| line.contains("user:")).collect();
         assert_eq!(

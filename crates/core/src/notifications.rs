@@ -11,6 +11,8 @@ use crate::application::SecretSource;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NoticeKind {
+    /// An automated sync began (commit statuses show "pending").
+    SyncStarted,
     SyncSucceeded,
     SyncFailed,
     HealthDegraded,
@@ -20,7 +22,8 @@ pub enum NoticeKind {
 }
 
 impl NoticeKind {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
+        Self::SyncStarted,
         Self::SyncSucceeded,
         Self::SyncFailed,
         Self::HealthDegraded,
@@ -32,6 +35,7 @@ impl NoticeKind {
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::SyncStarted => "sync-started",
             Self::SyncSucceeded => "sync-succeeded",
             Self::SyncFailed => "sync-failed",
             Self::HealthDegraded => "health-degraded",
@@ -68,6 +72,93 @@ pub enum TargetKind {
         url: String,
         secret: Option<SecretSource>,
     },
+    /// Mail over SMTP; the connection is always upgraded with STARTTLS (refused without it).
+    Email(EmailTarget),
+    /// The synced commit's status on GitHub (`POST /repos/{owner}/{repo}/statuses/{sha}`).
+    GithubStatus(CommitStatusTarget),
+    /// The synced commit's status on GitLab (`POST /projects/{id}/statuses/{sha}`).
+    GitlabStatus(CommitStatusTarget),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailTarget {
+    pub host: String,
+    /// 587 (submission) unless set.
+    pub port: u16,
+    pub from: String,
+    pub to: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    /// A PEM file of CA certificates the server's certificate must chain to, instead of the
+    /// public roots (a private mail relay).
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitStatusTarget {
+    /// `https://api.github.com`, `https://gitlab.com/api/v4`, or a self-hosted instance's.
+    pub api_url: String,
+    pub token: SecretSource,
+    /// The status's name on the commit; `{application}` is replaced.
+    pub context: String,
+}
+
+/// A commit status's state, in the provider's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitState {
+    Pending,
+    Success,
+    Failure,
+}
+
+impl CommitState {
+    /// The state a notice reports, if it is about a sync.
+    #[must_use]
+    pub fn of(kind: NoticeKind) -> Option<Self> {
+        match kind {
+            NoticeKind::SyncStarted => Some(Self::Pending),
+            NoticeKind::SyncSucceeded => Some(Self::Success),
+            NoticeKind::SyncFailed => Some(Self::Failure),
+            _ => None,
+        }
+    }
+
+    #[must_use]
+    pub fn github(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+
+    #[must_use]
+    pub fn gitlab(self) -> &'static str {
+        match self {
+            Self::Pending => "running",
+            Self::Success => "success",
+            Self::Failure => "failed",
+        }
+    }
+}
+
+/// `owner/repo` (GitHub) or the project's full path (GitLab: `group/subgroup/project`) of a
+/// repository URL: `https://host/a/b.git`, `ssh://git@host/a/b`, `git@host:a/b.git`.
+#[must_use]
+pub fn repository_path(url: &str) -> Option<String> {
+    let rest = if let Some((_, rest)) = url.split_once("://") {
+        rest.split_once('/')?.1
+    } else {
+        // scp-like: user@host:path
+        url.split_once(':')?.1
+    };
+    let path = rest.trim_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    (path.contains('/')
+        && !path
+            .split('/')
+            .any(|part| part.is_empty() || part == ".." || part == "."))
+    .then(|| path.to_owned())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,8 +194,20 @@ impl Subscription {
         let scope = Grant {
             role: crate::access::Role::Viewer,
             applications: self.applications.clone(),
+            labels: std::collections::BTreeMap::new(),
         };
-        scope.covers(&notice.application) && (self.on.is_empty() || self.on.contains(&notice.kind))
+        scope.covers_name(&notice.application) && (self.on.is_empty() || self.on.contains(&notice.kind))
+    }
+
+    /// Whether this subscription routes `notice` to `target`: commit statuses only take notices
+    /// about syncs; people hear that a sync started only when they asked for `sync-started`.
+    fn reaches(&self, target: &Target, notice: &Notice) -> bool {
+        match target.kind {
+            TargetKind::GithubStatus(_) | TargetKind::GitlabStatus(_) => {
+                CommitState::of(notice.kind).is_some()
+            }
+            _ => notice.kind != NoticeKind::SyncStarted || self.on.contains(&NoticeKind::SyncStarted),
+        }
     }
 
     /// The message text for `notice`.
@@ -137,6 +240,9 @@ impl Notifications {
                 let Some(target) = self.targets.iter().find(|t| t.name == *name) else {
                     continue;
                 };
+                if !subscription.reaches(target, notice) {
+                    continue;
+                }
                 if !routed.iter().any(|(known, _)| known.name == target.name) {
                     routed.push((target, subscription.text(notice)));
                 }
@@ -226,5 +332,71 @@ mod tests {
             assert_eq!(NoticeKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(NoticeKind::parse("sync-exploded"), None);
+    }
+
+    #[test]
+    fn commit_statuses_hear_only_of_syncs_and_people_not_of_starts_unless_asked() {
+        let status = CommitStatusTarget {
+            api_url: "https://api.github.com".into(),
+            token: SecretSource::Env("GITHUB_TOKEN".into()),
+            context: "driftless/{application}".into(),
+        };
+        let notifications = Notifications {
+            targets: vec![
+                Target {
+                    name: "gh".into(),
+                    kind: TargetKind::GithubStatus(status),
+                },
+                Target {
+                    name: "chat".into(),
+                    kind: TargetKind::Webhook {
+                        url: "https://chat.example".into(),
+                        secret: None,
+                    },
+                },
+            ],
+            subscriptions: vec![Subscription {
+                applications: vec![],
+                on: vec![],
+                targets: vec!["gh".into(), "chat".into()],
+                template: None,
+            }],
+        };
+        let names = |kind| {
+            notifications
+                .route(&notice("web", kind))
+                .into_iter()
+                .map(|(t, _)| t.name.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(NoticeKind::SyncStarted), ["gh"]);
+        assert_eq!(names(NoticeKind::SyncFailed), ["gh", "chat"]);
+        assert_eq!(names(NoticeKind::DriftDetected), ["chat"]);
+        assert_eq!(
+            CommitState::of(NoticeKind::SyncFailed).map(CommitState::gitlab),
+            Some("failed")
+        );
+        assert_eq!(
+            CommitState::of(NoticeKind::SyncStarted).map(CommitState::github),
+            Some("pending")
+        );
+    }
+
+    #[test]
+    fn repository_paths_come_from_every_url_form() {
+        for (url, path) in [
+            ("https://github.com/acme/shop.git", Some("acme/shop")),
+            (
+                "https://token@gitlab.example/group/sub/project",
+                Some("group/sub/project"),
+            ),
+            ("ssh://git@github.com/acme/shop", Some("acme/shop")),
+            ("git@github.com:acme/shop.git", Some("acme/shop")),
+            ("https://github.com/shop", None),
+            ("https://github.com/acme/../x", None),
+            ("file:///srv/git/acme/shop.git", Some("srv/git/acme/shop")),
+        ] {
+            assert_eq!(repository_path(url).as_deref(), path, "{url}");
+        }
     }
 }

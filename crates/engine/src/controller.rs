@@ -160,6 +160,21 @@ fn notice(application: &str, kind: NoticeKind, revision: Option<&str>, message: 
     }
 }
 
+/// The notice a finished sync is worth: succeeded or failed, at the commit it applied.
+fn sync_notice(application: &str, report: &crate::SyncReport) -> Notice {
+    let kind = if report.result == SyncResult::Succeeded {
+        NoticeKind::SyncSucceeded
+    } else {
+        NoticeKind::SyncFailed
+    };
+    let summary = if report.message.is_empty() {
+        format!("{} object(s)", report.outcomes.len())
+    } else {
+        report.message.clone()
+    };
+    notice(application, kind, Some(&report.revision), summary)
+}
+
 /// Status updates a slow listener may fall behind by before it misses some (it is told so).
 const UPDATES_BUFFERED: usize = 1024;
 
@@ -365,12 +380,14 @@ impl Controller {
         name: &str,
         options: SyncOptions,
     ) -> Result<crate::SyncReport, crate::EngineError> {
+        let dry_run = options.dry_run;
         let report = {
             let _guard = self.lock(name).await;
-            self.engine.sync(name, options).await?
+            self.engine.sync(name, options).await
         };
+        self.told_sync(name, dry_run, &report).await;
         self.refresh(name);
-        Ok(report)
+        report
     }
 
     /// Rolls back now, on request, never at the same time as a reconcile of the same
@@ -381,17 +398,54 @@ impl Controller {
         revision: &str,
         options: SyncOptions,
     ) -> Result<crate::SyncReport, crate::EngineError> {
+        let dry_run = options.dry_run;
         let report = {
             let _guard = self.lock(name).await;
-            self.engine.rollback(name, revision, options).await?
+            self.engine.rollback(name, revision, options).await
         };
+        self.told_sync(name, dry_run, &report).await;
         self.refresh(name);
-        Ok(report)
+        report
+    }
+
+    /// Tells listeners how a sync asked for through the API ended (a dry-run is not worth it;
+    /// an unknown application is nobody's business).
+    async fn told_sync(
+        &self,
+        name: &str,
+        dry_run: bool,
+        report: &Result<crate::SyncReport, crate::EngineError>,
+    ) {
+        let notice = match report {
+            Ok(report) if !report.dry_run => sync_notice(name, report),
+            Err(err) if !dry_run && !matches!(err, crate::EngineError::UnknownApplication(_)) => {
+                notice(name, NoticeKind::SyncFailed, None, err.to_string())
+            }
+            _ => return,
+        };
+        self.tell(name, vec![notice]).await;
+    }
+
+    /// Sends `notices` with the application's current status.
+    async fn tell(&self, name: &str, notices: Vec<Notice>) {
+        let status = self.statuses.read().await.get(name).cloned().unwrap_or_default();
+        // Nobody listening is fine.
+        let _ = self.updates.send(StatusUpdate {
+            application: name.to_owned(),
+            status,
+            notices,
+        });
     }
 
     #[must_use]
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The engine, for a task that must not keep the controller alive.
+    #[must_use]
+    pub fn shared_engine(&self) -> Arc<Engine> {
+        Arc::clone(&self.engine)
     }
 
     async fn reconcile(self: &Arc<Self>, name: &str, reason: Reason) {
@@ -511,20 +565,21 @@ impl Controller {
             trigger: Trigger::Automated,
             ..SyncOptions::default()
         };
+        // Commit statuses show "pending" while it runs.
+        self.tell(
+            name,
+            vec![notice(
+                name,
+                NoticeKind::SyncStarted,
+                Some(revision),
+                "syncing".to_owned(),
+            )],
+        )
+        .await;
         match self.engine.sync_prepared(name, options, prepared).await {
             Ok(report) => {
                 status.last_sync = Some(report.result);
-                let kind = if report.result == SyncResult::Succeeded {
-                    NoticeKind::SyncSucceeded
-                } else {
-                    NoticeKind::SyncFailed
-                };
-                let summary = if report.message.is_empty() {
-                    format!("{} object(s)", report.outcomes.len())
-                } else {
-                    report.message.clone()
-                };
-                notices.push(notice(name, kind, Some(&report.revision), summary));
+                notices.push(sync_notice(name, &report));
                 if report.result == SyncResult::Succeeded {
                     status.sync = Some(SyncState::Synced);
                     status.drift = None;

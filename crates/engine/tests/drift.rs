@@ -196,7 +196,7 @@ async fn drift_is_seen_by_the_watch_with_who_changed_what_and_other_managers_lab
         .find(|o| o.object.kind == "Deployment")
         .expect("web");
     match &web.diff {
-        ObjectDiff::Changed { unified } => assert!(unified.contains("replicas"), "{unified}"),
+        ObjectDiff::Changed { unified, .. } => assert!(unified.contains("replicas"), "{unified}"),
         other => panic!("expected a change to replicas, got {other:?}"),
     }
     assert!(
@@ -242,7 +242,7 @@ async fn drift_is_seen_by_the_watch_with_who_changed_what_and_other_managers_lab
             .find(|o| o.object.kind == kind)
             .expect("declared");
         match &object.diff {
-            ObjectDiff::Changed { unified } => assert!(unified.contains(field), "{unified}"),
+            ObjectDiff::Changed { unified, .. } => assert!(unified.contains(field), "{unified}"),
             other => panic!("expected {kind} to differ in {field}, got {other:?}"),
         }
     }

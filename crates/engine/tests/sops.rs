@@ -94,7 +94,7 @@ async fn encrypted_secrets_sync_with_keys_from_a_file_and_never_rest_anywhere() 
         .iter()
         .find(|o| o.object.kind == "Secret")
         .expect("the Secret");
-    let ObjectDiff::Changed { unified } = &secret.diff else {
+    let ObjectDiff::Changed { unified, .. } = &secret.diff else {
         panic!("the Secret changed: {:?}", secret.diff)
     };
     assert!(unified.contains("password"), "{unified}");

@@ -342,7 +342,7 @@ async fn create_update_diff_and_prune() {
     repo.commit("change alpha, drop beta");
     let changed = engine.compare("web").await.expect("compare");
     assert_eq!(changed.sync, SyncState::OutOfSync);
-    let ObjectDiff::Changed { unified } = &changed.objects[0].diff else {
+    let ObjectDiff::Changed { unified, .. } = &changed.objects[0].diff else {
         panic!("alpha changed: {changed:#?}")
     };
     assert!(
@@ -562,7 +562,7 @@ async fn only_changes_to_fields_driftless_owns_are_drift_and_only_drifted_object
         .iter()
         .find(|o| o.object.name == "web")
         .expect("web");
-    let ObjectDiff::Changed { unified } = &web_diff.diff else {
+    let ObjectDiff::Changed { unified, .. } = &web_diff.diff else {
         panic!("web changed: {drifted:#?}")
     };
     assert!(

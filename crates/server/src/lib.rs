@@ -20,9 +20,12 @@
 //! - `GET /api/v1/applications/{name}/history?limit=N`, `…/events?limit=N`: newest first.
 //! - `POST /api/v1/applications/{name}/rollback` (body: [`RollbackRequest`]), `…/unpin`.
 //! - `GET /api/v1/stream`: server-sent events, one per status change of the token's applications.
+//! - `GET /api/v1/whoami`: the token's role and scope.
+//! - `/ui/`: the web UI (`ui`), TCP only.
 
 mod client;
 pub mod notify;
+mod ui;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -117,10 +120,32 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// An application's labels; none for one that does not exist (which a label scope then hides,
+/// exactly as one outside it).
+fn labels_of(engine: &driftless_engine::Engine, application: &str) -> BTreeMap<String, String> {
+    engine
+        .application(application)
+        .map(|app| app.labels.clone())
+        .unwrap_or_default()
+}
+
+/// Whether `grant` covers the application by name and labels.
+fn covers(engine: &driftless_engine::Engine, grant: &Grant, application: &str) -> bool {
+    grant.covers(application, &labels_of(engine, application))
+}
+
 /// Refuses what `grant` may not do; an application outside its scope is "not found", exactly as
 /// one that does not exist.
-fn authorize(grant: &Grant, needs: Role, application: Option<&str>) -> Result<(), ApiError> {
-    match grant.decide(needs, application) {
+fn authorize(
+    controller: &Controller,
+    grant: &Grant,
+    needs: Role,
+    application: Option<&str>,
+) -> Result<(), ApiError> {
+    let labels = application
+        .map(|name| labels_of(controller.engine(), name))
+        .unwrap_or_default();
+    match grant.decide(needs, application.map(|name| (name, &labels))) {
         Decision::Allowed => Ok(()),
         Decision::Forbidden => Err(ApiError::Forbidden(needs)),
         Decision::Hidden => Err(ApiError::Engine(EngineError::UnknownApplication(
@@ -148,6 +173,7 @@ fn api() -> (Router<Arc<Controller>>, utoipa::openapi::OpenApi) {
         .routes(routes!(refresh_repository))
         .routes(routes!(stats))
         .routes(routes!(stream))
+        .routes(routes!(whoami))
         .split_for_parts();
     "driftless".clone_into(&mut document.info.title);
     env!("CARGO_PKG_VERSION").clone_into(&mut document.info.version);
@@ -182,6 +208,7 @@ fn router(controller: Arc<Controller>) -> Router {
     let owner = Grant {
         role: Role::Admin,
         applications: Vec::new(),
+        labels: BTreeMap::new(),
     };
     api_routes().layer(Extension(owner)).with_state(controller)
 }
@@ -195,6 +222,8 @@ fn token_router(controller: Arc<Controller>) -> Router {
         ))
         // Webhooks prove themselves with their provider's signature, not a token.
         .merge(webhooks::routes())
+        // Static files without data; the page signs its API requests with the user's token.
+        .merge(ui::routes())
         // Aggregates only (no application names), for scrapers and probes without tokens.
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(|| async { Json(openapi()) }))
@@ -307,21 +336,56 @@ async fn authenticate(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/applications", summary = "Every application the token may see, with its last reconcile's status", responses((status = 200, description = "application name → status", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)), security(("bearer" = [])))]
+/// Filters of `GET /api/v1/applications`; each given one must match.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListFilter {
+    /// `Synced`, `OutOfSync` or `Unknown`.
+    #[serde(default)]
+    pub sync: Option<String>,
+    /// `Healthy`, `Progressing`, `Suspended`, `Degraded`, `Missing` or `Unknown`.
+    #[serde(default)]
+    pub health: Option<String>,
+    /// Part of the name, any case.
+    #[serde(default)]
+    pub search: Option<String>,
+}
+
+impl ListFilter {
+    fn matches(&self, name: &str, status: &AppStatus) -> bool {
+        let sync = status
+            .sync
+            .map_or_else(|| "Unknown".to_owned(), |sync| format!("{sync:?}"));
+        let health = status
+            .health
+            .as_ref()
+            .map_or_else(|| "Unknown".to_owned(), |health| format!("{:?}", health.state));
+        self.sync.as_ref().is_none_or(|wanted| *wanted == sync)
+            && self.health.as_ref().is_none_or(|wanted| *wanted == health)
+            && self
+                .search
+                .as_ref()
+                .is_none_or(|part| name.to_lowercase().contains(&part.to_lowercase()))
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/applications", summary = "Every application the token may see (and the filters match), with its last reconcile's status", params(ListFilter), responses((status = 200, description = "application name → status", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)), security(("bearer" = [])))]
 async fn list(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
+    axum::extract::Query(filter): axum::extract::Query<ListFilter>,
 ) -> Json<BTreeMap<String, AppStatus>> {
     let statuses = controller.statuses().await;
     let all = controller
         .engine()
         .application_names()
         .into_iter()
-        .filter(|name| grant.covers(name))
+        .filter(|name| covers(controller.engine(), &grant, name))
         .map(|name| {
             let status = statuses.get(&name).cloned().unwrap_or_default();
             (name, status)
         })
+        .filter(|(name, status)| filter.matches(name, status))
         .collect();
     Json(all)
 }
@@ -336,27 +400,48 @@ async fn stream(
     use axum::response::sse::{Event, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;
     let updates = controller.updates();
-    let events = futures::stream::unfold((updates, grant), |(mut updates, grant)| async move {
-        loop {
-            match updates.recv().await {
-                Ok(update) if grant.covers(&update.application) => {
-                    let event = Event::default()
-                        .event("status")
-                        .json_data(&update)
-                        .unwrap_or_else(|_| Event::default().event("status"));
-                    return Some((Ok(event), (updates, grant)));
+    let engine = controller.shared_engine();
+    let events = futures::stream::unfold(
+        (updates, grant, engine),
+        |(mut updates, grant, engine)| async move {
+            loop {
+                match updates.recv().await {
+                    Ok(update) if covers(&engine, &grant, &update.application) => {
+                        let event = Event::default()
+                            .event("status")
+                            .json_data(&update)
+                            .unwrap_or_else(|_| Event::default().event("status"));
+                        return Some((Ok(event), (updates, grant, engine)));
+                    }
+                    Ok(_) => {}
+                    // A listener that fell behind is told, and reloads what it shows.
+                    Err(RecvError::Lagged(missed)) => {
+                        let event = Event::default().event("lagged").data(missed.to_string());
+                        return Some((Ok(event), (updates, grant, engine)));
+                    }
+                    Err(RecvError::Closed) => return None,
                 }
-                Ok(_) => {}
-                // A listener that fell behind is told, and reloads what it shows.
-                Err(RecvError::Lagged(missed)) => {
-                    let event = Event::default().event("lagged").data(missed.to_string());
-                    return Some((Ok(event), (updates, grant)));
-                }
-                Err(RecvError::Closed) => return None,
             }
-        }
-    });
+        },
+    );
     Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// What the presented token may do.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
+    /// Name patterns of the applications it may see; all when empty.
+    pub applications: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/whoami", summary = "The presented token's role and scope", responses((status = 200, description = "the grant", body = WhoAmI), (status = 401, description = "no valid token", body = ErrorBody)), security(("bearer" = [])))]
+async fn whoami(Extension(grant): Extension<Grant>) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        role: grant.role.as_str().to_owned(),
+        applications: grant.applications,
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/stats", summary = "Renders, Git fetches and API requests since the server started", responses((status = 200, description = "counters", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)), security(("bearer" = [])))]
@@ -364,7 +449,7 @@ async fn stats(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
 ) -> Result<Json<driftless_engine::EngineStats>, ApiError> {
-    authorize(&grant, Role::Viewer, None)?;
+    authorize(&controller, &grant, Role::Viewer, None)?;
     Ok(Json(controller.engine().stats().await))
 }
 
@@ -391,7 +476,7 @@ async fn detail(
     Extension(grant): Extension<Grant>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<ApplicationDetail>, ApiError> {
-    authorize(&grant, Role::Viewer, Some(&name))?;
+    authorize(&controller, &grant, Role::Viewer, Some(&name))?;
     let app = controller.engine().find_application(&name).await?;
     let status = controller.statuses().await.remove(&name).unwrap_or_default();
     let renderer = match &app.source.renderer {
@@ -437,7 +522,7 @@ async fn history(
     UrlPath(name): UrlPath<String>,
     axum::extract::Query(limit): axum::extract::Query<Limit>,
 ) -> Result<Json<Vec<driftless_store::SyncRecord>>, ApiError> {
-    authorize(&grant, Role::Viewer, Some(&name))?;
+    authorize(&controller, &grant, Role::Viewer, Some(&name))?;
     let app = controller.engine().find_application(&name).await?;
     let records = controller
         .engine()
@@ -454,7 +539,7 @@ async fn events(
     UrlPath(name): UrlPath<String>,
     axum::extract::Query(limit): axum::extract::Query<Limit>,
 ) -> Result<Json<Vec<driftless_store::EventRecord>>, ApiError> {
-    authorize(&grant, Role::Viewer, Some(&name))?;
+    authorize(&controller, &grant, Role::Viewer, Some(&name))?;
     let app = controller.engine().find_application(&name).await?;
     let events = controller
         .engine()
@@ -480,7 +565,7 @@ async fn rollback(
     UrlPath(name): UrlPath<String>,
     Json(request): Json<RollbackRequest>,
 ) -> Result<Response, ApiError> {
-    authorize(&grant, Role::Operator, Some(&name))?;
+    authorize(&controller, &grant, Role::Operator, Some(&name))?;
     let options = SyncOptions {
         prune: request.prune,
         dry_run: request.dry_run,
@@ -496,7 +581,7 @@ async fn unpin(
     Extension(grant): Extension<Grant>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&grant, Role::Operator, Some(&name))?;
+    authorize(&controller, &grant, Role::Operator, Some(&name))?;
     let unpinned = controller.engine().unpin(&name)?;
     controller.refresh(&name);
     Ok(Json(serde_json::json!({ "unpinned": unpinned })))
@@ -508,7 +593,7 @@ async fn suspend(
     Extension(grant): Extension<Grant>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&grant, Role::Operator, Some(&name))?;
+    authorize(&controller, &grant, Role::Operator, Some(&name))?;
     let suspended = controller.engine().suspend(&name)?;
     controller.refresh(&name);
     Ok(Json(serde_json::json!({ "suspended": suspended })))
@@ -520,7 +605,7 @@ async fn resume(
     Extension(grant): Extension<Grant>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&grant, Role::Operator, Some(&name))?;
+    authorize(&controller, &grant, Role::Operator, Some(&name))?;
     let resumed = controller.engine().resume(&name)?;
     controller.refresh(&name);
     Ok(Json(serde_json::json!({ "resumed": resumed })))
@@ -532,7 +617,7 @@ async fn diff(
     Extension(grant): Extension<Grant>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&grant, Role::Viewer, Some(&name))?;
+    authorize(&controller, &grant, Role::Viewer, Some(&name))?;
     let comparison = controller.engine().compare(&name).await?;
     Ok(Json(comparison).into_response())
 }
@@ -544,7 +629,7 @@ async fn sync(
     UrlPath(name): UrlPath<String>,
     Json(request): Json<SyncRequest>,
 ) -> Result<Response, ApiError> {
-    authorize(&grant, Role::Operator, Some(&name))?;
+    authorize(&controller, &grant, Role::Operator, Some(&name))?;
     let options = SyncOptions {
         prune: request.prune,
         dry_run: request.dry_run,
@@ -562,7 +647,7 @@ async fn refresh(
     Extension(grant): Extension<Grant>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&grant, Role::Operator, Some(&name))?;
+    authorize(&controller, &grant, Role::Operator, Some(&name))?;
     controller.engine().find_application(&name).await?;
     controller.refresh(&name);
     Ok(StatusCode::ACCEPTED)
@@ -590,7 +675,7 @@ async fn refresh_repository(
     Extension(grant): Extension<Grant>,
     Json(request): Json<RefreshRequest>,
 ) -> Result<Json<RefreshResponse>, ApiError> {
-    authorize(&grant, Role::Operator, None)?;
+    authorize(&controller, &grant, Role::Operator, None)?;
     Ok(Json(RefreshResponse {
         applications: controller.refresh_repository(request.repo_url.as_deref()),
     }))

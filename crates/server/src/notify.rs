@@ -1,14 +1,18 @@
 //! Delivers the controller's notices (`StatusUpdate::notices`) to the targets their
-//! subscriptions name: Slack-compatible incoming webhooks (`{"text": …}`) and JSON webhooks,
+//! subscriptions name: Slack-compatible incoming webhooks (`{"text": …}`); JSON webhooks,
 //! signed like driftless's generic receiver when a secret is set (`X-Driftless-Timestamp`,
-//! `X-Driftless-Signature: sha256=HMAC(secret, "timestamp.body")`). Each delivery is retried
-//! with backoff; a target that stays down costs only its own deliveries. Errors name the target,
-//! never its URL (a Slack URL is a secret).
+//! `X-Driftless-Signature: sha256=HMAC(secret, "timestamp.body")`); email over SMTP, always with
+//! STARTTLS (a server that does not offer it gets nothing); and commit statuses on GitHub and
+//! GitLab for the synced commit (pending, success, failure), as their REST APIs document. Each
+//! delivery is retried with backoff; a target that stays down costs only its own deliveries.
+//! Errors name the target, never its URL (a Slack URL is a secret) or credentials.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use driftless_core::notifications::{Notice, Target, TargetKind};
+use driftless_core::notifications::{
+    CommitState, CommitStatusTarget, EmailTarget, Notice, Target, TargetKind, repository_path,
+};
 use driftless_engine::Controller;
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
@@ -34,13 +38,132 @@ fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
         })
 }
 
-async fn send(http: &reqwest::Client, target: &Target, notice: &Notice, text: &str) -> Result<(), String> {
-    let read = |source| {
-        driftless_git::read_secret(source, "notification secret")
-            .map(zeroize::Zeroizing::new)
-            .map_err(|err| err.to_string())
+fn read(source: &driftless_core::application::SecretSource) -> Result<zeroize::Zeroizing<String>, String> {
+    driftless_git::read_secret(source, "notification secret")
+        .map(zeroize::Zeroizing::new)
+        .map_err(|err| err.to_string())
+}
+
+/// Mail with STARTTLS required: lettre refuses to go on in the clear when the server does not
+/// offer it, so neither the credentials nor the message are ever sent unencrypted.
+async fn send_email(email: &EmailTarget, notice: &Notice, text: &str) -> Result<(), String> {
+    use lettre::message::header::ContentType;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
+    let address = |text: &str| {
+        text.parse::<lettre::message::Mailbox>()
+            .map_err(|_| format!("{text:?} is not a mail address"))
     };
+    let mut message = Message::builder().from(address(&email.from)?).subject(format!(
+        "driftless: {} {}",
+        notice.application,
+        notice.kind.as_str()
+    ));
+    for to in &email.to {
+        message = message.to(address(to)?);
+    }
+    let message = message
+        .header(ContentType::TEXT_PLAIN)
+        .body(text.to_owned())
+        .map_err(|err| format!("cannot build the message: {err}"))?;
+    let mut tls = TlsParameters::builder(email.host.clone());
+    if let Some(ca_file) = &email.ca_file {
+        let pem =
+            std::fs::read(ca_file).map_err(|err| format!("cannot read {}: {err}", ca_file.display()))?;
+        let ca = Certificate::from_pem(&pem)
+            .map_err(|err| format!("{} is not a PEM certificate: {err}", ca_file.display()))?;
+        tls = tls
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(ca);
+    }
+    let tls = tls.build().map_err(|err| format!("TLS: {err}"))?;
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&email.host)
+        .port(email.port)
+        .tls(Tls::Required(tls))
+        .timeout(Some(Duration::from_secs(10)));
+    if let (Some(username), Some(password)) = (&email.username, &email.password) {
+        transport = transport.credentials(Credentials::new(
+            username.clone(),
+            read(password)?.trim().to_owned(),
+        ));
+    }
+    transport
+        .build()
+        .send(message)
+        .await
+        .map(drop)
+        .map_err(|err| format!("SMTP: {err}"))
+}
+
+/// A path segment as RFC 3986 allows it unescaped; everything else percent-encoded (GitLab
+/// takes a project's full path as its id, `/` encoded).
+fn encode_segment(text: &str) -> String {
+    use std::fmt::Write as _;
+    text.bytes().fold(String::new(), |mut encoded, byte| {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            let _ = write!(encoded, "%{byte:02X}");
+        }
+        encoded
+    })
+}
+
+/// The request that sets the synced commit's status; `None` when the notice is not about a sync
+/// of a known commit.
+fn commit_status(
+    http: &reqwest::Client,
+    target: &CommitStatusTarget,
+    github: bool,
+    notice: &Notice,
+    repo_url: &str,
+) -> Result<Option<reqwest::RequestBuilder>, String> {
+    let (Some(state), Some(revision)) = (CommitState::of(notice.kind), notice.revision.as_deref()) else {
+        return Ok(None);
+    };
+    if revision.len() != 40 || !revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let path = repository_path(repo_url).ok_or("the repository URL names no owner and repository")?;
+    let context = target.context.replace("{application}", &notice.application);
+    // GitHub cuts descriptions at 140 characters.
+    let description: String = notice.message.chars().take(140).collect();
+    let token = read(&target.token)?;
+    Ok(Some(if github {
+        http.post(format!("{}/repos/{path}/statuses/{revision}", target.api_url))
+            .bearer_auth(token.trim())
+            .header(reqwest::header::ACCEPT, "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+            .json(&serde_json::json!({ "state": state.github(), "context": context, "description": description }))
+    } else {
+        http.post(format!(
+            "{}/projects/{}/statuses/{revision}",
+            target.api_url,
+            encode_segment(&path)
+        ))
+        .header("private-token", token.trim())
+        .json(&serde_json::json!({ "state": state.gitlab(), "name": context, "description": description }))
+    }))
+}
+
+async fn send(
+    http: &reqwest::Client,
+    target: &Target,
+    notice: &Notice,
+    text: &str,
+    repo_url: Option<&str>,
+) -> Result<(), String> {
     let request = match &target.kind {
+        TargetKind::Email(email) => return send_email(email, notice, text).await,
+        TargetKind::GithubStatus(status) | TargetKind::GitlabStatus(status) => {
+            let github = matches!(target.kind, TargetKind::GithubStatus(_));
+            let repo_url = repo_url.ok_or("the application is gone")?;
+            match commit_status(http, status, github, notice, repo_url)? {
+                Some(request) => request,
+                None => return Ok(()),
+            }
+        }
         TargetKind::Slack { url } => http
             .post(read(url)?.trim())
             .json(&serde_json::json!({ "text": text })),
@@ -88,10 +211,16 @@ async fn send(http: &reqwest::Client, target: &Target, notice: &Notice, text: &s
     }
 }
 
-async fn deliver(http: reqwest::Client, target: Target, notice: Notice, text: String) {
+async fn deliver(
+    http: reqwest::Client,
+    target: Target,
+    notice: Notice,
+    text: String,
+    repo_url: Option<String>,
+) {
     let mut wait = FIRST_RETRY;
     for attempt in 1..=ATTEMPTS {
-        match send(&http, &target, &notice, &text).await {
+        match send(&http, &target, &notice, &text, repo_url.as_deref()).await {
             Ok(()) => return,
             Err(why) if attempt < ATTEMPTS => {
                 tracing::debug!(target = %target.name, attempt, reason = %why, "notification not delivered; retrying");
@@ -109,6 +238,7 @@ async fn deliver(http: reqwest::Client, target: Target, notice: Notice, text: St
 pub fn spawn(controller: &Arc<Controller>) -> tokio::task::JoinHandle<()> {
     let mut updates = controller.updates();
     let notifications = controller.engine().config().notifications.clone();
+    let engine = controller.shared_engine();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
@@ -125,8 +255,19 @@ pub fn spawn(controller: &Arc<Controller>) -> tokio::task::JoinHandle<()> {
                 Err(RecvError::Closed) => return,
             };
             for notice in update.notices {
+                let repo_url = engine
+                    .application(&notice.application)
+                    .ok()
+                    .map(|app| app.source.repo_url.clone());
                 for (target, text) in notifications.route(&notice) {
-                    tokio::spawn(deliver(http.clone(), target.clone(), notice.clone(), text));
+                    let delivery = deliver(
+                        http.clone(),
+                        target.clone(),
+                        notice.clone(),
+                        text,
+                        repo_url.clone(),
+                    );
+                    tokio::spawn(delivery);
                 }
             }
         }

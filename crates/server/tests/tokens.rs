@@ -2,10 +2,12 @@
 //! its role bounds what it may do and its patterns which applications it sees, and an application
 //! outside them is answered exactly as one that does not exist.
 
+mod common;
+
 use std::sync::Arc;
 
 use driftless_core::access::{Grant, Role};
-use driftless_engine::{Controller, Engine, EngineOptions};
+use driftless_engine::{Controller, Engine};
 use driftless_testenv::git::TestRepo;
 
 struct Api {
@@ -25,8 +27,9 @@ async fn start() -> Api {
     );
     repo.commit("apps");
     let app = |name: &str| {
+        let team = if name.starts_with("shop") { "shop" } else { "money" };
         format!(
-            "  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: {name} }}\n    spec:\n      source: {{ repoURL: '{}', path: web }}\n      destination: {{ cluster: local, namespace: default }}\n",
+            "  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: {name}, labels: {{ team: {team} }} }}\n    spec:\n      source: {{ repoURL: '{}', path: web }}\n      destination: {{ cluster: local, namespace: default }}\n",
             repo.file_url()
         )
     };
@@ -36,26 +39,10 @@ async fn start() -> Api {
         app("shop-db"),
         app("payments")
     );
-    let config = driftless_config::parse(&text, "driftless.yaml", std::path::Path::new("/")).expect("config");
     let data = tempfile::tempdir().expect("data");
-    let engine = Arc::new(
-        Engine::new(
-            config,
-            EngineOptions {
-                data_dir: data.path().to_owned(),
-                ..EngineOptions::default()
-            },
-        )
-        .expect("engine"),
-    );
+    let engine = common::engine(&text, data.path());
     let controller = Controller::new(Arc::clone(&engine), 1);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(driftless_server::serve_tcp(
-        Arc::clone(&controller),
-        listener,
-        std::future::pending(),
-    ));
+    let base = common::serve_tcp(&controller).await;
     Api {
         base,
         http: reqwest::Client::new(),
@@ -71,6 +58,7 @@ impl Api {
         let grant = Grant {
             role,
             applications: applications.iter().map(|a| (*a).to_owned()).collect(),
+            labels: std::collections::BTreeMap::new(),
         };
         self.engine.store().create_token(name, &grant, 0).expect("token")
     }
@@ -169,6 +157,50 @@ async fn roles_bound_actions_and_scopes_hide_other_applications() {
         "all repositories needs an unscoped grant"
     );
     assert_eq!(api.call("GET", "/api/v1/stats", Some(&operator)).await.0, 403);
+
+    // A label scope: the applications carrying every label, and answers as for a name scope.
+    let labelled = Grant {
+        role: Role::Viewer,
+        applications: Vec::new(),
+        labels: std::collections::BTreeMap::from([("team".to_owned(), "money".to_owned())]),
+    };
+    let money = api
+        .engine
+        .store()
+        .create_token("money", &labelled, 0)
+        .expect("token");
+    let (_, listed) = api
+        .call("GET", "/api/v1/applications?sync=Unknown", Some(&money))
+        .await;
+    let names: Vec<&String> = listed.as_object().expect("a map").keys().collect();
+    assert_eq!(names, ["payments"]);
+    assert_eq!(
+        api.call("GET", "/api/v1/applications/shop-web", Some(&money))
+            .await
+            .0,
+        404
+    );
+    let (status, whoami) = api.call("GET", "/api/v1/whoami", Some(&money)).await;
+    assert_eq!((status, whoami["role"].as_str()), (200, Some("viewer")));
+    let (_, none) = api
+        .call(
+            "GET",
+            "/api/v1/applications?search=WEB&sync=Synced",
+            Some(&viewer),
+        )
+        .await;
+    assert_eq!(
+        none.as_object().map(serde_json::Map::len),
+        Some(0),
+        "filters all match"
+    );
+    let (_, found) = api
+        .call("GET", "/api/v1/applications?search=WEB", Some(&viewer))
+        .await;
+    assert_eq!(
+        found.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["shop-web".to_owned()])
+    );
 
     let everyone = api.token("ops", Role::Operator, &[]);
     let (status, refreshed) = api.call("POST", "/api/v1/refresh", Some(&everyone)).await;
@@ -311,6 +343,7 @@ async fn the_openapi_document_matches_the_routes() {
         ("GET", "/api/v1/applications/{name}/history"),
         ("GET", "/api/v1/stats"),
         ("GET", "/api/v1/stream"),
+        ("GET", "/api/v1/whoami"),
         ("POST", "/api/v1/applications/{name}/refresh"),
         ("POST", "/api/v1/applications/{name}/resume"),
         ("POST", "/api/v1/applications/{name}/rollback"),

@@ -104,6 +104,9 @@ const MIGRATIONS: &[&str] = &[
         since INTEGER NOT NULL
     );
 ",
+    r"
+    ALTER TABLE tokens ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+",
 ];
 
 /// An application's last render, as the engine serialised it.

@@ -50,6 +50,7 @@ impl Store {
     pub fn create_token(&self, name: &str, grant: &Grant, at: i64) -> Result<String, StoreError> {
         let secret = new_secret()?;
         let applications = serde_json::to_string(&grant.applications).unwrap_or_else(|_| "[]".into());
+        let labels = serde_json::to_string(&grant.labels).unwrap_or_else(|_| "{}".into());
         let connection = self.connection();
         let exists: Option<i64> = connection
             .query_row("SELECT 1 FROM tokens WHERE name = ?1", params![name], |row| {
@@ -64,8 +65,8 @@ impl Store {
         }
         connection
             .execute(
-                "INSERT INTO tokens (name, hash, role, applications, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![name, digest(&secret), grant.role.as_str(), applications, at],
+                "INSERT INTO tokens (name, hash, role, applications, labels, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![name, digest(&secret), grant.role.as_str(), applications, labels, at],
             )
             .map_err(sql("create a token"))?;
         Ok(secret)
@@ -78,15 +79,15 @@ impl Store {
         }
         let hash = digest(secret);
         let connection = self.connection();
-        let found: Option<(String, String)> = connection
+        let found: Option<(String, String, String)> = connection
             .query_row(
-                "SELECT role, applications FROM tokens WHERE hash = ?1",
+                "SELECT role, applications, labels FROM tokens WHERE hash = ?1",
                 params![hash],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .optional()
             .map_err(sql("look up a token"))?;
-        let Some((role, applications)) = found else {
+        let Some((role, applications, labels)) = found else {
             return Ok(None);
         };
         connection
@@ -95,7 +96,7 @@ impl Store {
                 params![hash, at, at - LAST_USED_RESOLUTION_MS],
             )
             .map_err(sql("record a token's use"))?;
-        Ok(Some(grant_of("look up a token", &role, &applications)?))
+        Ok(Some(grant_of("look up a token", &role, &applications, &labels)?))
     }
 
     /// Deletes the token; `false` when there was none of that name.
@@ -110,7 +111,9 @@ impl Store {
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let connection = self.connection();
         let mut statement = connection
-            .prepare("SELECT name, role, applications, created_at, last_used_at FROM tokens ORDER BY name")
+            .prepare(
+                "SELECT name, role, applications, created_at, last_used_at, labels FROM tokens ORDER BY name",
+            )
             .map_err(sql("list tokens"))?;
         let rows = statement
             .query_map([], |row| {
@@ -120,14 +123,16 @@ impl Store {
                     row.get::<_, String>(2)?,
                     row.get::<_, i64>(3)?,
                     row.get::<_, Option<i64>>(4)?,
+                    row.get::<_, String>(5)?,
                 ))
             })
             .map_err(sql("list tokens"))?;
         rows.map(|row| {
-            let (name, role, applications, created_at, last_used_at) = row.map_err(sql("list tokens"))?;
+            let (name, role, applications, created_at, last_used_at, labels) =
+                row.map_err(sql("list tokens"))?;
             Ok(TokenRecord {
                 name,
-                grant: grant_of("list tokens", &role, &applications)?,
+                grant: grant_of("list tokens", &role, &applications, &labels)?,
                 created_at,
                 last_used_at,
             })
@@ -136,13 +141,14 @@ impl Store {
     }
 }
 
-fn grant_of(action: &'static str, role: &str, applications: &str) -> Result<Grant, StoreError> {
+fn grant_of(action: &'static str, role: &str, applications: &str, labels: &str) -> Result<Grant, StoreError> {
     Ok(Grant {
         role: Role::parse(role).ok_or_else(|| StoreError::Corrupt {
             action,
             message: format!("unknown role {role:?}"),
         })?,
         applications: crate::from_text(action, applications)?,
+        labels: crate::from_text(action, labels)?,
     })
 }
 
@@ -156,6 +162,7 @@ mod tests {
         let grant = Grant {
             role: Role::Operator,
             applications: vec!["shop-*".into()],
+            labels: std::collections::BTreeMap::from([("team".to_owned(), "shop".to_owned())]),
         };
         let secret = store.create_token("ci", &grant, 1_000).expect("created");
         assert!(secret.starts_with(TOKEN_PREFIX) && secret.len() == TOKEN_PREFIX.len() + 64);
@@ -179,6 +186,7 @@ mod tests {
             (listed[0].name.as_str(), listed[0].last_used_at),
             ("ci", Some(2_000))
         );
+        assert_eq!(listed[0].grant, grant, "labels and patterns kept");
         let stored: String = store
             .connection()
             .query_row("SELECT hash FROM tokens", [], |row| row.get(0))

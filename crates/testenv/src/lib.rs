@@ -15,7 +15,8 @@
 //! Pod status the way a kubelet would, and the real controller-manager does the rest.
 
 mod binaries;
-mod certs;
+pub mod browser;
+pub mod certs;
 pub mod charts;
 mod control_plane;
 pub mod git;

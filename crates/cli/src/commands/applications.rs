@@ -363,7 +363,7 @@ async fn diff(common: &Common, application: &str) -> anyhow::Result<ExitCode> {
         for object in &comparison.objects {
             match &object.diff {
                 ObjectDiff::Unchanged => {}
-                ObjectDiff::Changed { unified } => print_diff(unified),
+                ObjectDiff::Changed { unified, .. } => print_diff(unified),
                 ObjectDiff::Missing { desired } => {
                     let name = object.object.to_string();
                     let added = desired.lines().fold(String::new(), |mut text, line| {

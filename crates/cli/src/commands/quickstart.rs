@@ -72,6 +72,39 @@ fn config_yaml(kubeconfig: &Path, repo_url: &str, data_dir: &Path) -> String {
     yaml
 }
 
+/// Serves the API and the web UI on loopback (port 8080 when free) with a fresh admin token,
+/// and says where to open it (opening it when there is a desktop to open it on).
+async fn open_ui(controller: &Arc<Controller>, engine: &Engine) -> anyhow::Result<()> {
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:8080").await {
+        Ok(listener) => listener,
+        Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let url = format!("http://{}/ui/", listener.local_addr()?);
+    let grant = driftless_core::access::Grant {
+        role: driftless_core::access::Role::Admin,
+        applications: Vec::new(),
+        labels: std::collections::BTreeMap::new(),
+    };
+    let now = super::tokens::now_millis();
+    let name = format!("quickstart-{now}");
+    let token = engine.store().create_token(&name, &grant, now)?;
+    tokio::spawn(driftless_server::serve_tcp(
+        Arc::clone(controller),
+        listener,
+        std::future::pending(),
+    ));
+    println!("\nOpen the web UI at {url} and sign in with this admin token (shown once):\n  {token}");
+    if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some() {
+        // Best effort: without a desktop browser the URL above is the way in.
+        let _ = Command::new("xdg-open")
+            .arg(&url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+    Ok(())
+}
+
 pub async fn run(exit_when_done: bool, examples: &Path) -> anyhow::Result<ExitCode> {
     if !examples.join("guestbook").is_dir() {
         bail!(
@@ -160,8 +193,9 @@ pub async fn run(exit_when_done: bool, examples: &Path) -> anyhow::Result<ExitCo
         config_path.display()
     );
     println!("  commit a change in {} and watch it arrive", repo.display());
-    println!("Ctrl-C stops driftless and the control plane.");
     let controller = Controller::new(Arc::clone(&engine), 4);
+    open_ui(&controller, &engine).await?;
+    println!("Ctrl-C stops driftless and the control plane.");
     controller
         .run(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -13,7 +13,7 @@ fn store(common: &Common) -> anyhow::Result<Store> {
     Store::open(&data_dir.join("driftless.db")).context("failed to open the state database")
 }
 
-fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -27,13 +27,18 @@ pub fn run(action: TokenAction) -> anyhow::Result<ExitCode> {
             name,
             role,
             applications,
+            labels,
         } => {
             let role = match role {
                 RoleArg::Viewer => Role::Viewer,
                 RoleArg::Operator => Role::Operator,
                 RoleArg::Admin => Role::Admin,
             };
-            let grant = Grant { role, applications };
+            let grant = Grant {
+                role,
+                applications,
+                labels: labels.into_iter().collect(),
+            };
             let secret = store(&common)?.create_token(&name, &grant, now_millis())?;
             // The secret goes to stdout alone, so `TOKEN=$(driftless token create …)` works.
             println!("{secret}");
@@ -49,6 +54,7 @@ pub fn run(action: TokenAction) -> anyhow::Result<ExitCode> {
                             "name": token.name,
                             "role": token.grant.role,
                             "applications": token.grant.applications,
+                            "labels": token.grant.labels,
                             "createdAt": token.created_at,
                             "lastUsedAt": token.last_used_at,
                         })
@@ -57,10 +63,18 @@ pub fn run(action: TokenAction) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&listed)?);
             } else {
                 for token in &tokens {
-                    let scope = if token.grant.applications.is_empty() {
+                    let mut scope: Vec<String> = token.grant.applications.clone();
+                    scope.extend(
+                        token
+                            .grant
+                            .labels
+                            .iter()
+                            .map(|(key, value)| format!("{key}={value}")),
+                    );
+                    let scope = if scope.is_empty() {
                         "all applications".to_owned()
                     } else {
-                        token.grant.applications.join(", ")
+                        scope.join(", ")
                     };
                     let used = if token.last_used_at.is_some() {
                         "used"
