@@ -12,16 +12,17 @@ mod monorepo;
 mod push;
 mod serve;
 mod single_app;
+mod ui;
 mod workload;
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-const USAGE: &str = "usage: driftless-bench --driftless PATH [--objects N] [--applications N] [git] [single-app] [fleet] [drift] [monorepo] [push]";
+const USAGE: &str = "usage: driftless-bench --driftless PATH [--objects N] [--applications N] [git] [single-app] [fleet] [drift] [monorepo] [push] [ui]";
 
 /// Scenarios that run on one fleet of applications served by one `driftless serve`.
-const ON_THE_FLEET: [&str; 4] = ["fleet", "drift", "monorepo", "push"];
+const ON_THE_FLEET: [&str; 5] = ["fleet", "drift", "monorepo", "push", "ui"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -43,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if scenarios.is_empty() {
-        scenarios = ["git", "single-app", "fleet", "drift", "monorepo", "push"]
+        scenarios = ["git", "single-app", "fleet", "drift", "monorepo", "push", "ui"]
             .map(String::from)
             .to_vec();
     }
@@ -66,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
             ("drift", Some(fleet)) => rows.extend(drift::run(fleet).await?),
             ("monorepo", Some(fleet)) => rows.extend(monorepo::run(fleet).await?),
             ("push", Some(fleet)) => rows.extend(push::run(fleet).await?),
+            ("ui", Some(fleet)) => rows.extend(ui::run(fleet).await?),
             (other, _) => anyhow::bail!("unknown scenario {other:?}; {USAGE}"),
         }
     }

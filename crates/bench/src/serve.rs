@@ -106,6 +106,8 @@ pub struct Serve {
     log: PathBuf,
     /// `host:port` of its TCP listener (webhooks).
     pub listen: String,
+    driftless: PathBuf,
+    config: PathBuf,
 }
 
 impl Serve {
@@ -134,6 +136,8 @@ impl Serve {
             socket: data_dir.join("driftless.sock"),
             log,
             listen,
+            driftless: driftless.to_owned(),
+            config: config.to_owned(),
         };
         let deadline = Instant::now() + Duration::from_mins(1);
         while tokio::net::UnixStream::connect(&serve.socket).await.is_err() {
@@ -149,6 +153,21 @@ impl Serve {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(serve)
+    }
+
+    /// A new admin token for its TCP API, made as a user makes one (`driftless token create`).
+    pub fn create_token(&self, name: &str) -> anyhow::Result<String> {
+        let output = Command::new(&self.driftless)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["token", "create", name, "--role", "admin"])
+            .output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "driftless token create failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8(output.stdout)?.trim().to_owned())
     }
 
     pub fn log_tail(&self) -> String {

@@ -53,7 +53,7 @@ const SERVER_METADATA: &[&str] = &[
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// The outcome of comparing one object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ObjectDiff {
     /// Declared in Git, absent from the cluster. `desired` is the redacted YAML that would be created.
     Missing {
@@ -69,7 +69,7 @@ pub enum ObjectDiff {
 }
 
 /// One field that differs between the live object and Git, both redacted as in the unified diff.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldChange {
     /// A JSON pointer (RFC 6901) into the object: `/spec/replicas`, `/data/a~1b`.
     pub path: String,

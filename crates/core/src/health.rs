@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::HealthState;
 
 /// An object's or an application's health with a human-readable reason.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Health {
     pub state: HealthState,
     /// Empty when healthy and there is nothing worth saying.

@@ -18,6 +18,7 @@ pub mod plan;
 pub mod project;
 mod status;
 pub mod sync_order;
+pub mod tree;
 
 pub use desired::{DesiredObject, SourceLocation, duplicates};
 pub use object_ref::{GroupVersionKind, ObjectRef, ParseGroupVersionError};

@@ -54,7 +54,7 @@ impl GroupVersionKind {
 ///
 /// The version is deliberately not part of the identity: `apps/v1` and `apps/v1beta2` Deployments
 /// with the same name are the same object on the server.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ObjectRef {
     pub group: String,
     pub kind: String,

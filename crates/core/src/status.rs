@@ -3,7 +3,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Whether the live cluster matches what Git declares for an application or object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum SyncState {
     Synced,
     OutOfSync,
@@ -14,7 +14,9 @@ pub enum SyncState {
 /// How well an object or application is running, from best to worst as declared.
 ///
 /// The order matters: an application's health is the worst of its objects' ([`HealthState::worst`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub enum HealthState {
     Healthy,
     Suspended,

@@ -32,7 +32,7 @@ use crate::sync::{millis, now_millis};
 use crate::{AppComparison, Engine, LiveChange, SyncOptions};
 
 /// What the controller last saw of an application.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppStatus {
     pub revision: Option<String>,
     pub sync: Option<SyncState>,

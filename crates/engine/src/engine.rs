@@ -46,7 +46,7 @@ impl Default for EngineOptions {
 }
 
 /// Counters of work done since the engine started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EngineStats {
     /// Applications rendered (renders skipped because nothing they read changed do not count).
     pub renders: u64,
@@ -90,7 +90,7 @@ pub struct Engine {
 }
 
 /// One object's state in a comparison.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ObjectStatus {
     pub object: ObjectRef,
     pub diff: ObjectDiff,
@@ -109,7 +109,7 @@ pub struct Prepared {
 }
 
 /// An application compared with its cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppComparison {
     pub application: String,
     pub revision: String,
@@ -502,5 +502,87 @@ impl Engine {
                 source: Box::new(source),
             })?;
         Ok(found.map(|resolved| resolved.resource))
+    }
+}
+
+/// Every object of a built-in kind (`group/v1`) in `namespace`, tagged with its group and kind.
+async fn list_builtin(
+    cluster: &ClusterHandle,
+    application: &str,
+    (group, kind): (&str, &str),
+    namespace: Option<&str>,
+) -> Result<Vec<(String, String, serde_json::Value)>, EngineError> {
+    let resource = kube::core::ApiResource {
+        group: group.to_owned(),
+        version: "v1".to_owned(),
+        api_version: if group.is_empty() {
+            "v1".to_owned()
+        } else {
+            format!("{group}/v1")
+        },
+        kind: kind.to_owned(),
+        plural: format!("{}s", kind.to_lowercase()),
+    };
+    let found = cluster
+        .objects
+        .list(&resource, namespace, "")
+        .await
+        .map_err(|source| EngineError::Cluster {
+            application: application.to_owned(),
+            source: Box::new(source),
+        })?;
+    Ok(found
+        .into_iter()
+        .map(|object| (group.to_owned(), kind.to_owned(), object))
+        .collect())
+}
+
+impl Engine {
+    /// What the cluster made from the application's workloads (ReplicaSets and Pods), for the
+    /// resource tree. From the inventory of what it applied, so nothing is rendered; one LIST per
+    /// kind and namespace involved, and none for an application without workloads.
+    pub async fn resource_tree(
+        &self,
+        name: &str,
+    ) -> Result<Vec<driftless_core::tree::ChildObject>, EngineError> {
+        use driftless_core::tree::{CHILDREN, OWNERS};
+        let app = self.find_application(name).await?;
+        let inventory = self.store.inventory(&app.name)?;
+        let owners: Vec<&ObjectRef> = inventory
+            .keys()
+            .filter(|object| OWNERS.contains(&(object.group.as_str(), object.kind.as_str())))
+            .collect();
+        if owners.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cluster = self.cluster(&app.destination.cluster).await?;
+        let namespaces: BTreeSet<Option<&str>> =
+            owners.iter().map(|object| object.namespace.as_deref()).collect();
+        let (mut roots, mut candidates) = (Vec::new(), Vec::new());
+        for namespace in namespaces {
+            for (group, kind) in OWNERS {
+                let declared = |name: &str| {
+                    owners
+                        .iter()
+                        .any(|o| o.kind == kind && o.namespace.as_deref() == namespace && o.name == name)
+                };
+                if owners
+                    .iter()
+                    .any(|o| o.kind == kind && o.namespace.as_deref() == namespace)
+                {
+                    let listed = list_builtin(&cluster, &app.name, (group, kind), namespace).await?;
+                    roots.extend(listed.into_iter().filter(|(_, _, object)| {
+                        object
+                            .pointer("/metadata/name")
+                            .and_then(serde_json::Value::as_str)
+                            .is_some_and(declared)
+                    }));
+                }
+            }
+            for child in CHILDREN {
+                candidates.extend(list_builtin(&cluster, &app.name, child, namespace).await?);
+            }
+        }
+        Ok(driftless_core::tree::children(&roots, &candidates))
     }
 }

@@ -125,7 +125,7 @@ impl Default for SyncOptions {
 }
 
 /// What a sync did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SyncReport {
     pub application: String,
     pub revision: String,

@@ -11,6 +11,7 @@
 //!
 //! - `GET  /api/v1/applications`: every application's last reconcile status.
 //! - `GET  /api/v1/applications/{name}/diff`: a fresh comparison (dry-run diff).
+//! - `GET  /api/v1/applications/{name}/tree`: the ReplicaSets and Pods made from its workloads.
 //! - `POST /api/v1/applications/{name}/sync`: a sync now (body: [`SyncRequest`]), serialised with
 //!   the controller's reconciles of that application.
 //! - `POST /api/v1/applications/{name}/refresh`: a reconcile now.
@@ -162,6 +163,7 @@ fn api() -> (Router<Arc<Controller>>, utoipa::openapi::OpenApi) {
         .routes(routes!(list))
         .routes(routes!(detail))
         .routes(routes!(diff))
+        .routes(routes!(tree))
         .routes(routes!(history))
         .routes(routes!(events))
         .routes(routes!(sync))
@@ -369,7 +371,7 @@ impl ListFilter {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/applications", summary = "Every application the token may see (and the filters match), with its last reconcile's status", params(ListFilter), responses((status = 200, description = "application name → status", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/applications", summary = "Every application the token may see (and the filters match), with its last reconcile's status", params(ListFilter), responses((status = 200, description = "application name → status", body = BTreeMap<String, AppStatus>), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)), security(("bearer" = [])))]
 async fn list(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -444,7 +446,7 @@ async fn whoami(Extension(grant): Extension<Grant>) -> Json<WhoAmI> {
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/stats", summary = "Renders, Git fetches and API requests since the server started", responses((status = 200, description = "counters", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/stats", summary = "Renders, Git fetches and API requests since the server started", responses((status = 200, description = "counters", body = driftless_engine::EngineStats), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody)), security(("bearer" = [])))]
 async fn stats(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -466,7 +468,6 @@ pub struct ApplicationDetail {
     pub cluster: String,
     pub namespace: Option<String>,
     pub automated: bool,
-    #[schema(value_type = Object)]
     pub status: AppStatus,
 }
 
@@ -515,7 +516,7 @@ fn store_error(err: driftless_store::StoreError) -> ApiError {
     ApiError::Engine(EngineError::from(err))
 }
 
-#[utoipa::path(get, path = "/api/v1/applications/{name}/history", summary = "The application's syncs, newest first", params(("name" = String, Path, description = "the application's name"), ("limit" = Option<usize>, Query, description = "at most this many, newest first (default 20, at most 500)")), responses((status = 200, description = "syncs", body = Vec<Object>), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/applications/{name}/history", summary = "The application's syncs, newest first", params(("name" = String, Path, description = "the application's name"), ("limit" = Option<usize>, Query, description = "at most this many, newest first (default 20, at most 500)")), responses((status = 200, description = "syncs", body = Vec<driftless_store::SyncRecord>), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn history(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -532,7 +533,7 @@ async fn history(
     Ok(Json(records))
 }
 
-#[utoipa::path(get, path = "/api/v1/applications/{name}/events", summary = "What the controller noticed (drift, self-heal backoff, refused signatures), newest first", params(("name" = String, Path, description = "the application's name"), ("limit" = Option<usize>, Query, description = "at most this many, newest first (default 20, at most 500)")), responses((status = 200, description = "events", body = Vec<Object>), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/applications/{name}/events", summary = "What the controller noticed (drift, self-heal backoff, refused signatures), newest first", params(("name" = String, Path, description = "the application's name"), ("limit" = Option<usize>, Query, description = "at most this many, newest first (default 20, at most 500)")), responses((status = 200, description = "events", body = Vec<driftless_store::EventRecord>), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn events(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -558,7 +559,7 @@ pub struct RollbackRequest {
     pub dry_run: bool,
 }
 
-#[utoipa::path(post, path = "/api/v1/applications/{name}/rollback", summary = "Sync a revision synced successfully before and pin the application there", params(("name" = String, Path, description = "the application's name")), request_body = RollbackRequest, responses((status = 200, description = "the sync report", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/applications/{name}/rollback", summary = "Sync a revision synced successfully before and pin the application there", params(("name" = String, Path, description = "the application's name")), request_body = RollbackRequest, responses((status = 200, description = "the sync report", body = driftless_engine::SyncReport), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn rollback(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -611,7 +612,7 @@ async fn resume(
     Ok(Json(serde_json::json!({ "resumed": resumed })))
 }
 
-#[utoipa::path(get, path = "/api/v1/applications/{name}/diff", summary = "A fresh comparison with the cluster: per-object diff (redacted) and health, and what would be pruned", params(("name" = String, Path, description = "the application's name")), responses((status = 200, description = "the comparison", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/applications/{name}/diff", summary = "A fresh comparison with the cluster: per-object diff (redacted) and health, and what would be pruned", params(("name" = String, Path, description = "the application's name")), responses((status = 200, description = "the comparison", body = driftless_engine::AppComparison), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn diff(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
@@ -622,7 +623,17 @@ async fn diff(
     Ok(Json(comparison).into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/applications/{name}/sync", summary = "Sync now (serialised with the controller's reconciles)", params(("name" = String, Path, description = "the application's name")), request_body = SyncRequest, responses((status = 200, description = "the sync report", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/applications/{name}/tree", summary = "What the cluster made from the application's workloads (ReplicaSets, Pods), each with its owner and health", params(("name" = String, Path, description = "the application's name")), responses((status = 200, description = "the children, parents first", body = Vec<driftless_core::tree::ChildObject>), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
+async fn tree(
+    State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<Vec<driftless_core::tree::ChildObject>>, ApiError> {
+    authorize(&controller, &grant, Role::Viewer, Some(&name))?;
+    Ok(Json(controller.engine().resource_tree(&name).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/applications/{name}/sync", summary = "Sync now (serialised with the controller's reconciles)", params(("name" = String, Path, description = "the application's name")), request_body = SyncRequest, responses((status = 200, description = "the sync report", body = driftless_engine::SyncReport), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
 async fn sync(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,

@@ -341,6 +341,7 @@ async fn the_openapi_document_matches_the_routes() {
         ("GET", "/api/v1/applications/{name}/diff"),
         ("GET", "/api/v1/applications/{name}/events"),
         ("GET", "/api/v1/applications/{name}/history"),
+        ("GET", "/api/v1/applications/{name}/tree"),
         ("GET", "/api/v1/stats"),
         ("GET", "/api/v1/stream"),
         ("GET", "/api/v1/whoami"),

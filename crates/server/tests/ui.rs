@@ -67,17 +67,22 @@ async fn sign_in_filter_sync_and_roll_back_by_clicking_in_chromium() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other-settings}\ndata: {colour: red}\n",
     );
     repo.write(
+        "workload/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: workload}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: workload}}\n  template:\n    metadata: {labels: {app: workload}}\n    spec: {containers: [{name: web, image: 'example.invalid/web:1'}]}\n",
+    );
+    repo.write(
         "broken/bad.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: [not, a, map\n",
     );
     let old = repo.commit("blue");
     let dir = tempfile::tempdir().expect("dir");
     let text = format!(
-        "apiVersion: driftless.dev/v1alpha1\nkind: Config\nclusters:\n  - {{ name: local, kubeconfig: '{}' }}\napplications:\n{}{}{}",
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\nclusters:\n  - {{ name: local, kubeconfig: '{}' }}\napplications:\n{}{}{}{}",
         env.kubeconfig_path().display(),
         application("web", &repo, "web", &env.namespace, false),
         application("other", &repo, "other", &env.namespace, true),
         application("broken", &repo, "broken", &env.namespace, true),
+        application("workload", &repo, "workload", &env.namespace, true),
     );
     let engine = common::engine(&text, dir.path());
     let controller = Controller::new(Arc::clone(&engine), 2);

@@ -374,13 +374,41 @@ function objectSync(diff) {
   return 'OutOfSync';
 }
 
-function resourceTree(comparison) {
+function objectKey(object) {
+  return `${object.group}/${object.kind}/${object.namespace || ''}/${object.name}`;
+}
+
+// What the cluster made from `object` (ReplicaSets, Pods), indented below it, depth first.
+function descendantRows(object, below, depth) {
+  const rows = [];
+  for (const child of below.get(objectKey(object)) || []) {
+    // Through the CSSOM: the CSP refuses style attributes.
+    const kind = el('td', {}, `↳ ${child.object.kind}`);
+    kind.style.paddingLeft = `${1.6 + depth * 1.2}rem`;
+    rows.push(el('tr', { class: 'child', 'data-child': objectName(child.object) },
+      kind,
+      el('td', {}, child.object.name),
+      el('td', {}, ''),
+      el('td', {}, badge(child.health.state, 'child-health')),
+      el('td', { class: 'message' }, child.health.message)));
+    rows.push(...descendantRows(child.object, below, depth + 1));
+  }
+  return rows;
+}
+
+function resourceTree(comparison, children) {
   const groups = new Map();
   const add = (namespace, row) => {
     const key = namespace || '';
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(row);
   };
+  const below = new Map();
+  for (const child of children) {
+    const key = objectKey(child.parent);
+    if (!below.has(key)) below.set(key, []);
+    below.get(key).push(child);
+  }
   for (const entry of comparison.objects) {
     const sync = objectSync(entry.diff);
     add(entry.object.namespace, el('tr', { class: 'child', 'data-object': objectName(entry.object) },
@@ -389,6 +417,7 @@ function resourceTree(comparison) {
       el('td', {}, el('span', { class: `badge ${badgeClass(sync === 'Missing' ? 'OutOfSync' : sync)}` }, sync)),
       el('td', {}, badge(entry.health.state, 'object-health')),
       el('td', { class: 'message' }, entry.health.message, entry.changed_by ? ` (changed by ${entry.changed_by})` : '')));
+    for (const row of descendantRows(entry.object, below, 1)) add(entry.object.namespace, row);
   }
   for (const object of comparison.to_prune) {
     add(object.namespace, el('tr', { class: 'child' },
@@ -560,9 +589,9 @@ async function loadApplication(name, fresh) {
     section('app-events', 'Events', eventsView(events)),
   );
   try {
-    const comparison = await api('GET', `${path}/diff`);
+    const [comparison, children] = await Promise.all([api('GET', `${path}/diff`), api('GET', `${path}/tree`)]);
     if (!state.view || state.view.name !== name) return;
-    resources.replaceChildren(resourceTree(comparison));
+    resources.replaceChildren(resourceTree(comparison, children));
     diffs.replaceChildren(diffView(comparison));
   } catch (err) {
     if (err.status === 401) return;

@@ -124,7 +124,7 @@ pub struct RenderRecord {
 const EVENTS_KEPT: i64 = 500;
 
 /// Something the controller noticed about an application, beside its syncs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EventKind {
     /// Live objects stopped matching Git at the revision last synced.
@@ -136,7 +136,7 @@ pub enum EventKind {
 }
 
 /// One entry of an application's event log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventRecord {
     /// Milliseconds since the Unix epoch.
     pub time: i64,
@@ -170,7 +170,7 @@ fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
 }
 
 /// What started a sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Trigger {
     Automated,
@@ -180,7 +180,7 @@ pub enum Trigger {
 }
 
 /// How a sync ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SyncResult {
     Running,
@@ -191,7 +191,7 @@ pub enum SyncResult {
 }
 
 /// What happened to one object in a sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ObjectAction {
     Created,
@@ -227,7 +227,7 @@ pub struct AppliedState {
     pub health: Option<Health>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ObjectOutcome {
     pub object: ObjectRef,
     pub action: ObjectAction,
@@ -235,7 +235,7 @@ pub struct ObjectOutcome {
 }
 
 /// Counts per action, kept with each sync for listings. A sync that never finished has none.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Summary {
     pub created: usize,
@@ -267,7 +267,7 @@ impl Summary {
 }
 
 /// One recorded sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SyncRecord {
     pub id: i64,
     pub application: String,

@@ -67,13 +67,13 @@ async function main() {
     await page.fill('#token', ADMIN);
     await page.click('button[type=submit]');
     await page.waitForSelector('#applications');
-    assert.deepEqual((await visibleRows(page)).sort(), ['broken', 'other', 'web']);
+    assert.deepEqual((await visibleRows(page)).sort(), ['broken', 'other', 'web', 'workload']);
     await page.waitForFunction(() => {
       const badge = (name, kind) => document.querySelector(`tr[data-row="${name}"] [data-badge=${kind}]`)?.textContent;
       return badge('web', 'sync') === 'OutOfSync' && badge('other', 'sync') === 'Synced' && badge('other', 'health') === 'Healthy';
     });
     assert.match(await text(page, 'tr[data-row="broken"] td.message'), /bad\.yaml/);
-    assert.match(await text(page, '#counts'), /^3 applications · 1 out of sync · 0 degraded · 3 shown$/);
+    assert.match(await text(page, '#counts'), /^4 applications · 1 out of sync · 0 degraded · 4 shown$/);
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no sideways scrolling at a laptop width');
     await page.screenshot({ path: path.join(SHOTS, 'overview.png') });
 
@@ -131,6 +131,23 @@ async function main() {
     await page.screenshot({ path: path.join(SHOTS, 'app-rolled-back.png') });
 
     assert.deepEqual(errors, [], 'no script errors and no failed requests so far');
+
+    step('a Deployment shows the ReplicaSet and Pods the cluster made from it');
+    await page.goto(`${BASE}/ui/#/app/workload`);
+    await page.waitForSelector('#resources');
+    // The controller-manager makes them a moment after the sync: Refresh until they are there.
+    for (let tries = 0; !(await page.$('tr[data-child^="Pod workload-"]')); tries += 1) {
+      assert.ok(tries < 60, 'no Pods in the tree');
+      await page.click('#refresh');
+      await page.waitForTimeout(500);
+      await page.waitForSelector('#resources');
+    }
+    const tree = await page.$$eval('#resources tbody tr', (rows) => rows.map((row) => row.dataset.object || row.dataset.child).filter(Boolean));
+    const at = (prefix) => tree.findIndex((name) => name.startsWith(prefix));
+    assert.ok(at('Deployment.apps workload') >= 0 && at('Deployment.apps workload') < at('ReplicaSet.apps workload-'), `${tree}`);
+    assert.ok(at('ReplicaSet.apps workload-') < at('Pod workload-'), `the Pods below their ReplicaSet: ${tree}`);
+    assert.equal(tree.filter((name) => name.startsWith('Pod workload-')).length, 2, `two replicas: ${tree}`);
+    await page.screenshot({ path: path.join(SHOTS, 'app-tree.png') });
 
     step('an unknown application gets a clear error state');
     await page.goto(`${BASE}/ui/#/app/no-such-app`);
