@@ -181,7 +181,14 @@ pub enum Command {
         #[command(flatten)]
         flags: SyncFlags,
     },
-    /// Let a rolled-back application follow its configured revision again.
+    /// Keep an application at the commit it runs (its last successful sync): new commits are
+    /// compared but not deployed until `driftless unpin`.
+    Pin {
+        #[command(flatten)]
+        common: Common,
+        application: String,
+    },
+    /// Let a pinned or rolled-back application follow its configured revision again.
     Unpin {
         #[command(flatten)]
         common: Common,

@@ -81,6 +81,8 @@ pub enum EngineError {
         "{application}: revision {revision} was never synced successfully, so it cannot be rolled back to"
     )]
     NotInHistory { application: String, revision: String },
+    #[error("{application}: never synced successfully, so there is no deployed revision to pin")]
+    NeverSynced { application: String },
 }
 
 /// One item per line, indented.

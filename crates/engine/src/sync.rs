@@ -885,6 +885,20 @@ impl Engine {
     }
 
     /// Lets the application follow its configured revision again; `false` if it was not pinned.
+    /// Pins the application at the revision its last successful sync applied (what the cluster
+    /// runs): new commits are not deployed until [`Engine::unpin`]. Returns that revision.
+    pub fn pin(&self, name: &str) -> Result<String, EngineError> {
+        let app = self.application(name)?;
+        let deployed =
+            self.store
+                .last_synced_revision(&app.name)?
+                .ok_or_else(|| EngineError::NeverSynced {
+                    application: app.name.clone(),
+                })?;
+        self.store.pin(&app.name, &deployed)?;
+        Ok(deployed)
+    }
+
     pub fn unpin(&self, name: &str) -> Result<bool, EngineError> {
         let app = self.application(name)?;
         Ok(self.store.unpin(&app.name)?)

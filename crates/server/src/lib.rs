@@ -19,7 +19,7 @@
 //!   repository (or of all), sharing one fetch — what a push webhook asks for.
 //! - `GET /api/v1/applications/{name}`: where it comes from and goes to, and its status.
 //! - `GET /api/v1/applications/{name}/history?limit=N`, `…/events?limit=N`: newest first.
-//! - `POST /api/v1/applications/{name}/rollback` (body: [`RollbackRequest`]), `…/unpin`.
+//! - `POST /api/v1/applications/{name}/rollback` (body: [`RollbackRequest`]), `…/pin`, `…/unpin`.
 //! - `GET /api/v1/stream`: server-sent events, one per status change of the token's applications.
 //! - `GET /api/v1/whoami`: the token's role and scope.
 //! - `/ui/`: the web UI (`ui`), TCP only.
@@ -169,6 +169,7 @@ fn api() -> (Router<Arc<Controller>>, utoipa::openapi::OpenApi) {
         .routes(routes!(sync))
         .routes(routes!(refresh))
         .routes(routes!(rollback))
+        .routes(routes!(pin))
         .routes(routes!(unpin))
         .routes(routes!(suspend))
         .routes(routes!(resume))
@@ -574,6 +575,25 @@ async fn rollback(
     };
     let report = controller.rollback_now(&name, &request.revision, options).await?;
     Ok(Json(report).into_response())
+}
+
+/// What `POST …/pin` did.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Pinned {
+    /// The commit the application stays at (its last successful sync's).
+    pub pinned: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/applications/{name}/pin", summary = "Keep the application at the commit it runs: new commits are not deployed until unpinned", params(("name" = String, Path, description = "the application's name")), responses((status = 200, description = "the pinned commit", body = Pinned), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody), (status = 422, description = "never synced: nothing to pin", body = ErrorBody)), security(("bearer" = [])))]
+async fn pin(
+    State(controller): State<Arc<Controller>>,
+    Extension(grant): Extension<Grant>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<Pinned>, ApiError> {
+    authorize(&controller, &grant, Role::Operator, Some(&name))?;
+    let pinned = controller.engine().pin(&name)?;
+    controller.refresh(&name);
+    Ok(Json(Pinned { pinned }))
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{name}/unpin", summary = "Let a rolled-back application follow its configured revision again", params(("name" = String, Path, description = "the application's name")), responses((status = 200, description = "whether it was pinned", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]

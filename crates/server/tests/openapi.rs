@@ -122,7 +122,12 @@ impl Served {
     }
 
     /// The answer of `method path` validates against the document's schema for it.
-    async fn answers_as_documented(&self, method: &str, path: &str, body: Option<serde_json::Value>) {
+    async fn answers_as_documented(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
         let answer = self.call(method, path, body).await;
         let schema = response_schema(&self.document, method, path);
         let validator = jsonschema::validator_for(&schema)
@@ -130,6 +135,7 @@ impl Served {
         let errors: Vec<String> = validator.iter_errors(&answer).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{method} {path}: {errors:?}\nanswer: {answer}");
         assert!(!answer.to_string().contains("not-in-answers"), "{method} {path}");
+        answer
     }
 }
 
@@ -171,6 +177,15 @@ async fn real_answers_match_the_documented_schemas() {
     for (path, body) in posts {
         served.answers_as_documented("post", path, Some(body)).await;
     }
+    // Pinned where the rollback left it: the commit the cluster runs.
+    let pinned = served
+        .answers_as_documented(
+            "post",
+            "/api/v1/applications/{name}/pin",
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(pinned["pinned"].as_str(), Some(served.first.as_str()));
     let document = &served.document;
     // The schemas are strict enough to catch a wrong answer.
     let list =

@@ -158,6 +158,27 @@ async fn roles_bound_actions_and_scopes_hide_other_applications() {
     );
     assert_eq!(api.call("GET", "/api/v1/stats", Some(&operator)).await.0, 403);
 
+    let (status, refused) = api
+        .call("POST", "/api/v1/applications/shop-web/pin", Some(&operator))
+        .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (
+            422,
+            Some("shop-web: never synced successfully, so there is no deployed revision to pin")
+        )
+    );
+
+    let everyone = api.token("ops", Role::Operator, &[]);
+    let (status, refreshed) = api.call("POST", "/api/v1/refresh", Some(&everyone)).await;
+    assert_eq!(status, 200);
+    assert_eq!(refreshed["applications"].as_array().map(Vec::len), Some(3));
+}
+
+#[tokio::test]
+async fn label_scopes_and_list_filters_narrow_what_a_token_sees() {
+    let api = start().await;
+    let viewer = api.token("viewer", Role::Viewer, &["shop-*"]);
     // A label scope: the applications carrying every label, and answers as for a name scope.
     let labelled = Grant {
         role: Role::Viewer,
@@ -201,11 +222,6 @@ async fn roles_bound_actions_and_scopes_hide_other_applications() {
         found.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()),
         Some(vec!["shop-web".to_owned()])
     );
-
-    let everyone = api.token("ops", Role::Operator, &[]);
-    let (status, refreshed) = api.call("POST", "/api/v1/refresh", Some(&everyone)).await;
-    assert_eq!(status, 200);
-    assert_eq!(refreshed["applications"].as_array().map(Vec::len), Some(3));
 }
 
 #[tokio::test]
@@ -345,6 +361,7 @@ async fn the_openapi_document_matches_the_routes() {
         ("GET", "/api/v1/stats"),
         ("GET", "/api/v1/stream"),
         ("GET", "/api/v1/whoami"),
+        ("POST", "/api/v1/applications/{name}/pin"),
         ("POST", "/api/v1/applications/{name}/refresh"),
         ("POST", "/api/v1/applications/{name}/resume"),
         ("POST", "/api/v1/applications/{name}/rollback"),

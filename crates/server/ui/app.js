@@ -537,7 +537,8 @@ function actions(detail) {
       : el('button', { type: 'button', class: 'action', id: 'suspend', onclick: (event) => act(event.target, 'Suspend', 'suspend') }, 'Suspend'),
     status.pinned
       ? el('button', { type: 'button', class: 'action', id: 'unpin', onclick: (event) => act(event.target, 'Unpin', 'unpin') }, 'Unpin')
-      : null);
+      : el('button', { type: 'button', class: 'action', id: 'pin', title: 'Stay at the deployed commit; new commits are not deployed',
+        onclick: (event) => act(event.target, 'Pin', 'pin', undefined, true) }, 'Pin'));
 }
 
 function section(id, title, content) {

@@ -109,6 +109,11 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{application}: {state}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Pin { common, application } => {
+            let revision = open(&common)?.pin(&application)?;
+            println!("{application}: pinned at {revision}; unpin to follow its configured revision again");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Unpin { common, application } => {
             let was_pinned = open(&common)?.unpin(&application)?;
             let state = if was_pinned {

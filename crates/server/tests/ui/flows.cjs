@@ -130,6 +130,15 @@ async function main() {
     assert.match(history[0], /succeeded/);
     await page.screenshot({ path: path.join(SHOTS, 'app-rolled-back.png') });
 
+    step('Unpin, then Pin keeps the application at the commit it runs');
+    await page.click('#unpin');
+    await page.waitForSelector('#pin');
+    assert.equal(await page.$('#pinned'), null);
+    page.once('dialog', (dialog) => dialog.accept());
+    await page.click('#pin');
+    await page.waitForSelector('#pinned');
+    await page.waitForSelector('#unpin');
+
     assert.deepEqual(errors, [], 'no script errors and no failed requests so far');
 
     step('a Deployment shows the ReplicaSet and Pods the cluster made from it');
