@@ -133,7 +133,8 @@ async fn serve_syncs_automated_applications_only_and_stops_on_sigterm() {
     let apps = app("auto", &repo, "auto", &env.namespace, true)
         + &app("manual", &repo, "manual", &env.namespace, false);
     let config = write_config(dir.path(), env.kubeconfig_path(), &apps);
-    let serve = Serve::start(&config);
+    // Structured logs as an option: one JSON object per line.
+    let serve = Serve::start_with(&config, &["--log-format", "json"]);
     let config_maps = env.api::<ConfigMap>();
 
     eventually(
@@ -182,6 +183,21 @@ async fn serve_syncs_automated_applications_only_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "SIGTERM is a clean exit: {status}");
+    let log = std::fs::read_to_string(config.with_file_name("serve.log")).expect("log");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}")))
+        .collect();
+    assert!(
+        lines.iter().all(|line| line["level"].is_string()
+            && line["timestamp"].is_string()
+            && line["fields"].is_object()),
+        "{log}"
+    );
+    assert!(
+        log.contains("\"auto\""),
+        "the reconcile span names the application: {log}"
+    );
 }
 
 #[tokio::test]
