@@ -158,9 +158,8 @@ impl Serve {
     /// A new admin token for its TCP API, made as a user makes one (`driftless token create`).
     pub fn create_token(&self, name: &str) -> anyhow::Result<String> {
         let output = Command::new(&self.driftless)
-            .arg("--config")
+            .args(["token", "create", name, "--role", "admin", "--config"])
             .arg(&self.config)
-            .args(["token", "create", name, "--role", "admin"])
             .output()?;
         anyhow::ensure!(
             output.status.success(),
