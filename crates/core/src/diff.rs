@@ -126,13 +126,7 @@ pub fn compare(
     }
     let live_redacted = redact(reference, &live_normalised, redaction);
     let desired_redacted = redact(reference, &desired_normalised, redaction);
-    let mut changes = Vec::new();
-    field_changes(
-        &mut String::new(),
-        Some(&live_redacted),
-        Some(&desired_redacted),
-        &mut changes,
-    );
+    let changes = field_changes_between(&live_redacted, &desired_redacted);
     ObjectDiff::Changed {
         unified: unified_diff(
             &to_yaml(&live_redacted),
@@ -141,6 +135,14 @@ pub fn compare(
         ),
         changes,
     }
+}
+
+/// The fields where `before` and `after` differ, as JSON pointers (see [`FieldChange`]).
+#[must_use]
+pub fn field_changes_between(before: &Value, after: &Value) -> Vec<FieldChange> {
+    let mut changes = Vec::new();
+    field_changes(&mut String::new(), Some(before), Some(after), &mut changes);
+    changes
 }
 
 /// The leaves (or whole subtrees present on one side only) where `live` and `desired` differ,
@@ -193,10 +195,16 @@ fn field_changes(
 /// A unified diff between two YAML texts, headed by the object's name.
 #[must_use]
 pub fn unified_diff(before: &str, after: &str, name: &str) -> String {
+    labelled_unified_diff(before, after, &format!("live/{name}"), &format!("desired/{name}"))
+}
+
+/// A unified diff between two YAML texts under the given headers.
+#[must_use]
+pub fn labelled_unified_diff(before: &str, after: &str, from: &str, to: &str) -> String {
     similar::TextDiff::from_lines(before, after)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("live/{name}"), &format!("desired/{name}"))
+        .header(from, to)
         .to_string()
 }
 

@@ -15,6 +15,7 @@ pub mod health;
 pub mod notifications;
 mod object_ref;
 pub mod plan;
+pub mod preview;
 pub mod project;
 mod status;
 pub mod sync_order;

@@ -1,0 +1,331 @@
+//! What a proposed change (a pull request: Git at `base` → Git at `head`) does to an
+//! application's rendered objects, and that as a pull-request comment. Pure: the engine renders
+//! both sides; `driftless plan` prints or posts the result.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ObjectRef;
+use crate::diff::{FieldChange, Redaction, labelled_unified_diff, redact, to_yaml};
+
+/// One object's fate between base and head, redacted like every diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "change")]
+pub enum ObjectChange {
+    /// Only at head: it would be created. `manifest` is its redacted YAML.
+    Added { object: ObjectRef, manifest: String },
+    /// At both, different: a unified diff `base` → `head`, and the same field by field.
+    Changed {
+        object: ObjectRef,
+        unified: String,
+        changes: Vec<FieldChange>,
+    },
+    /// Only at base: a sync with prune would delete it.
+    Removed { object: ObjectRef },
+}
+
+impl ObjectChange {
+    #[must_use]
+    pub fn object(&self) -> &ObjectRef {
+        match self {
+            Self::Added { object, .. } | Self::Changed { object, .. } | Self::Removed { object } => object,
+        }
+    }
+}
+
+/// One application's plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationPlan {
+    pub application: String,
+    pub changes: Vec<ObjectChange>,
+    /// Why head (or base) could not be rendered; the plan of this application is then unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ApplicationPlan {
+    /// `(added, changed, removed)`.
+    #[must_use]
+    pub fn counts(&self) -> (usize, usize, usize) {
+        self.changes
+            .iter()
+            .fold((0, 0, 0), |(a, c, r), change| match change {
+                ObjectChange::Added { .. } => (a + 1, c, r),
+                ObjectChange::Changed { .. } => (a, c + 1, r),
+                ObjectChange::Removed { .. } => (a, c, r + 1),
+            })
+    }
+}
+
+/// The changes from the objects rendered at base to those at head, in object order.
+#[must_use]
+pub fn compare_renders(
+    base: &BTreeMap<ObjectRef, Value>,
+    head: &BTreeMap<ObjectRef, Value>,
+    redaction: &Redaction<'_>,
+) -> Vec<ObjectChange> {
+    let mut changes = Vec::new();
+    for (object, at_head) in head {
+        let head_redacted = redact(object, at_head, redaction);
+        match base.get(object) {
+            None => changes.push(ObjectChange::Added {
+                object: object.clone(),
+                manifest: to_yaml(&head_redacted),
+            }),
+            Some(at_base) if at_base != at_head => {
+                let base_redacted = redact(object, at_base, redaction);
+                let unified = labelled_unified_diff(
+                    &to_yaml(&base_redacted),
+                    &to_yaml(&head_redacted),
+                    &format!("base/{object}"),
+                    &format!("head/{object}"),
+                );
+                // Two objects that differ only in a redacted value still differ (their hashes do).
+                changes.push(ObjectChange::Changed {
+                    object: object.clone(),
+                    unified,
+                    changes: crate::diff::field_changes_between(&base_redacted, &head_redacted),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    changes.extend(
+        base.keys()
+            .filter(|object| !head.contains_key(*object))
+            .map(|object| ObjectChange::Removed {
+                object: object.clone(),
+            }),
+    );
+    changes.sort_by(|a, b| a.object().cmp(b.object()));
+    changes
+}
+
+/// The hidden line that marks driftless's comment on a pull request, so a new run edits it.
+pub const COMMENT_MARKER: &str = "<!-- driftless-plan -->";
+
+fn summary_line(plan: &ApplicationPlan) -> String {
+    if let Some(error) = &plan.error {
+        return format!(
+            "<b>{}</b>: cannot be planned: {}",
+            plan.application,
+            error.lines().next().unwrap_or_default()
+        );
+    }
+    let (added, changed, removed) = plan.counts();
+    format!(
+        "<b>{}</b>: {added} to add, {changed} to change, {removed} to remove",
+        plan.application
+    )
+}
+
+fn details(plan: &ApplicationPlan) -> String {
+    let mut body = String::new();
+    if let Some(error) = &plan.error {
+        let _ = write!(body, "```\n{}\n```\n", error.replace("```", "'''"));
+    }
+    for change in &plan.changes {
+        let _ = match change {
+            ObjectChange::Added { object, manifest } => {
+                write!(
+                    body,
+                    "`+ {object}` (new)\n```yaml\n{}```\n",
+                    manifest.replace("```", "'''")
+                )
+            }
+            ObjectChange::Changed { object, unified, .. } => {
+                write!(
+                    body,
+                    "`~ {object}`\n```diff\n{}```\n",
+                    unified.replace("```", "'''")
+                )
+            }
+            ObjectChange::Removed { object } => writeln!(body, "`- {object}` (would be pruned)"),
+        };
+    }
+    body
+}
+
+/// A pull-request comment (HTML tags, not `**`, in summaries: GitHub renders no Markdown inside
+/// `<summary>`): a summary line per application, each application's changes in a
+/// collapsed section. Beyond `limit` bytes (GitHub takes 65,536) the details of the largest
+/// applications are left out, and the comment says so; the summary is always complete.
+#[must_use]
+pub fn markdown(plans: &[ApplicationPlan], limit: usize) -> String {
+    let mut out = format!("{COMMENT_MARKER}\n### driftless plan\n\n");
+    let changed: Vec<&ApplicationPlan> = plans
+        .iter()
+        .filter(|plan| plan.error.is_some() || !plan.changes.is_empty())
+        .collect();
+    if changed.is_empty() {
+        out.push_str("No changes: this pull request changes no application's objects.\n");
+        return out;
+    }
+    let sections: Vec<(String, String)> = changed
+        .iter()
+        .map(|plan| (summary_line(plan), details(plan)))
+        .collect();
+    let wrap = |summary: &str, details: &str| {
+        format!("<details><summary>{summary}</summary>\n\n{details}\n</details>\n\n")
+    };
+    let note = "_Some details were left out to fit the comment; run `driftless plan` for all of them._\n";
+    let fixed: usize =
+        out.len() + note.len() + sections.iter().map(|(s, _)| wrap(s, "").len()).sum::<usize>();
+    // Keep details smallest first while they fit.
+    let mut order: Vec<usize> = (0..sections.len()).collect();
+    order.sort_by_key(|&i| sections[i].1.len());
+    let mut budget = limit.saturating_sub(fixed);
+    let mut kept = vec![false; sections.len()];
+    for i in order {
+        if sections[i].1.len() <= budget {
+            budget -= sections[i].1.len();
+            kept[i] = true;
+        }
+    }
+    for (i, (summary, detail)) in sections.iter().enumerate() {
+        if kept[i] {
+            out.push_str(&wrap(summary, detail));
+        } else {
+            let _ = writeln!(out, "{summary} (details left out)\n");
+        }
+    }
+    if kept.iter().any(|kept| !kept) {
+        out.push_str(note);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(kind: &str, name: &str) -> ObjectRef {
+        ObjectRef {
+            group: String::new(),
+            kind: kind.into(),
+            namespace: Some("web".into()),
+            name: name.into(),
+        }
+    }
+
+    fn config_map(name: &str, value: &str) -> (ObjectRef, Value) {
+        (
+            object("ConfigMap", name),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "web"}, "data": {"k": value}}),
+        )
+    }
+
+    fn secret(value: &str) -> (ObjectRef, Value) {
+        (
+            object("Secret", "creds"),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "web"}, "stringData": {"password": value}}),
+        )
+    }
+
+    fn redaction() -> Redaction<'static> {
+        Redaction::secrets(b"salt")
+    }
+
+    #[test]
+    fn added_changed_and_removed_objects_are_told_apart_and_secrets_stay_hidden() {
+        let base = BTreeMap::from([
+            config_map("kept", "1"),
+            config_map("changed", "1"),
+            config_map("gone", "1"),
+            secret("old-pass"),
+        ]);
+        let head = BTreeMap::from([
+            config_map("kept", "1"),
+            config_map("changed", "2"),
+            config_map("new", "1"),
+            secret("new-pass"),
+        ]);
+        let changes = compare_renders(&base, &head, &redaction());
+        let kinds: Vec<String> = changes
+            .iter()
+            .map(|change| match change {
+                ObjectChange::Added { object, .. } => format!("+{}", object.name),
+                ObjectChange::Changed { object, .. } => format!("~{}", object.name),
+                ObjectChange::Removed { object } => format!("-{}", object.name),
+            })
+            .collect();
+        assert_eq!(kinds, ["~changed", "-gone", "+new", "~creds"]);
+        let text = serde_json::to_string(&changes).expect("json");
+        assert!(!text.contains("old-pass") && !text.contains("new-pass"), "{text}");
+        let plan = ApplicationPlan {
+            application: "web".into(),
+            changes,
+            error: None,
+        };
+        assert_eq!(plan.counts(), (1, 2, 1));
+        insta::assert_snapshot!(markdown(&[plan], 65_536));
+    }
+
+    #[test]
+    fn a_long_plan_keeps_every_summary_and_drops_the_largest_details() {
+        let big: BTreeMap<ObjectRef, Value> =
+            (0..200).map(|i| config_map(&format!("cm-{i:03}"), "x")).collect();
+        let plans = [
+            ApplicationPlan {
+                application: "large".into(),
+                changes: compare_renders(&BTreeMap::new(), &big, &redaction()),
+                error: None,
+            },
+            ApplicationPlan {
+                application: "small".into(),
+                changes: compare_renders(
+                    &BTreeMap::new(),
+                    &BTreeMap::from([config_map("one", "1")]),
+                    &redaction(),
+                ),
+                error: None,
+            },
+            ApplicationPlan {
+                application: "broken".into(),
+                changes: vec![],
+                error: Some("render failed: apps/broken/a.yaml: line 3: bad indentation".into()),
+            },
+            ApplicationPlan {
+                application: "untouched".into(),
+                changes: vec![],
+                error: None,
+            },
+        ];
+        let comment = markdown(&plans, 4_000);
+        assert!(comment.len() <= 4_000, "{} bytes", comment.len());
+        assert!(comment.starts_with(COMMENT_MARKER));
+        assert!(
+            comment.contains("<b>large</b>: 200 to add, 0 to change, 0 to remove (details left out)"),
+            "{comment}"
+        );
+        assert!(
+            comment.contains("<details><summary><b>small</b>: 1 to add"),
+            "{comment}"
+        );
+        assert!(
+            comment.contains("<b>broken</b>: cannot be planned: render failed"),
+            "{comment}"
+        );
+        assert!(
+            !comment.contains("untouched"),
+            "an application without changes is not listed"
+        );
+        assert!(comment.contains("Some details were left out"));
+    }
+
+    #[test]
+    fn nothing_to_change_says_so() {
+        let plan = ApplicationPlan {
+            application: "web".into(),
+            changes: vec![],
+            error: None,
+        };
+        assert!(markdown(&[plan], 65_536).contains("No changes"));
+    }
+}
