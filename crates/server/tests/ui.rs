@@ -18,8 +18,11 @@ const SECRET_VALUE: &str = "hunter2-never-in-the-browser";
 const OK: [u8; 3] = [0x1a, 0x7f, 0x37];
 const WARN: [u8; 3] = [0xbf, 0x87, 0x00];
 
+/// With a hostile value: markup from a repository must show as text, never run.
 fn config_map(colour: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{colour: {colour}}}\n")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{colour: {colour}, note: '<img src=x onerror=\"window.pwned=1\">'}}\n"
+    )
 }
 
 fn application(name: &str, repo: &TestRepo, path: &str, namespace: &str, automated: bool) -> String {

@@ -106,6 +106,9 @@ async function main() {
     const diff = await text(page, '#diffs');
     assert.match(diff, /-\s+colour: blue/);
     assert.match(diff, /\+\s+colour: green/);
+    assert.match(diff, /note: .*<img src=x onerror=/, 'markup from the repository shows as text');
+    assert.equal(await page.$('#diffs img'), null, 'and is not markup');
+    assert.equal(await page.evaluate(() => window.pwned), undefined, 'nor runs');
     assert.equal(await text(page, '#deployed'), OLD.slice(0, 10));
     assert.doesNotMatch(await text(page, 'main'), /null|undefined|NaN/, 'no placeholder leaks into the page');
     await page.screenshot({ path: path.join(SHOTS, 'app-out-of-sync.png') });
