@@ -143,6 +143,25 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// What a change (Git at --head against --base, e.g. a pull request) does to every
+    /// application's objects, rendered offline. Exit 0: no changes; 1: changes; 2: an error.
+    Plan {
+        #[command(flatten)]
+        common: Common,
+        /// The branch, tag or commit the change starts from (the pull request's target).
+        #[arg(long)]
+        base: String,
+        /// The branch, tag or commit with the change.
+        #[arg(long)]
+        head: String,
+        /// A local clone to read instead of the applications' repository (a CI checkout): plans
+        /// the applications whose source is this clone's `origin` (or the clone itself).
+        #[arg(long)]
+        repo: Option<PathBuf>,
+        /// Print Markdown for a pull-request comment instead of text (`-o json` for JSON).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Print the manifests an application declares, as they would be applied.
     Render {
         #[command(flatten)]

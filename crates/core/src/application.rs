@@ -353,6 +353,26 @@ pub fn credentials_for<'a>(all: &'a [RepositoryCredentials], url: &str) -> Optio
         .max_by_key(|credentials| credentials.url_prefix.len())
 }
 
+/// `host/path` of a repository URL, the same for its https, ssh, scp-like and web forms.
+#[must_use]
+pub fn repository_key(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (authority, path) = match without_scheme.split_once('/') {
+        // scp-like `git@host:org/repo.git`
+        _ if !url.contains("://") && without_scheme.contains(':') => {
+            without_scheme.split_once(':').unwrap_or((without_scheme, ""))
+        }
+        Some((authority, path)) => (authority, path),
+        None => (without_scheme, ""),
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    // An ssh port (`ssh://git@host:2222/…`) is not part of the repository's identity.
+    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+    let path = path.trim_end_matches('/').trim_end_matches(".git");
+    format!("{host}/{path}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

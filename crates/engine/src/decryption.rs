@@ -21,8 +21,12 @@ fn secrets() -> ApiResource {
 }
 
 /// Loads the keys of `app` (none when it has no `decryption`). A key that cannot be read fails
-/// the render of this application only.
-pub(crate) async fn load_keys(app: &Application, cluster: &ClusterHandle) -> Result<Keys, EngineError> {
+/// the render of this application only. Without a cluster (an offline plan), keys kept in a
+/// Secret are unavailable.
+pub(crate) async fn load_keys(
+    app: &Application,
+    cluster: Option<&ClusterHandle>,
+) -> Result<Keys, EngineError> {
     let mut keys = Keys::new();
     let Some(decryption) = &app.decryption else {
         return Ok(keys);
@@ -55,6 +59,11 @@ pub(crate) async fn load_keys(app: &Application, cluster: &ClusterHandle) -> Res
                     kind: "Secret".into(),
                     namespace: Some(namespace.clone()),
                     name: name.clone(),
+                };
+                let Some(cluster) = cluster else {
+                    return Err(failed(format!(
+                        "the key in Secret {namespace}/{name} needs the cluster, which this run does not reach"
+                    )));
                 };
                 let secret = cluster
                     .objects

@@ -131,8 +131,21 @@ fn touches(app: &Application, inputs: Option<&BTreeSet<String>>, changed: &[Stri
     })
 }
 
+/// What of the repository a render reads: all of it for renderers that may reach outside the
+/// application's path (Kustomize bases, chart dependencies), else only that path.
+pub(crate) fn render_scope(app: &Application) -> &str {
+    if driftless_render::needs_whole_repository(&app.source) {
+        ""
+    } else {
+        app.source.path.as_str()
+    }
+}
+
 /// The Namespace `CreateNamespace=true` asks for, unless the source declares it.
-fn add_created_namespace(app: &Application, manifests: &mut Vec<(serde_json::Value, SourceLocation)>) {
+pub(crate) fn add_created_namespace(
+    app: &Application,
+    manifests: &mut Vec<(serde_json::Value, SourceLocation)>,
+) {
     if app.sync_policy.create_namespace
         && let Some(namespace) = &app.destination.namespace
     {
@@ -166,7 +179,7 @@ pub struct RenderedApp {
 }
 
 /// An `Application` for driftless itself (app-of-apps), not an object for the cluster.
-fn is_application(manifest: &serde_json::Value) -> bool {
+pub(crate) fn is_application(manifest: &serde_json::Value) -> bool {
     manifest["apiVersion"] == driftless_config::API_VERSION
         && manifest["kind"] == driftless_config::APPLICATION_KIND
 }
@@ -291,14 +304,9 @@ impl Engine {
             }
         }
         self.render_cache.renders.fetch_add(1, Ordering::Relaxed);
-        let scope = if driftless_render::needs_whole_repository(&app.source) {
-            ""
-        } else {
-            app.source.path.as_str()
-        };
         let tree = self
             .mirrors
-            .read_tree(url, &commit, scope)
+            .read_tree(url, &commit, render_scope(app))
             .await
             .map_err(git_error)?;
         let cluster = self.cluster(&app.destination.cluster).await?;
@@ -356,7 +364,7 @@ impl Engine {
         tree: &driftless_git::FileTree,
         cluster: &crate::engine::ClusterHandle,
     ) -> Result<(driftless_render::Rendered, Option<String>), EngineError> {
-        let keys = crate::decryption::load_keys(app, cluster).await?;
+        let keys = crate::decryption::load_keys(app, Some(cluster)).await?;
         let capabilities = self.capabilities_of(app, cluster).await?;
         let allowed = |url: &str| self.check_chart_repository(app, url);
         let target = driftless_render::RenderTarget {

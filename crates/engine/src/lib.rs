@@ -7,6 +7,7 @@
 //!   normalised and redacted ([`driftless_core::diff`]), plus what would be pruned and health.
 //! - [`Engine::sync`]: plan ([`driftless_core::plan`]), apply wave by wave, prune after success,
 //!   record history and inventory.
+//! - [`Engine::plan`]: what Git at `head` changes against `base` per application, offline.
 
 mod applied;
 mod controller;
@@ -17,6 +18,7 @@ mod error;
 mod live;
 mod locks;
 pub mod metrics;
+mod plan;
 mod projects;
 mod registry;
 mod signatures;

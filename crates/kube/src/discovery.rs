@@ -37,9 +37,11 @@ impl DiscoveryError {
 }
 
 /// A per-cluster cache of discovery answers. Unknown kinds are not cached: a CRD may be installed
-/// at any moment, and the next lookup should see it.
+/// at any moment, and the next lookup should see it. [`Discovery::offline`] answers from
+/// Kubernetes' built-in kinds alone, for plans made without a cluster.
 pub struct Discovery {
-    client: kube::Client,
+    /// `None`: offline.
+    client: Option<kube::Client>,
     known: Mutex<HashMap<GroupVersionKind, Resolved>>,
     capabilities: Mutex<Option<Capabilities>>,
 }
@@ -57,14 +59,37 @@ impl Discovery {
     #[must_use]
     pub fn new(client: kube::Client) -> Self {
         Self {
-            client,
+            client: Some(client),
             known: Mutex::new(HashMap::new()),
             capabilities: Mutex::new(None),
         }
     }
 
+    /// Without a cluster: built-in kinds are known by their scope; other kinds are namespaced
+    /// unless a CustomResourceDefinition among the manifests says otherwise.
+    #[must_use]
+    pub fn offline() -> Self {
+        Self {
+            client: None,
+            known: Mutex::new(HashMap::new()),
+            capabilities: Mutex::new(None),
+        }
+    }
+
+    #[must_use]
+    pub fn is_offline(&self) -> bool {
+        self.client.is_none()
+    }
+
     /// The server's version and served group/versions; asked once, until [`Discovery::invalidate`].
+    /// Offline: no version and no group/versions (charts render with Helm's defaults).
     pub async fn capabilities(&self) -> Result<Capabilities, DiscoveryError> {
+        let Some(client) = &self.client else {
+            return Ok(Capabilities {
+                kube_version: String::new(),
+                api_versions: Vec::new(),
+            });
+        };
         if let Some(known) = self
             .capabilities
             .lock()
@@ -78,9 +103,9 @@ impl Discovery {
             kind: String::new(),
             source,
         };
-        let version = self.client.apiserver_version().await.map_err(failed)?;
-        let core = self.client.list_core_api_versions().await.map_err(failed)?;
-        let groups = self.client.list_api_groups().await.map_err(failed)?;
+        let version = client.apiserver_version().await.map_err(failed)?;
+        let core = client.list_core_api_versions().await.map_err(failed)?;
+        let groups = client.list_api_groups().await.map_err(failed)?;
         let mut api_versions = core.versions;
         api_versions.extend(
             groups
@@ -110,7 +135,10 @@ impl Discovery {
             return Ok(Some(hit.clone()));
         }
         let kube_gvk = KubeGvk::gvk(&gvk.group, &gvk.version, &gvk.kind);
-        match kube::discovery::pinned_kind(&self.client, &kube_gvk).await {
+        let Some(client) = &self.client else {
+            return Ok(builtin(gvk));
+        };
+        match kube::discovery::pinned_kind(client, &kube_gvk).await {
             Ok((resource, capabilities)) => {
                 let resolved = Resolved {
                     resource,
@@ -147,6 +175,81 @@ impl Discovery {
 
 /// What a CustomResourceDefinition among the desired objects says about the kind it defines, for
 /// custom objects applied in the same sync as their CRD.
+/// Groups whose kinds Kubernetes serves itself.
+const BUILTIN_GROUPS: [&str; 20] = [
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "node.k8s.io",
+    "events.k8s.io",
+    "certificates.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "resource.k8s.io",
+    "storagemigration.k8s.io",
+];
+
+/// Built-in kinds that are not namespaced.
+const CLUSTER_SCOPED: [&str; 24] = [
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "ComponentStatus",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "StorageClass",
+    "CSIDriver",
+    "CSINode",
+    "VolumeAttachment",
+    "PriorityClass",
+    "RuntimeClass",
+    "IngressClass",
+    "CertificateSigningRequest",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "CustomResourceDefinition",
+    "APIService",
+    "FlowSchema",
+    "PriorityLevelConfiguration",
+    "PodSecurityPolicy",
+    "DeviceClass",
+];
+
+/// A built-in kind as the API server would serve it (plural: the lowercase kind plus `s`, `es`
+/// or `ies`, as Kubernetes names its own resources); `None` for other groups.
+pub(crate) fn builtin(gvk: &GroupVersionKind) -> Option<Resolved> {
+    if !BUILTIN_GROUPS.contains(&gvk.group.as_str()) {
+        return None;
+    }
+    let kind = gvk.kind.to_ascii_lowercase();
+    let plural = if let Some(stem) = kind.strip_suffix('y') {
+        format!("{stem}ies")
+    } else if kind.ends_with('s') || kind.ends_with("ch") {
+        format!("{kind}es")
+    } else {
+        format!("{kind}s")
+    };
+    Some(Resolved {
+        resource: ApiResource::from_gvk_with_plural(
+            &KubeGvk::gvk(&gvk.group, &gvk.version, &gvk.kind),
+            &plural,
+        ),
+        namespaced: !CLUSTER_SCOPED.contains(&gvk.kind.as_str()),
+    })
+}
+
 pub(crate) fn from_desired_crd(gvk: &GroupVersionKind, desired: &[&DesiredObject]) -> Option<Resolved> {
     desired.iter().find_map(|object| {
         let manifest = &object.manifest;
@@ -164,4 +267,38 @@ pub(crate) fn from_desired_crd(gvk: &GroupVersionKind, desired: &[&DesiredObject
             ApiResource::from_gvk_with_plural(&KubeGvk::gvk(&gvk.group, &gvk.version, &gvk.kind), plural);
         Some(Resolved { resource, namespaced })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gvk(group: &str, kind: &str) -> GroupVersionKind {
+        GroupVersionKind {
+            group: group.into(),
+            version: "v1".into(),
+            kind: kind.into(),
+        }
+    }
+
+    #[test]
+    fn offline_built_in_kinds_have_their_scope_and_plural() {
+        for (group, kind, namespaced, plural) in [
+            ("", "ConfigMap", true, "configmaps"),
+            ("apps", "Deployment", true, "deployments"),
+            ("networking.k8s.io", "Ingress", true, "ingresses"),
+            ("", "Namespace", false, "namespaces"),
+            ("rbac.authorization.k8s.io", "ClusterRole", false, "clusterroles"),
+            ("networking.k8s.io", "NetworkPolicy", true, "networkpolicies"),
+            ("storage.k8s.io", "StorageClass", false, "storageclasses"),
+        ] {
+            let found = builtin(&gvk(group, kind)).expect("built in");
+            assert_eq!(
+                (found.namespaced, found.resource.plural.as_str()),
+                (namespaced, plural),
+                "{kind}"
+            );
+        }
+        assert_eq!(builtin(&gvk("cert-manager.io", "Certificate")), None);
+    }
 }

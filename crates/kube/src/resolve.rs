@@ -93,6 +93,20 @@ pub async fn resolve_desired(
     for (gvk, manifest, source) in unknown {
         match from_desired_crd(&gvk, &desired) {
             Some(found) => late.push((gvk, found, manifest, source)),
+            // Offline, a custom kind without its CRD here is taken as namespaced: its CRD may
+            // come from another application, and both sides of a plan are resolved alike.
+            None if discovery.is_offline() => {
+                let resource = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+                    &gvk.group,
+                    &gvk.version,
+                    &gvk.kind,
+                ));
+                let found = Resolved {
+                    resource,
+                    namespaced: true,
+                };
+                late.push((gvk, found, manifest, source));
+            }
             None => problems.push(ObjectProblem {
                 object: format!("{}/{}", gvk.kind, name_of(&manifest)),
                 source,

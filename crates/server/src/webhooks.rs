@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use driftless_core::application::{Application, Renderer, SecretSource};
+use driftless_core::application::{Application, Renderer, SecretSource, repository_key};
 use driftless_engine::Controller;
 use hmac::{Hmac, Mac as _};
 use serde_json::Value;
@@ -227,25 +227,6 @@ fn parse_push(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Result<Op
         return Err("the payload names no repository URL".to_owned());
     }
     Ok(Some(push))
-}
-
-/// `host/path` of a repository URL, the same for its https, ssh, scp-like and web forms.
-pub(crate) fn repository_key(url: &str) -> String {
-    let url = url.trim().trim_end_matches('/');
-    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let (authority, path) = match without_scheme.split_once('/') {
-        // scp-like `git@host:org/repo.git`
-        _ if !url.contains("://") && without_scheme.contains(':') => {
-            without_scheme.split_once(':').unwrap_or((without_scheme, ""))
-        }
-        Some((authority, path)) => (authority, path),
-        None => (without_scheme, ""),
-    };
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    // An ssh port (`ssh://git@host:2222/…`) is not part of the repository's identity.
-    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
-    let path = path.trim_end_matches('/').trim_end_matches(".git");
-    format!("{host}/{path}")
 }
 
 /// Whether the push may change what `app` deploys.

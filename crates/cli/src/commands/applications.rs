@@ -158,7 +158,9 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             listen,
         } => serve(&common, workers, listen).await,
         Command::Token { action } => super::tokens::run(action),
-        Command::Quickstart { .. } | Command::Completions { .. } => unreachable!("handled by commands::run"),
+        Command::Quickstart { .. } | Command::Completions { .. } | Command::Plan { .. } => {
+            unreachable!("handled by commands::run")
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 mod applications;
 mod completions;
 mod output;
+mod plan;
 mod quickstart;
 mod tokens;
 
@@ -17,6 +18,13 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Completions { shell } => Ok(completions::run(shell)),
         Command::Quickstart { exit, examples } => runtime()?.block_on(quickstart::run(exit, &examples)),
+        Command::Plan {
+            common,
+            base,
+            head,
+            repo,
+            markdown,
+        } => runtime()?.block_on(plan::run(&common, &base, &head, repo.as_deref(), markdown)),
         other => runtime()?.block_on(applications::run(other)),
     }
 }

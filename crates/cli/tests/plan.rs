@@ -1,0 +1,295 @@
+//! `driftless plan` as a CI job runs it, offline (no cluster is reachable: the configured
+//! kubeconfig does not exist): plain and Kustomize applications of one repository, branches
+//! that add, change and delete objects, touch a shared base, touch nothing deployable, or break
+//! a render; and a CI checkout (`--repo`) whose pull-request branch exists only locally.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use driftless_testenv::git::{TestRepo, git};
+
+const BASE_KUSTOMIZATION: &str = "resources: [cm.yaml]\n";
+
+fn config_map(name: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{value: '{value}'}}\n")
+}
+
+fn overlay(namespace: &str) -> String {
+    format!("namespace: {namespace}\nresources: [../../base]\n")
+}
+
+/// `main` with `web` (plain: two ConfigMaps and a Secret) and `shop-dev`/`shop-prod`
+/// (Kustomize overlays of one base).
+fn repository() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("apps/web/a.yaml", &config_map("a", "1"))
+        .write("apps/web/b.yaml", &config_map("b", "1"))
+        .write(
+            "apps/web/secret.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {password: before-secret}\n",
+        )
+        .write("shop/base/kustomization.yaml", BASE_KUSTOMIZATION)
+        .write("shop/base/cm.yaml", &config_map("shop", "1"))
+        .write("shop/overlays/dev/kustomization.yaml", &overlay("dev"))
+        .write("shop/overlays/prod/kustomization.yaml", &overlay("prod"))
+        .write("README.md", "docs\n");
+    repo.commit("main");
+    repo
+}
+
+fn config(dir: &Path, repo_url: &str) -> std::path::PathBuf {
+    let app = |name: &str, path: &str, namespace: &str| {
+        format!(
+            "  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: {name} }}\n    spec:\n      source: {{ repoURL: '{repo_url}', path: {path} }}\n      destination: {{ cluster: local, namespace: {namespace} }}\n"
+        )
+    };
+    let text = format!(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: state\nclusters:\n  - {{ name: local, kubeconfig: /nonexistent/kubeconfig }}\napplications:\n{}{}{}",
+        app("web", "apps/web", "web"),
+        app("shop-dev", "shop/overlays/dev", "dev"),
+        app("shop-prod", "shop/overlays/prod", "prod"),
+    );
+    let path = dir.join("driftless.yaml");
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+fn plan(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_driftless"))
+        .arg("plan")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run driftless plan")
+}
+
+fn json_plan(config: &Path, head: &str) -> (Option<i32>, serde_json::Value) {
+    let output = plan(config, &["--base", "main", "--head", head, "-o", "json"]);
+    let value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("not JSON ({err}): {}", String::from_utf8_lossy(&output.stdout)));
+    (output.status.code(), value)
+}
+
+/// `application → [(change, kind/name)]` of a JSON plan.
+fn changes(plans: &serde_json::Value) -> Vec<(String, Vec<(String, String)>)> {
+    plans
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|plan| {
+            let changes = plan["changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|change| {
+                    (
+                        change["change"].as_str().unwrap_or_default().to_owned(),
+                        format!(
+                            "{}/{}",
+                            change["object"]["kind"].as_str().unwrap_or_default(),
+                            change["object"]["name"].as_str().unwrap_or_default()
+                        ),
+                    )
+                })
+                .collect();
+            (
+                plan["application"].as_str().unwrap_or_default().to_owned(),
+                changes,
+            )
+        })
+        .collect()
+}
+
+fn pair(change: &str, object: &str) -> (String, String) {
+    (change.to_owned(), object.to_owned())
+}
+
+#[test]
+fn a_branch_that_adds_changes_and_removes_objects_is_planned_per_application() {
+    let repo = repository();
+    repo.checkout("change");
+    repo.write("apps/web/a.yaml", &config_map("a", "2"))
+        .write("apps/web/c.yaml", &config_map("c", "1"))
+        .write(
+            "apps/web/secret.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {password: after-secret}\n",
+        )
+        .remove("apps/web/b.yaml");
+    repo.commit("change web");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = config(dir.path(), &repo.file_url());
+
+    let (code, plans) = json_plan(&config, "change");
+    assert_eq!(code, Some(1), "changes: exit 1");
+    let web = changes(&plans)
+        .into_iter()
+        .find(|(name, _)| name == "web")
+        .expect("web");
+    assert_eq!(
+        web.1,
+        [
+            pair("changed", "ConfigMap/a"),
+            pair("removed", "ConfigMap/b"),
+            pair("added", "ConfigMap/c"),
+            pair("changed", "Secret/creds"),
+        ]
+    );
+    let text = plans.to_string();
+    assert!(
+        !text.contains("before-secret") && !text.contains("after-secret"),
+        "{text}"
+    );
+    assert!(
+        changes(&plans)
+            .iter()
+            .all(|(name, c)| name == "web" || c.is_empty()),
+        "only web changed: {plans}"
+    );
+
+    let markdown = plan(&config, &["--base", "main", "--head", "change", "--markdown"]);
+    let comment = String::from_utf8_lossy(&markdown.stdout);
+    assert!(comment.starts_with("<!-- driftless-plan -->"), "{comment}");
+    assert!(
+        comment.contains("<b>web</b>: 1 to add, 2 to change, 1 to remove"),
+        "{comment}"
+    );
+    assert!(
+        comment.contains("+  value: '2'") || comment.contains("+  value: \"2\""),
+        "{comment}"
+    );
+
+    let terminal = plan(&config, &["--base", "main", "--head", "change"]);
+    let shown = String::from_utf8_lossy(&terminal.stdout);
+    assert!(
+        shown.contains("web: 1 to add, 2 to change, 1 to remove"),
+        "{shown}"
+    );
+    assert!(shown.contains("  - ConfigMap/web/b (would be pruned)"), "{shown}");
+}
+
+#[test]
+fn a_shared_base_plans_every_overlay_and_documentation_plans_nothing() {
+    let repo = repository();
+    repo.checkout("base");
+    repo.write("shop/base/cm.yaml", &config_map("shop", "2"));
+    repo.commit("shared base");
+    repo.checkout("main");
+    repo.checkout("docs");
+    repo.write("README.md", "more docs\n");
+    repo.commit("docs");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = config(dir.path(), &repo.file_url());
+
+    let (code, plans) = json_plan(&config, "base");
+    assert_eq!(code, Some(1));
+    let planned = changes(&plans);
+    for overlay in ["shop-dev", "shop-prod"] {
+        let (_, changed) = planned.iter().find(|(name, _)| name == overlay).expect("overlay");
+        assert_eq!(changed, &[pair("changed", "ConfigMap/shop")], "{overlay}");
+    }
+
+    let (code, plans) = json_plan(&config, "docs");
+    assert_eq!(code, Some(0), "nothing deployable changed: exit 0: {plans}");
+    let shown = plan(&config, &["--base", "main", "--head", "docs"]);
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), "No changes.");
+}
+
+#[test]
+fn a_broken_render_is_an_error_naming_the_file_and_the_rest_is_still_planned() {
+    let repo = repository();
+    repo.checkout("broken");
+    repo.write(
+        "apps/web/a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: [oops\n",
+    );
+    repo.write("shop/base/cm.yaml", &config_map("shop", "3"));
+    repo.commit("broken");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = config(dir.path(), &repo.file_url());
+    let (code, plans) = json_plan(&config, "broken");
+    assert_eq!(code, Some(2), "an error: exit 2");
+    let web = plans
+        .as_array()
+        .and_then(|plans| plans.iter().find(|plan| plan["application"] == "web"))
+        .expect("web");
+    assert!(
+        web["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("apps/web/a.yaml")),
+        "{web}"
+    );
+    let planned = changes(&plans);
+    assert!(
+        planned
+            .iter()
+            .any(|(name, c)| name == "shop-dev" && !c.is_empty()),
+        "the other applications are planned: {plans}"
+    );
+}
+
+#[test]
+fn a_ci_checkout_is_read_for_the_applications_of_its_origin() {
+    let repo = repository();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = config(dir.path(), &repo.file_url());
+    // A CI job's clone, with the pull request's commit on a branch the origin does not have.
+    let checkout = dir.path().join("checkout");
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "--quiet",
+            &repo.file_url(),
+            checkout.to_str().expect("utf-8"),
+        ],
+    );
+    git(&checkout, &["checkout", "--quiet", "-b", "pull-request"]);
+    std::fs::write(
+        checkout.join("apps/web/b.yaml"),
+        config_map("b", "from the pull request"),
+    )
+    .expect("write");
+    git(
+        &checkout,
+        &[
+            "-c",
+            "user.name=ci",
+            "-c",
+            "user.email=ci@example.invalid",
+            "commit",
+            "--quiet",
+            "-am",
+            "pr",
+        ],
+    );
+
+    let output = plan(
+        &config,
+        &[
+            "--base",
+            "main",
+            "--head",
+            "pull-request",
+            "--repo",
+            checkout.to_str().expect("utf-8"),
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plans: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let web = changes(&plans)
+        .into_iter()
+        .find(|(name, _)| name == "web")
+        .expect("web");
+    assert_eq!(web.1, [pair("changed", "ConfigMap/b")]);
+    // Without --repo the pull request's branch is nowhere to be found.
+    let (code, _) = json_plan(&config, "pull-request");
+    assert_eq!(code, Some(2));
+}
