@@ -161,6 +161,11 @@ pub enum Command {
         /// Print Markdown for a pull-request comment instead of text (`-o json` for JSON).
         #[arg(long)]
         markdown: bool,
+        /// Also put the plan on the pull/merge request as one comment (edited on every run) and
+        /// set the head commit's `driftless/plan` status, from the CI job's environment (see the
+        /// README); the head commit is `DRIFTLESS_HEAD_SHA`, else --head in --repo.
+        #[arg(long, value_enum)]
+        post: Option<Forge>,
     },
     /// Print the manifests an application declares, as they would be applied.
     Render {
@@ -268,4 +273,11 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("{text:?} is not KEY=VALUE")),
     }
+}
+
+/// Where `driftless plan --post` puts the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Forge {
+    Github,
+    Gitlab,
 }

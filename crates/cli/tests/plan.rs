@@ -293,3 +293,198 @@ fn a_ci_checkout_is_read_for_the_applications_of_its_origin() {
     let (code, _) = json_plan(&config, "pull-request");
     assert_eq!(code, Some(2));
 }
+
+/// What a loopback double of GitHub's or GitLab's REST API (the endpoints `plan --post` uses, as
+/// documented) holds: the request's comments and the statuses set.
+#[derive(Default)]
+struct Forge {
+    comments: Vec<(u64, String)>,
+    statuses: Vec<(String, serde_json::Value)>,
+    /// Requests without the token, refused.
+    unauthorized: usize,
+}
+
+type Shared = std::sync::Arc<std::sync::Mutex<Forge>>;
+
+/// Serves GitHub's `/repos/acme/shop/…` (pull request 7) and GitLab's `/projects/9/…` (merge
+/// request 3) for the token `forge-token`; an unrelated comment is there from the start.
+async fn forge_double() -> (String, Shared) {
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    let shared: Shared = std::sync::Arc::default();
+    shared.lock().expect("lock").comments.push((1, "LGTM".to_owned()));
+    let state = std::sync::Arc::clone(&shared);
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: String| {
+            let state = std::sync::Arc::clone(&state);
+            async move {
+                let mut forge = state.lock().expect("lock");
+                let token = headers
+                    .get("authorization")
+                    .or_else(|| headers.get("private-token"))
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                if !token.ends_with("forge-token") {
+                    forge.unauthorized += 1;
+                    return (StatusCode::UNAUTHORIZED, String::new());
+                }
+                let path = uri.path();
+                let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let listing = serde_json::to_string(
+                    &forge
+                        .comments
+                        .iter()
+                        .map(|(id, body)| serde_json::json!({ "id": id, "body": body }))
+                        .collect::<Vec<_>>(),
+                )
+                .expect("json");
+                let comments = [
+                    "/repos/acme/shop/issues/7/comments",
+                    "/projects/9/merge_requests/3/notes",
+                ];
+                match (method.as_str(), path) {
+                    ("GET", p) if comments.contains(&p) => (StatusCode::OK, listing),
+                    ("POST", p) if comments.contains(&p) => {
+                        let id = 100 + forge.comments.len() as u64;
+                        forge
+                            .comments
+                            .push((id, json["body"].as_str().unwrap_or_default().to_owned()));
+                        (StatusCode::CREATED, serde_json::json!({ "id": id }).to_string())
+                    }
+                    ("PATCH" | "PUT", p)
+                        if p.starts_with("/repos/acme/shop/issues/comments/")
+                            || p.starts_with("/projects/9/merge_requests/3/notes/") =>
+                    {
+                        let id: u64 = p
+                            .rsplit('/')
+                            .next()
+                            .and_then(|id| id.parse().ok())
+                            .unwrap_or_default();
+                        match forge.comments.iter_mut().find(|(known, _)| *known == id) {
+                            Some(comment) => {
+                                json["body"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .clone_into(&mut comment.1);
+                                (StatusCode::OK, "{}".to_owned())
+                            }
+                            None => (StatusCode::NOT_FOUND, String::new()),
+                        }
+                    }
+                    ("POST", p)
+                        if p.starts_with("/repos/acme/shop/statuses/")
+                            || p.starts_with("/projects/9/statuses/") =>
+                    {
+                        forge
+                            .statuses
+                            .push((p.rsplit('/').next().unwrap_or_default().to_owned(), json));
+                        (StatusCode::CREATED, "{}".to_owned())
+                    }
+                    _ => (StatusCode::NOT_FOUND, String::new()),
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, shared)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posting_edits_one_comment_per_pull_request_and_sets_the_head_status() {
+    let repo = repository();
+    repo.checkout("change");
+    repo.write("apps/web/a.yaml", &config_map("a", "2"));
+    let head = repo.commit("change");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = config(dir.path(), &repo.file_url());
+    let (base, forge) = forge_double().await;
+    let github = [
+        ("GITHUB_TOKEN", "forge-token".to_owned()),
+        ("GITHUB_REPOSITORY", "acme/shop".to_owned()),
+        ("GITHUB_REF", "refs/pull/7/merge".to_owned()),
+        ("GITHUB_API_URL", base.clone()),
+        ("DRIFTLESS_HEAD_SHA", head.clone()),
+    ];
+    let gitlab = [
+        ("GITLAB_TOKEN", "forge-token".to_owned()),
+        ("CI_API_V4_URL", base.clone()),
+        ("CI_PROJECT_ID", "9".to_owned()),
+        ("CI_MERGE_REQUEST_IID", "3".to_owned()),
+        ("DRIFTLESS_HEAD_SHA", head.clone()),
+    ];
+    let run = |forge: &str, env: &[(&str, String)]| {
+        Command::new(env!("CARGO_BIN_EXE_driftless"))
+            .args([
+                "plan", "--base", "main", "--head", "change", "--post", forge, "--config",
+            ])
+            .arg(&config)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("run")
+    };
+    let post = |forge: &str, env: &[(&str, String)]| {
+        let output = run(forge, env);
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    assert_eq!(
+        post("github", &github),
+        (Some(1), "plan posted on the pull request\n".to_owned())
+    );
+    assert_eq!(
+        post("github", &github),
+        (Some(1), "plan updated on the pull request\n".to_owned())
+    );
+    assert_eq!(
+        post("gitlab", &gitlab),
+        (Some(1), "plan updated on the merge request\n".to_owned())
+    );
+    let forge = forge.lock().expect("lock");
+    assert_eq!(forge.unauthorized, 0);
+    assert_eq!(
+        forge.comments.len(),
+        2,
+        "the unrelated comment and one plan: {:?}",
+        forge.comments
+    );
+    assert_eq!(forge.comments[0].1, "LGTM", "others' comments are left alone");
+    assert!(
+        forge.comments[1]
+            .1
+            .contains("<b>web</b>: 0 to add, 1 to change, 0 to remove"),
+        "{}",
+        forge.comments[1].1
+    );
+    let states: Vec<(&str, &str, &str)> = forge
+        .statuses
+        .iter()
+        .map(|(sha, json)| {
+            (
+                sha.as_str(),
+                json["state"].as_str().unwrap_or_default(),
+                json["context"]
+                    .as_str()
+                    .or(json["name"].as_str())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (head.as_str(), "success", "driftless/plan"),
+            (head.as_str(), "success", "driftless/plan"),
+            (head.as_str(), "success", "driftless/plan"),
+        ]
+    );
+    drop(forge);
+    // Without the token nothing is planned at all, and the error names the variable.
+    let output = run("github", &github[1..]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("GITHUB_TOKEN is not set"), "{stderr}");
+    assert!(output.stdout.is_empty(), "planned anyway");
+}

@@ -25,7 +25,9 @@
 //! - `/ui/`: the web UI (`ui`), TCP only.
 
 mod client;
+mod forge;
 pub mod notify;
+pub mod review;
 mod ui;
 mod webhooks;
 

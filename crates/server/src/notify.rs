@@ -96,20 +96,6 @@ async fn send_email(email: &EmailTarget, notice: &Notice, text: &str) -> Result<
         .map_err(|err| format!("SMTP: {err}"))
 }
 
-/// A path segment as RFC 3986 allows it unescaped; everything else percent-encoded (GitLab
-/// takes a project's full path as its id, `/` encoded).
-fn encode_segment(text: &str) -> String {
-    use std::fmt::Write as _;
-    text.bytes().fold(String::new(), |mut encoded, byte| {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            encoded.push(char::from(byte));
-        } else {
-            let _ = write!(encoded, "%{byte:02X}");
-        }
-        encoded
-    })
-}
-
 /// The request that sets the synced commit's status; `None` when the notice is not about a sync
 /// of a known commit.
 fn commit_status(
@@ -127,24 +113,19 @@ fn commit_status(
     }
     let path = repository_path(repo_url).ok_or("the repository URL names no owner and repository")?;
     let context = target.context.replace("{application}", &notice.application);
-    // GitHub cuts descriptions at 140 characters.
-    let description: String = notice.message.chars().take(140).collect();
-    let token = read(&target.token)?;
-    Ok(Some(if github {
-        http.post(format!("{}/repos/{path}/statuses/{revision}", target.api_url))
-            .bearer_auth(token.trim())
-            .header(reqwest::header::ACCEPT, "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28")
-            .json(&serde_json::json!({ "state": state.github(), "context": context, "description": description }))
-    } else {
-        http.post(format!(
-            "{}/projects/{}/statuses/{revision}",
-            target.api_url,
-            encode_segment(&path)
-        ))
-        .header("private-token", token.trim())
-        .json(&serde_json::json!({ "state": state.gitlab(), "name": context, "description": description }))
-    }))
+    let forge = crate::forge::Forge {
+        github,
+        api_url: target.api_url.clone(),
+        token: read(&target.token)?,
+    };
+    Ok(Some(forge.status(
+        http,
+        &path,
+        revision,
+        state,
+        &context,
+        &notice.message,
+    )))
 }
 
 async fn send(

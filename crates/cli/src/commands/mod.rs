@@ -24,7 +24,17 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             head,
             repo,
             markdown,
-        } => runtime()?.block_on(plan::run(&common, &base, &head, repo.as_deref(), markdown)),
+            post,
+        } => runtime()?.block_on(plan::run(
+            &common,
+            plan::Refs {
+                base: &base,
+                head: &head,
+            },
+            repo.as_deref(),
+            markdown,
+            post,
+        )),
         other => runtime()?.block_on(applications::run(other)),
     }
 }

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use driftless_core::preview::{ApplicationPlan, ObjectChange};
 
 use super::{EXIT_DIFFERENCES, EXIT_ERROR};
-use crate::cli::{Common, OutputFormat};
+use crate::cli::{Common, Forge, OutputFormat};
 
 /// GitHub's limit for a comment body.
 const COMMENT_LIMIT: usize = 65_536;
@@ -67,30 +67,103 @@ fn print_text(plans: &[ApplicationPlan]) {
     }
 }
 
+/// The two sides of a plan.
+pub struct Refs<'a> {
+    pub base: &'a str,
+    pub head: &'a str,
+}
+
+/// The commit the plan's status goes on: `DRIFTLESS_HEAD_SHA`, else `head` resolved in the
+/// checkout.
+fn head_commit(head: &str, repo: Option<&Path>) -> anyhow::Result<String> {
+    if let Ok(sha) = std::env::var("DRIFTLESS_HEAD_SHA") {
+        return Ok(sha);
+    }
+    let repo = repo.context("--post needs the head commit: set DRIFTLESS_HEAD_SHA or pass --repo")?;
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args([
+            "rev-parse",
+            "--verify",
+            "--end-of-options",
+            &format!("{head}^{{commit}}"),
+        ])
+        .output()
+        .context("failed to run git (install it with `apt-get install git`)")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{head} is not a commit in {}",
+        repo.display()
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+async fn post(
+    pull_request: &driftless_server::review::PullRequest,
+    github: bool,
+    comment: &str,
+    plans: &[ApplicationPlan],
+) -> anyhow::Result<()> {
+    use driftless_core::notifications::CommitState;
+    let failed = plans.iter().filter(|plan| plan.error.is_some()).count();
+    let changed = plans.iter().filter(|plan| !plan.changes.is_empty()).count();
+    let (state, description) = if failed > 0 {
+        (
+            CommitState::Failure,
+            format!("{failed} application(s) cannot be planned"),
+        )
+    } else if changed > 0 {
+        (CommitState::Success, format!("{changed} application(s) change"))
+    } else {
+        (CommitState::Success, "no changes".to_owned())
+    };
+    let created = pull_request.post(comment, state, &description).await?;
+    let posted = if created { "posted" } else { "updated" };
+    let on = if github { "pull request" } else { "merge request" };
+    eprintln!("plan {posted} on the {on}");
+    Ok(())
+}
+
 pub async fn run(
     common: &Common,
-    base: &str,
-    head: &str,
+    refs: Refs<'_>,
     repo: Option<&Path>,
     markdown: bool,
+    forge: Option<Forge>,
 ) -> anyhow::Result<ExitCode> {
     let engine = super::applications::open(common)?;
     let checkout = repo.map(checkout).transpose()?;
+    // Before the work: a missing setting should not cost a whole plan.
+    let pull_request = forge
+        .map(|forge| {
+            let head = head_commit(refs.head, repo)?;
+            let github = forge == Forge::Github;
+            let found = driftless_server::review::PullRequest::from_env(github, &head, |name| {
+                std::env::var(name).ok()
+            })?;
+            anyhow::Ok((found, github))
+        })
+        .transpose()?;
     let plans = engine
         .plan(
-            base,
-            head,
+            refs.base,
+            refs.head,
             checkout
                 .as_ref()
                 .map(|(url, copies)| (url.as_str(), copies.as_slice())),
         )
         .await;
+    let comment = driftless_core::preview::markdown(&plans, COMMENT_LIMIT);
     if markdown {
-        print!("{}", driftless_core::preview::markdown(&plans, COMMENT_LIMIT));
+        print!("{comment}");
     } else if common.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&plans)?);
     } else {
         print_text(&plans);
+    }
+    if let Some((pull_request, github)) = &pull_request {
+        post(pull_request, *github, &comment, &plans).await?;
     }
     Ok(if plans.iter().any(|plan| plan.error.is_some()) {
         ExitCode::from(EXIT_ERROR)

@@ -1,0 +1,158 @@
+//! GitHub's and GitLab's REST APIs as driftless uses them: commit statuses (for syncs and plans)
+//! and one comment per pull/merge request (for plans), each request as their documentation
+//! gives it (GitHub: `Authorization: Bearer`, `application/vnd.github+json`, API version
+//! 2022-11-28; GitLab: `PRIVATE-TOKEN`, the project's path URL-encoded as its id).
+
+use driftless_core::notifications::CommitState;
+use serde::Deserialize;
+
+/// One forge's API, with the token to call it.
+pub struct Forge {
+    pub github: bool,
+    /// `https://api.github.com`, `https://gitlab.example.com/api/v4`, without a trailing slash.
+    pub api_url: String,
+    pub token: zeroize::Zeroizing<String>,
+}
+
+/// A path segment as RFC 3986 allows it unescaped; everything else percent-encoded.
+pub(crate) fn encode_segment(text: &str) -> String {
+    use std::fmt::Write as _;
+    text.bytes().fold(String::new(), |mut encoded, byte| {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            let _ = write!(encoded, "%{byte:02X}");
+        }
+        encoded
+    })
+}
+
+/// A comment as both APIs list it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Comment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: String,
+}
+
+impl Forge {
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.github {
+            request
+                .bearer_auth(self.token.trim())
+                .header(reqwest::header::ACCEPT, "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28")
+                .header(reqwest::header::USER_AGENT, "driftless")
+        } else {
+            request.header("private-token", self.token.trim())
+        }
+    }
+
+    /// `owner/repo` (GitHub) or `projects/<encoded path or id>` (GitLab) under the API URL.
+    fn project_url(&self, project: &str) -> String {
+        if self.github {
+            format!("{}/repos/{project}", self.api_url)
+        } else {
+            format!("{}/projects/{}", self.api_url, encode_segment(project))
+        }
+    }
+
+    /// Sets the status called `context` on `sha` (GitHub cuts descriptions at 140 characters).
+    pub(crate) fn status(
+        &self,
+        http: &reqwest::Client,
+        project: &str,
+        sha: &str,
+        state: CommitState,
+        context: &str,
+        description: &str,
+    ) -> reqwest::RequestBuilder {
+        let description: String = description.chars().take(140).collect();
+        let url = format!("{}/statuses/{sha}", self.project_url(project));
+        let body = if self.github {
+            serde_json::json!({ "state": state.github(), "context": context, "description": description })
+        } else {
+            serde_json::json!({ "state": state.gitlab(), "name": context, "description": description })
+        };
+        self.authorized(http.post(url)).json(&body)
+    }
+
+    fn comments_url(&self, project: &str, number: u64) -> String {
+        if self.github {
+            format!("{}/issues/{number}/comments", self.project_url(project))
+        } else {
+            format!("{}/merge_requests/{number}/notes", self.project_url(project))
+        }
+    }
+
+    /// Every comment of pull/merge request `number`, page by page (at most 50 pages of 100).
+    pub(crate) async fn comments(
+        &self,
+        http: &reqwest::Client,
+        project: &str,
+        number: u64,
+    ) -> Result<Vec<Comment>, String> {
+        let mut all = Vec::new();
+        for page in 1..=50 {
+            let url = format!("{}?per_page=100&page={page}", self.comments_url(project, number));
+            let response = self
+                .authorized(http.get(url))
+                .send()
+                .await
+                .map_err(|err| describe(&err))?;
+            let found: Vec<Comment> = checked(response)?.json().await.map_err(|err| describe(&err))?;
+            let done = found.len() < 100;
+            all.extend(found);
+            if done {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Creates a comment, or replaces comment `existing`.
+    pub(crate) async fn put_comment(
+        &self,
+        http: &reqwest::Client,
+        project: &str,
+        number: u64,
+        existing: Option<u64>,
+        body: &str,
+    ) -> Result<(), String> {
+        let payload = serde_json::json!({ "body": body });
+        let request = match existing {
+            None => http.post(self.comments_url(project, number)),
+            Some(id) if self.github => {
+                http.patch(format!("{}/issues/comments/{id}", self.project_url(project)))
+            }
+            Some(id) => http.put(format!("{}/{id}", self.comments_url(project, number))),
+        };
+        checked(
+            self.authorized(request)
+                .json(&payload)
+                .send()
+                .await
+                .map_err(|err| describe(&err))?,
+        )?;
+        Ok(())
+    }
+}
+
+/// Errors without URLs (reqwest names them, and a URL may carry a secret).
+fn describe(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out".to_owned()
+    } else if err.is_decode() {
+        "answered something that is not the documented JSON".to_owned()
+    } else {
+        "unreachable".to_owned()
+    }
+}
+
+pub(crate) fn checked(response: reqwest::Response) -> Result<reqwest::Response, String> {
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(format!("answered {}", response.status().as_u16()))
+    }
+}
