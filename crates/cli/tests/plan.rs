@@ -298,7 +298,8 @@ fn a_ci_checkout_is_read_for_the_applications_of_its_origin() {
 /// documented) holds: the request's comments and the statuses set.
 #[derive(Default)]
 struct Forge {
-    comments: Vec<(u64, String)>,
+    /// `(id, author, body)`.
+    comments: Vec<(u64, String, String)>,
     statuses: Vec<(String, serde_json::Value)>,
     /// Requests without the token, refused.
     unauthorized: usize,
@@ -311,7 +312,16 @@ type Shared = std::sync::Arc<std::sync::Mutex<Forge>>;
 async fn forge_double() -> (String, Shared) {
     use axum::http::{HeaderMap, Method, StatusCode, Uri};
     let shared: Shared = std::sync::Arc::default();
-    shared.lock().expect("lock").comments.push((1, "LGTM".to_owned()));
+    {
+        let mut forge = shared.lock().expect("lock");
+        forge.comments.push((1, "alice".to_owned(), "LGTM".to_owned()));
+        // Anyone can write the marker; only driftless's own comment may be edited.
+        forge.comments.push((
+            2,
+            "mallory".to_owned(),
+            "<!-- driftless-plan -->\nNo changes, merge away".to_owned(),
+        ));
+    }
     let state = std::sync::Arc::clone(&shared);
     let app = axum::Router::new().fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: String| {
@@ -329,11 +339,23 @@ async fn forge_double() -> (String, Shared) {
                 }
                 let path = uri.path();
                 let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                // Each forge's own field names: GitHub `user.login`, GitLab `author.username`.
+                let gitlab = headers.contains_key("private-token");
+                let author = |name: &str| {
+                    if gitlab {
+                        serde_json::json!({ "username": name })
+                    } else {
+                        serde_json::json!({ "login": name })
+                    }
+                };
                 let listing = serde_json::to_string(
                     &forge
                         .comments
                         .iter()
-                        .map(|(id, body)| serde_json::json!({ "id": id, "body": body }))
+                        .map(|(id, who, body)| {
+                            let key = if gitlab { "author" } else { "user" };
+                            serde_json::json!({ "id": id, "body": body, key: author(who) })
+                        })
                         .collect::<Vec<_>>(),
                 )
                 .expect("json");
@@ -342,12 +364,12 @@ async fn forge_double() -> (String, Shared) {
                     "/projects/9/merge_requests/3/notes",
                 ];
                 match (method.as_str(), path) {
+                    ("GET", "/user") => (StatusCode::OK, author("driftless-bot").to_string()),
                     ("GET", p) if comments.contains(&p) => (StatusCode::OK, listing),
                     ("POST", p) if comments.contains(&p) => {
                         let id = 100 + forge.comments.len() as u64;
-                        forge
-                            .comments
-                            .push((id, json["body"].as_str().unwrap_or_default().to_owned()));
+                        let body = json["body"].as_str().unwrap_or_default().to_owned();
+                        forge.comments.push((id, "driftless-bot".to_owned(), body));
                         (StatusCode::CREATED, serde_json::json!({ "id": id }).to_string())
                     }
                     ("PATCH" | "PUT", p)
@@ -359,12 +381,12 @@ async fn forge_double() -> (String, Shared) {
                             .next()
                             .and_then(|id| id.parse().ok())
                             .unwrap_or_default();
-                        match forge.comments.iter_mut().find(|(known, _)| *known == id) {
+                        match forge.comments.iter_mut().find(|(known, _, _)| *known == id) {
                             Some(comment) => {
                                 json["body"]
                                     .as_str()
                                     .unwrap_or_default()
-                                    .clone_into(&mut comment.1);
+                                    .clone_into(&mut comment.2);
                                 (StatusCode::OK, "{}".to_owned())
                             }
                             None => (StatusCode::NOT_FOUND, String::new()),
@@ -446,17 +468,21 @@ async fn posting_edits_one_comment_per_pull_request_and_sets_the_head_status() {
     assert_eq!(forge.unauthorized, 0);
     assert_eq!(
         forge.comments.len(),
-        2,
-        "the unrelated comment and one plan: {:?}",
+        3,
+        "alice's, mallory's and one plan: {:?}",
         forge.comments
     );
-    assert_eq!(forge.comments[0].1, "LGTM", "others' comments are left alone");
+    assert_eq!(forge.comments[0].2, "LGTM", "others' comments are left alone");
+    assert_eq!(
+        forge.comments[1].2, "<!-- driftless-plan -->\nNo changes, merge away",
+        "a forged marker is not ours to edit"
+    );
     assert!(
-        forge.comments[1]
-            .1
+        forge.comments[2]
+            .2
             .contains("<b>web</b>: 0 to add, 1 to change, 0 to remove"),
         "{}",
-        forge.comments[1].1
+        forge.comments[2].2
     );
     let states: Vec<(&str, &str, &str)> = forge
         .statuses

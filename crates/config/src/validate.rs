@@ -169,6 +169,32 @@ fn http_url(checker: &mut Checker<'_>, url: &Text, field: &str) -> String {
     url.value.trim_end_matches('/').to_owned()
 }
 
+/// An API URL a token is sent to: `https://`, or `http://` on a loopback address (a token must
+/// not cross a network in clear).
+fn token_url(checker: &mut Checker<'_>, url: &Text, field: &str) -> String {
+    let value = url.value.trim_end_matches('/');
+    let host = value
+        .strip_prefix("http://")
+        .map(|rest| rest.split(['/', ':']).next().unwrap_or_default());
+    let loopback = host.is_some_and(|host| {
+        host == "localhost"
+            || host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if !(value.starts_with("https://") || loopback) {
+        checker.report_at(
+            url,
+            field,
+            format!(
+                "{:?} must be an https:// URL (http:// only on a loopback address): the token goes there",
+                url.value
+            ),
+        );
+    }
+    value.to_owned()
+}
+
 /// The one kind a notification target sets.
 fn target_kind(
     checker: &mut Checker<'_>,
@@ -181,7 +207,7 @@ fn target_kind(
         CommitStatusTarget {
             api_url: raw.api_url.as_ref().map_or_else(
                 || default.to_owned(),
-                |url| http_url(checker, url, &format!("{field}.{which}.apiURL")),
+                |url| token_url(checker, url, &format!("{field}.{which}.apiURL")),
             ),
             token: secret_source(checker, &raw.token, &format!("{field}.{which}.token"), base),
             context: raw

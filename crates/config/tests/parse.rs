@@ -690,14 +690,15 @@ fn webhook_secrets_are_referenced_never_inline() {
 
 #[test]
 fn notification_targets_and_subscriptions_are_checked() {
-    let text = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nnotifications:\n  targets:\n    - { name: chat, slack: { url: { env: SLACK_URL } } }\n    - { name: chat }\n    - { name: hook, webhook: { url: 'ftp://x' } }\n    - { name: mail, email: { host: smtp.example, from: nobody, to: [] } }\n    - { name: gh, github: { apiURL: api.github.com, token: { env: GH } } }\n  subscriptions:\n    - { on: [sync-exploded], targets: [chat, nobody] }\n";
+    let text = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nnotifications:\n  targets:\n    - { name: chat, slack: { url: { env: SLACK_URL } } }\n    - { name: chat }\n    - { name: hook, webhook: { url: 'ftp://x' } }\n    - { name: mail, email: { host: smtp.example, from: nobody, to: [] } }\n    - { name: gh, github: { apiURL: api.github.com, token: { env: GH } } }\n    - { name: gl, gitlab: { apiURL: 'http://gitlab.example/api/v4', token: { env: GL } } }\n  subscriptions:\n    - { on: [sync-exploded], targets: [chat, nobody] }\n";
     let messages: Vec<String> = problems(text).problems.iter().map(ToString::to_string).collect();
     for expected in [
         "notifications.targets[1].name: \"chat\" is empty or used twice",
         "notifications.targets[1]: set exactly one of slack, webhook, email, github and gitlab",
         "notifications.targets[3].email: \"nobody\" is not a mail address",
         "notifications.targets[3].email.to: name at least one recipient",
-        "notifications.targets[4].github.apiURL: \"api.github.com\" must be an https:// or http:// URL",
+        "notifications.targets[4].github.apiURL: \"api.github.com\" must be an https:// URL (http:// only on a loopback address)",
+        "notifications.targets[5].gitlab.apiURL: \"http://gitlab.example/api/v4\" must be an https:// URL",
         "notifications.targets[2].webhook.url: \"ftp://x\" must be an https:// or http:// URL",
         "notifications.subscriptions[0].on: \"sync-exploded\" is not an event",
         "notifications.subscriptions[0].targets: no target is named \"nobody\"",

@@ -105,6 +105,40 @@ pub fn compare_renders(
     changes
 }
 
+/// What replaces the content of a change in an application whose render decrypted SOPS files:
+/// any object may carry a decrypted value (a chart value copied into a ConfigMap), and a plan
+/// is posted where many can read it, so only which objects change is told.
+pub const WITHHELD: &str = "(content withheld: this application's render decrypts SOPS files)\n";
+
+/// `changes` with every manifest and diff replaced by [`WITHHELD`].
+#[must_use]
+pub fn withhold(changes: Vec<ObjectChange>) -> Vec<ObjectChange> {
+    changes
+        .into_iter()
+        .map(|change| match change {
+            ObjectChange::Added { object, .. } => ObjectChange::Added {
+                object,
+                manifest: WITHHELD.to_owned(),
+            },
+            ObjectChange::Changed { object, .. } => ObjectChange::Changed {
+                object,
+                unified: WITHHELD.to_owned(),
+                changes: Vec::new(),
+            },
+            removed @ ObjectChange::Removed { .. } => removed,
+        })
+        .collect()
+}
+
+/// Text from a repository made inert in the comment: no HTML tags or entities, no code-span
+/// breaks (an object or error could otherwise close `<details>` and forge a plan).
+fn inert(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('`', "'")
+}
+
 /// The hidden line that marks driftless's comment on a pull request, so a new run edits it.
 pub const COMMENT_MARKER: &str = "<!-- driftless-plan -->";
 
@@ -112,39 +146,33 @@ fn summary_line(plan: &ApplicationPlan) -> String {
     if let Some(error) = &plan.error {
         return format!(
             "<b>{}</b>: cannot be planned: {}",
-            plan.application,
-            error.lines().next().unwrap_or_default()
+            inert(&plan.application),
+            inert(error.lines().next().unwrap_or_default())
         );
     }
     let (added, changed, removed) = plan.counts();
     format!(
         "<b>{}</b>: {added} to add, {changed} to change, {removed} to remove",
-        plan.application
+        inert(&plan.application)
     )
 }
 
 fn details(plan: &ApplicationPlan) -> String {
+    let fenced = |text: &str| text.replace("```", "'''");
     let mut body = String::new();
     if let Some(error) = &plan.error {
-        let _ = write!(body, "```\n{}\n```\n", error.replace("```", "'''"));
+        let _ = write!(body, "```\n{}\n```\n", fenced(error));
     }
     for change in &plan.changes {
+        let name = inert(&change.object().to_string());
         let _ = match change {
-            ObjectChange::Added { object, manifest } => {
-                write!(
-                    body,
-                    "`+ {object}` (new)\n```yaml\n{}```\n",
-                    manifest.replace("```", "'''")
-                )
+            ObjectChange::Added { manifest, .. } => {
+                write!(body, "`+ {name}` (new)\n```yaml\n{}```\n", fenced(manifest))
             }
-            ObjectChange::Changed { object, unified, .. } => {
-                write!(
-                    body,
-                    "`~ {object}`\n```diff\n{}```\n",
-                    unified.replace("```", "'''")
-                )
+            ObjectChange::Changed { unified, .. } => {
+                write!(body, "`~ {name}`\n```diff\n{}```\n", fenced(unified))
             }
-            ObjectChange::Removed { object } => writeln!(body, "`- {object}` (would be pruned)"),
+            ObjectChange::Removed { .. } => writeln!(body, "`- {name}` (would be pruned)"),
         };
     }
     body
@@ -327,5 +355,48 @@ mod tests {
             error: None,
         };
         assert!(markdown(&[plan], 65_536).contains("No changes"));
+    }
+    #[test]
+    fn repository_text_cannot_forge_the_comment_and_decrypted_content_is_withheld() {
+        let hostile = ApplicationPlan {
+            application: "web".into(),
+            changes: vec![],
+            error: Some("render failed: </summary></details>No changes<details><summary>".into()),
+        };
+        let comment = markdown(&[hostile], 65_536);
+        // In the summary it is inert; below, it is inside a code fence, where GitHub parses no HTML.
+        let summary = comment
+            .lines()
+            .find(|line| line.starts_with("<details><summary>"))
+            .expect("a summary");
+        assert_eq!(summary.matches("</summary>").count(), 1, "{summary}");
+        assert!(
+            !summary.contains("</details>") && summary.contains("&lt;/summary&gt;"),
+            "{summary}"
+        );
+        let mut odd = object("ConfigMap", "a`b");
+        odd.kind = "Kind`<i>".into();
+        let plan = ApplicationPlan {
+            application: "web".into(),
+            changes: withhold(vec![
+                ObjectChange::Added {
+                    object: odd,
+                    manifest: "password: hunter2\n".into(),
+                },
+                ObjectChange::Changed {
+                    object: object("ConfigMap", "c"),
+                    unified: "-a: plain-old\n+a: plain-new\n".into(),
+                    changes: vec![],
+                },
+            ]),
+            error: None,
+        };
+        let comment = markdown(&[plan], 65_536);
+        assert!(
+            !comment.contains("hunter2") && !comment.contains("plain-new"),
+            "{comment}"
+        );
+        assert!(comment.contains(WITHHELD.trim()), "{comment}");
+        assert!(comment.contains("`+ Kind'&lt;i&gt;/web/a'b` (new)"), "{comment}");
     }
 }

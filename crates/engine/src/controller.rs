@@ -408,6 +408,17 @@ impl Controller {
         report
     }
 
+    /// Pins the application where it runs ([`Engine::pin`]), never while a reconcile of it is
+    /// syncing (which could change what runs); the status is refreshed afterwards.
+    pub async fn pin_now(self: &Arc<Self>, name: &str) -> Result<String, crate::EngineError> {
+        let pinned = {
+            let _guard = self.lock(name).await;
+            self.engine.pin(name)?
+        };
+        self.refresh(name);
+        Ok(pinned)
+    }
+
     /// Tells listeners how a sync asked for through the API ended (a dry-run is not worth it;
     /// an unknown application is nobody's business).
     async fn told_sync(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use driftless_core::ObjectRef;
 use driftless_core::application::Application;
-use driftless_core::preview::{ApplicationPlan, compare_renders};
+use driftless_core::preview::{ApplicationPlan, compare_renders, withhold};
 use serde_json::Value;
 
 use crate::desired::render_scope;
@@ -42,9 +42,15 @@ impl Engine {
                 None => app.source.repo_url.as_str(),
             };
             let rendered = async {
-                let at_base = self.render_offline(&app, url, base).await?;
-                let at_head = self.render_offline(&app, url, head).await?;
-                Ok::<_, EngineError>(compare_renders(&at_base, &at_head, &self.redaction()))
+                let (at_base, base_decrypted) = self.render_offline(&app, url, base).await?;
+                let (at_head, head_decrypted) = self.render_offline(&app, url, head).await?;
+                let changes = compare_renders(&at_base, &at_head, &self.redaction());
+                // Redaction covers Secrets; a decrypted value may sit in any kind.
+                Ok::<_, EngineError>(if base_decrypted || head_decrypted {
+                    withhold(changes)
+                } else {
+                    changes
+                })
             };
             plans.push(match rendered.await {
                 Ok(changes) => ApplicationPlan {
@@ -62,13 +68,14 @@ impl Engine {
         plans
     }
 
-    /// The objects `app` declares at `revision` of `url`, by identity; nothing is cached or kept.
+    /// The objects `app` declares at `revision` of `url`, by identity, and whether the render
+    /// decrypted SOPS files; nothing is cached or kept.
     async fn render_offline(
         &self,
         app: &Application,
         url: &str,
         revision: &str,
-    ) -> Result<BTreeMap<ObjectRef, Value>, EngineError> {
+    ) -> Result<(BTreeMap<ObjectRef, Value>, bool), EngineError> {
         let git_error = |source| EngineError::Git {
             application: app.name.clone(),
             source: Box::new(source),
@@ -101,6 +108,7 @@ impl Engine {
                 application: app.name.clone(),
                 source: Box::new(source),
             })?;
+        let decrypted = rendered.decrypted;
         let mut manifests: Vec<_> = rendered
             .manifests
             .into_iter()
@@ -118,9 +126,10 @@ impl Engine {
             application: app.name.clone(),
             source: Box::new(source),
         })?;
-        Ok(objects
+        let objects = objects
             .into_iter()
             .map(|(object, _)| (object.reference, object.manifest))
-            .collect())
+            .collect();
+        Ok((objects, decrypted))
     }
 }

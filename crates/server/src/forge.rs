@@ -27,13 +27,25 @@ pub(crate) fn encode_segment(text: &str) -> String {
     })
 }
 
-/// A comment as both APIs list it.
+/// An account as both APIs name it (GitHub `login`, GitLab `username`).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Account {
+    #[serde(default, alias = "username")]
+    pub login: String,
+}
+
+/// A comment as both APIs list it (GitHub `user`, GitLab `author`).
 #[derive(Debug, Deserialize)]
 pub(crate) struct Comment {
     pub id: u64,
     #[serde(default)]
     pub body: String,
+    #[serde(default, alias = "author")]
+    pub user: Account,
 }
+
+/// Who GitHub Actions' own `GITHUB_TOKEN` comments as (it may not read `/user`).
+const ACTIONS_BOT: &str = "github-actions[bot]";
 
 impl Forge {
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -108,6 +120,20 @@ impl Forge {
             }
         }
         Ok(all)
+    }
+
+    /// The account the token acts as.
+    pub(crate) async fn me(&self, http: &reqwest::Client) -> Result<String, String> {
+        let response = self
+            .authorized(http.get(format!("{}/user", self.api_url)))
+            .send()
+            .await
+            .map_err(|err| describe(&err))?;
+        if self.github && response.status() == reqwest::StatusCode::FORBIDDEN {
+            return Ok(ACTIONS_BOT.to_owned());
+        }
+        let account: Account = checked(response)?.json().await.map_err(|err| describe(&err))?;
+        Ok(account.login)
     }
 
     /// Creates a comment, or replaces comment `existing`.

@@ -437,8 +437,10 @@ async fn stream(
 pub struct WhoAmI {
     /// `viewer`, `operator` or `admin`.
     pub role: String,
-    /// Name patterns of the applications it may see; all when empty.
+    /// Name patterns of the applications it may see; any name when empty.
     pub applications: Vec<String>,
+    /// Labels the applications it may see carry; any when empty.
+    pub labels: BTreeMap<String, String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/whoami", summary = "The presented token's role and scope", responses((status = 200, description = "the grant", body = WhoAmI), (status = 401, description = "no valid token", body = ErrorBody)), security(("bearer" = [])))]
@@ -446,6 +448,7 @@ async fn whoami(Extension(grant): Extension<Grant>) -> Json<WhoAmI> {
     Json(WhoAmI {
         role: grant.role.as_str().to_owned(),
         applications: grant.applications,
+        labels: grant.labels,
     })
 }
 
@@ -593,9 +596,9 @@ async fn pin(
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<Pinned>, ApiError> {
     authorize(&controller, &grant, Role::Operator, Some(&name))?;
-    let pinned = controller.engine().pin(&name)?;
-    controller.refresh(&name);
-    Ok(Json(Pinned { pinned }))
+    Ok(Json(Pinned {
+        pinned: controller.pin_now(&name).await?,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{name}/unpin", summary = "Let a rolled-back application follow its configured revision again", params(("name" = String, Path, description = "the application's name")), responses((status = 200, description = "whether it was pinned", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]

@@ -38,6 +38,18 @@ fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
         })
 }
 
+/// Whether the repository at `repo_url` lives on the forge whose API is `api_url`: the same host,
+/// or the API's `api.` subdomain of it (`github.com` and `api.github.com`). A repository URL
+/// without a host (a local path) has no forge to tell apart, and is taken as the configured one.
+fn same_forge(repo_url: &str, api_url: &str) -> bool {
+    let host = |url: &str| {
+        let key = driftless_core::application::repository_key(url);
+        key.split('/').next().unwrap_or_default().to_owned()
+    };
+    let (repository, api) = (host(repo_url), host(api_url));
+    repository.is_empty() || api == repository || api.strip_prefix("api.") == Some(repository.as_str())
+}
+
 fn read(source: &driftless_core::application::SecretSource) -> Result<zeroize::Zeroizing<String>, String> {
     driftless_git::read_secret(source, "notification secret")
         .map(zeroize::Zeroizing::new)
@@ -109,6 +121,10 @@ fn commit_status(
         return Ok(None);
     };
     if revision.len() != 40 || !revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    if !same_forge(repo_url, &target.api_url) {
+        // Not this forge's repository: its name and messages are none of its business.
         return Ok(None);
     }
     let path = repository_path(repo_url).ok_or("the repository URL names no owner and repository")?;
@@ -253,4 +269,37 @@ pub fn spawn(controller: &Arc<Controller>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_forge;
+
+    #[test]
+    fn statuses_go_only_to_the_forge_that_hosts_the_repository() {
+        assert!(same_forge(
+            "https://github.com/acme/shop.git",
+            "https://api.github.com"
+        ));
+        assert!(same_forge(
+            "git@github.com:acme/shop.git",
+            "https://api.github.com"
+        ));
+        assert!(same_forge(
+            "https://ghe.example/acme/shop",
+            "https://ghe.example/api/v3"
+        ));
+        assert!(same_forge(
+            "https://gitlab.example/g/p",
+            "https://gitlab.example/api/v4"
+        ));
+        assert!(!same_forge(
+            "https://git.internal/acme/secret",
+            "https://api.github.com"
+        ));
+        assert!(!same_forge(
+            "https://gitlab.com/acme/shop",
+            "https://api.github.com"
+        ));
+    }
 }

@@ -145,13 +145,19 @@ impl PullRequest {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|_| (self.refused("connect"))("no HTTP client".to_owned()))?;
+        // Only a comment of ours is edited: anyone can write the marker.
+        let me = self
+            .forge
+            .me(&http)
+            .await
+            .map_err(self.refused("say who the token is"))?;
         let existing = self
             .forge
             .comments(&http, &self.project, self.number)
             .await
             .map_err(self.refused("list the comments"))?
             .into_iter()
-            .find(|found| found.body.starts_with(COMMENT_MARKER))
+            .find(|found| found.body.starts_with(COMMENT_MARKER) && found.user.login == me)
             .map(|found| found.id);
         self.forge
             .put_comment(&http, &self.project, self.number, existing, comment)

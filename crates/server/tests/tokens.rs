@@ -203,6 +203,7 @@ async fn label_scopes_and_list_filters_narrow_what_a_token_sees() {
     );
     let (status, whoami) = api.call("GET", "/api/v1/whoami", Some(&money)).await;
     assert_eq!((status, whoami["role"].as_str()), (200, Some("viewer")));
+    assert_eq!(whoami["labels"]["team"], "money", "the scope is told");
     let (_, none) = api
         .call(
             "GET",

@@ -18,6 +18,11 @@ const state = {
   view: null,
   stream: null,
   reloadTimer: null,
+  // Every load takes a ticket; a newer one (another load, navigation, sign-out) makes an older
+  // load's answer stale, and it is dropped instead of painted over the newer view.
+  ticket: 0,
+  // The stream was live before: a reconnect reloads what is shown (events were missed).
+  streamed: false,
 };
 
 class ApiError extends Error {
@@ -137,6 +142,10 @@ function canOperate() {
 
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  state.ticket += 1;
+  state.view = null;
+  state.streamed = false;
+  clearTimeout(state.reloadTimer);
   if (state.stream) state.stream.abort();
   state.stream = null;
   state.whoami = null;
@@ -201,17 +210,23 @@ async function listen() {
     }
     if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
     setConnection('live');
+    if (state.streamed) route();
+    state.streamed = true;
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      buffer += value.replace(/\r\n?/g, '\n');
+      buffer += value;
+      // A CR at the end of a chunk may be the first half of a CRLF.
+      const carry = buffer.endsWith('\r') ? '\r' : '';
+      buffer = buffer.slice(0, buffer.length - carry.length).replace(/\r\n?/g, '\n');
       let end;
       while ((end = buffer.indexOf('\n\n')) >= 0) {
         dispatch(buffer.slice(0, end));
         buffer = buffer.slice(end + 2);
       }
+      buffer += carry;
     }
   } catch (err) {
     if (controller.signal.aborted) return;
@@ -279,10 +294,9 @@ function rowCells(name, status) {
 
 function updateRow(name, status) {
   const row = state.rows.get(name);
-  if (!row) {
-    route();
-    return;
-  }
+  // Not listed (yet): the overview loading now, or an application declared since, shown by the
+  // next load. Reloading here would turn a burst of events into a burst of list requests.
+  if (!row) return;
   row.replaceChildren(...rowCells(name, status));
   row.hidden = !matches(name, status);
 }
@@ -319,15 +333,16 @@ function filterSelect(id, label, key, options) {
 
 async function renderOverview() {
   state.view = { kind: 'overview' };
+  const ticket = ++state.ticket;
   mount(el('p', { class: 'muted' }, 'Loading applications…'));
   let list;
   try {
     list = await api('GET', '/api/v1/applications');
   } catch (err) {
-    if (err.status !== 401) mount(el('div', { class: 'empty', id: 'load-error' }, `Could not load the applications: ${err.message}`));
+    if (err.status !== 401 && ticket === state.ticket) mount(el('div', { class: 'empty', id: 'load-error' }, `Could not load the applications: ${err.message}`));
     return;
   }
-  if (!state.view || state.view.kind !== 'overview') return;
+  if (ticket !== state.ticket) return;
   state.apps = new Map(Object.entries(list));
   state.rows = new Map();
   const search = el('input', {
@@ -546,6 +561,8 @@ function section(id, title, content) {
 }
 
 async function loadApplication(name, fresh) {
+  const ticket = ++state.ticket;
+  const current = () => ticket === state.ticket;
   const path = `/api/v1/applications/${encodeURIComponent(name)}`;
   if (fresh) mount(el('p', { class: 'muted' }, `Loading ${name}…`));
   let detail;
@@ -556,14 +573,14 @@ async function loadApplication(name, fresh) {
     detail = await api('GET', path);
     [records, events] = await Promise.all([api('GET', `${path}/history?limit=50`), api('GET', `${path}/events?limit=20`)]);
   } catch (err) {
-    if (err.status === 401) return;
+    if (err.status === 401 || !current()) return;
     const message = err.status === 404
       ? `No application named “${name}” (or this token may not see it).`
       : `Could not load ${name}: ${err.message}`;
     mount(el('p', {}, el('a', { href: '#/' }, '← Applications')), el('div', { class: 'empty', id: 'load-error' }, message));
     return;
   }
-  if (!state.view || state.view.name !== name) return;
+  if (!current()) return;
   const status = detail.status || {};
   const resources = el('div', { id: 'resources-slot' }, el('p', { class: 'muted' }, 'Comparing with the cluster…'));
   const diffs = el('div', { id: 'diff-slot' }, el('p', { class: 'muted' }, 'Comparing with the cluster…'));
@@ -590,8 +607,11 @@ async function loadApplication(name, fresh) {
     section('app-events', 'Events', eventsView(events)),
   );
   try {
-    const [comparison, children] = await Promise.all([api('GET', `${path}/diff`), api('GET', `${path}/tree`)]);
-    if (!state.view || state.view.name !== name) return;
+    // The tree is extra: without it (no right to list Pods, say) the diff is still shown.
+    const [comparison, children] = await Promise.all([
+      api('GET', `${path}/diff`), api('GET', `${path}/tree`).catch(() => []),
+    ]);
+    if (!current()) return;
     resources.replaceChildren(resourceTree(comparison, children));
     diffs.replaceChildren(diffView(comparison));
   } catch (err) {
@@ -612,7 +632,12 @@ function route() {
   }
   const hash = window.location.hash || '#/';
   if (hash.startsWith('#/app/')) {
-    const name = decodeURIComponent(hash.slice('#/app/'.length));
+    let name;
+    try {
+      name = decodeURIComponent(hash.slice('#/app/'.length));
+    } catch {
+      name = hash.slice('#/app/'.length);
+    }
     state.view = { kind: 'application', name };
     showBanner('');
     loadApplication(name, true);
