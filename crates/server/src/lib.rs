@@ -105,6 +105,14 @@ impl IntoResponse for ApiError {
             Self::Engine(err @ EngineError::UnknownApplication(_)) => {
                 (StatusCode::NOT_FOUND, err.to_string())
             }
+            // What driftless could not reach (a cluster, a Git server) is not the request's fault.
+            Self::Engine(
+                err @ (EngineError::Connect(_)
+                | EngineError::Cluster { .. }
+                | EngineError::Discovery { .. }
+                | EngineError::Git { .. }),
+            ) => (StatusCode::BAD_GATEWAY, err.to_string()),
+            Self::Engine(err @ EngineError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
             Self::Engine(err) => (StatusCode::UNPROCESSABLE_ENTITY, err.to_string()),
             Self::Unauthorized => (
                 StatusCode::UNAUTHORIZED,

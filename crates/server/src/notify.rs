@@ -216,10 +216,16 @@ async fn deliver(
     repo_url: Option<String>,
 ) {
     let mut wait = FIRST_RETRY;
-    for attempt in 1..=ATTEMPTS {
+    // A "pending" retried late could land after the sync's result and hide it: told once only.
+    let attempts = if notice.kind == driftless_core::notifications::NoticeKind::SyncStarted {
+        1
+    } else {
+        ATTEMPTS
+    };
+    for attempt in 1..=attempts {
         match send(&http, &target, &notice, &text, repo_url.as_deref()).await {
             Ok(()) => return,
-            Err(why) if attempt < ATTEMPTS => {
+            Err(why) if attempt < attempts => {
                 tracing::debug!(target = %target.name, attempt, reason = %why, "notification not delivered; retrying");
                 tokio::time::sleep(wait).await;
                 wait *= 2;

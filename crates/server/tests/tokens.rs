@@ -170,6 +170,17 @@ async fn roles_bound_actions_and_scopes_hide_other_applications() {
     );
 
     let everyone = api.token("ops", Role::Operator, &[]);
+    // A cluster driftless cannot reach is a bad gateway, not a bad request.
+    let (status, unreachable) = api
+        .call("GET", "/api/v1/applications/shop-web/diff", Some(&everyone))
+        .await;
+    assert_eq!(status, 502, "{unreachable}");
+    assert!(
+        unreachable["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("/nonexistent/kubeconfig")),
+        "{unreachable}"
+    );
     let (status, refreshed) = api.call("POST", "/api/v1/refresh", Some(&everyone)).await;
     assert_eq!(status, 200);
     assert_eq!(refreshed["applications"].as_array().map(Vec::len), Some(3));
