@@ -289,6 +289,37 @@ fn a_ci_checkout_is_read_for_the_applications_of_its_origin() {
         .find(|(name, _)| name == "web")
         .expect("web");
     assert_eq!(web.1, [pair("changed", "ConfigMap/b")]);
+    // A clone of another repository plans nothing, and says so instead of "no changes".
+    let other = TestRepo::new();
+    other.write("x.yaml", &config_map("x", "1"));
+    other.commit("other");
+    let stranger = dir.path().join("stranger");
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "--quiet",
+            &other.file_url(),
+            stranger.to_str().expect("utf-8"),
+        ],
+    );
+    let output = plan(
+        &config,
+        &[
+            "--base",
+            "main",
+            "--head",
+            "main",
+            "--repo",
+            stranger.to_str().expect("utf-8"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no application's source is this clone"),
+        "{stderr}"
+    );
     // Without --repo the pull request's branch is nowhere to be found.
     let (code, _) = json_plan(&config, "pull-request");
     assert_eq!(code, Some(2));

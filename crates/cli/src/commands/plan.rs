@@ -154,6 +154,16 @@ pub async fn run(
                 .map(|(url, copies)| (url.as_str(), copies.as_slice())),
         )
         .await;
+    if let Some((_, copies)) = &checkout
+        && plans.is_empty()
+    {
+        // A CI job pointed at the wrong clone would otherwise report "no changes" forever.
+        anyhow::bail!(
+            "--repo: no application's source is this clone ({}); check its origin against the repoURLs in {}",
+            copies.join(", "),
+            common.config.display()
+        );
+    }
     let comment = driftless_core::preview::markdown(&plans, COMMENT_LIMIT);
     if markdown {
         print!("{comment}");
