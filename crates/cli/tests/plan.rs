@@ -545,3 +545,68 @@ async fn posting_edits_one_comment_per_pull_request_and_sets_the_head_status() {
     assert!(stderr.contains("GITHUB_TOKEN is not set"), "{stderr}");
     assert!(output.stdout.is_empty(), "planned anyway");
 }
+
+#[test]
+fn an_application_that_decrypts_sops_files_is_planned_with_its_content_withheld() {
+    const BEFORE: &str = "canary-before-3f1c";
+    const AFTER: &str = "canary-after-9b2e";
+    let lab = driftless_testenv::sops::Lab::new();
+    let (identity, recipient) = lab.age_key("team");
+    let key_file = lab.write("team.agekey", identity.as_bytes());
+    let encrypted = |password: &str| {
+        let plain = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: db}}\nstringData: {{password: {password}}}\n"
+        );
+        String::from_utf8(lab.encrypt(
+            "secret.yaml",
+            plain.as_bytes(),
+            &["--age", &recipient, "--encrypted-regex", "^(data|stringData)$"],
+            &[],
+        ))
+        .expect("utf-8")
+    };
+    let repo = TestRepo::new();
+    repo.write("vault/secret.yaml", &encrypted(BEFORE))
+        .write("vault/settings.yaml", &config_map("settings", BEFORE));
+    repo.commit("main");
+    repo.checkout("rotate");
+    repo.write("vault/secret.yaml", &encrypted(AFTER))
+        .write("vault/settings.yaml", &config_map("settings", AFTER));
+    repo.commit("rotate");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("driftless.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: state\nclusters:\n  - {{ name: local, kubeconfig: /nonexistent/kubeconfig }}\napplications:\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: vault }}\n    spec:\n      source: {{ repoURL: '{}', path: vault }}\n      destination: {{ cluster: local, namespace: vault }}\n      decryption: {{ keys: [ {{ file: '{}' }} ] }}\n",
+            repo.file_url(),
+            key_file.display()
+        ),
+    )
+    .expect("config");
+
+    let (code, plans) = json_plan(&config, "rotate");
+    assert_eq!(code, Some(1), "{plans}");
+    let vault = changes(&plans)
+        .into_iter()
+        .find(|(name, _)| name == "vault")
+        .expect("vault");
+    assert_eq!(
+        vault.1,
+        [
+            pair("changed", "ConfigMap/settings"),
+            pair("changed", "Secret/db")
+        ]
+    );
+    let markdown = plan(&config, &["--base", "main", "--head", "rotate", "--markdown"]);
+    for shown in [
+        plans.to_string(),
+        String::from_utf8_lossy(&markdown.stdout).into_owned(),
+    ] {
+        assert!(
+            !shown.contains(BEFORE) && !shown.contains(AFTER),
+            "a decrypted value shown: {shown}"
+        );
+        assert!(shown.contains("content withheld"), "{shown}");
+    }
+}
