@@ -146,14 +146,8 @@ impl CommitState {
 /// repository URL: `https://host/a/b.git`, `ssh://git@host/a/b`, `git@host:a/b.git`.
 #[must_use]
 pub fn repository_path(url: &str) -> Option<String> {
-    let rest = if let Some((_, rest)) = url.split_once("://") {
-        rest.split_once('/')?.1
-    } else {
-        // scp-like: user@host:path
-        url.split_once(':')?.1
-    };
-    let path = rest.trim_matches('/');
-    let path = path.strip_suffix(".git").unwrap_or(path);
+    let key = crate::application::repository_key(url);
+    let (_, path) = key.split_once('/')?;
     (path.contains('/')
         && !path
             .split('/')

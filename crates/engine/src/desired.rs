@@ -310,7 +310,7 @@ impl Engine {
             .await
             .map_err(git_error)?;
         let cluster = self.cluster(&app.destination.cluster).await?;
-        let (rendered, capabilities) = self.render_tree(app, &tree, &cluster).await?;
+        let (rendered, capabilities) = self.render_tree(app, &tree, Some(&cluster)).await?;
         let context = Arc::new(RenderContext {
             capabilities,
             charts: rendered.charts.clone(),
@@ -358,14 +358,18 @@ impl Engine {
 
     /// Renders `tree` for `app` with its decryption keys and, for charts, the cluster's
     /// capabilities (returned as a digest) and the chart repositories its project allows.
-    async fn render_tree(
+    /// Without a cluster (an offline plan): no keys kept in Secrets, Helm's default capabilities.
+    pub(crate) async fn render_tree(
         &self,
         app: &Application,
         tree: &driftless_git::FileTree,
-        cluster: &crate::engine::ClusterHandle,
+        cluster: Option<&crate::engine::ClusterHandle>,
     ) -> Result<(driftless_render::Rendered, Option<String>), EngineError> {
-        let keys = crate::decryption::load_keys(app, Some(cluster)).await?;
-        let capabilities = self.capabilities_of(app, cluster).await?;
+        let keys = crate::decryption::load_keys(app, cluster).await?;
+        let capabilities = match cluster {
+            Some(cluster) => self.capabilities_of(app, cluster).await?,
+            None => None,
+        };
         let allowed = |url: &str| self.check_chart_repository(app, url);
         let target = driftless_render::RenderTarget {
             application: &app.name,

@@ -512,17 +512,14 @@ async fn list_builtin(
     (group, kind): (&str, &str),
     namespace: Option<&str>,
 ) -> Result<Vec<(String, String, serde_json::Value)>, EngineError> {
-    let resource = kube::core::ApiResource {
+    let gvk = driftless_core::GroupVersionKind {
         group: group.to_owned(),
         version: "v1".to_owned(),
-        api_version: if group.is_empty() {
-            "v1".to_owned()
-        } else {
-            format!("{group}/v1")
-        },
         kind: kind.to_owned(),
-        plural: format!("{}s", kind.to_lowercase()),
     };
+    let resource = driftless_kube::builtin(&gvk)
+        .expect("the tree lists only built-in kinds")
+        .resource;
     let found = cluster
         .objects
         .list(&resource, namespace, "")

@@ -90,24 +90,7 @@ impl Engine {
             .read_tree(url, &commit, render_scope(app))
             .await
             .map_err(git_error)?;
-        let keys = crate::decryption::load_keys(app, None).await?;
-        let allowed = |chart_url: &str| self.check_chart_repository(app, chart_url);
-        let target = driftless_render::RenderTarget {
-            application: &app.name,
-            namespace: app.destination.namespace.as_deref(),
-            kube_version: None,
-            api_versions: &[],
-            charts: Some(driftless_render::ChartAccess {
-                charts: &self.charts,
-                allowed: &allowed,
-            }),
-        };
-        let rendered = driftless_render::render(&tree, &app.source, target, &self.render_limits, &keys)
-            .await
-            .map_err(|source| EngineError::Render {
-                application: app.name.clone(),
-                source: Box::new(source),
-            })?;
+        let (rendered, _) = self.render_tree(app, &tree, None).await?;
         let decrypted = rendered.decrypted;
         let mut manifests: Vec<_> = rendered
             .manifests

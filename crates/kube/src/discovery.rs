@@ -229,7 +229,8 @@ const CLUSTER_SCOPED: [&str; 24] = [
 
 /// A built-in kind as the API server would serve it (plural: the lowercase kind plus `s`, `es`
 /// or `ies`, as Kubernetes names its own resources); `None` for other groups.
-pub(crate) fn builtin(gvk: &GroupVersionKind) -> Option<Resolved> {
+#[must_use]
+pub fn builtin(gvk: &GroupVersionKind) -> Option<Resolved> {
     if !BUILTIN_GROUPS.contains(&gvk.group.as_str()) {
         return None;
     }

@@ -14,6 +14,6 @@ mod objects;
 mod resolve;
 
 pub use connect::{ConnectError, ConnectOptions, connect};
-pub use discovery::{Capabilities, Discovery, DiscoveryError, Resolved};
+pub use discovery::{Capabilities, Discovery, DiscoveryError, Resolved, builtin};
 pub use objects::{ApplyOptions, FIELD_MANAGER, ListedMetadata, ObjectError, Objects};
 pub use resolve::{ResolveError, resolve_desired};

@@ -266,21 +266,26 @@ async fn count_request(State(controller): State<Arc<Controller>>, request: Reque
     response
 }
 
+/// An application's sync and health state as the API and metrics name them (`Unknown` before
+/// its first reconcile).
+fn state_names(status: Option<&AppStatus>) -> (String, String) {
+    let sync = status
+        .and_then(|s| s.sync)
+        .map_or_else(|| "Unknown".to_owned(), |sync| format!("{sync:?}"));
+    let health = status
+        .and_then(|s| s.health.as_ref())
+        .map_or_else(|| "Unknown".to_owned(), |health| format!("{:?}", health.state));
+    (sync, health)
+}
+
 /// `/metrics`: the engine's counters, and applications by sync and health state as of now.
 async fn metrics(State(controller): State<Arc<Controller>>) -> Response {
     let metrics = controller.engine().metrics();
     let statuses = controller.statuses().await;
     metrics.applications.clear();
     for name in controller.engine().application_names() {
-        let status = statuses.get(&name);
-        let labels = driftless_engine::metrics::StateLabels {
-            sync: status
-                .and_then(|s| s.sync)
-                .map_or_else(|| "Unknown".to_owned(), |sync| format!("{sync:?}")),
-            health: status
-                .and_then(|s| s.health.as_ref())
-                .map_or_else(|| "Unknown".to_owned(), |health| format!("{:?}", health.state)),
-        };
+        let (sync, health) = state_names(statuses.get(&name));
+        let labels = driftless_engine::metrics::StateLabels { sync, health };
         metrics.applications.get_or_create(&labels).inc();
     }
     (
@@ -366,13 +371,7 @@ pub struct ListFilter {
 
 impl ListFilter {
     fn matches(&self, name: &str, status: &AppStatus) -> bool {
-        let sync = status
-            .sync
-            .map_or_else(|| "Unknown".to_owned(), |sync| format!("{sync:?}"));
-        let health = status
-            .health
-            .as_ref()
-            .map_or_else(|| "Unknown".to_owned(), |health| format!("{:?}", health.state));
+        let (sync, health) = state_names(Some(status));
         self.sync.as_ref().is_none_or(|wanted| *wanted == sync)
             && self.health.as_ref().is_none_or(|wanted| *wanted == health)
             && self
