@@ -144,28 +144,14 @@ pub enum Command {
         all: bool,
     },
     /// What a change (Git at --head against --base, e.g. a pull request) does to every
-    /// application's objects, rendered offline. Exit 0: no changes; 1: changes; 2: an error.
+    /// application it affects: objects added, changed and removed, schema violations, policy
+    /// findings and, when the cluster is reachable, a server-side dry-run against the live
+    /// state. Exit 0: no changes; 1: changes; 2: an error, a schema violation or a denying policy.
     Plan {
         #[command(flatten)]
         common: Common,
-        /// The branch, tag or commit the change starts from (the pull request's target).
-        #[arg(long)]
-        base: String,
-        /// The branch, tag or commit with the change.
-        #[arg(long)]
-        head: String,
-        /// A local clone to read instead of the applications' repository (a CI checkout): plans
-        /// the applications whose source is this clone's `origin` (or the clone itself).
-        #[arg(long)]
-        repo: Option<PathBuf>,
-        /// Print Markdown for a pull-request comment instead of text (`-o json` for JSON).
-        #[arg(long)]
-        markdown: bool,
-        /// Also put the plan on the pull/merge request as one comment (edited on every run) and
-        /// set the head commit's `driftless/plan` status, from the CI job's environment (see the
-        /// README); the head commit is `DRIFTLESS_HEAD_SHA`, else --head in --repo.
-        #[arg(long, value_enum)]
-        post: Option<Forge>,
+        #[command(flatten)]
+        args: PlanArgs,
     },
     /// Print the manifests an application declares, as they would be applied.
     Render {
@@ -280,4 +266,34 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 pub enum Forge {
     Github,
     Gitlab,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The branch, tag or commit the change starts from (the pull request's target).
+    #[arg(long)]
+    pub base: String,
+    /// The branch, tag or commit with the change.
+    #[arg(long)]
+    pub head: String,
+    /// A local clone to read instead of the applications' repository (a CI checkout): plans
+    /// the applications whose source is this clone's `origin` (or the clone itself).
+    #[arg(long)]
+    pub repo: Option<PathBuf>,
+    /// Print Markdown for a pull-request comment instead of text (`-o json` for JSON).
+    #[arg(long)]
+    pub markdown: bool,
+    /// Contact no cluster: a render-only plan, validated against the bundled schemas
+    /// (Kubernetes v1.20) or --schemas.
+    #[arg(long)]
+    pub offline: bool,
+    /// An OpenAPI v2 document (a release's `api/openapi-spec/swagger.json`, or a cluster's
+    /// `/openapi/v2`) to validate against when the cluster is not compared.
+    #[arg(long, value_name = "FILE")]
+    pub schemas: Option<PathBuf>,
+    /// Also put the plan on the pull/merge request as one comment (edited on every run) and
+    /// set the head commit's `driftless/plan` status, from the CI job's environment (see the
+    /// README); the head commit is `DRIFTLESS_HEAD_SHA`, else --head in --repo.
+    #[arg(long, value_enum)]
+    pub post: Option<Forge>,
 }

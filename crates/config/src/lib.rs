@@ -5,6 +5,7 @@
 //! checks every field, collects every problem (file, line, field path, what is wrong) and builds
 //! the validated `driftless_core::application` types. Paths in the file are relative to the file.
 
+mod policy;
 mod raw;
 mod validate;
 
@@ -36,6 +37,9 @@ pub struct Config {
     pub webhooks: driftless_core::application::WebhookSecrets,
     /// Who is told what.
     pub notifications: driftless_core::notifications::Notifications,
+    /// Policy rules (the starter set as configured, then the configuration's own), checked in
+    /// plans and before every sync applies.
+    pub policy: Vec<driftless_policy::Rule>,
     pub applications: Vec<Application>,
 }
 

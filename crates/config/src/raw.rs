@@ -35,7 +35,38 @@ pub struct RawConfig {
     #[serde(default)]
     pub notifications: Option<RawNotifications>,
     #[serde(default)]
+    pub policy: Option<RawPolicy>,
+    #[serde(default)]
     pub applications: Vec<RawApplication>,
+}
+
+/// Rules every rendered object must pass, in `driftless plan` and before every sync applies.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPolicy {
+    /// The starter rules' action: `deny`, `warn` or `off` (the default).
+    #[serde(default)]
+    pub starter: Option<Text>,
+    #[serde(default)]
+    pub rules: Vec<RawPolicyRule>,
+}
+
+/// A CEL rule; without `expression`, a change to the starter rule of that name (its action,
+/// or `off`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPolicyRule {
+    pub name: Text,
+    #[serde(default)]
+    pub action: Option<Text>,
+    #[serde(default)]
+    pub kinds: Vec<Text>,
+    #[serde(default)]
+    pub operations: Vec<Text>,
+    #[serde(default)]
+    pub expression: Option<Text>,
+    #[serde(default)]
+    pub message: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

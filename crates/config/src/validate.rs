@@ -41,7 +41,7 @@ fn yaml_options() -> serde_saphyr::Options {
 }
 
 /// Collects problems while walking one document.
-struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     file: &'a str,
     problems: Vec<Problem>,
 }
@@ -56,7 +56,7 @@ impl Checker<'_> {
         });
     }
 
-    fn report_at(&mut self, text: &Text, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn report_at(&mut self, text: &Text, field: impl Into<String>, message: impl Into<String>) {
         self.report(line_of(text), field, message);
     }
 }
@@ -140,6 +140,11 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
         .as_ref()
         .map(|raw| notifications(&mut checker, raw, base))
         .unwrap_or_default();
+    let policy = raw
+        .policy
+        .as_ref()
+        .map(|raw| crate::policy::rules(&mut checker, raw))
+        .unwrap_or_default();
     finish(
         checker,
         Config {
@@ -152,6 +157,7 @@ pub fn config(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError
             projects,
             webhooks,
             notifications,
+            policy,
             applications,
         },
     )

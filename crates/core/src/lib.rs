@@ -18,6 +18,7 @@ pub mod plan;
 pub mod preview;
 pub mod project;
 mod status;
+pub mod schema;
 pub mod sync_order;
 pub mod tree;
 

@@ -36,6 +36,46 @@ impl ObjectChange {
     }
 }
 
+/// How much a problem counts: an error fails the plan (and a denying policy stops a sync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// What is wrong with one object at head: it breaks the schema of its kind, or a policy rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    pub severity: Severity,
+    /// `schema`, or `policy/<rule>`.
+    pub check: String,
+    pub object: ObjectRef,
+    /// The file (and document) the object was rendered from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The field, for a schema violation: `spec.template.spec.containers[0].image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub message: String,
+}
+
+/// Head against the application's live cluster: a server-side dry-run of every object, so
+/// defaults, admission and drift already in the cluster show — or why that was not possible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum LiveComparison {
+    /// What a sync of head would change in `cluster`: creations, changes (a unified diff
+    /// live → head) and prunes.
+    Compared {
+        cluster: String,
+        changes: Vec<ObjectChange>,
+    },
+    /// The cluster could not be reached (or was not asked: `--offline`); the plan is render-only.
+    NotCompared { cluster: String, reason: String },
+}
+
 /// One application's plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,20 +85,69 @@ pub struct ApplicationPlan {
     /// Why head (or base) could not be rendered; the plan of this application is then unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Schema violations and policy findings of the objects at head (and of deletions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveComparison>,
 }
 
 impl ApplicationPlan {
-    /// `(added, changed, removed)`.
+    /// A plan with nothing in it yet.
+    #[must_use]
+    pub fn new(application: &str) -> Self {
+        Self {
+            application: application.to_owned(),
+            changes: Vec::new(),
+            error: None,
+            problems: Vec::new(),
+            live: None,
+        }
+    }
+
+    /// `(added, changed, removed)` between base and head.
     #[must_use]
     pub fn counts(&self) -> (usize, usize, usize) {
-        self.changes
-            .iter()
-            .fold((0, 0, 0), |(a, c, r), change| match change {
-                ObjectChange::Added { .. } => (a + 1, c, r),
-                ObjectChange::Changed { .. } => (a, c + 1, r),
-                ObjectChange::Removed { .. } => (a, c, r + 1),
-            })
+        counts(&self.changes)
     }
+
+    /// The changes a sync of head would make to the live cluster, when it was compared.
+    #[must_use]
+    pub fn live_changes(&self) -> Option<&[ObjectChange]> {
+        match &self.live {
+            Some(LiveComparison::Compared { changes, .. }) => Some(changes),
+            _ => None,
+        }
+    }
+
+    /// A render error or an error-severity problem (a denying policy, a schema violation):
+    /// the plan fails.
+    #[must_use]
+    pub fn fails(&self) -> bool {
+        self.error.is_some() || self.problems.iter().any(|problem| problem.severity == Severity::Error)
+    }
+
+    /// Whether merging would change anything: between base and head, or in the live cluster.
+    #[must_use]
+    pub fn changes_anything(&self) -> bool {
+        !self.changes.is_empty() || self.live_changes().is_some_and(|changes| !changes.is_empty())
+    }
+
+    /// Whether the plan has anything to tell.
+    #[must_use]
+    pub fn is_worth_telling(&self) -> bool {
+        self.error.is_some() || !self.problems.is_empty() || self.changes_anything()
+    }
+}
+
+/// `(added, changed, removed)`.
+#[must_use]
+pub fn counts(changes: &[ObjectChange]) -> (usize, usize, usize) {
+    changes.iter().fold((0, 0, 0), |(a, c, r), change| match change {
+        ObjectChange::Added { .. } => (a + 1, c, r),
+        ObjectChange::Changed { .. } => (a, c + 1, r),
+        ObjectChange::Removed { .. } => (a, c, r + 1),
+    })
 }
 
 /// The changes from the objects rendered at base to those at head, in object order.
@@ -143,27 +232,39 @@ fn inert(text: &str) -> String {
 pub const COMMENT_MARKER: &str = "<!-- driftless-plan -->";
 
 fn summary_line(plan: &ApplicationPlan) -> String {
-    if let Some(error) = &plan.error {
-        return format!(
-            "<b>{}</b>: cannot be planned: {}",
-            inert(&plan.application),
+    let name = inert(&plan.application);
+    let mut line = if let Some(error) = &plan.error {
+        format!(
+            "<b>{name}</b>: cannot be planned: {}",
             inert(error.lines().next().unwrap_or_default())
-        );
+        )
+    } else {
+        let (added, changed, removed) = plan.counts();
+        format!("<b>{name}</b>: {added} to add, {changed} to change, {removed} to remove")
+    };
+    let errors = plan.problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let warnings = plan.problems.len() - errors;
+    if errors + warnings > 0 {
+        let _ = write!(line, "; {errors} error(s), {warnings} warning(s)");
     }
-    let (added, changed, removed) = plan.counts();
-    format!(
-        "<b>{}</b>: {added} to add, {changed} to change, {removed} to remove",
-        inert(&plan.application)
-    )
+    match &plan.live {
+        Some(LiveComparison::Compared { changes, .. }) => {
+            let (added, changed, removed) = counts(changes);
+            let _ = write!(line, "; live: {added} to create, {changed} to change, {removed} to prune");
+        }
+        Some(LiveComparison::NotCompared { .. }) => line.push_str("; not compared with the cluster"),
+        None => {}
+    }
+    line
 }
 
-fn details(plan: &ApplicationPlan) -> String {
-    let fenced = |text: &str| text.replace("```", "'''");
-    let mut body = String::new();
-    if let Some(error) = &plan.error {
-        let _ = write!(body, "```\n{}\n```\n", fenced(error));
-    }
-    for change in &plan.changes {
+/// Text from a repository inside a code fence: it cannot close the fence.
+fn fenced(text: &str) -> String {
+    text.replace("```", "'''")
+}
+
+fn write_changes(body: &mut String, changes: &[ObjectChange]) {
+    for change in changes {
         let name = inert(&change.object().to_string());
         let _ = match change {
             ObjectChange::Added { manifest, .. } => {
@@ -175,6 +276,65 @@ fn details(plan: &ApplicationPlan) -> String {
             ObjectChange::Removed { .. } => writeln!(body, "`- {name}` (would be pruned)"),
         };
     }
+}
+
+fn write_problems(body: &mut String, problems: &[Problem]) {
+    if problems.is_empty() {
+        return;
+    }
+    let cell = |text: &str| inert(text).replace('|', "\\|").replace('\n', " ");
+    body.push_str("| | check | object | where | problem |\n|---|---|---|---|---|\n");
+    for problem in problems {
+        let mark = match problem.severity {
+            Severity::Error => "\u{274c}",
+            Severity::Warning => "\u{26a0}\u{fe0f}",
+        };
+        let place = [problem.file.as_deref(), problem.path.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(": ");
+        let _ = writeln!(
+            body,
+            "| {mark} | {} | {} | {} | {} |",
+            cell(&problem.check),
+            cell(&problem.object.to_string()),
+            cell(&place),
+            cell(&problem.message)
+        );
+    }
+    body.push('\n');
+}
+
+fn details(plan: &ApplicationPlan) -> String {
+    let mut body = String::new();
+    if let Some(error) = &plan.error {
+        let _ = write!(body, "```\n{}\n```\n", fenced(error));
+    }
+    write_problems(&mut body, &plan.problems);
+    write_changes(&mut body, &plan.changes);
+    match &plan.live {
+        Some(LiveComparison::Compared { cluster, changes }) => {
+            let _ = writeln!(
+                body,
+                "\n**Against the live cluster `{}`** (server-side dry-run):\n",
+                inert(cluster)
+            );
+            if changes.is_empty() {
+                body.push_str("In sync: a sync of head changes nothing.\n");
+            }
+            write_changes(&mut body, changes);
+        }
+        Some(LiveComparison::NotCompared { cluster, reason }) => {
+            let _ = writeln!(
+                body,
+                "\n_Not compared with the live cluster `{}`: {}. Render-only plan._",
+                inert(cluster),
+                inert(reason.lines().next().unwrap_or_default())
+            );
+        }
+        None => {}
+    }
     body
 }
 
@@ -185,10 +345,7 @@ fn details(plan: &ApplicationPlan) -> String {
 #[must_use]
 pub fn markdown(plans: &[ApplicationPlan], limit: usize) -> String {
     let mut out = format!("{COMMENT_MARKER}\n### driftless plan\n\n");
-    let changed: Vec<&ApplicationPlan> = plans
-        .iter()
-        .filter(|plan| plan.error.is_some() || !plan.changes.is_empty())
-        .collect();
+    let changed: Vec<&ApplicationPlan> = plans.iter().filter(|plan| plan.is_worth_telling()).collect();
     if changed.is_empty() {
         out.push_str("No changes: this pull request changes no application's objects.\n");
         return out;
@@ -290,6 +447,7 @@ mod tests {
             application: "web".into(),
             changes,
             error: None,
+            ..ApplicationPlan::new("")
         };
         assert_eq!(plan.counts(), (1, 2, 1));
         insta::assert_snapshot!(markdown(&[plan], 65_536));
@@ -304,6 +462,7 @@ mod tests {
                 application: "large".into(),
                 changes: compare_renders(&BTreeMap::new(), &big, &redaction()),
                 error: None,
+                ..ApplicationPlan::new("")
             },
             ApplicationPlan {
                 application: "small".into(),
@@ -313,16 +472,19 @@ mod tests {
                     &redaction(),
                 ),
                 error: None,
+                ..ApplicationPlan::new("")
             },
             ApplicationPlan {
                 application: "broken".into(),
                 changes: vec![],
                 error: Some("render failed: apps/broken/a.yaml: line 3: bad indentation".into()),
+                ..ApplicationPlan::new("")
             },
             ApplicationPlan {
                 application: "untouched".into(),
                 changes: vec![],
                 error: None,
+                ..ApplicationPlan::new("")
             },
         ];
         let comment = markdown(&plans, 4_000);
@@ -353,6 +515,7 @@ mod tests {
             application: "web".into(),
             changes: vec![],
             error: None,
+            ..ApplicationPlan::new("")
         };
         assert!(markdown(&[plan], 65_536).contains("No changes"));
     }
@@ -362,6 +525,7 @@ mod tests {
             application: "web".into(),
             changes: vec![],
             error: Some("render failed: </summary></details>No changes<details><summary>".into()),
+            ..ApplicationPlan::new("")
         };
         let comment = markdown(&[hostile], 65_536);
         // In the summary it is inert; below, it is inside a code fence, where GitHub parses no HTML.
@@ -390,6 +554,7 @@ mod tests {
                 },
             ]),
             error: None,
+            ..ApplicationPlan::new("")
         };
         let comment = markdown(&[plan], 65_536);
         assert!(
@@ -398,5 +563,51 @@ mod tests {
         );
         assert!(comment.contains(WITHHELD.trim()), "{comment}");
         assert!(comment.contains("`+ Kind'&lt;i&gt;/web/a'b` (new)"), "{comment}");
+    }
+
+    #[test]
+    fn problems_and_the_live_comparison_are_in_the_comment() {
+        let head = BTreeMap::from([config_map("a", "2")]);
+        let base = BTreeMap::from([config_map("a", "1")]);
+        let changes = compare_renders(&base, &head, &redaction());
+        let problem = |severity, check: &str, path: Option<&str>, message: &str| Problem {
+            severity,
+            check: check.into(),
+            object: object("ConfigMap", "a"),
+            file: Some("apps/web/a.yaml (document 1)".into()),
+            path: path.map(Into::into),
+            message: message.into(),
+        };
+        let live = LiveComparison::Compared {
+            cluster: "prod".into(),
+            changes: vec![
+                ObjectChange::Changed {
+                    object: object("ConfigMap", "a"),
+                    unified: "--- live/ConfigMap/web/a\n+++ head/ConfigMap/web/a\n-  k: drifted\n+  k: '2'\n".into(),
+                    changes: vec![],
+                },
+                ObjectChange::Removed { object: object("ConfigMap", "old") },
+            ],
+        };
+        let plan = ApplicationPlan {
+            problems: vec![
+                problem(Severity::Error, "schema", Some("data.k|x"), "expected string, got integer"),
+                problem(Severity::Warning, "policy/no-latest-tag", None, "images need a <pinned> tag"),
+            ],
+            live: Some(live),
+            changes,
+            ..ApplicationPlan::new("web")
+        };
+        assert!(plan.fails() && plan.changes_anything());
+        let offline = ApplicationPlan {
+            live: Some(LiveComparison::NotCompared {
+                cluster: "dev".into(),
+                reason: "cannot reach https://127.0.0.1:1: connection refused".into(),
+            }),
+            changes: compare_renders(&BTreeMap::new(), &head, &redaction()),
+            ..ApplicationPlan::new("shop")
+        };
+        assert!(!offline.fails());
+        insta::assert_snapshot!(markdown(&[plan, offline], 65_536));
     }
 }

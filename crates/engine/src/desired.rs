@@ -114,7 +114,7 @@ impl RenderCache {
 /// Whether a change to `changed` may alter what `app` renders: any path its render read, or any
 /// path under its own directory (a new file there is read next time) — except for a chart from a
 /// chart repository, which reads nothing from Git but its values files.
-fn touches(app: &Application, inputs: Option<&BTreeSet<String>>, changed: &[String]) -> bool {
+pub(crate) fn touches(app: &Application, inputs: Option<&BTreeSet<String>>, changed: &[String]) -> bool {
     let Some(inputs) = inputs else {
         return true;
     };
@@ -533,7 +533,7 @@ impl Engine {
     }
 
     /// Paths that differ between two commits of `url`, computed once for all its applications.
-    async fn changed_paths(
+    pub(crate) async fn changed_paths(
         &self,
         url: &str,
         from: &CommitId,

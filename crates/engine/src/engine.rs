@@ -76,6 +76,8 @@ pub struct Engine {
     pub(crate) render_cache: RenderCache,
     /// From the configuration's `limits:`.
     pub(crate) render_limits: RenderLimits,
+    /// The configuration's policy rules, compiled once.
+    pub(crate) policies: driftless_policy::Policies,
     /// Chart repositories and registries, their indexes and archives (kept under the data
     /// directory), shared by every application.
     pub(crate) charts: driftless_charts::Charts,
@@ -99,6 +101,19 @@ pub struct ObjectStatus {
     /// driftless (from managedFields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_by: Option<String>,
+}
+
+/// How [`Engine::compare_desired`] compares.
+pub(crate) struct CompareOptions {
+    /// Dry-run objects missing from the cluster too (for their defaults), not only changed ones.
+    pub dry_run_missing: bool,
+    /// Record objects found in sync, so that the next comparison need not dry-run them; a plan
+    /// of a proposed change records nothing.
+    pub record: bool,
+    /// Objects besides the inventory that may be pruned when they are live and this
+    /// application's own (a plan's objects removed between base and head), with the version
+    /// to read them as.
+    pub also_prunable: BTreeMap<ObjectRef, String>,
 }
 
 /// What a comparison rendered and read, handed to the sync that follows it so that it neither
@@ -171,7 +186,10 @@ impl Engine {
                 ..driftless_charts::ChartLimits::default()
             },
         );
+        let policies = driftless_policy::Policies::new(config.policy.clone())
+            .map_err(|err| EngineError::InvalidPolicy(err.to_string()))?;
         Ok(Self {
+            policies,
             metrics: crate::metrics::Metrics::default(),
             charts,
             render_limits,
@@ -337,12 +355,34 @@ impl Engine {
         dry_run_missing: bool,
     ) -> Result<(AppComparison, Prepared), EngineError> {
         let app = self.find_application(name).await?;
-        let app = &*app;
-        let desired = self.desired_state(app, None, fetched_since).await?;
+        let desired = self.desired_state(&app, None, fetched_since).await?;
+        let options = CompareOptions {
+            dry_run_missing,
+            record: true,
+            also_prunable: BTreeMap::new(),
+        };
+        self.compare_desired(&app, desired, options).await
+    }
+
+    /// Compares `desired` (rendered by the caller) with the cluster.
+    pub(crate) async fn compare_desired(
+        &self,
+        app: &Application,
+        desired: DesiredState,
+        options: CompareOptions,
+    ) -> Result<(AppComparison, Prepared), EngineError> {
+        let CompareOptions {
+            dry_run_missing,
+            record,
+            also_prunable,
+        } = options;
         // Not even a dry-run of an object the project refuses.
         self.refuse_objects(app, &desired)?;
         let cluster = self.cluster(&app.destination.cluster).await?;
-        let inventory = self.store.inventory(&app.name)?;
+        let mut inventory = self.store.inventory(&app.name)?;
+        for (reference, version) in also_prunable {
+            inventory.entry(reference).or_insert(version);
+        }
         let recorded = self.store.applied(&app.name)?;
         let live = self
             .live_snapshot(app, &cluster, &desired, &inventory, &recorded)
@@ -408,7 +448,7 @@ impl Engine {
             };
             objects.push(ObjectStatus::of(object, live_object, diff));
         }
-        if !newly_in_sync.is_empty() {
+        if record && !newly_in_sync.is_empty() {
             self.store.update_applied(&app.name, &newly_in_sync)?;
         }
         let to_prune = self.prune_candidates(app, &desired, inventory, &live)?;

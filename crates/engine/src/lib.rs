@@ -9,6 +9,7 @@
 //!   record history and inventory.
 //! - [`Engine::plan`]: what Git at `head` changes against `base` per application, offline.
 
+mod admission;
 mod applied;
 mod controller;
 mod decryption;
@@ -30,5 +31,6 @@ pub use controller::{AppStatus, Controller, StatusUpdate};
 pub use desired::RenderedApp;
 pub use engine::{AppComparison, Engine, EngineOptions, EngineStats, ObjectStatus, Prepared};
 pub use error::EngineError;
+pub use plan::PlanOptions;
 pub use sync::{ProgressSink, SyncOptions, SyncProgress, SyncReport};
 pub use watch::LiveChange;

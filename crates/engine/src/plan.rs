@@ -1,97 +1,239 @@
-//! `driftless plan`: what a proposed change (Git at `base` → `head`) does to each application's
-//! rendered objects, without a cluster: both sides are rendered exactly as a sync would render
-//! them (plain, Kustomize, Helm, SOPS decrypted in memory), given their identity from Kubernetes'
-//! built-in kinds and the CRDs among the manifests, and compared ([`driftless_core::preview`]).
+//! `driftless plan`: what a proposed change (Git at `base` → `head`) does to each application.
+//! Only applications the change can affect are planned: those whose render read a changed path
+//! (or whose directory holds one). Both sides are rendered exactly as a sync would render them
+//! (plain, Kustomize, Helm, SOPS decrypted in memory) and compared
+//! ([`driftless_core::preview`]); the objects at head are validated against the schemas of the
+//! target cluster's version and checked against the policy rules; and when the application's
+//! cluster is reachable, head is compared with the live cluster by server-side dry-run.
+//! Offline (or `--offline`) the plan is render-only, validated against the bundled schemas.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use driftless_core::ObjectRef;
-use driftless_core::application::Application;
-use driftless_core::preview::{ApplicationPlan, compare_renders, withhold};
-use serde_json::Value;
+use driftless_core::application::{Application, repository_key};
+use driftless_core::diff::ObjectDiff;
+use driftless_core::preview::{
+    ApplicationPlan, LiveComparison, ObjectChange, Problem, Severity, compare_renders, withhold,
+};
+use driftless_core::schema::{Schemas, Validation};
+use driftless_core::{DesiredObject, ObjectRef};
+use driftless_git::CommitId;
+use driftless_kube::{Discovery, Resolved};
 
-use crate::desired::render_scope;
+use crate::admission::{Change, check};
+use crate::desired::{DesiredState, RenderContext, render_scope, touches};
+use crate::engine::{ClusterHandle, CompareOptions};
 use crate::{Engine, EngineError};
 
+/// How to plan.
+#[derive(Default)]
+pub struct PlanOptions<'a> {
+    /// A URL or path to read instead of the applications' own repositories, and the URLs it is
+    /// a copy of (a CI job's clone of the pull request and its `origin`): only applications
+    /// whose source is one of those are planned.
+    pub checkout: Option<(&'a str, &'a [String])>,
+    /// Do not contact any cluster: a render-only plan.
+    pub offline: bool,
+    /// Schemas to validate against offline instead of the bundled ones (another version's
+    /// OpenAPI document).
+    pub schemas: Option<Schemas>,
+}
+
+/// One side of the change, rendered.
+struct Side {
+    objects: Vec<(DesiredObject, Resolved)>,
+    decrypted: bool,
+    inputs: Option<std::collections::BTreeSet<String>>,
+    renderer: &'static str,
+}
+
+impl Side {
+    fn by_reference(&self) -> BTreeMap<ObjectRef, serde_json::Value> {
+        self.objects
+            .iter()
+            .map(|(object, _)| (object.reference.clone(), object.manifest.clone()))
+            .collect()
+    }
+}
+
+/// A cluster a plan compares with, and the schemas of its version.
+#[derive(Clone)]
+struct Target {
+    cluster: ClusterHandle,
+    schemas: Arc<Schemas>,
+}
+
+/// An application rendered at both sides, before it is checked.
+struct Planned {
+    app: Arc<Application>,
+    head_commit: CommitId,
+    base: Side,
+    head: Side,
+    /// `Err`: why the live cluster is not compared.
+    target: Result<Target, String>,
+}
+
+/// Where a plan reads `app` from: the checkout when the application's source is one of the
+/// URLs it is a copy of (else `None`: not planned), or its own repository.
+fn source_to_read<'a>(app: &'a Application, checkout: Option<(&'a str, &[String])>) -> Option<&'a str> {
+    let Some((read, copies)) = checkout else {
+        return Some(app.source.repo_url.as_str());
+    };
+    let key = repository_key(&app.source.repo_url);
+    copies.iter().any(|copy| repository_key(copy) == key).then_some(read)
+}
+
 impl Engine {
-    /// The plan of every application, from `base` to `head`. With `checkout` (a URL or path
-    /// to read instead, and the URLs it is a copy of — a CI job's clone of the pull request and
-    /// its `origin`), only the applications whose source is one of those URLs, read from the
-    /// checkout. An application that cannot be rendered on either side gets its error in its
-    /// plan; the others are planned all the same.
-    pub async fn plan(
-        &self,
-        base: &str,
-        head: &str,
-        checkout: Option<(&str, &[String])>,
-    ) -> Vec<ApplicationPlan> {
-        use driftless_core::application::repository_key;
+    /// Whether any application's source is the checkout.
+    #[must_use]
+    pub fn serves_checkout(&self, checkout: Option<(&str, &[String])>) -> bool {
+        self.application_names().iter().any(|name| {
+            self.application(name)
+                .is_ok_and(|app| source_to_read(&app, checkout).is_some())
+        })
+    }
+
+    /// The plan of every application `base` → `head` can affect. An application that cannot
+    /// be rendered on either side gets its error in its plan; the others are planned all the
+    /// same.
+    pub async fn plan(&self, base: &str, head: &str, options: PlanOptions<'_>) -> Vec<ApplicationPlan> {
+        let mut targets: HashMap<String, Result<Target, String>> = HashMap::new();
+        let mut planned = Vec::new();
         let mut plans = Vec::new();
         for name in self.application_names() {
             let Ok(app) = self.application(&name) else {
                 continue;
             };
-            let url = match checkout {
-                Some((read, copies)) => {
-                    let key = repository_key(&app.source.repo_url);
-                    if !copies.iter().any(|copy| repository_key(copy) == key) {
-                        continue;
-                    }
-                    read
+            let Some(url) = source_to_read(&app, options.checkout) else {
+                continue;
+            };
+            let cluster = &app.destination.cluster;
+            if !targets.contains_key(cluster) {
+                let target = self.plan_target(cluster, options.offline).await;
+                targets.insert(cluster.clone(), target);
+            }
+            let target = targets[cluster].clone();
+            match self.render_both(&app, url, base, head, target).await {
+                Ok(Some(both)) => planned.push(both),
+                Ok(None) => {}
+                Err(err) => {
+                    let mut plan = ApplicationPlan::new(&app.name);
+                    plan.error = Some(err.to_string());
+                    plans.push(plan);
                 }
-                None => app.source.repo_url.as_str(),
-            };
-            let rendered = async {
-                let (at_base, base_decrypted) = self.render_offline(&app, url, base).await?;
-                let (at_head, head_decrypted) = self.render_offline(&app, url, head).await?;
-                let changes = compare_renders(&at_base, &at_head, &self.redaction());
-                // Redaction covers Secrets; a decrypted value may sit in any kind.
-                Ok::<_, EngineError>(if base_decrypted || head_decrypted {
-                    withhold(changes)
-                } else {
-                    changes
-                })
-            };
-            plans.push(match rendered.await {
-                Ok(changes) => ApplicationPlan {
-                    application: app.name.clone(),
-                    changes,
-                    error: None,
-                },
-                Err(err) => ApplicationPlan {
-                    application: app.name.clone(),
-                    changes: Vec::new(),
-                    error: Some(err.to_string()),
-                },
-            });
+            }
         }
+        // Custom kinds are validated against the CRDs the repository declares, at head.
+        let crds: Vec<serde_json::Value> = planned
+            .iter()
+            .flat_map(|planned| &planned.head.objects)
+            .filter(|(object, _)| {
+                object.reference.group == "apiextensions.k8s.io"
+                    && object.reference.kind == "CustomResourceDefinition"
+            })
+            .map(|(object, _)| object.manifest.clone())
+            .collect();
+        let offline_schemas = options.schemas.unwrap_or_else(Schemas::bundled);
+        let mut with_crds: HashMap<String, Schemas> = HashMap::new();
+        for planned in planned {
+            let key = planned
+                .target
+                .as_ref()
+                .map_or_else(|_| String::new(), |target| target.cluster.name.clone());
+            let schemas = with_crds.entry(key).or_insert_with(|| {
+                let mut schemas = match &planned.target {
+                    Ok(target) => (*target.schemas).clone(),
+                    Err(_) => offline_schemas.clone(),
+                };
+                for crd in &crds {
+                    // A CRD that names no group or kind fails its own validation below.
+                    let _ = schemas.add_crd(crd);
+                }
+                schemas
+            });
+            plans.push(self.check_planned(planned, schemas).await);
+        }
+        plans.sort_by(|a, b| a.application.cmp(&b.application));
         plans
     }
 
-    /// The objects `app` declares at `revision` of `url`, by identity, and whether the render
-    /// decrypted SOPS files; nothing is cached or kept.
-    async fn render_offline(
+    /// The cluster `name` as a plan compares with it, or why it is not compared.
+    async fn plan_target(&self, name: &str, offline: bool) -> Result<Target, String> {
+        if offline {
+            return Err("--offline".to_owned());
+        }
+        let cluster = self.cluster(name).await.map_err(|err| err.to_string())?;
+        let capabilities = cluster
+            .discovery
+            .capabilities()
+            .await
+            .map_err(|err| err.to_string())?;
+        let document = cluster
+            .discovery
+            .openapi_v2()
+            .await
+            .map_err(|err| err.to_string())?
+            .ok_or_else(|| "no OpenAPI document".to_owned())?;
+        let schemas = Schemas::from_openapi_v2(document, &capabilities.kube_version)
+            .map_err(|err| format!("the cluster's OpenAPI document: {err}"))?;
+        Ok(Target {
+            cluster,
+            schemas: Arc::new(schemas),
+        })
+    }
+
+    /// Both sides of `app`, or `None` when the change touches nothing its render reads.
+    async fn render_both(
         &self,
-        app: &Application,
+        app: &Arc<Application>,
         url: &str,
-        revision: &str,
-    ) -> Result<(BTreeMap<ObjectRef, Value>, bool), EngineError> {
+        base: &str,
+        head: &str,
+        target: Result<Target, String>,
+    ) -> Result<Option<Planned>, EngineError> {
         let git_error = |source| EngineError::Git {
             application: app.name.clone(),
             source: Box::new(source),
         };
-        let commit = self
-            .mirrors
-            .fetch_and_resolve(url, revision)
+        let base_commit = self.mirrors.fetch_and_resolve(url, base).await.map_err(git_error)?;
+        let head_commit = self.mirrors.fetch_and_resolve(url, head).await.map_err(git_error)?;
+        let cluster = target.as_ref().ok().map(|target| &target.cluster);
+        let base_side = self.render_side(app, url, &base_commit, cluster).await?;
+        let changed = self
+            .changed_paths(url, &base_commit, &head_commit)
             .await
             .map_err(git_error)?;
+        if !touches(app, base_side.inputs.as_ref(), &changed) {
+            return Ok(None);
+        }
+        let head_side = self.render_side(app, url, &head_commit, cluster).await?;
+        Ok(Some(Planned {
+            app: Arc::clone(app),
+            head_commit,
+            base: base_side,
+            head: head_side,
+            target,
+        }))
+    }
+
+    /// The objects `app` declares at `commit` of `url`; nothing is cached or kept. With a
+    /// cluster, charts see its capabilities and kinds resolve by its discovery.
+    async fn render_side(
+        &self,
+        app: &Application,
+        url: &str,
+        commit: &CommitId,
+        cluster: Option<&ClusterHandle>,
+    ) -> Result<Side, EngineError> {
         let tree = self
             .mirrors
-            .read_tree(url, &commit, render_scope(app))
+            .read_tree(url, commit, render_scope(app))
             .await
-            .map_err(git_error)?;
-        let (rendered, _) = self.render_tree(app, &tree, None).await?;
-        let decrypted = rendered.decrypted;
+            .map_err(|source| EngineError::Git {
+                application: app.name.clone(),
+                source: Box::new(source),
+            })?;
+        let (rendered, _) = self.render_tree(app, &tree, cluster).await?;
         let mut manifests: Vec<_> = rendered
             .manifests
             .into_iter()
@@ -99,20 +241,195 @@ impl Engine {
             .filter(|(manifest, _)| !crate::desired::is_application(manifest))
             .collect();
         crate::desired::add_created_namespace(app, &mut manifests);
-        let objects = driftless_kube::resolve_desired(
-            manifests,
-            app.destination.namespace.as_deref(),
-            &driftless_kube::Discovery::offline(),
-        )
-        .await
-        .map_err(|source| EngineError::Resolve {
-            application: app.name.clone(),
-            source: Box::new(source),
-        })?;
-        let objects = objects
-            .into_iter()
-            .map(|(object, _)| (object.reference, object.manifest))
-            .collect();
-        Ok((objects, decrypted))
+        let offline = Discovery::offline();
+        let discovery = cluster.map_or(&offline, |cluster| &*cluster.discovery);
+        let objects = driftless_kube::resolve_desired(manifests, app.destination.namespace.as_deref(), discovery)
+            .await
+            .map_err(|source| EngineError::Resolve {
+                application: app.name.clone(),
+                source: Box::new(source),
+            })?;
+        Ok(Side {
+            objects,
+            decrypted: rendered.decrypted,
+            inputs: rendered.inputs,
+            renderer: rendered.renderer,
+        })
     }
+
+    /// The plan of one rendered application: changes, problems, and the live comparison.
+    async fn check_planned(&self, planned: Planned, schemas: &Schemas) -> ApplicationPlan {
+        let app = &planned.app;
+        let at_base = planned.base.by_reference();
+        let at_head = planned.head.by_reference();
+        let decrypted = planned.base.decrypted || planned.head.decrypted;
+        let changes = compare_renders(&at_base, &at_head, &self.redaction());
+        let mut plan = ApplicationPlan::new(&app.name);
+        // Redaction covers Secrets; a decrypted value may sit in any kind.
+        plan.changes = if decrypted { withhold(changes) } else { changes };
+        plan.problems = schema_problems(&planned.head.objects, schemas);
+        plan.problems.extend(self.policy_problems(&planned.head, &at_base, &at_head));
+        plan.live = Some(match &planned.target {
+            Err(reason) => LiveComparison::NotCompared {
+                cluster: app.destination.cluster.clone(),
+                reason: reason.clone(),
+            },
+            Ok(target) => match self.compare_live(&planned, &at_base, &at_head).await {
+                Ok(changes) => LiveComparison::Compared {
+                    cluster: target.cluster.name.clone(),
+                    changes: if decrypted { withhold(changes) } else { changes },
+                },
+                Err(err) => {
+                    // The cluster answered: what it refuses (a dry-run rejected) is an error.
+                    plan.error = Some(err.to_string());
+                    LiveComparison::NotCompared {
+                        cluster: target.cluster.name.clone(),
+                        reason: "the server-side dry-run failed".to_owned(),
+                    }
+                }
+            },
+        });
+        plan
+    }
+
+    /// Policy findings of every object at head (a creation, or an update of base) and of every
+    /// object base has and head does not (a deletion).
+    fn policy_problems(
+        &self,
+        head: &Side,
+        at_base: &BTreeMap<ObjectRef, serde_json::Value>,
+        at_head: &BTreeMap<ObjectRef, serde_json::Value>,
+    ) -> Vec<Problem> {
+        let files: HashMap<&ObjectRef, String> = head
+            .objects
+            .iter()
+            .map(|(object, _)| (&object.reference, object.source.to_string()))
+            .collect();
+        let changes = at_head
+            .iter()
+            .map(|(object, new)| Change {
+                object,
+                new: Some(new),
+                old: at_base.get(object),
+            })
+            .chain(
+                at_base
+                    .iter()
+                    .filter(|(object, _)| !at_head.contains_key(*object))
+                    .map(|(object, old)| Change {
+                        object,
+                        new: None,
+                        old: Some(old),
+                    }),
+            );
+        check(&self.policies, changes)
+            .into_iter()
+            .map(|(object, finding)| Problem {
+                severity: match finding.action {
+                    driftless_policy::Action::Deny => Severity::Error,
+                    driftless_policy::Action::Warn => Severity::Warning,
+                },
+                check: format!("policy/{}", finding.rule),
+                file: files.get(&object).cloned(),
+                object,
+                path: None,
+                message: finding.message,
+            })
+            .collect()
+    }
+
+    /// Head against the live cluster, as a sync of head would change it.
+    async fn compare_live(
+        &self,
+        planned: &Planned,
+        at_base: &BTreeMap<ObjectRef, serde_json::Value>,
+        at_head: &BTreeMap<ObjectRef, serde_json::Value>,
+    ) -> Result<Vec<ObjectChange>, EngineError> {
+        let app = &planned.app;
+        let mut objects = planned.head.objects.clone();
+        for (object, _) in &mut objects {
+            driftless_core::plan::mark_owned(object, &app.name);
+        }
+        let desired = DesiredState {
+            commit: planned.head_commit.clone(),
+            objects: Arc::new(objects),
+            renderer: planned.head.renderer,
+            context: Arc::new(RenderContext::default()),
+        };
+        let versions: HashMap<&ObjectRef, &str> = planned
+            .base
+            .objects
+            .iter()
+            .map(|(object, _)| (&object.reference, object.gvk.version.as_str()))
+            .collect();
+        let also_prunable = at_base
+            .keys()
+            .filter(|object| !at_head.contains_key(*object))
+            .map(|object| (object.clone(), versions[object].to_owned()))
+            .collect();
+        let options = CompareOptions {
+            dry_run_missing: true,
+            record: false,
+            also_prunable,
+        };
+        let (comparison, _) = self.compare_desired(app, desired, options).await?;
+        let mut changes: Vec<ObjectChange> = comparison
+            .objects
+            .into_iter()
+            .filter_map(|status| match status.diff {
+                ObjectDiff::Unchanged => None,
+                ObjectDiff::Missing { desired } => Some(ObjectChange::Added {
+                    object: status.object,
+                    manifest: desired,
+                }),
+                ObjectDiff::Changed { unified, changes } => Some(ObjectChange::Changed {
+                    object: status.object,
+                    unified,
+                    changes,
+                }),
+            })
+            .collect();
+        changes.extend(
+            comparison
+                .to_prune
+                .into_iter()
+                .map(|object| ObjectChange::Removed { object }),
+        );
+        changes.sort_by(|a, b| a.object().cmp(b.object()));
+        Ok(changes)
+    }
+}
+
+/// Schema violations of the objects at head (errors), and kinds without a schema (warnings).
+fn schema_problems(objects: &[(DesiredObject, Resolved)], schemas: &Schemas) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (object, _) in objects {
+        let problem = |severity, path: Option<String>, message: String| Problem {
+            severity,
+            check: "schema".to_owned(),
+            object: object.reference.clone(),
+            file: Some(object.source.to_string()),
+            path,
+            message,
+        };
+        match schemas.validate(&object.manifest) {
+            Validation::Valid => {}
+            Validation::NoSchema { kind } => problems.push(problem(
+                Severity::Warning,
+                None,
+                format!(
+                    "no schema for {kind} in Kubernetes {} or the repository's CRDs: not validated",
+                    schemas.version
+                ),
+            )),
+            Validation::Invalid(violations) => problems.extend(violations.into_iter().map(|violation| {
+                problem(
+                    Severity::Error,
+                    Some(violation.path).filter(|path| !path.is_empty()),
+                    violation.message,
+                )
+            })),
+        }
+    }
+    problems
 }

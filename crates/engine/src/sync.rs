@@ -10,7 +10,7 @@ use driftless_core::plan::{
     HookDeletePolicy, KeepReason, OwnershipConflict, Plan, PlanOptions, hook_delete_policy,
     object_sync_option, plan,
 };
-use driftless_core::project::{Project, Violation};
+use driftless_core::project::Project;
 use driftless_core::sync_order::Stage;
 use driftless_core::{HealthState, ObjectRef};
 use driftless_kube::{ApplyOptions, ObjectError};
@@ -218,18 +218,14 @@ impl SyncRun<'_> {
         self.record(object, ObjectAction::Failed, message);
     }
 
-    /// Fails closed: when the project refuses any object, nothing at all is applied or pruned
-    /// (a half-applied tenant is no safer), and every refused object is reported with why.
-    fn refuse(&mut self, refused: &[(ObjectRef, Violation)]) {
-        let project = self.project.map_or("", |project| project.name.as_str());
-        let reason = format!(
-            "project {project} refuses {} object(s); nothing is applied or pruned",
-            refused.len()
-        );
-        for (object, violation) in refused {
-            self.fail(object, violation.to_string(), || reason.clone());
+    /// Fails closed: when the project refuses any object, or a policy denies any change,
+    /// nothing at all is applied or pruned (a half-applied application is no safer), and every
+    /// refused object is reported with why; the others are skipped with `others`.
+    fn refuse(&mut self, refused: &[(ObjectRef, String)], reason: &str, others: &str) {
+        for (object, message) in refused {
+            self.fail(object, message.clone(), || reason.to_owned());
         }
-        let others: Vec<ObjectRef> = self
+        let skipped: Vec<ObjectRef> = self
             .desired
             .objects
             .iter()
@@ -237,12 +233,8 @@ impl SyncRun<'_> {
             .filter(|reference| !refused.iter().any(|(object, _)| object == *reference))
             .cloned()
             .collect();
-        for reference in &others {
-            self.record(
-                reference,
-                ObjectAction::Skipped,
-                "not applied: the project refuses other objects of this application",
-            );
+        for reference in &skipped {
+            self.record(reference, ObjectAction::Skipped, others);
         }
     }
 
@@ -688,7 +680,17 @@ impl Engine {
         let refused = self.refused_objects(app, &run.desired)?;
         if !refused.is_empty() {
             let sync_id = self.begin_recorded_sync(app, &run.desired, &requested, &options)?;
-            run.refuse(&refused);
+            let project = run.project.map_or("", |project| project.name.as_str());
+            let reason = format!(
+                "project {project} refuses {} object(s); nothing is applied or pruned",
+                refused.len()
+            );
+            let refused: Vec<_> = refused
+                .into_iter()
+                .map(|(object, violation)| (object, violation.to_string()))
+                .collect();
+            let others = "not applied: the project refuses other objects of this application";
+            run.refuse(&refused, &reason, others);
             return run.finish(&BTreeSet::new(), &inventory, &BTreeSet::new(), sync_id);
         }
         let live_objects = match prepared_live {
@@ -721,6 +723,16 @@ impl Engine {
             errors,
         })?;
         let sync_id = self.begin_recorded_sync(app, &run.desired, &requested, &options)?;
+        let denied = self.policy_denials(app, &run.desired, &live_objects, &plan);
+        if !denied.is_empty() {
+            let reason = format!(
+                "policy denies {} change(s); nothing is applied or pruned",
+                denied.len()
+            );
+            let others = "not applied: policy denies other changes of this application";
+            run.refuse(&denied, &reason, others);
+            return run.finish(&BTreeSet::new(), &inventory, &BTreeSet::new(), sync_id);
+        }
 
         for conflict in &plan.conflicts {
             let (OwnershipConflict::OwnedByOther { object, .. } | OwnershipConflict::Unmanaged { object }) =
@@ -737,6 +749,43 @@ impl Engine {
         }
 
         run.finish(&plan.next_inventory, &inventory, &pruned, sync_id)
+    }
+
+    /// The changes a denying policy rule refuses: each object to apply (an update of its live
+    /// state, or a creation) and each object to prune (a deletion). Warnings are logged.
+    fn policy_denials(
+        &self,
+        app: &Application,
+        desired: &DesiredState,
+        live: &LiveSnapshot,
+        plan: &Plan,
+    ) -> Vec<(ObjectRef, String)> {
+        let changes = desired
+            .objects
+            .iter()
+            .map(|(object, _)| crate::admission::Change {
+                object: &object.reference,
+                new: Some(&object.manifest),
+                old: live.get(&object.reference),
+            })
+            .chain(plan.prune.iter().filter_map(|reference| {
+                Some(crate::admission::Change {
+                    object: reference,
+                    new: None,
+                    old: Some(live.get(reference)?),
+                })
+            }));
+        let mut denied = Vec::new();
+        for (object, finding) in crate::admission::check(&self.policies, changes) {
+            let message = format!("policy rule {}: {}", finding.rule, finding.message);
+            match finding.action {
+                driftless_policy::Action::Deny => denied.push((object, message)),
+                driftless_policy::Action::Warn => {
+                    tracing::warn!(application = %app.name, object = %object, "{message}");
+                }
+            }
+        }
+        denied
     }
 
     /// The history record of a sync that starts now; `None` for a dry-run, which records nothing.

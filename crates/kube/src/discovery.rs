@@ -124,6 +124,25 @@ impl Discovery {
         Ok(capabilities)
     }
 
+    /// The server's OpenAPI v2 document (`/openapi/v2`): the schemas of every kind it serves,
+    /// custom kinds with structural schemas included. Not cached: a plan asks once. Offline:
+    /// `None`.
+    pub async fn openapi_v2(&self) -> Result<Option<serde_json::Value>, DiscoveryError> {
+        let Some(client) = &self.client else {
+            return Ok(None);
+        };
+        let failed = |source| DiscoveryError {
+            api_version: "the server's OpenAPI schemas".into(),
+            kind: String::new(),
+            source,
+        };
+        let request = http::Request::get("/openapi/v2")
+            .header(http::header::ACCEPT, "application/json")
+            .body(Vec::new())
+            .map_err(|err| failed(kube::Error::HttpError(err)))?;
+        client.request(request).await.map(Some).map_err(failed)
+    }
+
     /// `Ok(None)` when the server does not serve this kind (e.g. its CRD is not installed).
     pub async fn lookup(&self, gvk: &GroupVersionKind) -> Result<Option<Resolved>, DiscoveryError> {
         if let Some(hit) = self

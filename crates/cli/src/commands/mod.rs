@@ -18,23 +18,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Completions { shell } => Ok(completions::run(shell)),
         Command::Quickstart { exit, examples } => runtime()?.block_on(quickstart::run(exit, &examples)),
-        Command::Plan {
-            common,
-            base,
-            head,
-            repo,
-            markdown,
-            post,
-        } => runtime()?.block_on(plan::run(
-            &common,
-            plan::Refs {
-                base: &base,
-                head: &head,
-            },
-            repo.as_deref(),
-            markdown,
-            post,
-        )),
+        Command::Plan { common, args } => runtime()?.block_on(plan::run(&common, &args)),
         other => runtime()?.block_on(applications::run(other)),
     }
 }

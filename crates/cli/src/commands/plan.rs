@@ -5,10 +5,11 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use anyhow::Context as _;
-use driftless_core::preview::{ApplicationPlan, ObjectChange};
+use driftless_core::preview::{ApplicationPlan, LiveComparison, ObjectChange, Severity};
+use driftless_engine::PlanOptions;
 
 use super::{EXIT_DIFFERENCES, EXIT_ERROR};
-use crate::cli::{Common, Forge, OutputFormat};
+use crate::cli::{Common, Forge, OutputFormat, PlanArgs};
 
 /// GitHub's limit for a comment body.
 const COMMENT_LIMIT: usize = 65_536;
@@ -33,44 +34,67 @@ fn checkout(path: &Path) -> anyhow::Result<(String, Vec<String>)> {
     Ok((url, copies))
 }
 
-/// For a terminal: a line per application and object, diffs coloured as `driftless diff` does.
+fn print_changes(changes: &[ObjectChange], indent: &str) {
+    for change in changes {
+        match change {
+            ObjectChange::Added { object, .. } => println!("{indent}+ {object}"),
+            ObjectChange::Changed { object, unified, .. } => {
+                println!("{indent}~ {object}");
+                super::output::print_diff(unified);
+            }
+            ObjectChange::Removed { object } => println!("{indent}- {object} (would be pruned)"),
+        }
+    }
+}
+
+/// For a terminal: a line per application, problem and object, diffs coloured as
+/// `driftless diff` does.
 fn print_text(plans: &[ApplicationPlan]) {
     let mut any = false;
-    for plan in plans {
+    for plan in plans.iter().filter(|plan| plan.is_worth_telling()) {
+        any = true;
         if let Some(error) = &plan.error {
             println!("{}: cannot be planned: {error}", plan.application);
-            any = true;
-            continue;
+        } else {
+            let (added, changed, removed) = plan.counts();
+            println!(
+                "{}: {added} to add, {changed} to change, {removed} to remove",
+                plan.application
+            );
         }
-        if plan.changes.is_empty() {
-            continue;
+        for problem in &plan.problems {
+            let severity = match problem.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            let place = [problem.file.as_deref(), problem.path.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": ");
+            println!(
+                "  {severity} [{}] {}: {place}: {}",
+                problem.check, problem.object, problem.message
+            );
         }
-        any = true;
-        let (added, changed, removed) = plan.counts();
-        println!(
-            "{}: {added} to add, {changed} to change, {removed} to remove",
-            plan.application
-        );
-        for change in &plan.changes {
-            match change {
-                ObjectChange::Added { object, .. } => println!("  + {object}"),
-                ObjectChange::Changed { object, unified, .. } => {
-                    println!("  ~ {object}");
-                    super::output::print_diff(unified);
-                }
-                ObjectChange::Removed { object } => println!("  - {object} (would be pruned)"),
+        print_changes(&plan.changes, "  ");
+        match &plan.live {
+            Some(LiveComparison::Compared { cluster, changes }) => {
+                let (added, changed, removed) = driftless_core::preview::counts(changes);
+                println!(
+                    "  against the live cluster {cluster}: {added} to create, {changed} to change, {removed} to prune"
+                );
+                print_changes(changes, "    ");
             }
+            Some(LiveComparison::NotCompared { cluster, reason }) => {
+                println!("  not compared with the live cluster {cluster}: {reason}");
+            }
+            None => {}
         }
     }
     if !any {
         println!("No changes.");
     }
-}
-
-/// The two sides of a plan.
-pub struct Refs<'a> {
-    pub base: &'a str,
-    pub head: &'a str,
 }
 
 /// The commit the plan's status goes on: `DRIFTLESS_HEAD_SHA`, else `head` resolved in the
@@ -106,12 +130,12 @@ async fn post(
     plans: &[ApplicationPlan],
 ) -> anyhow::Result<()> {
     use driftless_core::notifications::CommitState;
-    let failed = plans.iter().filter(|plan| plan.error.is_some()).count();
-    let changed = plans.iter().filter(|plan| !plan.changes.is_empty()).count();
+    let failed = plans.iter().filter(|plan| plan.fails()).count();
+    let changed = plans.iter().filter(|plan| plan.changes_anything()).count();
     let (state, description) = if failed > 0 {
         (
             CommitState::Failure,
-            format!("{failed} application(s) cannot be planned"),
+            format!("{failed} application(s) fail: errors or denying policies"),
         )
     } else if changed > 0 {
         (CommitState::Success, format!("{changed} application(s) change"))
@@ -125,19 +149,26 @@ async fn post(
     Ok(())
 }
 
-pub async fn run(
-    common: &Common,
-    refs: Refs<'_>,
-    repo: Option<&Path>,
-    markdown: bool,
-    forge: Option<Forge>,
-) -> anyhow::Result<ExitCode> {
+/// The schemas --schemas names.
+fn schemas(path: &Path) -> anyhow::Result<driftless_core::schema::Schemas> {
+    let text = std::fs::read(path).with_context(|| format!("--schemas {}: cannot read", path.display()))?;
+    let document: serde_json::Value = serde_json::from_slice(&text)
+        .with_context(|| format!("--schemas {}: not JSON", path.display()))?;
+    let version = document["info"]["version"].as_str().unwrap_or("of --schemas").to_owned();
+    driftless_core::schema::Schemas::from_openapi_v2(document, &version)
+        .with_context(|| format!("--schemas {}", path.display()))
+}
+
+pub async fn run(common: &Common, args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let engine = super::applications::open(common)?;
+    let repo = args.repo.as_deref();
     let checkout = repo.map(checkout).transpose()?;
+    let schemas = args.schemas.as_deref().map(schemas).transpose()?;
     // Before the work: a missing setting should not cost a whole plan.
-    let pull_request = forge
+    let pull_request = args
+        .post
         .map(|forge| {
-            let head = head_commit(refs.head, repo)?;
+            let head = head_commit(&args.head, repo)?;
             let github = forge == Forge::Github;
             let found = driftless_server::review::PullRequest::from_env(github, &head, |name| {
                 std::env::var(name).ok()
@@ -145,18 +176,15 @@ pub async fn run(
             anyhow::Ok((found, github))
         })
         .transpose()?;
-    let plans = engine
-        .plan(
-            refs.base,
-            refs.head,
-            checkout
-                .as_ref()
-                .map(|(url, copies)| (url.as_str(), copies.as_slice())),
-        )
-        .await;
-    if let Some((_, copies)) = &checkout
-        && plans.is_empty()
-    {
+    let options = PlanOptions {
+        checkout: checkout
+            .as_ref()
+            .map(|(url, copies)| (url.as_str(), copies.as_slice())),
+        offline: args.offline,
+        schemas,
+    };
+    let matched = checkout.is_none() || engine.serves_checkout(options.checkout);
+    if !matched && let Some((_, copies)) = &checkout {
         // A CI job pointed at the wrong clone would otherwise report "no changes" forever.
         anyhow::bail!(
             "--repo: no application's source is this clone ({}); check its origin against the repoURLs in {}",
@@ -164,8 +192,9 @@ pub async fn run(
             common.config.display()
         );
     }
+    let plans = engine.plan(&args.base, &args.head, options).await;
     let comment = driftless_core::preview::markdown(&plans, COMMENT_LIMIT);
-    if markdown {
+    if args.markdown {
         print!("{comment}");
     } else if common.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&plans)?);
@@ -175,9 +204,9 @@ pub async fn run(
     if let Some((pull_request, github)) = &pull_request {
         post(pull_request, *github, &comment, &plans).await?;
     }
-    Ok(if plans.iter().any(|plan| plan.error.is_some()) {
+    Ok(if plans.iter().any(ApplicationPlan::fails) {
         ExitCode::from(EXIT_ERROR)
-    } else if plans.iter().any(|plan| !plan.changes.is_empty()) {
+    } else if plans.iter().any(ApplicationPlan::changes_anything) {
         ExitCode::from(EXIT_DIFFERENCES)
     } else {
         ExitCode::SUCCESS

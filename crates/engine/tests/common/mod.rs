@@ -129,6 +129,7 @@ pub fn engine_configured(
         projects: Vec::new(),
         webhooks: driftless_core::application::WebhookSecrets::default(),
         notifications: driftless_core::notifications::Notifications::default(),
+        policy: Vec::new(),
         applications,
     };
     adjust(&mut config);
