@@ -7,12 +7,28 @@ use driftless_policy::{Action, Operation, Policies, Rule, starter_rules};
 use crate::raw::{RawPolicy, RawPolicyRule, Text};
 use crate::validate::Checker;
 
-/// `deny`, `warn`, or `off` (`None`).
-fn action(checker: &mut Checker<'_>, text: &Text, field: &str) -> Option<Option<Action>> {
+/// A rule's setting: on with an action, or off.
+#[derive(Clone, Copy)]
+enum Setting {
+    On(Action),
+    Off,
+}
+
+impl Setting {
+    fn action(self) -> Option<Action> {
+        match self {
+            Self::On(action) => Some(action),
+            Self::Off => None,
+        }
+    }
+}
+
+/// `deny`, `warn`, or `off`; `None` (reported) for anything else.
+fn action(checker: &mut Checker<'_>, text: &Text, field: &str) -> Option<Setting> {
     match text.value.as_str() {
-        "deny" => Some(Some(Action::Deny)),
-        "warn" => Some(Some(Action::Warn)),
-        "off" => Some(None),
+        "deny" => Some(Setting::On(Action::Deny)),
+        "warn" => Some(Setting::On(Action::Warn)),
+        "off" => Some(Setting::Off),
         other => {
             checker.report_at(text, field, format!("{other:?} is not deny, warn or off"));
             None
@@ -42,7 +58,7 @@ fn operations(checker: &mut Checker<'_>, raw: &[Text], field: &str) -> Vec<Opera
 /// A rule of one's own, compiled to check it.
 fn own_rule(checker: &mut Checker<'_>, raw: &RawPolicyRule, expression: &Text, field: &str) -> Option<Rule> {
     let action = match &raw.action {
-        Some(text) => action(checker, text, &format!("{field}.action"))?,
+        Some(text) => action(checker, text, &format!("{field}.action"))?.action(),
         None => Some(Action::Deny),
     };
     let rule = Rule {
@@ -68,7 +84,7 @@ fn own_rule(checker: &mut Checker<'_>, raw: &RawPolicyRule, expression: &Text, f
 
 pub(crate) fn rules(checker: &mut Checker<'_>, raw: &RawPolicy) -> Vec<Rule> {
     let starter_action = match &raw.starter {
-        Some(text) => action(checker, text, "policy.starter").flatten(),
+        Some(text) => action(checker, text, "policy.starter").and_then(Setting::action),
         None => None,
     };
     let starter = starter_rules(Action::Deny);
@@ -114,7 +130,7 @@ pub(crate) fn rules(checker: &mut Checker<'_>, raw: &RawPolicy) -> Vec<Rule> {
             continue;
         };
         rules.retain(|rule| rule.name != *name);
-        if let Some(action) = action {
+        if let Setting::On(action) = action {
             rules.push(Rule {
                 action,
                 ..template.clone()

@@ -13,7 +13,7 @@ fn violations(schemas: &Schemas, object: &Value) -> Vec<String> {
     }
 }
 
-fn deployment(container: Value) -> Value {
+fn deployment(container: &Value) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "labels": {"app.kubernetes.io/name": "web"}},
@@ -40,7 +40,7 @@ fn a_well_formed_deployment_with_the_servers_leniencies_is_valid() {
         "readinessProbe": {"httpGet": {"port": "http"}},
         "livenessProbe": {"httpGet": {"port": 8080}}
     });
-    assert_eq!(violations(&schemas, &deployment(container)), Vec::<String>::new());
+    assert_eq!(violations(&schemas, &deployment(&container)), Vec::<String>::new());
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn unknown_fields_wrong_types_and_missing_fields_are_named_by_path() {
         "ports": [{"containerPort": "80"}],
         "resources": {"limits": {"cpu": true}}
     });
-    let mut object = deployment(container);
+    let mut object = deployment(&container);
     object["spec"]["replicas"] = json!("two");
     object["spec"]["strategy"] = json!({"type": "Recreate", "rollingUpdate": {"maxSurge": 1.5}});
     assert_eq!(
