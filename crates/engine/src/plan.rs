@@ -160,7 +160,7 @@ impl Engine {
     /// The cluster `name` as a plan compares with it, or why it is not compared.
     async fn plan_target(&self, name: &str, offline: bool) -> Result<Target, String> {
         if offline {
-            return Err("--offline".to_owned());
+            return Err("not asked (--offline)".to_owned());
         }
         let cluster = self.cluster(name).await.map_err(|err| err.to_string())?;
         let capabilities = cluster
