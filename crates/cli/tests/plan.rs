@@ -192,7 +192,9 @@ fn a_shared_base_plans_every_overlay_and_documentation_plans_nothing() {
     let (code, plans) = json_plan(&config, "docs");
     assert_eq!(code, Some(0), "nothing deployable changed: exit 0: {plans}");
     assert!(
-        changes(&plans).iter().all(|(name, changed)| name != "web" && changed.is_empty()),
+        changes(&plans)
+            .iter()
+            .all(|(name, changed)| name != "web" && changed.is_empty()),
         "a plain directory's render reads nothing that changed: web is not even planned: {plans}"
     );
     let shown = plan(&config, &["--base", "main", "--head", "docs"]);
@@ -621,11 +623,14 @@ const DEPLOYMENT_TEMPLATE: &str = "apiVersion: apps/v1\nkind: Deployment\nmetada
 /// starter policy set denying.
 fn checked_repository(dir: &Path) -> (TestRepo, std::path::PathBuf) {
     let repo = TestRepo::new();
-    repo.write("charts/api/Chart.yaml", "apiVersion: v2\nname: api\nversion: 1.0.0\n")
-        .write("charts/api/values.yaml", "replicas: 1\nimage: nginx:1.27\n")
-        .write("charts/api/templates/deployment.yaml", DEPLOYMENT_TEMPLATE)
-        .write("env/prod.yaml", "replicas: 2\n")
-        .write("apps/web/a.yaml", &config_map("a", "1"));
+    repo.write(
+        "charts/api/Chart.yaml",
+        "apiVersion: v2\nname: api\nversion: 1.0.0\n",
+    )
+    .write("charts/api/values.yaml", "replicas: 1\nimage: nginx:1.27\n")
+    .write("charts/api/templates/deployment.yaml", DEPLOYMENT_TEMPLATE)
+    .write("env/prod.yaml", "replicas: 2\n")
+    .write("apps/web/a.yaml", &config_map("a", "1"));
     repo.commit("main");
     let text = format!(
         "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: state\nclusters:\n  - {{ name: local, kubeconfig: /nonexistent/kubeconfig }}\npolicy:\n  starter: deny\napplications:\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: api }}\n    spec:\n      source: {{ repoURL: '{url}', path: charts/api, helm: {{ valueFiles: [../../env/prod.yaml] }} }}\n      destination: {{ cluster: local, namespace: api }}\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: web }}\n    spec:\n      source: {{ repoURL: '{url}', path: apps/web }}\n      destination: {{ cluster: local, namespace: web }}\n",
@@ -647,19 +652,36 @@ fn charts_are_planned_and_policy_and_schema_failures_fail_the_plan_with_file_and
     repo.commit("scale");
     let (code, plans) = json_plan(&config, "scale");
     assert_eq!(code, Some(1), "{plans:#}");
-    assert_eq!(changes(&plans), [("api".to_owned(), vec![pair("changed", "Deployment/api")])], "web reads nothing that changed: {plans:#}");
+    assert_eq!(
+        changes(&plans),
+        [("api".to_owned(), vec![pair("changed", "Deployment/api")])],
+        "web reads nothing that changed: {plans:#}"
+    );
     let unified = plans[0]["changes"][0]["unified"].as_str().unwrap_or_default();
-    assert!(unified.contains("-  replicas: 2") && unified.contains("+  replicas: 3"), "{unified}");
-    assert_eq!(plans[0]["live"]["state"], "notCompared", "no cluster is reachable: {plans:#}");
+    assert!(
+        unified.contains("-  replicas: 2") && unified.contains("+  replicas: 3"),
+        "{unified}"
+    );
+    assert_eq!(
+        plans[0]["live"]["state"], "notCompared",
+        "no cluster is reachable: {plans:#}"
+    );
 
     repo.checkout("main");
     repo.checkout("unsafe");
     repo.write("env/prod.yaml", "replicas: 2\nimage: nginx:latest\n")
         .remove("apps/web/a.yaml")
-        .write("apps/web/b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndataa: {value: '1'}\n");
+        .write(
+            "apps/web/b.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndataa: {value: '1'}\n",
+        );
     repo.commit("unsafe");
     let (code, plans) = json_plan(&config, "unsafe");
-    assert_eq!(code, Some(2), "a denying policy and a schema violation fail the plan: {plans:#}");
+    assert_eq!(
+        code,
+        Some(2),
+        "a denying policy and a schema violation fail the plan: {plans:#}"
+    );
     let problems: Vec<(String, String, String, String)> = plans
         .as_array()
         .into_iter()
@@ -688,7 +710,10 @@ fn charts_are_planned_and_policy_and_schema_failures_fail_the_plan_with_file_and
         ],
         "{plans:#}"
     );
-    let markdown = plan(&config, &["--base", "main", "--head", "unsafe", "--markdown", "--offline"]);
+    let markdown = plan(
+        &config,
+        &["--base", "main", "--head", "unsafe", "--markdown", "--offline"],
+    );
     assert_eq!(markdown.status.code(), Some(2));
     insta::assert_snapshot!(String::from_utf8_lossy(&markdown.stdout));
 }

@@ -138,7 +138,10 @@ async fn a_plan_compares_head_with_the_live_cluster_including_drift_and_changes_
     assert!(config_maps.get_opt("c").await.expect("get c").is_none());
     assert!(config_maps.get_opt("b").await.expect("get b").is_some());
 
-    let markdown = driftless(&config, &["plan", "--base", "main", "--head", "change", "--markdown"]);
+    let markdown = driftless(
+        &config,
+        &["plan", "--base", "main", "--head", "change", "--markdown"],
+    );
     let comment = String::from_utf8_lossy(&markdown.stdout);
     assert!(
         comment.contains("live: 1 to create, 1 to change, 1 to prune")
@@ -159,7 +162,11 @@ async fn a_plan_compares_head_with_the_live_cluster_including_drift_and_changes_
     let problem = &plans[0]["problems"][0];
     assert_eq!(
         (&problem["check"], &problem["path"], &problem["file"]),
-        (&json!("schema"), &json!("dataa"), &json!("app/bad.yaml (document 1, line 1)")),
+        (
+            &json!("schema"),
+            &json!("dataa"),
+            &json!("app/bad.yaml (document 1, line 1)")
+        ),
         "{plans:#}"
     );
     repo.checkout("main");
@@ -195,8 +202,17 @@ async fn a_denying_policy_stops_a_sync_before_anything_is_applied() {
         text(&sync)
     );
     assert!(
-        env.api::<Deployment>().get_opt("web").await.expect("get").is_none()
-            && env.api::<ConfigMap>().get_opt("settings").await.expect("get").is_none(),
+        env.api::<Deployment>()
+            .get_opt("web")
+            .await
+            .expect("get")
+            .is_none()
+            && env
+                .api::<ConfigMap>()
+                .get_opt("settings")
+                .await
+                .expect("get")
+                .is_none(),
         "nothing is applied, not even the allowed objects"
     );
     // The same policy as a warning lets the sync through.
@@ -208,5 +224,11 @@ async fn a_denying_policy_stops_a_sync_before_anything_is_applied() {
     );
     let sync = driftless(&config, &["sync", "web"]);
     assert!(sync.status.success(), "{}", text(&sync));
-    assert!(env.api::<Deployment>().get_opt("web").await.expect("get").is_some());
+    assert!(
+        env.api::<Deployment>()
+            .get_opt("web")
+            .await
+            .expect("get")
+            .is_some()
+    );
 }

@@ -72,11 +72,19 @@ fn own_rule(checker: &mut Checker<'_>, raw: &RawPolicyRule, expression: &Text, f
     match Policies::new(vec![rule.clone()]) {
         Ok(_) => Some(rule),
         Err(driftless_policy::PolicyError::Kind { kind, .. }) => {
-            checker.report_at(&raw.name, format!("{field}.kinds"), format!("{kind:?} is not Kind or group/Kind"));
+            checker.report_at(
+                &raw.name,
+                format!("{field}.kinds"),
+                format!("{kind:?} is not Kind or group/Kind"),
+            );
             None
         }
         Err(driftless_policy::PolicyError::Compile { message, .. }) => {
-            checker.report_at(expression, format!("{field}.expression"), format!("does not compile: {message}"));
+            checker.report_at(
+                expression,
+                format!("{field}.expression"),
+                format!("does not compile: {message}"),
+            );
             None
         }
     }
@@ -97,7 +105,11 @@ pub(crate) fn rules(checker: &mut Checker<'_>, raw: &RawPolicy) -> Vec<Rule> {
         let field = format!("policy.rules[{index}]");
         let name = &raw_rule.name.value;
         if !seen.insert(name.clone()) {
-            checker.report_at(&raw_rule.name, format!("{field}.name"), format!("{name:?} is declared twice"));
+            checker.report_at(
+                &raw_rule.name,
+                format!("{field}.name"),
+                format!("{name:?} is declared twice"),
+            );
             continue;
         }
         if let Some(expression) = &raw_rule.expression {
@@ -123,7 +135,11 @@ pub(crate) fn rules(checker: &mut Checker<'_>, raw: &RawPolicy) -> Vec<Rule> {
             continue;
         };
         let Some(text) = &raw_rule.action else {
-            checker.report_at(&raw_rule.name, format!("{field}.action"), "a starter rule's entry needs its action");
+            checker.report_at(
+                &raw_rule.name,
+                format!("{field}.action"),
+                "a starter rule's entry needs its action",
+            );
             continue;
         };
         let Some(action) = action(checker, text, &format!("{field}.action")) else {
@@ -157,7 +173,11 @@ mod tests {
             "  starter: deny\n  rules:\n    - {name: no-latest-tag, action: warn}\n    - {name: resource-limits, action: off}\n    - name: team-label\n      kinds: [Deployment, apps/StatefulSet]\n      expression: \"has(object.metadata.labels) && 'team' in object.metadata.labels\"\n      message: every workload names its team\n",
         )
         .expect("a valid policy");
-        let rules: Vec<(&str, Action)> = config.policy.iter().map(|rule| (rule.name.as_str(), rule.action)).collect();
+        let rules: Vec<(&str, Action)> = config
+            .policy
+            .iter()
+            .map(|rule| (rule.name.as_str(), rule.action))
+            .collect();
         assert_eq!(
             rules,
             [
@@ -168,8 +188,17 @@ mod tests {
                 ("team-label", Action::Deny),
             ]
         );
-        assert!(parse("  starter: warn\n").expect("valid").policy.iter().all(|rule| rule.action == Action::Warn));
-        assert!(parse("  rules: []\n").expect("valid").policy.is_empty(), "the starter set is opt-in");
+        assert!(
+            parse("  starter: warn\n")
+                .expect("valid")
+                .policy
+                .iter()
+                .all(|rule| rule.action == Action::Warn)
+        );
+        assert!(
+            parse("  rules: []\n").expect("valid").policy.is_empty(),
+            "the starter set is opt-in"
+        );
     }
 
     #[test]

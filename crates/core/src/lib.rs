@@ -17,8 +17,8 @@ mod object_ref;
 pub mod plan;
 pub mod preview;
 pub mod project;
-mod status;
 pub mod schema;
+mod status;
 pub mod sync_order;
 pub mod tree;
 

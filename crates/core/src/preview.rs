@@ -61,6 +61,18 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// Where it is: `file: path`, either alone, or nothing.
+    #[must_use]
+    pub fn place(&self) -> String {
+        [self.file.as_deref(), self.path.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+}
+
 /// Head against the application's live cluster: a server-side dry-run of every object, so
 /// defaults, admission and drift already in the cluster show — or why that was not possible.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +136,11 @@ impl ApplicationPlan {
     /// the plan fails.
     #[must_use]
     pub fn fails(&self) -> bool {
-        self.error.is_some() || self.problems.iter().any(|problem| problem.severity == Severity::Error)
+        self.error.is_some()
+            || self
+                .problems
+                .iter()
+                .any(|problem| problem.severity == Severity::Error)
     }
 
     /// Whether merging would change anything: between base and head, or in the live cluster.
@@ -242,7 +258,11 @@ fn summary_line(plan: &ApplicationPlan) -> String {
         let (added, changed, removed) = plan.counts();
         format!("<b>{name}</b>: {added} to add, {changed} to change, {removed} to remove")
     };
-    let errors = plan.problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let errors = plan
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
     let warnings = plan.problems.len() - errors;
     if errors + warnings > 0 {
         let _ = write!(line, "; {errors} error(s), {warnings} warning(s)");
@@ -250,7 +270,10 @@ fn summary_line(plan: &ApplicationPlan) -> String {
     match &plan.live {
         Some(LiveComparison::Compared { changes, .. }) => {
             let (added, changed, removed) = counts(changes);
-            let _ = write!(line, "; live: {added} to create, {changed} to change, {removed} to prune");
+            let _ = write!(
+                line,
+                "; live: {added} to create, {changed} to change, {removed} to prune"
+            );
         }
         Some(LiveComparison::NotCompared { .. }) => line.push_str("; not compared with the cluster"),
         None => {}
@@ -289,11 +312,7 @@ fn write_problems(body: &mut String, problems: &[Problem]) {
             Severity::Error => "\u{274c}",
             Severity::Warning => "\u{26a0}\u{fe0f}",
         };
-        let place = [problem.file.as_deref(), problem.path.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(": ");
+        let place = problem.place();
         let _ = writeln!(
             body,
             "| {mark} | {} | {} | {} | {} |",
@@ -583,16 +602,29 @@ mod tests {
             changes: vec![
                 ObjectChange::Changed {
                     object: object("ConfigMap", "a"),
-                    unified: "--- live/ConfigMap/web/a\n+++ head/ConfigMap/web/a\n-  k: drifted\n+  k: '2'\n".into(),
+                    unified: "--- live/ConfigMap/web/a\n+++ head/ConfigMap/web/a\n-  k: drifted\n+  k: '2'\n"
+                        .into(),
                     changes: vec![],
                 },
-                ObjectChange::Removed { object: object("ConfigMap", "old") },
+                ObjectChange::Removed {
+                    object: object("ConfigMap", "old"),
+                },
             ],
         };
         let plan = ApplicationPlan {
             problems: vec![
-                problem(Severity::Error, "schema", Some("data.k|x"), "expected string, got integer"),
-                problem(Severity::Warning, "policy/no-latest-tag", None, "images need a <pinned> tag"),
+                problem(
+                    Severity::Error,
+                    "schema",
+                    Some("data.k|x"),
+                    "expected string, got integer",
+                ),
+                problem(
+                    Severity::Warning,
+                    "policy/no-latest-tag",
+                    None,
+                    "images need a <pinned> tag",
+                ),
             ],
             live: Some(live),
             changes,

@@ -38,7 +38,9 @@ pub enum Validation {
     Valid,
     /// No schema is known for the object's kind (a custom kind whose CRD is neither among the
     /// objects nor in the cluster).
-    NoSchema { kind: String },
+    NoSchema {
+        kind: String,
+    },
     Invalid(Vec<SchemaViolation>),
 }
 
@@ -109,9 +111,11 @@ impl Schemas {
         for (name, definition) in &definitions {
             let gvks = definition["x-kubernetes-group-version-kind"].as_array();
             for gvk in gvks.into_iter().flatten() {
-                let (Some(group), Some(version), Some(kind)) =
-                    (gvk["group"].as_str(), gvk["version"].as_str(), gvk["kind"].as_str())
-                else {
+                let (Some(group), Some(version), Some(kind)) = (
+                    gvk["group"].as_str(),
+                    gvk["version"].as_str(),
+                    gvk["kind"].as_str(),
+                ) else {
                     continue;
                 };
                 // Every group lists DeleteOptions, WatchEvent...: only a definition's own kind.
@@ -140,7 +144,9 @@ impl Schemas {
             message: message.to_owned(),
         };
         let spec = &crd["spec"];
-        let group = spec["group"].as_str().ok_or_else(|| error("spec.group is missing"))?;
+        let group = spec["group"]
+            .as_str()
+            .ok_or_else(|| error("spec.group is missing"))?;
         let kind = spec["names"]["kind"]
             .as_str()
             .ok_or_else(|| error("spec.names.kind is missing"))?;
@@ -275,7 +281,10 @@ impl Walker<'_> {
         self.check(&schema, &Value::Object(rest), &mut path, 0);
     }
 
-    fn resolve<'s>(definitions: &'s Map<String, Value>, mut schema: &'s Value) -> (&'s Value, Option<&'s str>) {
+    fn resolve<'s>(
+        definitions: &'s Map<String, Value>,
+        mut schema: &'s Value,
+    ) -> (&'s Value, Option<&'s str>) {
         let mut name = None;
         // Bounded: a reference cycle without a value in between would otherwise loop.
         for _ in 0..16 {
@@ -301,11 +310,14 @@ impl Walker<'_> {
         if schema.get("$ref").is_some() {
             return; // An unknown definition: nothing to check against.
         }
-        let int_or_string = schema["format"] == "int-or-string"
-            || schema["x-kubernetes-int-or-string"] == Value::Bool(true);
+        let int_or_string =
+            schema["format"] == "int-or-string" || schema["x-kubernetes-int-or-string"] == Value::Bool(true);
         if int_or_string {
             if !(value.is_string() || value.is_i64() || value.is_u64()) {
-                self.report(path, format!("expected integer or string, got {}", type_name(value)));
+                self.report(
+                    path,
+                    format!("expected integer or string, got {}", type_name(value)),
+                );
             }
             return;
         }

@@ -43,7 +43,10 @@ pub enum EngineError {
     #[error("policy: {0}")]
     InvalidPolicy(String),
     #[error("{application}: policy denies {} change(s); nothing is applied or pruned:{}", denials.len(), list(denials))]
-    PolicyDenied { application: String, denials: Vec<String> },
+    PolicyDenied {
+        application: String,
+        denials: Vec<String>,
+    },
     #[error("{application}: its project refuses {} object(s); nothing is applied or pruned:{}", objects.len(), list(objects))]
     ProjectObjects {
         application: String,

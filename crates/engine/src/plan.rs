@@ -80,7 +80,10 @@ fn source_to_read<'a>(app: &'a Application, checkout: Option<(&'a str, &[String]
         return Some(app.source.repo_url.as_str());
     };
     let key = repository_key(&app.source.repo_url);
-    copies.iter().any(|copy| repository_key(copy) == key).then_some(read)
+    copies
+        .iter()
+        .any(|copy| repository_key(copy) == key)
+        .then_some(read)
 }
 
 impl Engine {
@@ -195,8 +198,16 @@ impl Engine {
             application: app.name.clone(),
             source: Box::new(source),
         };
-        let base_commit = self.mirrors.fetch_and_resolve(url, base).await.map_err(git_error)?;
-        let head_commit = self.mirrors.fetch_and_resolve(url, head).await.map_err(git_error)?;
+        let base_commit = self
+            .mirrors
+            .fetch_and_resolve(url, base)
+            .await
+            .map_err(git_error)?;
+        let head_commit = self
+            .mirrors
+            .fetch_and_resolve(url, head)
+            .await
+            .map_err(git_error)?;
         let cluster = target.as_ref().ok().map(|target| &target.cluster);
         let base_side = self.render_side(app, url, &base_commit, cluster).await?;
         let changed = self
@@ -243,12 +254,13 @@ impl Engine {
         crate::desired::add_created_namespace(app, &mut manifests);
         let offline = Discovery::offline();
         let discovery = cluster.map_or(&offline, |cluster| &*cluster.discovery);
-        let objects = driftless_kube::resolve_desired(manifests, app.destination.namespace.as_deref(), discovery)
-            .await
-            .map_err(|source| EngineError::Resolve {
-                application: app.name.clone(),
-                source: Box::new(source),
-            })?;
+        let objects =
+            driftless_kube::resolve_desired(manifests, app.destination.namespace.as_deref(), discovery)
+                .await
+                .map_err(|source| EngineError::Resolve {
+                    application: app.name.clone(),
+                    source: Box::new(source),
+                })?;
         Ok(Side {
             objects,
             decrypted: rendered.decrypted,
@@ -268,7 +280,8 @@ impl Engine {
         // Redaction covers Secrets; a decrypted value may sit in any kind.
         plan.changes = if decrypted { withhold(changes) } else { changes };
         plan.problems = schema_problems(&planned.head.objects, schemas);
-        plan.problems.extend(self.policy_problems(&planned.head, &at_base, &at_head));
+        plan.problems
+            .extend(self.policy_problems(&planned.head, &at_base, &at_head));
         plan.live = Some(match &planned.target {
             Err(reason) => LiveComparison::NotCompared {
                 cluster: app.destination.cluster.clone(),

@@ -117,11 +117,10 @@ impl Policies {
                         kind: kind.clone(),
                     });
                 }
-                let program =
-                    Program::compile(&rule.expression).map_err(|err| PolicyError::Compile {
-                        rule: rule.name.clone(),
-                        message: err.to_string(),
-                    })?;
+                let program = Program::compile(&rule.expression).map_err(|err| PolicyError::Compile {
+                    rule: rule.name.clone(),
+                    message: err.to_string(),
+                })?;
                 Ok(CompiledRule { rule, program })
             })
             .collect::<Result<_, _>>()?;
@@ -200,9 +199,9 @@ fn applies(rule: &Rule, operation: Operation, object: &Value) -> bool {
 fn context(admission: &Admission<'_>, subject: &Value) -> Context<'static> {
     let mut context = Context::default().with_all();
     let (group, kind) = group_and_kind(subject);
-    let version = subject["apiVersion"]
-        .as_str()
-        .map_or("", |api_version| api_version.rsplit('/').next().unwrap_or_default());
+    let version = subject["apiVersion"].as_str().map_or("", |api_version| {
+        api_version.rsplit('/').next().unwrap_or_default()
+    });
     let request = serde_json::json!({
         "operation": admission.operation.as_str(),
         "name": subject["metadata"]["name"],

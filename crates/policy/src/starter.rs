@@ -24,9 +24,7 @@ const POD_SPEC: &str = "(object.kind == 'Pod' ? object.spec : \
 
 /// Every container of the pod spec, init containers included.
 fn containers() -> String {
-    format!(
-        "({POD_SPEC}.containers + (has({POD_SPEC}.initContainers) ? {POD_SPEC}.initContainers : []))"
-    )
+    format!("({POD_SPEC}.containers + (has({POD_SPEC}.initContainers) ? {POD_SPEC}.initContainers : []))")
 }
 
 fn workload_rule(name: &str, action: Action, each_container: &str, message: &str) -> Rule {

@@ -57,7 +57,11 @@ fn image_tags_latest_implicit_latest_and_digests() {
         container["image"] = json!(image);
         let object = deployment(&container);
         let rules = rules_broken(&policies, &created(&object));
-        assert_eq!(rules.contains(&"no-latest-tag".to_owned()), broken, "{image}: {rules:?}");
+        assert_eq!(
+            rules.contains(&"no-latest-tag".to_owned()),
+            broken,
+            "{image}: {rules:?}"
+        );
     }
 }
 
@@ -90,7 +94,10 @@ fn init_containers_cron_jobs_and_pods_are_checked_too() {
     let findings = policies.check(&created(&pod));
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0].action, Action::Deny);
-    assert!(findings[0].message.contains("resources.limits.cpu"), "{findings:?}");
+    assert!(
+        findings[0].message.contains("resources.limits.cpu"),
+        "{findings:?}"
+    );
 }
 
 #[test]
@@ -216,7 +223,10 @@ fn an_expression_that_cannot_be_evaluated_breaks_the_rule() {
     let object = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" } });
     let findings = policies.check(&created(&object));
     assert_eq!(findings.len(), 1);
-    assert!(findings[0].message.starts_with("the expression failed"), "{findings:?}");
+    assert!(
+        findings[0].message.starts_with("the expression failed"),
+        "{findings:?}"
+    );
 }
 
 #[test]

@@ -67,11 +67,7 @@ fn print_text(plans: &[ApplicationPlan]) {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            let place = [problem.file.as_deref(), problem.path.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(": ");
+            let place = problem.place();
             println!(
                 "  {severity} [{}] {}: {place}: {}",
                 problem.check, problem.object, problem.message
@@ -152,9 +148,12 @@ async fn post(
 /// The schemas --schemas names.
 fn schemas(path: &Path) -> anyhow::Result<driftless_core::schema::Schemas> {
     let text = std::fs::read(path).with_context(|| format!("--schemas {}: cannot read", path.display()))?;
-    let document: serde_json::Value = serde_json::from_slice(&text)
-        .with_context(|| format!("--schemas {}: not JSON", path.display()))?;
-    let version = document["info"]["version"].as_str().unwrap_or("of --schemas").to_owned();
+    let document: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("--schemas {}: not JSON", path.display()))?;
+    let version = document["info"]["version"]
+        .as_str()
+        .unwrap_or("of --schemas")
+        .to_owned();
     driftless_core::schema::Schemas::from_openapi_v2(document, &version)
         .with_context(|| format!("--schemas {}", path.display()))
 }

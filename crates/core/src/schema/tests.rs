@@ -40,7 +40,10 @@ fn a_well_formed_deployment_with_the_servers_leniencies_is_valid() {
         "readinessProbe": {"httpGet": {"port": "http"}},
         "livenessProbe": {"httpGet": {"port": 8080}}
     });
-    assert_eq!(violations(&schemas, &deployment(&container)), Vec::<String>::new());
+    assert_eq!(
+        violations(&schemas, &deployment(&container)),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -74,7 +77,10 @@ fn messages_never_carry_values() {
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
         "stringData": {"password": ["hunter2"]}, "dataa": "hunter3"});
     let found = violations(&schemas, &secret).join("\n");
-    assert!(found.contains("stringData.password: expected string, got array"), "{found}");
+    assert!(
+        found.contains("stringData.password: expected string, got array"),
+        "{found}"
+    );
     assert!(!found.contains("hunter"), "{found}");
 }
 
@@ -84,7 +90,10 @@ fn custom_kinds_are_checked_against_their_crd_and_unknown_kinds_have_no_schema()
     let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget",
         "metadata": {"name": "w", "labels": {"a": "b"}},
         "spec": {"size": 3, "colour": "blue", "extra": {"free": [1, 2]}}});
-    assert_eq!(violations(&schemas, &widget), ["no schema: example.com/v1 Widget"]);
+    assert_eq!(
+        violations(&schemas, &widget),
+        ["no schema: example.com/v1 Widget"]
+    );
     let crd = json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.example.com"},
@@ -100,7 +109,10 @@ fn custom_kinds_are_checked_against_their_crd_and_unknown_kinds_have_no_schema()
             }}}]}
     });
     schemas.add_crd(&crd).expect("a CRD");
-    assert_eq!(violations(&schemas, &widget), ["spec.colour: not one of \"red\", \"green\""]);
+    assert_eq!(
+        violations(&schemas, &widget),
+        ["spec.colour: not one of \"red\", \"green\""]
+    );
     let mut broken = widget.clone();
     broken["spec"] = json!({"sise": 3});
     broken["metadata"]["labels"] = json!({"a": 1});
@@ -123,9 +135,15 @@ fn a_clusters_document_replaces_the_bundled_one() {
     }});
     let schemas = Schemas::from_openapi_v2(document, "v1.31.0").expect("a document");
     let thing = json!({"apiVersion": "example.io/v1", "kind": "Thing", "spec": 1});
-    assert_eq!(violations(&schemas, &thing), ["spec: expected string, got integer"]);
+    assert_eq!(
+        violations(&schemas, &thing),
+        ["spec: expected string, got integer"]
+    );
     let other = json!({"apiVersion": "example.io/v1", "kind": "DeleteOptions"});
-    assert_eq!(violations(&schemas, &other), ["no schema: example.io/v1 DeleteOptions"]);
+    assert_eq!(
+        violations(&schemas, &other),
+        ["no schema: example.io/v1 DeleteOptions"]
+    );
     assert!(Schemas::from_openapi_v2(json!({"swagger": "2.0"}), "x").is_err());
 }
 
@@ -136,12 +154,17 @@ fn hostile_nesting_and_floods_of_errors_are_bounded() {
     for _ in 0..500 {
         deep = json!({ "a": deep });
     }
-    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "binaryData": deep});
+    let config_map =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "binaryData": deep});
     let found = violations(&schemas, &config_map);
     assert_eq!(found, ["binaryData.a: expected string, got object"]);
     let fields: Map<String, Value> = (0..500).map(|i| (format!("f{i}"), json!(1))).collect();
-    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": Value::Object(fields)});
+    let pod =
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": Value::Object(fields)});
     let found = violations(&schemas, &pod);
     assert_eq!(found.len(), VIOLATION_LIMIT + 1);
-    assert!(found.last().is_some_and(|last| last.ends_with("and 481 more")), "{found:?}");
+    assert!(
+        found.last().is_some_and(|last| last.ends_with("and 481 more")),
+        "{found:?}"
+    );
 }
