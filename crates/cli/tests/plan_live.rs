@@ -170,6 +170,17 @@ async fn a_plan_compares_head_with_the_live_cluster_including_drift_and_changes_
         "{plans:#}"
     );
     repo.checkout("main");
+    repo.checkout("unrenderable");
+    repo.write(
+        "app/broken.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n",
+    );
+    repo.commit("unrenderable");
+    let (code, plans) = json_plan(&config, "unrenderable");
+    assert_eq!(code, Some(2), "a broken render exits 2: {plans:#}");
+    let error = plans[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("app/broken.yaml"), "the file is named: {plans:#}");
+    repo.checkout("main");
     repo.checkout("refused");
     repo.write(
         "app/service.yaml",
@@ -187,13 +198,27 @@ async fn a_plan_compares_head_with_the_live_cluster_including_drift_and_changes_
 async fn a_denying_policy_stops_a_sync_before_anything_is_applied() {
     let env = TestEnv::new("plan_policy_sync").await;
     let repo = TestRepo::new();
-    repo.write("app/settings.yaml", &config_map("settings", "1")).write(
+    repo.write("app/settings.yaml", &config_map("settings", "1"));
+    let before = repo.commit("settings");
+    repo.write(
         "app/deployment.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: 'nginx:latest', resources: {limits: {cpu: 100m, memory: 64Mi}}}]\n",
     );
     repo.commit("main");
     let dir = tempfile::tempdir().expect("dir");
     let config = write_config(dir.path(), &env, &repo, "policy:\n  starter: deny\n");
+    // The plan of the change that brought the Deployment fails on the policy, cluster or not.
+    let plan = driftless(
+        &config,
+        &["plan", "--base", &before, "--head", "main", "-o", "json"],
+    );
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let plans: Value = serde_json::from_slice(&plan.stdout).expect("JSON");
+    assert_eq!(
+        plans[0]["problems"][0]["check"], "policy/no-latest-tag",
+        "{plans:#}"
+    );
+    assert_eq!(plans[0]["live"]["state"], "compared", "{plans:#}");
     let sync = driftless(&config, &["sync", "web"]);
     assert!(!sync.status.success(), "a denied sync fails: {}", text(&sync));
     assert!(
