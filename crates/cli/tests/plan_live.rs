@@ -149,6 +149,13 @@ async fn a_plan_compares_head_with_the_live_cluster_including_drift_and_changes_
         "{comment}"
     );
 
+    failing_branches_exit_2(&repo, &config);
+    assert!(config_maps.get_opt("bad").await.expect("get bad").is_none());
+}
+
+/// Branches the plan must fail (exit 2), the cluster reachable: an unknown field by the cluster's
+/// own schemas, a render error naming its file, and a value the server's dry-run refuses.
+fn failing_branches_exit_2(repo: &TestRepo, config: &Path) {
     // The cluster's own schemas validate, and what its dry-run refuses is an error.
     repo.checkout("main");
     repo.checkout("broken");
@@ -157,7 +164,7 @@ async fn a_plan_compares_head_with_the_live_cluster_including_drift_and_changes_
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad}\ndataa: {key: x}\n",
     );
     repo.commit("broken");
-    let (code, plans) = json_plan(&config, "broken");
+    let (code, plans) = json_plan(config, "broken");
     assert_eq!(code, Some(2), "errors exit 2: {plans:#}");
     let problem = &plans[0]["problems"][0];
     assert_eq!(
@@ -176,7 +183,7 @@ async fn a_plan_compares_head_with_the_live_cluster_including_drift_and_changes_
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n",
     );
     repo.commit("unrenderable");
-    let (code, plans) = json_plan(&config, "unrenderable");
+    let (code, plans) = json_plan(config, "unrenderable");
     assert_eq!(code, Some(2), "a broken render exits 2: {plans:#}");
     let error = plans[0]["error"].as_str().unwrap_or_default();
     assert!(error.contains("app/broken.yaml"), "the file is named: {plans:#}");
@@ -187,11 +194,10 @@ async fn a_plan_compares_head_with_the_live_cluster_including_drift_and_changes_
         "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 99999, protocol: TCP}]\n",
     );
     repo.commit("refused");
-    let (code, plans) = json_plan(&config, "refused");
+    let (code, plans) = json_plan(config, "refused");
     assert_eq!(code, Some(2), "errors exit 2: {plans:#}");
     let error = plans[0]["error"].as_str().unwrap_or_default();
     assert!(error.contains("99999"), "the server's refusal is told: {plans:#}");
-    assert!(config_maps.get_opt("bad").await.expect("get bad").is_none());
 }
 
 #[tokio::test]
