@@ -196,8 +196,21 @@ fn failing_branches_exit_2(repo: &TestRepo, config: &Path) {
     repo.commit("refused");
     let (code, plans) = json_plan(config, "refused");
     assert_eq!(code, Some(2), "errors exit 2: {plans:#}");
-    let error = plans[0]["error"].as_str().unwrap_or_default();
-    assert!(error.contains("99999"), "the server's refusal is told: {plans:#}");
+    let refusal = &plans[0]["problems"][0];
+    assert_eq!(
+        (&refusal["check"], &refusal["file"]),
+        (&json!("dry-run"), &json!("app/service.yaml (document 1, line 1)")),
+        "{plans:#}"
+    );
+    let message = refusal["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("99999"),
+        "the server's refusal is told: {plans:#}"
+    );
+    assert_eq!(
+        plans[0]["live"]["state"], "compared",
+        "the other objects are still compared: {plans:#}"
+    );
 }
 
 #[tokio::test]

@@ -18,12 +18,16 @@ use driftless_core::preview::{
 use driftless_core::schema::{Schemas, Validation};
 use driftless_core::{DesiredObject, ObjectRef};
 use driftless_git::CommitId;
-use driftless_kube::{Discovery, Resolved};
+use driftless_kube::{Discovery, ObjectError, Resolved};
 
 use crate::admission::{Change, check};
 use crate::desired::{DesiredState, RenderContext, render_scope, touches};
 use crate::engine::{ClusterHandle, CompareOptions};
 use crate::{Engine, EngineError};
+
+/// Past this many objects the dry-run refuses, a plan stops comparing with the cluster (the
+/// rest would most likely be refused for the same reason).
+const REFUSALS_TOLD: usize = 20;
 
 /// How to plan.
 #[derive(Default)]
@@ -288,10 +292,27 @@ impl Engine {
                 reason: reason.clone(),
             },
             Ok(target) => match self.compare_live(&planned, &at_base, &at_head).await {
-                Ok(changes) => LiveComparison::Compared {
-                    cluster: target.cluster.name.clone(),
-                    changes: if decrypted { withhold(changes) } else { changes },
-                },
+                Ok((changes, refused)) => {
+                    plan.problems.extend(refused.into_iter().map(|(object, message)| {
+                        Problem {
+                            severity: Severity::Error,
+                            check: "dry-run".to_owned(),
+                            file: planned
+                                .head
+                                .objects
+                                .iter()
+                                .find(|(o, _)| o.reference == object)
+                                .map(|(o, _)| o.source.to_string()),
+                            object,
+                            path: None,
+                            message: format!("the API server refuses it: {message}"),
+                        }
+                    }));
+                    LiveComparison::Compared {
+                        cluster: target.cluster.name.clone(),
+                        changes: if decrypted { withhold(changes) } else { changes },
+                    }
+                }
                 Err(err) => {
                     // The cluster answered: what it refuses (a dry-run rejected) is an error.
                     plan.error = Some(err.to_string());
@@ -351,41 +372,74 @@ impl Engine {
             .collect()
     }
 
-    /// Head against the live cluster, as a sync of head would change it.
+    /// Head against the live cluster, as a sync of head would change it, and the objects the
+    /// API server's dry-run refuses (each left out of the comparison, so that every refusal is
+    /// told, not only the first).
     async fn compare_live(
         &self,
         planned: &Planned,
         at_base: &BTreeMap<ObjectRef, serde_json::Value>,
         at_head: &BTreeMap<ObjectRef, serde_json::Value>,
-    ) -> Result<Vec<ObjectChange>, EngineError> {
+    ) -> Result<(Vec<ObjectChange>, Vec<(ObjectRef, String)>), EngineError> {
         let app = &planned.app;
         let mut objects = planned.head.objects.clone();
         for (object, _) in &mut objects {
             driftless_core::plan::mark_owned(object, &app.name);
         }
-        let desired = DesiredState {
-            commit: planned.head_commit.clone(),
-            objects: Arc::new(objects),
-            renderer: planned.head.renderer,
-            context: Arc::new(RenderContext::default()),
-        };
         let versions: HashMap<&ObjectRef, &str> = planned
             .base
             .objects
             .iter()
             .map(|(object, _)| (&object.reference, object.gvk.version.as_str()))
             .collect();
-        let also_prunable = at_base
+        let also_prunable: BTreeMap<ObjectRef, String> = at_base
             .keys()
             .filter(|object| !at_head.contains_key(*object))
             .map(|object| (object.clone(), versions[object].to_owned()))
             .collect();
-        let options = CompareOptions {
-            dry_run_missing: true,
-            record: false,
-            also_prunable,
+        let mut refused = Vec::new();
+        let comparison = loop {
+            let desired = DesiredState {
+                commit: planned.head_commit.clone(),
+                objects: Arc::new(objects.clone()),
+                renderer: planned.head.renderer,
+                context: Arc::new(RenderContext::default()),
+            };
+            let options = CompareOptions {
+                dry_run_missing: true,
+                record: false,
+                also_prunable: also_prunable.clone(),
+            };
+            match self.compare_desired(app, desired, options).await {
+                Ok((comparison, _)) => break comparison,
+                Err(EngineError::Cluster { source, .. }) if refused.len() < REFUSALS_TOLD => {
+                    let (ObjectError::Rejected { object, message, .. }
+                    | ObjectError::ServerError { object, message, .. }) = *source
+                    else {
+                        return Err(EngineError::Cluster {
+                            application: app.name.clone(),
+                            source,
+                        });
+                    };
+                    let Some(index) = objects
+                        .iter()
+                        .position(|(o, _)| o.reference.to_string() == object)
+                    else {
+                        return Err(EngineError::Cluster {
+                            application: app.name.clone(),
+                            source: Box::new(ObjectError::Rejected {
+                                object,
+                                code: 0,
+                                message,
+                            }),
+                        });
+                    };
+                    let (dropped, _) = objects.remove(index);
+                    refused.push((dropped.reference, message));
+                }
+                Err(err) => return Err(err),
+            }
         };
-        let (comparison, _) = self.compare_desired(app, desired, options).await?;
         let mut changes: Vec<ObjectChange> = comparison
             .objects
             .into_iter()
@@ -409,7 +463,7 @@ impl Engine {
                 .map(|object| ObjectChange::Removed { object }),
         );
         changes.sort_by(|a, b| a.object().cmp(b.object()));
-        Ok(changes)
+        Ok((changes, refused))
     }
 }
 
