@@ -1,6 +1,8 @@
 //! Scenario 1: one application of many objects — first apply, no-op re-sync and diff by driftless
 //! against `kubectl apply --server-side` / `kubectl diff --server-side` of the same manifests, and
-//! the write requests each makes (counted by the API server itself).
+//! the write requests each makes (counted by the API server itself); then the plan of a proposed
+//! change against the live cluster (`driftless plan`) against what a CI job without driftless
+//! runs (`kubectl diff --server-side` of the branch's manifests).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -141,6 +143,69 @@ pub async fn run(control_plane: &ControlPlane, driftless: &Path, objects: usize)
         ours_writes,
         peer_writes,
         changed as u64,
+    ));
+    rows.extend(plan_rows(&contenders, &repo, objects).await?);
+    Ok(rows)
+}
+
+/// A pull request changing every ConfigMap again, planned against the live cluster (validated,
+/// policy-checked, dry-run) and offline, against `kubectl diff --server-side` of its manifests.
+async fn plan_rows(contenders: &Contenders, repo: &TestRepo, objects: usize) -> anyhow::Result<Vec<Row>> {
+    repo.checkout("proposal");
+    workload::write_large_application(repo, "big", objects, "3");
+    repo.commit("a proposed change");
+    let plan = ["plan", "--base", "main", "--head", "proposal", "-o", "json"];
+    let [(peer, peer_writes), (ours, ours_writes)] = contenders
+        .repeated(
+            3,
+            &[
+                "diff",
+                "--server-side",
+                "--field-manager=kubectl-bench",
+                "--force-conflicts",
+                "--recursive",
+            ],
+            &plan,
+        )
+        .await?;
+    anyhow::ensure!(
+        ours_writes == 0,
+        "a plan wrote {ours_writes} time(s) to the cluster"
+    );
+    let mut rows = vec![Row::timing(
+        &format!(
+            "plan of a pull request changing {} of {objects} objects, against the live cluster (median of 3)",
+            objects.div_ceil(2)
+        ),
+        ours,
+        peer,
+        "kubectl diff --server-side of the branch",
+        None,
+    )];
+    rows.push(Row::writes(
+        "write requests of that plan",
+        ours_writes,
+        peer_writes,
+        0,
+    ));
+    let offline = [
+        "plan",
+        "--base",
+        "main",
+        "--head",
+        "proposal",
+        "--offline",
+        "-o",
+        "json",
+    ];
+    let samples = (0..3)
+        .map(|_| crate::measure::time_command(&mut contenders.driftless(&offline)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    rows.push(Row::figure(
+        "the same plan offline (render, validate, policy; median of 3)",
+        crate::measure::format_duration(median(samples)),
+        "",
+        None,
     ));
     Ok(rows)
 }
