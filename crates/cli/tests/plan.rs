@@ -716,3 +716,68 @@ fn charts_are_planned_and_policy_and_schema_failures_fail_the_plan_with_file_and
     assert_eq!(markdown.status.code(), Some(2));
     insta::assert_snapshot!(String::from_utf8_lossy(&markdown.stdout));
 }
+
+fn child_application(name: &str, repo_url: &str) -> String {
+    format!(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  source: {{repoURL: '{repo_url}', path: services/{name}}}\n  destination: {{cluster: local, namespace: {name}}}\n"
+    )
+}
+
+#[test]
+fn applications_declared_in_git_are_planned_when_changed_added_or_removed() {
+    let repo = TestRepo::new();
+    let url = repo.file_url();
+    repo.write("roots/svc.yaml", &child_application("svc", &url))
+        .write("roots/README.md", "the applications of this repository\n")
+        .write("services/svc/cm.yaml", &config_map("svc", "1"));
+    repo.commit("main");
+    repo.checkout("svc-change");
+    repo.write("services/svc/cm.yaml", &config_map("svc", "2"));
+    repo.commit("change svc");
+    repo.checkout("main");
+    repo.checkout("new-child");
+    repo.write("roots/api.yaml", &child_application("api", &url))
+        .write("services/api/cm.yaml", &config_map("api", "1"));
+    repo.commit("add api");
+    repo.checkout("main");
+    repo.checkout("drop-child");
+    repo.remove("roots/svc.yaml");
+    repo.commit("drop svc");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("driftless.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: state\nclusters:\n  - {{ name: local, kubeconfig: /nonexistent/kubeconfig }}\napplications:\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: root }}\n    spec:\n      source: {{ repoURL: '{url}', path: roots }}\n      destination: {{ cluster: local, namespace: default }}\n"
+        ),
+    )
+    .expect("config");
+
+    // The root reads nothing that changed; its child does.
+    let (code, plans) = json_plan(&config, "svc-change");
+    assert_eq!(code, Some(1), "{plans:#}");
+    assert_eq!(
+        changes(&plans),
+        [("svc".to_owned(), vec![pair("changed", "ConfigMap/svc")])],
+        "{plans:#}"
+    );
+    let (code, plans) = json_plan(&config, "new-child");
+    assert_eq!(code, Some(1), "{plans:#}");
+    let planned = changes(&plans);
+    assert!(
+        planned.contains(&("api".to_owned(), vec![pair("added", "ConfigMap/api")])),
+        "a new child is planned with everything it adds: {plans:#}"
+    );
+    assert!(
+        planned
+            .iter()
+            .all(|(name, changed)| name == "api" || changed.is_empty()),
+        "{plans:#}"
+    );
+    let (code, plans) = json_plan(&config, "drop-child");
+    assert_eq!(code, Some(1), "{plans:#}");
+    assert!(
+        changes(&plans).contains(&("svc".to_owned(), vec![pair("removed", "ConfigMap/svc")])),
+        "a child no longer declared is planned with everything it leaves: {plans:#}"
+    );
+}

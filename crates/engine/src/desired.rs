@@ -193,6 +193,25 @@ impl Engine {
         root: &Application,
         children: Vec<(serde_json::Value, SourceLocation)>,
     ) -> Result<(), EngineError> {
+        let valid = self.child_applications(root, children)?;
+        let dropped = self
+            .registry
+            .set_children(&root.name, valid)
+            .map_err(|problems| EngineError::Children {
+                application: root.name.clone(),
+                problems,
+            })?;
+        self.render_cache.forget(&dropped);
+        Ok(())
+    }
+
+    /// The Application manifests a root renders, validated and given the root's project (a
+    /// plan reads them without registering them). Any problem fails them all.
+    pub(crate) fn child_applications(
+        &self,
+        root: &Application,
+        children: Vec<(serde_json::Value, SourceLocation)>,
+    ) -> Result<Vec<Application>, EngineError> {
         let clusters: Vec<String> = self
             .config
             .clusters
@@ -214,13 +233,7 @@ impl Engine {
             }
         }
         if problems.is_empty() {
-            match self.registry.set_children(&root.name, valid) {
-                Ok(dropped) => self.render_cache.forget(&dropped),
-                Err(clashes) => problems = clashes,
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
+            Ok(valid)
         } else {
             Err(EngineError::Children {
                 application: root.name.clone(),

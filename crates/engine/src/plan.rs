@@ -49,9 +49,22 @@ struct Side {
     decrypted: bool,
     inputs: Option<std::collections::BTreeSet<String>>,
     renderer: &'static str,
+    /// The Applications it declares (app-of-apps), validated.
+    children: Vec<Application>,
 }
 
 impl Side {
+    /// The side of an application that does not exist there (a child added or removed).
+    fn absent() -> Self {
+        Self {
+            objects: Vec::new(),
+            decrypted: false,
+            inputs: Some(std::collections::BTreeSet::new()),
+            renderer: "none",
+            children: Vec::new(),
+        }
+    }
+
     fn by_reference(&self) -> BTreeMap<ObjectRef, serde_json::Value> {
         self.objects
             .iter()
@@ -75,6 +88,24 @@ struct Planned {
     head: Side,
     /// `Err`: why the live cluster is not compared.
     target: Result<Target, String>,
+}
+
+/// An application as declared at base and at head (`None`: not there).
+type Versions = (Option<Arc<Application>>, Option<Arc<Application>>);
+
+/// The children `root` declares at either side, by name, each with its declaration at both —
+/// those whose source is the root's own repository: the change can alter only what that holds.
+fn child_versions(root: &Application, base: &[Application], head: &[Application]) -> Vec<Versions> {
+    let repository = repository_key(&root.source.repo_url);
+    let mut by_name: BTreeMap<&str, Versions> = BTreeMap::new();
+    let same_repository = |child: &&Application| repository_key(&child.source.repo_url) == repository;
+    for child in base.iter().filter(same_repository) {
+        by_name.entry(&child.name).or_default().0 = Some(Arc::new(child.clone()));
+    }
+    for child in head.iter().filter(same_repository) {
+        by_name.entry(&child.name).or_default().1 = Some(Arc::new(child.clone()));
+    }
+    by_name.into_values().collect()
 }
 
 /// Where a plan reads `app` from: the checkout when the application's source is one of the
@@ -107,10 +138,22 @@ impl Engine {
         let mut targets: HashMap<String, Result<Target, String>> = HashMap::new();
         let mut planned = Vec::new();
         let mut plans = Vec::new();
-        for name in self.application_names() {
-            let Ok(app) = self.application(&name) else {
+        // Configured applications, then the children their renders declare (app-of-apps) at
+        // either side, each with its declaration at base and at head.
+        let mut pending: std::collections::VecDeque<Versions> = self
+            .application_names()
+            .iter()
+            .filter_map(|name| self.application(name).ok())
+            .map(|app| (Some(Arc::clone(&app)), Some(app)))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(versions) = pending.pop_front() {
+            let Some(app) = versions.1.clone().or_else(|| versions.0.clone()) else {
                 continue;
             };
+            if !seen.insert(app.name.clone()) {
+                continue;
+            }
             let Some(url) = source_to_read(&app, options.checkout) else {
                 continue;
             };
@@ -120,9 +163,11 @@ impl Engine {
                 targets.insert(cluster.clone(), target);
             }
             let target = targets[cluster].clone();
-            match self.render_both(&app, url, base, head, target).await {
-                Ok(Some(both)) => planned.push(both),
-                Ok(None) => {}
+            match self.render_both(&versions, url, (base, head), target).await {
+                Ok((both, children)) => {
+                    pending.extend(children);
+                    planned.extend(both);
+                }
                 Err(err) => {
                     let mut plan = ApplicationPlan::new(&app.name);
                     plan.error = Some(err.to_string());
@@ -189,15 +234,18 @@ impl Engine {
         })
     }
 
-    /// Both sides of `app`, or `None` when the change touches nothing its render reads.
+    /// Both sides of an application (`None` when the change touches nothing its render reads),
+    /// and the versions of the children it declares.
     async fn render_both(
         &self,
-        app: &Arc<Application>,
+        (at_base, at_head): &Versions,
         url: &str,
-        base: &str,
-        head: &str,
+        (base, head): (&str, &str),
         target: Result<Target, String>,
-    ) -> Result<Option<Planned>, EngineError> {
+    ) -> Result<(Option<Planned>, Vec<Versions>), EngineError> {
+        let Some(app) = at_head.as_ref().or(at_base.as_ref()) else {
+            return Ok((None, Vec::new()));
+        };
         let git_error = |source| EngineError::Git {
             application: app.name.clone(),
             source: Box::new(source),
@@ -213,22 +261,34 @@ impl Engine {
             .await
             .map_err(git_error)?;
         let cluster = target.as_ref().ok().map(|target| &target.cluster);
-        let base_side = self.render_side(app, url, &base_commit, cluster).await?;
+        let base_side = match at_base {
+            Some(declared) => self.render_side(declared, url, &base_commit, cluster).await?,
+            None => Side::absent(),
+        };
         let changed = self
             .changed_paths(url, &base_commit, &head_commit)
             .await
             .map_err(git_error)?;
-        if !touches(app, base_side.inputs.as_ref(), &changed) {
-            return Ok(None);
+        if at_base == at_head && !touches(app, base_side.inputs.as_ref(), &changed) {
+            // Untouched, so are the children it declares; theirs may still be touched.
+            let children = child_versions(app, &base_side.children, &base_side.children);
+            return Ok((None, children));
         }
-        let head_side = self.render_side(app, url, &head_commit, cluster).await?;
-        Ok(Some(Planned {
-            app: Arc::clone(app),
-            head_commit,
-            base: base_side,
-            head: head_side,
-            target,
-        }))
+        let head_side = match at_head {
+            Some(declared) => self.render_side(declared, url, &head_commit, cluster).await?,
+            None => Side::absent(),
+        };
+        let children = child_versions(app, &base_side.children, &head_side.children);
+        Ok((
+            Some(Planned {
+                app: Arc::clone(app),
+                head_commit,
+                base: base_side,
+                head: head_side,
+                target,
+            }),
+            children,
+        ))
     }
 
     /// The objects `app` declares at `commit` of `url`; nothing is cached or kept. With a
@@ -249,12 +309,12 @@ impl Engine {
                 source: Box::new(source),
             })?;
         let (rendered, _) = self.render_tree(app, &tree, cluster).await?;
-        let mut manifests: Vec<_> = rendered
+        let (children, mut manifests): (Vec<_>, Vec<_>) = rendered
             .manifests
             .into_iter()
             .map(|m| (m.manifest, m.source))
-            .filter(|(manifest, _)| !crate::desired::is_application(manifest))
-            .collect();
+            .partition(|(manifest, _)| crate::desired::is_application(manifest));
+        let children = self.child_applications(app, children)?;
         crate::desired::add_created_namespace(app, &mut manifests);
         let offline = Discovery::offline();
         let discovery = cluster.map_or(&offline, |cluster| &*cluster.discovery);
@@ -270,6 +330,7 @@ impl Engine {
             decrypted: rendered.decrypted,
             inputs: rendered.inputs,
             renderer: rendered.renderer,
+            children,
         })
     }
 
