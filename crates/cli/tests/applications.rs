@@ -1,29 +1,11 @@
 //! The application commands end to end: a real repository, a real control plane, the real binary.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use common::{driftless, text};
 use driftless_testenv::TestEnv;
 use driftless_testenv::git::TestRepo;
 use k8s_openapi::api::core::v1::ConfigMap;
-
-fn driftless(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run driftless")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// `data.key` of the live ConfigMap `settings`.
 async fn settings_key(env: &TestEnv) -> String {

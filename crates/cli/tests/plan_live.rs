@@ -4,34 +4,17 @@
 //! nothing is changed by a plan. And policy gating `driftless sync`: a denied change applies
 //! nothing.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{driftless, text};
 use driftless_testenv::TestEnv;
 use driftless_testenv::git::TestRepo;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
-
-fn driftless(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_driftless"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .arg("--direct")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run driftless")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn config_map(name: &str, value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{key: '{value}'}}\n")
