@@ -10,6 +10,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use futures::StreamExt as _;
+
 use driftless_core::application::{Application, repository_key};
 use driftless_core::diff::ObjectDiff;
 use driftless_core::preview::{
@@ -28,6 +30,9 @@ use crate::{Engine, EngineError};
 /// Past this many objects the dry-run refuses, a plan stops comparing with the cluster (the
 /// rest would most likely be refused for the same reason).
 const REFUSALS_TOLD: usize = 20;
+
+/// Applications rendered at once by a plan.
+const CONCURRENT_RENDERS: usize = 4;
 
 /// How to plan.
 #[derive(Default)]
@@ -140,38 +145,54 @@ impl Engine {
         let mut plans = Vec::new();
         // Configured applications, then the children their renders declare (app-of-apps) at
         // either side, each with its declaration at base and at head.
-        let mut pending: std::collections::VecDeque<Versions> = self
+        let mut wave: Vec<Versions> = self
             .application_names()
             .iter()
             .filter_map(|name| self.application(name).ok())
             .map(|app| (Some(Arc::clone(&app)), Some(app)))
             .collect();
         let mut seen = std::collections::HashSet::new();
-        while let Some(versions) = pending.pop_front() {
-            let Some(app) = versions.1.clone().or_else(|| versions.0.clone()) else {
-                continue;
-            };
-            if !seen.insert(app.name.clone()) {
-                continue;
-            }
-            let Some(url) = source_to_read(&app, options.checkout) else {
-                continue;
-            };
-            let cluster = &app.destination.cluster;
-            if !targets.contains_key(cluster) {
-                let target = self.plan_target(cluster, options.offline).await;
-                targets.insert(cluster.clone(), target);
-            }
-            let target = targets[cluster].clone();
-            match self.render_both(&versions, url, (base, head), target).await {
-                Ok((both, children)) => {
-                    pending.extend(children);
-                    planned.extend(both);
+        // A wave at a time (the next holds the children the last one declared), its renders
+        // concurrently: renderers are mostly other processes (kustomize, helm).
+        while !wave.is_empty() {
+            let mut jobs = Vec::new();
+            for versions in std::mem::take(&mut wave) {
+                let Some(app) = versions.1.clone().or_else(|| versions.0.clone()) else {
+                    continue;
+                };
+                if !seen.insert(app.name.clone()) {
+                    continue;
                 }
-                Err(err) => {
-                    let mut plan = ApplicationPlan::new(&app.name);
-                    plan.error = Some(err.to_string());
-                    plans.push(plan);
+                let Some(url) = source_to_read(&app, options.checkout).map(str::to_owned) else {
+                    continue;
+                };
+                let cluster = &app.destination.cluster;
+                if !targets.contains_key(cluster) {
+                    let target = self.plan_target(cluster, options.offline).await;
+                    targets.insert(cluster.clone(), target);
+                }
+                jobs.push((versions, url, targets[cluster].clone()));
+            }
+            let rendered: Vec<_> = futures::stream::iter(jobs)
+                .map(|(versions, url, target)| async move {
+                    let result = self.render_both(&versions, &url, (base, head), target).await;
+                    (versions, result)
+                })
+                .buffered(CONCURRENT_RENDERS)
+                .collect()
+                .await;
+            for (versions, result) in rendered {
+                match result {
+                    Ok((both, children)) => {
+                        wave.extend(children);
+                        planned.extend(both);
+                    }
+                    Err(err) => {
+                        let name = versions.1.or(versions.0).map(|app| app.name.clone());
+                        let mut plan = ApplicationPlan::new(&name.unwrap_or_default());
+                        plan.error = Some(err.to_string());
+                        plans.push(plan);
+                    }
                 }
             }
         }
