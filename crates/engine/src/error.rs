@@ -42,11 +42,6 @@ pub enum EngineError {
     Project { application: String, message: String },
     #[error("policy: {0}")]
     InvalidPolicy(String),
-    #[error("{application}: policy denies {} change(s); nothing is applied or pruned:{}", denials.len(), list(denials))]
-    PolicyDenied {
-        application: String,
-        denials: Vec<String>,
-    },
     #[error("{application}: its project refuses {} object(s); nothing is applied or pruned:{}", objects.len(), list(objects))]
     ProjectObjects {
         application: String,

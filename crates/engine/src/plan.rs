@@ -365,9 +365,15 @@ impl Engine {
         let mut plan = ApplicationPlan::new(&app.name);
         // Redaction covers Secrets; a decrypted value may sit in any kind.
         plan.changes = if decrypted { withhold(changes) } else { changes };
+        let files: HashMap<&ObjectRef, String> = planned
+            .head
+            .objects
+            .iter()
+            .map(|(object, _)| (&object.reference, object.source.to_string()))
+            .collect();
         plan.problems = schema_problems(&planned.head.objects, schemas);
         plan.problems
-            .extend(self.policy_problems(&planned.head, &at_base, &at_head));
+            .extend(self.policy_problems(&files, &at_base, &at_head));
         plan.live = Some(match &planned.target {
             Err(reason) => LiveComparison::NotCompared {
                 cluster: app.destination.cluster.clone(),
@@ -375,28 +381,23 @@ impl Engine {
             },
             Ok(target) => match self.compare_live(&planned, &at_base, &at_head).await {
                 Ok((changes, refused)) => {
-                    plan.problems.extend(refused.into_iter().map(|(object, message)| {
-                        Problem {
+                    plan.problems
+                        .extend(refused.into_iter().map(|(object, message)| Problem {
                             severity: Severity::Error,
                             check: "dry-run".to_owned(),
-                            file: planned
-                                .head
-                                .objects
-                                .iter()
-                                .find(|(o, _)| o.reference == object)
-                                .map(|(o, _)| o.source.to_string()),
+                            file: files.get(&object).cloned(),
                             object,
                             path: None,
                             message: format!("the API server refuses it: {message}"),
-                        }
-                    }));
+                        }));
                     LiveComparison::Compared {
                         cluster: target.cluster.name.clone(),
                         changes: if decrypted { withhold(changes) } else { changes },
                     }
                 }
                 Err(err) => {
-                    // The cluster answered: what it refuses (a dry-run rejected) is an error.
+                    // The cluster answered, but not about one object (refusals are problems):
+                    // the plan cannot be trusted.
                     plan.error = Some(err.to_string());
                     LiveComparison::NotCompared {
                         cluster: target.cluster.name.clone(),
@@ -412,15 +413,10 @@ impl Engine {
     /// object base has and head does not (a deletion).
     fn policy_problems(
         &self,
-        head: &Side,
+        files: &HashMap<&ObjectRef, String>,
         at_base: &BTreeMap<ObjectRef, serde_json::Value>,
         at_head: &BTreeMap<ObjectRef, serde_json::Value>,
     ) -> Vec<Problem> {
-        let files: HashMap<&ObjectRef, String> = head
-            .objects
-            .iter()
-            .map(|(object, _)| (&object.reference, object.source.to_string()))
-            .collect();
         let changes = at_head
             .iter()
             .map(|(object, new)| Change {

@@ -182,8 +182,9 @@ pub async fn run(common: &Common, args: &PlanArgs) -> anyhow::Result<ExitCode> {
         offline: args.offline,
         schemas,
     };
-    let matched = checkout.is_none() || engine.serves_checkout(options.checkout);
-    if !matched && let Some((_, copies)) = &checkout {
+    if let Some((_, copies)) = &checkout
+        && !engine.serves_checkout(options.checkout)
+    {
         // A CI job pointed at the wrong clone would otherwise report "no changes" forever.
         anyhow::bail!(
             "--repo: no application's source is this clone ({}); check its origin against the repoURLs in {}",
