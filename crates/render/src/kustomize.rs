@@ -12,17 +12,9 @@ use crate::{Keys, RenderError, RenderLimits, Rendered};
 
 pub(crate) const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-/// Whether `path` holds a kustomization file.
+/// Whether `path` holds a kustomization file (following symlinks, as the materialised copy does).
 pub(crate) fn has_kustomization(tree: &FileTree, path: &str) -> bool {
-    let dir = tree.resolve(path).unwrap_or_else(|_| path.to_owned());
-    KUSTOMIZATION_FILES.iter().any(|name| {
-        let file = if dir.is_empty() {
-            (*name).to_owned()
-        } else {
-            format!("{dir}/{name}")
-        };
-        tree.entries.contains_key(&file)
-    })
+    crate::kustomize_guard::kustomization_in(tree, path).is_some()
 }
 
 pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -71,7 +63,8 @@ pub(crate) async fn render(
     limits: &RenderLimits,
     keys: &Keys,
 ) -> Result<Rendered, RenderError> {
-    crate::kustomize_guard::check(tree, &tree.resolve(path).unwrap_or_else(|_| path.to_owned()))?;
+    // Judged from `path` itself, where kustomize runs on the copy: not from where a link leads.
+    crate::kustomize_guard::check(tree, path)?;
     let (program, subcommand) = kustomize_command()?;
     let workspace = tempfile::tempdir().map_err(|err| io("create a render directory", &err))?;
     let repo = workspace.path().join("repo");
@@ -97,6 +90,8 @@ pub(crate) async fn render(
         .arg(subcommand)
         // The default today; stated so a changed default cannot widen what a kustomization may read.
         .arg("--load-restrictor=LoadRestrictionsRootOnly")
+        // An absolute path already, so never an option; `--` says so to kustomize too.
+        .arg("--")
         .arg(&target)
         .current_dir(&repo)
         // Nothing of ours (credentials, kubeconfig, proxies) reaches the renderer.

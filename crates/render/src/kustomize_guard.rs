@@ -7,6 +7,11 @@
 //! against the repository, and anything that leaves it, is absolute, is remote (remote bases are
 //! off: only the configured repository may change the cluster) or inflates Helm charts is refused
 //! with the file, field and path.
+//!
+//! Paths are judged from where kustomize reads each kustomization: the materialised copy, where a
+//! symlink is a copied file or directory. A kustomization reached through `app -> a/b/c` is read
+//! at `app/`, so its `../` chains count from `app/`, not from `a/b/c/` (counted from there, a chain
+//! that leaves the repository at `app/` could look inside). Only reading a file follows links.
 
 use std::collections::BTreeSet;
 
@@ -35,6 +40,10 @@ const HELM_FIELDS: &[&str] = &["helmCharts", "helmChartInflationGenerator", "hel
 /// How deep kustomizations may nest before the render is refused.
 const MAX_DEPTH: usize = 64;
 
+/// How many kustomizations one render may reach: a directory linked to its own parent makes
+/// ever longer paths to the same files, each a new place to judge from.
+const MAX_KUSTOMIZATIONS: usize = 1000;
+
 fn refused(file: &str, field: &str, path: &str, reason: &str) -> RenderError {
     RenderError::KustomizeRefused {
         file: file.to_owned(),
@@ -54,14 +63,30 @@ fn is_remote(path: &str) -> bool {
             .any(|host| path.starts_with(host))
 }
 
-fn kustomization_in<'a>(tree: &'a FileTree, dir: &str) -> Option<(String, &'a [u8])> {
+/// Where `path` is in the tree once every symlink along it is followed: what the materialised
+/// copy holds at `path`.
+fn resolve_along(tree: &FileTree, path: &str) -> Result<String, TreeError> {
+    let mut current = String::new();
+    for part in path.split('/').filter(|part| !part.is_empty()) {
+        let next = if current.is_empty() {
+            part.to_owned()
+        } else {
+            format!("{current}/{part}")
+        };
+        current = tree.resolve(&next)?;
+    }
+    Ok(current)
+}
+
+/// The kustomization file kustomize reads at `dir` (a path as kustomize sees it), and its contents.
+pub(crate) fn kustomization_in<'a>(tree: &'a FileTree, dir: &str) -> Option<(String, &'a [u8])> {
     KUSTOMIZATION_FILES.iter().find_map(|name| {
         let file = if dir.is_empty() {
             (*name).to_owned()
         } else {
             format!("{dir}/{name}")
         };
-        let resolved = tree.resolve(&file).ok()?;
+        let resolved = resolve_along(tree, &file).ok()?;
         match tree.entries.get(&resolved) {
             Some(Entry::File { contents, .. }) => Some((file, contents.as_slice())),
             _ => None,
@@ -117,7 +142,8 @@ fn referenced_paths(kustomization: &Value) -> Vec<(&'static str, &str)> {
     referenced
 }
 
-/// Checks the kustomization at `dir` and every kustomization it reaches.
+/// Checks the kustomization at `dir` and every kustomization it reaches. `dir` is the path
+/// kustomize builds, unresolved (in the materialised copy, symlinks are copies).
 pub(crate) fn check(tree: &FileTree, dir: &str) -> Result<(), RenderError> {
     let mut visited = BTreeSet::new();
     check_dir(tree, dir, 0, &mut visited)
@@ -134,6 +160,16 @@ fn check_dir(
     };
     if !visited.insert(file.clone()) {
         return Ok(());
+    }
+    if visited.len() > MAX_KUSTOMIZATIONS {
+        return Err(refused(
+            &file,
+            "resources",
+            dir,
+            &format!(
+                "takes the render past {MAX_KUSTOMIZATIONS} kustomizations (a directory linked to its own parent?)"
+            ),
+        ));
     }
     if depth > MAX_DEPTH {
         return Err(refused(
@@ -180,23 +216,62 @@ fn check_dir(
                 "is an absolute path: only paths inside the repository are allowed",
             ));
         }
+        // Counted from `dir` as kustomize sees it, never from where a link led.
         let Some(target) = join_inside(dir, path) else {
             return Err(refused(&file, field, path, "leaves the repository"));
         };
-        match tree.resolve(&target) {
+        match resolve_along(tree, &target) {
             Ok(resolved) => {
                 if matches!(field, "resources" | "components" | "bases")
                     && !tree.entries.contains_key(&resolved)
                 {
-                    check_dir(tree, &resolved, depth + 1, visited)?;
+                    check_dir(tree, &target, depth + 1, visited)?;
                 }
-            }
-            Err(err @ (TreeError::SymlinkEscapes { .. } | TreeError::SymlinkLoop { .. })) => {
-                return Err(refused(&file, field, path, &err.to_string()));
             }
             // Missing: kustomize reports it, with its own words.
             Err(TreeError::NotFound { .. }) => {}
+            Err(err) => return Err(refused(&file, field, path, &err.to_string())),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(entries: &[(&str, Entry)]) -> FileTree {
+        FileTree {
+            entries: entries
+                .iter()
+                .map(|(path, entry)| ((*path).to_owned(), entry.clone()))
+                .collect(),
+        }
+    }
+
+    fn link(target: &str) -> Entry {
+        Entry::Symlink {
+            target: target.to_owned(),
+        }
+    }
+
+    #[test]
+    fn directories_linked_to_their_own_parent_end_quickly() {
+        // Every path a/x/y/x/… is a new place for kustomize: two links double them at each level.
+        let tree = tree(&[
+            (
+                "a/kustomization.yaml",
+                Entry::File {
+                    contents: b"resources: [x, y]\n".to_vec(),
+                    executable: false,
+                },
+            ),
+            ("a/x", link(".")),
+            ("a/y", link(".")),
+        ]);
+        let started = std::time::Instant::now();
+        let err = check(&tree, "a").expect_err("refused");
+        assert!(err.to_string().contains("kustomizations"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
 }

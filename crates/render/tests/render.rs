@@ -227,10 +227,8 @@ async fn kustomize_errors_name_repository_paths_and_nothing_outside_is_read() {
     assert!(err.to_string().contains("points outside the repository"), "{err}");
 }
 
-#[tokio::test]
-async fn kustomizations_may_not_reach_outside_the_repository_or_the_network() {
-    // A kustomization directory on the host, outside any repository: kustomize itself would load
-    // it even with LoadRestrictionsRootOnly (directories are not restricted, only files).
+/// A kustomization directory on the host, outside any repository, holding ConfigMap `stolen`.
+fn host_kustomization() -> tempfile::TempDir {
     let outside = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         outside.path().join("kustomization.yaml"),
@@ -238,6 +236,14 @@ async fn kustomizations_may_not_reach_outside_the_repository_or_the_network() {
     )
     .expect("write");
     std::fs::write(outside.path().join("cm.yaml"), config_map("stolen")).expect("write");
+    outside
+}
+
+#[tokio::test]
+async fn kustomizations_may_not_reach_outside_the_repository_or_the_network() {
+    // A kustomization directory on the host, outside any repository: kustomize itself would load
+    // it even with LoadRestrictionsRootOnly (directories are not restricted, only files).
+    let outside = host_kustomization();
     let climb = format!("../../../../../../../../../..{}", outside.path().display());
 
     let repo = kustomize_repo();
@@ -335,6 +341,57 @@ async fn kustomizations_may_not_reach_outside_the_repository_or_the_network() {
         .await
         .expect("prod");
     assert_eq!(prod.manifests.len(), 2);
+}
+
+/// kustomize runs on the materialised copy, where a directory symlink is a copied directory: a
+/// kustomization reached through `app -> deep/…` is read at `app/`, and its `../` chains count
+/// from there, not from where the link points. Counted from the deep target, the chain below
+/// stays inside the repository; counted from `app/`, it climbs past the file system's root
+/// (extra `..` stay there) and lands on a kustomization on the host.
+#[tokio::test]
+async fn kustomizations_reached_through_directory_symlinks_are_judged_from_the_link() {
+    const DEPTH: usize = 24;
+    let outside = host_kustomization();
+    // <temp>/.tmpXXXX/repo/app: the chain must climb at least that far to reach `/`.
+    assert!(
+        std::env::temp_dir().components().count() + 3 <= DEPTH,
+        "the temporary directory {} is too deep for this test's chain of {DEPTH} '..'",
+        std::env::temp_dir().display()
+    );
+    let host = outside.path().display().to_string();
+    let chain = format!("{}{}", "../".repeat(DEPTH), host.trim_start_matches('/'));
+    let deep: Vec<String> = (0..DEPTH).map(|level| format!("d{level}")).collect();
+    let deep = format!("deep/{}", deep[1..].join("/"));
+    let kustomization = format!("resources:\n  - {chain}\n");
+
+    let repo = kustomize_repo();
+    repo.write(&format!("{deep}/kustomization.yaml"), &kustomization)
+        .symlink("app", &deep)
+        // A base reached through a symlinked directory, from an overlay.
+        .symlink("linked/base", &format!("../{deep}"))
+        .write(
+            "overlays/linked/kustomization.yaml",
+            "resources:\n  - ../../linked/base\n",
+        )
+        // The same kustomization in a real directory.
+        .write("plain/kustomization.yaml", &kustomization);
+    for (path, file) in [
+        ("app", "app/kustomization.yaml"),
+        ("overlays/linked", "linked/base/kustomization.yaml"),
+        ("plain", "plain/kustomization.yaml"),
+    ] {
+        let result = render_at(&repo, path, Renderer::Detect).await;
+        let stolen = result
+            .as_ref()
+            .is_ok_and(|rendered| names(rendered).contains(&"ConfigMap/stolen".to_owned()));
+        assert!(!stolen, "{path}: the host's kustomization was rendered");
+        let err = result.expect_err(path);
+        assert_eq!(
+            err.to_string(),
+            format!("{file}: resources: {chain:?} leaves the repository"),
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]
