@@ -167,15 +167,17 @@ impl Engine {
         let store = Store::open(&options.data_dir.join("driftless.db"))?;
         let registry = Arc::new(Registry::new(&config.applications));
         let limits = config.limits;
+        let read_limits = ReadLimits {
+            max_files: limits.max_files,
+            max_bytes: limits.max_repository_bytes,
+        };
         let mirrors =
-            Mirrors::new(options.data_dir.join("git"), config.repositories.clone()).with_limits(ReadLimits {
-                max_files: limits.max_files,
-                max_bytes: limits.max_repository_bytes,
-            });
+            Mirrors::new(options.data_dir.join("git"), config.repositories.clone()).with_limits(read_limits);
         let render_limits = RenderLimits {
             max_documents: limits.max_documents,
             max_file_bytes: limits.max_file_bytes,
             timeout: limits.render_timeout,
+            materialize: read_limits,
             ..RenderLimits::default()
         };
         let charts = driftless_charts::Charts::new(

@@ -22,6 +22,12 @@ const HARDENING: &[&str] = &[
     "core.hooksPath=/dev/null",
     "core.fsmonitor=false",
     "submodule.recurse=false",
+    // Every object a clone or fetch brings is verified (git fsck's checks, warnings as errors):
+    // a tree entry named `..` or `.git`, a malformed object, is refused before it is stored.
+    // `transfer.*` covers clone and fetch (and receive, which driftless never runs). Zero-padded
+    // tree modes are a harmless quirk of old tools that real histories hold; only they are let in.
+    "transfer.fsckObjects=true",
+    "fetch.fsck.zeroPaddedFilemode=ignore",
     // Start from no credential helper; ours, when needed, comes after this.
     "credential.helper=",
     // A mirror may be read by another user (the server) than the one that fetched it.

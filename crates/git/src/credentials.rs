@@ -74,21 +74,101 @@ fn shell_quote(path: &std::path::Path) -> String {
 const CREDENTIAL_HELPER: &str = "credential.helper=!f() { test \"$1\" = get || exit 0; \
      echo \"username=${DRIFTLESS_GIT_USERNAME}\"; echo \"password=${DRIFTLESS_GIT_PASSWORD}\"; }; f";
 
-pub(crate) fn prepare(credentials: Option<&RepositoryCredentials>) -> Result<Prepared, CredentialsError> {
+/// Credentials written in a repository URL (`https://user:token@host/…`), percent-decoded.
+pub(crate) struct Userinfo {
+    username: String,
+    password: Option<String>,
+}
+
+/// The URL git is given, and the credentials taken out of it. Git writes the URL it fetches into
+/// the mirror's `config` and `FETCH_HEAD`, so an HTTP(S) URL loses its userinfo (handed to the
+/// credential helper instead: a token is often the user name alone); other schemes keep the
+/// user name (ssh needs it) and lose any password, which they cannot use anyway.
+pub(crate) fn split_userinfo(url: &str) -> (String, Option<Userinfo>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (url.to_owned(), None);
+    };
+    let (userinfo, host_and_path) = (&rest[..at], &rest[at + 1..]);
+    let (username, password) = match userinfo.split_once(':') {
+        Some((username, password)) => (username, Some(password)),
+        None => (userinfo, None),
+    };
+    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+        let userinfo = Userinfo {
+            username: percent_decode(username),
+            password: password.map(percent_decode),
+        };
+        (format!("{scheme}://{host_and_path}"), Some(userinfo))
+    } else if password.is_some() {
+        (format!("{scheme}://{username}@{host_and_path}"), None)
+    } else {
+        (url.to_owned(), None)
+    }
+}
+
+/// `%XX` escapes decoded as git decodes a URL's userinfo; anything malformed is kept as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `credentials` are the configured ones for the URL; `from_url` what [`split_userinfo`] took out
+/// of it, which wins as it did when git read it from the URL (a configured password still
+/// completes a URL that names only the user).
+pub(crate) fn prepare(
+    credentials: Option<&RepositoryCredentials>,
+    from_url: Option<Userinfo>,
+) -> Result<Prepared, CredentialsError> {
     let mut prepared = Prepared::default();
     // Host keys are always checked; without configured known_hosts, the user's apply.
     let mut ssh = String::from("ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes");
-    if let Some(credentials) = credentials {
-        if let Some(password) = &credentials.password {
-            let password = read_secret(password, "repository password")?;
-            let username = credentials.username.clone().unwrap_or_else(|| "git".to_owned());
-            prepared.config.push(CREDENTIAL_HELPER.to_owned());
-            prepared.env.push(("DRIFTLESS_GIT_USERNAME".to_owned(), username));
-            prepared.env.push((
-                "DRIFTLESS_GIT_PASSWORD".to_owned(),
-                password.trim_end().to_owned(),
-            ));
+    let configured_password = credentials
+        .and_then(|c| c.password.as_ref())
+        .map(|source| read_secret(source, "repository password"))
+        .transpose()?;
+    let username_and_password = match from_url {
+        Some(Userinfo { username, password }) => {
+            Some((username, password.or(configured_password).unwrap_or_default()))
         }
+        None => configured_password.map(|password| {
+            let username = credentials
+                .and_then(|c| c.username.clone())
+                .unwrap_or_else(|| "git".to_owned());
+            (username, password)
+        }),
+    };
+    if let Some((username, password)) = username_and_password {
+        prepared.config.push(CREDENTIAL_HELPER.to_owned());
+        prepared.env.push(("DRIFTLESS_GIT_USERNAME".to_owned(), username));
+        prepared.env.push((
+            "DRIFTLESS_GIT_PASSWORD".to_owned(),
+            password.trim_end().to_owned(),
+        ));
+    }
+    if let Some(credentials) = credentials {
         if let Some(key) = &credentials.ssh_private_key {
             let file = private_file(&read_secret(key, "ssh private key")?, "ssh private key")?;
             let _ = write!(ssh, " -o IdentitiesOnly=yes -i {}", shell_quote(file.path()));
@@ -122,7 +202,7 @@ mod tests {
     fn a_missing_secret_names_its_source_not_a_value() {
         let mut credentials = creds("https://h/");
         credentials.password = Some(SecretSource::Env("DRIFTLESS_TEST_UNSET_VARIABLE_1234".to_owned()));
-        let err = prepare(Some(&credentials))
+        let err = prepare(Some(&credentials), None)
             .err()
             .expect("the variable is not set");
         assert_eq!(
@@ -147,7 +227,7 @@ mod tests {
         let mut credentials = creds("https://h/");
         credentials.password = Some(SecretSource::File(password));
         credentials.ssh_private_key = Some(SecretSource::File(key));
-        let prepared = prepare(Some(&credentials)).expect("prepared");
+        let prepared = prepare(Some(&credentials), None).expect("prepared");
         assert!(
             prepared.config.iter().all(|c| !c.contains("s3cret")),
             "no secret in git -c arguments"
@@ -172,6 +252,36 @@ mod tests {
             key_file.path().metadata().expect("stat").permissions().mode() & 0o077,
             0,
             "key file is private"
+        );
+    }
+
+    #[test]
+    fn credentials_in_a_url_leave_it_for_the_credential_helper() {
+        let (url, userinfo) = split_userinfo("https://bot:t%40ken@git.example.com:8443/org/r.git");
+        assert_eq!(url, "https://git.example.com:8443/org/r.git");
+        let userinfo = userinfo.expect("taken out");
+        assert_eq!(
+            (userinfo.username.as_str(), userinfo.password.as_deref()),
+            ("bot", Some("t@ken"))
+        );
+        let (url, userinfo) = split_userinfo("http://ghp_token@h/r");
+        assert_eq!(url, "http://h/r");
+        assert_eq!(userinfo.expect("taken out").password, None);
+        assert_eq!(
+            split_userinfo("ssh://git:secret@h/r").0,
+            "ssh://git@h/r",
+            "ssh keeps its user name, never a password"
+        );
+        assert_eq!(split_userinfo("ssh://git@h/r").0, "ssh://git@h/r");
+        assert_eq!(split_userinfo("file:///srv/r@x").0, "file:///srv/r@x");
+        assert_eq!(split_userinfo("https://h/r@x").0, "https://h/r@x");
+
+        let prepared = prepare(None, split_userinfo("https://bot:tok@h/r").1).expect("prepared");
+        assert!(prepared.config.iter().all(|c| !c.contains("tok")));
+        assert!(
+            prepared
+                .env
+                .contains(&("DRIFTLESS_GIT_PASSWORD".to_owned(), "tok".to_owned()))
         );
     }
 }

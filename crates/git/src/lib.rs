@@ -29,4 +29,4 @@ pub use signatures::{
     AllowedSignersError, PgpKeysError, SignatureError, SignaturePolicy, SignedCommit, Signer, committer_time,
     verify_commit,
 };
-pub use tree::{Entry, FileTree, TreeError, join_inside};
+pub use tree::{Entry, FileTree, MaterializeError, TreeError, check_path, join_inside};

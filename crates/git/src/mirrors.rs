@@ -13,7 +13,7 @@ use crate::command::{Failure, Git};
 use crate::credentials::{self, CredentialsError};
 use crate::scrub::scrub_url;
 use crate::signatures::{SignatureError, SignaturePolicy, Signer, verify_commit};
-use crate::tree::{Entry, FileTree};
+use crate::tree::{Entry, FileTree, path_problem};
 
 /// A full (40 hex digit) commit id, as resolved from a repository.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,6 +92,14 @@ pub enum GitError {
         commit: String,
         what: &'static str,
         limit: u64,
+    },
+    /// A path in the tree breaks the grammar of paths from Git (`..`, `.git`, a backslash, …).
+    #[error("{repo} at {commit}: path {path:?} from the repository is refused: it {reason}")]
+    UnsafePath {
+        repo: String,
+        commit: String,
+        path: String,
+        reason: &'static str,
     },
     #[error("failed to {action}")]
     Io {
@@ -247,16 +255,27 @@ impl Mirrors {
     }
 
     async fn fetch_locked(&self, url: &str, dir: &Path) -> Result<(), GitError> {
-        let prepared = credentials::prepare(driftless_core::application::credentials_for(
-            &self.credentials,
-            url,
-        ))
+        // Git writes the URL it is given into the mirror's config (and FETCH_HEAD): credentials in
+        // it go to the credential helper's environment instead, and git sees the URL without them.
+        let (git_url, userinfo) = credentials::split_userinfo(url);
+        let prepared = credentials::prepare(
+            driftless_core::application::credentials_for(&self.credentials, url),
+            userinfo,
+        )
         .map_err(|source| GitError::Credentials {
             repo: scrub_url(url),
             source,
         })?;
         let started = Instant::now();
         if dir.join("HEAD").exists() {
+            if git_url != url {
+                // Mirrors cloned before credentials were kept out hold them in their config.
+                Git::new(["config", "remote.origin.url", git_url.as_str()])
+                    .in_dir(dir)
+                    .run()
+                    .await
+                    .map_err(|failure| Self::failure("update the remote URL of", url, failure))?;
+            }
             Git::new(["fetch", "--prune", "--quiet", "origin"])
                 .in_dir(dir)
                 .credentials(&prepared)
@@ -281,7 +300,7 @@ impl Mirrors {
             Git::new(["clone", "--mirror", "--quiet", "--no-local", "--end-of-options"])
                 .credentials(&prepared)
                 .timeout(FETCH_TIMEOUT)
-                .run_with_paths(url, &target)
+                .run_with_paths(&git_url, &target)
                 .await
                 .map_err(|failure| Self::failure("clone", url, failure))?;
             std::fs::rename(&target, dir).map_err(|source| GitError::Io {
@@ -377,6 +396,22 @@ impl Mirrors {
             repo: scrub_url(url),
             detail,
         })?;
+        // Every path is checked before anything is read: a tree may hold what no work tree can.
+        let mut seen = std::collections::HashSet::with_capacity(entries.len());
+        for entry in &entries {
+            let unsafe_path = |reason| GitError::UnsafePath {
+                repo: scrub_url(url),
+                commit: commit.0.clone(),
+                path: entry.path.clone(),
+                reason,
+            };
+            if let Some(reason) = path_problem(&entry.path) {
+                return Err(unsafe_path(reason));
+            }
+            if !seen.insert(entry.path.as_str()) {
+                return Err(unsafe_path("appears twice in the tree"));
+            }
+        }
         let too_large = |what, limit| GitError::TooLarge {
             repo: scrub_url(url),
             commit: commit.0.clone(),
@@ -573,7 +608,8 @@ struct ListedEntry {
 fn parse_ls_tree(output: &[u8]) -> Result<Vec<ListedEntry>, String> {
     let mut entries = Vec::new();
     for record in output.split(|b| *b == 0).filter(|r| !r.is_empty()) {
-        let record = std::str::from_utf8(record).map_err(|_| "a path is not UTF-8".to_owned())?;
+        let record = std::str::from_utf8(record)
+            .map_err(|_| format!("a path is not UTF-8: {:?}", String::from_utf8_lossy(record)))?;
         let (meta, path) = record
             .split_once('\t')
             .ok_or_else(|| format!("no tab in {record:?}"))?;

@@ -1,7 +1,17 @@
 //! A repository's files at one commit, held in memory.
+//!
+//! Every path in a [`FileTree`] came out of a Git tree, and a Git tree can hold entries no work
+//! tree can: `..`, `.git`, names with a backslash or a control character (git accepts such trees
+//! when objects are not verified). [`check_path`] is the grammar those paths must follow;
+//! `Mirrors::read_tree` applies it to every entry, [`FileTree::resolve`] applies its symlink
+//! variant to every target it follows, and [`FileTree::materialize`] applies it again before it
+//! writes anything, then keeps every write below its root without following a link on disk.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write as _;
+use std::path::{Component, Path, PathBuf};
+
+use crate::mirrors::ReadLimits;
 
 /// One path of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +37,36 @@ pub enum TreeError {
     SymlinkLoop { path: String },
     #[error("{path}: no such file in the repository at this commit")]
     NotFound { path: String },
+    /// A path from a Git tree that breaks [`check_path`]'s grammar.
+    #[error("path {path:?} from the repository is refused: it {reason}")]
+    UnsafePath { path: String, reason: &'static str },
+    /// A symlink whose target breaks the grammar of targets (see [`FileTree::resolve`]).
+    #[error("{path:?}: symlink to {target:?} is refused: its target {reason}")]
+    UnsafeSymlink {
+        path: String,
+        target: String,
+        reason: &'static str,
+    },
+}
+
+/// Returned by [`FileTree::materialize`]; nothing is written when a path or a limit is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MaterializeError {
+    #[error(transparent)]
+    Refused(#[from] TreeError),
+    #[error("{link:?}: symlink to {target:?} is a directory that holds the link itself (a loop); refused")]
+    LinkLoop { link: String, target: String },
+    #[error(
+        "{path:?}: writing it makes {what} exceed the limit of {limit} (a directory a symlink points \
+         at is counted each time it is copied)"
+    )]
+    TooLarge {
+        path: String,
+        what: &'static str,
+        limit: u64,
+    },
+    #[error("cannot write {path:?}: {cause}")]
+    Io { path: String, cause: std::io::Error },
 }
 
 /// Symlink hops followed before a chain counts as a loop (Linux's own limit).
@@ -37,6 +77,64 @@ const MAX_SYMLINK_HOPS: usize = 40;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileTree {
     pub entries: BTreeMap<String, Entry>,
+}
+
+/// Why one component of a path from Git is refused, if it is.
+fn component_problem(component: &str) -> Option<&'static str> {
+    match component {
+        "" => Some("has an empty component"),
+        "." => Some("has a `.` component"),
+        ".." => Some("has a `..` component (it would climb out of the repository)"),
+        // Any letter case: case-insensitive file systems (and git on them) treat `.GIT` as `.git`,
+        // and a tool run in a copy must never find a repository (hooks, config) planted there.
+        c if c.eq_ignore_ascii_case(".git") => Some("has a `.git` component"),
+        // A separator on Windows, and how `..\..\x` hides a climb from `/`-splitting checks.
+        c if c.contains('\\') => Some("holds a backslash"),
+        // NUL ends a path for the kernel (what is checked would not be what is opened); newlines
+        // and escapes would forge lines and colours in errors, logs and tools' line-based output.
+        c if c.chars().any(char::is_control) => Some("holds a control character"),
+        _ => None,
+    }
+}
+
+pub(crate) fn path_problem(path: &str) -> Option<&'static str> {
+    if path.starts_with('/') {
+        return Some("is absolute");
+    }
+    path.split('/').find_map(component_problem)
+}
+
+/// Checks a path that came out of a Git tree (an entry, at any depth): refused when it is
+/// absolute or a component is empty, `.`, `..`, `.git` in any letter case, or holds a backslash
+/// or a control character (NUL included). The error names the path.
+pub fn check_path(path: &str) -> Result<(), TreeError> {
+    match path_problem(path) {
+        Some(reason) => Err(TreeError::UnsafePath {
+            path: path.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The grammar of a relative symlink target: like [`check_path`], except that `.` and `..` are
+/// allowed (`../base` is how repositories share files; [`join_inside`] then keeps the result
+/// inside the repository) and so is one trailing `/` (`../base/`). Absolute targets are left to
+/// [`join_inside`], which refuses them as escapes.
+fn target_problem(target: &str) -> Option<&'static str> {
+    if target.is_empty() {
+        return Some("is empty");
+    }
+    let components: Vec<&str> = target.split('/').collect();
+    let last = components.len() - 1;
+    components
+        .iter()
+        .enumerate()
+        .find_map(|(i, component)| match *component {
+            "." | ".." => None,
+            "" if i == last => None,
+            other => component_problem(other),
+        })
 }
 
 /// Joins `target` onto `base_dir` and normalises it; `None` if it climbs above the root or is
@@ -78,13 +176,24 @@ impl FileTree {
             .filter(move |path| dir.is_empty() || path.starts_with(&prefix))
     }
 
-    /// Where `path` finally points, following symlinks, refusing any that leave the repository.
+    /// Where `path` finally points, following symlinks, refusing any that leave the repository
+    /// or whose target breaks the grammar of targets (an empty component other than a trailing
+    /// `/`, `.git` in any letter case, a backslash, a control character).
     /// A directory symlink resolves to the directory's path.
     pub fn resolve(&self, path: &str) -> Result<String, TreeError> {
         let mut current = path.to_owned();
         for _ in 0..MAX_SYMLINK_HOPS {
             match self.entries.get(&current) {
                 Some(Entry::Symlink { target }) => {
+                    if !target.starts_with('/')
+                        && let Some(reason) = target_problem(target)
+                    {
+                        return Err(TreeError::UnsafeSymlink {
+                            path: current,
+                            target: target.clone(),
+                            reason,
+                        });
+                    }
                     current =
                         join_inside(parent(&current), target).ok_or_else(|| TreeError::SymlinkEscapes {
                             path: path.to_owned(),
@@ -139,17 +248,30 @@ impl FileTree {
         sources
     }
 
-    /// Writes the tree into `dir` for programs that read files (Kustomize). Symlinks that resolve
-    /// inside the repository are written as copies of what they point at, so no link on disk can
-    /// lead a program elsewhere; links that escape, loop or dangle are left out and listed in the
-    /// result, for the error a program reading them will give. Submodules are left out.
-    pub fn materialize(&self, dir: &Path) -> std::io::Result<Vec<TreeError>> {
+    /// Writes the tree into `dir` for programs that read files (Kustomize, Helm). Symlinks that
+    /// resolve inside the repository are written as copies of what they point at, so no link on
+    /// disk can lead a program elsewhere; links that escape, dangle or break the target grammar
+    /// are left out and listed in the result, for the error a program reading them will give.
+    /// Submodules are left out; so are links inside a directory a link points at.
+    ///
+    /// Refused before anything is written: a path that breaks [`check_path`]; a link to a
+    /// directory that holds the link (a copy on disk would never end); more files or bytes than
+    /// `limits` once every link's copy is counted (links can multiply a repository). Each write
+    /// stays lexically below `dir`, creates its file anew and never passes through a link on disk.
+    pub fn materialize(&self, dir: &Path, limits: ReadLimits) -> Result<Vec<TreeError>, MaterializeError> {
         let mut refused = Vec::new();
+        let mut plan = Plan {
+            writes: Vec::new(),
+            files: 0,
+            bytes: 0,
+            limits,
+        };
         for (path, entry) in &self.entries {
-            let contents = match entry {
-                Entry::File { contents, .. } => contents.as_slice(),
-                Entry::Submodule => continue,
-                Entry::Symlink { .. } => {
+            check_path(path)?;
+            match entry {
+                Entry::File { contents, .. } => plan.add(path.clone(), contents)?,
+                Entry::Submodule => {}
+                Entry::Symlink { target } => {
                     let resolved = match self.resolve(path) {
                         Ok(resolved) => resolved,
                         Err(err) => {
@@ -158,30 +280,148 @@ impl FileTree {
                         }
                     };
                     if let Some(Entry::File { contents, .. }) = self.entries.get(&resolved) {
-                        contents.as_slice()
-                    } else {
-                        // A link to a directory: copy the directory's files under the link's path.
-                        for inner in self.paths_under(&resolved) {
-                            if let Some(Entry::File { contents, .. }) = self.entries.get(inner) {
-                                write_file(dir, &format!("{path}{}", &inner[resolved.len()..]), contents)?;
-                            }
-                        }
+                        plan.add(path.clone(), contents)?;
                         continue;
                     }
+                    // A link to a directory: its files are copied under the link's path, which
+                    // never ends when the directory holds the link.
+                    if resolved.is_empty() || path.starts_with(&format!("{resolved}/")) {
+                        return Err(MaterializeError::LinkLoop {
+                            link: path.clone(),
+                            target: target.clone(),
+                        });
+                    }
+                    for inner in self.paths_under(&resolved) {
+                        if let Some(Entry::File { contents, .. }) = self.entries.get(inner) {
+                            plan.add(format!("{path}{}", &inner[resolved.len()..]), contents)?;
+                        }
+                    }
                 }
-            };
-            write_file(dir, path, contents)?;
+            }
+        }
+        let mut writer = Writer::new(dir)?;
+        for (path, contents) in plan.writes {
+            writer.write(&path, contents)?;
         }
         Ok(refused)
     }
 }
 
-fn write_file(root: &Path, path: &str, contents: &[u8]) -> std::io::Result<()> {
-    let target = root.join(path);
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent)?;
+/// What [`FileTree::materialize`] will write, counted against the limits before any write.
+struct Plan<'t> {
+    writes: Vec<(String, &'t [u8])>,
+    files: usize,
+    bytes: u64,
+    limits: ReadLimits,
+}
+
+impl<'t> Plan<'t> {
+    fn add(&mut self, path: String, contents: &'t [u8]) -> Result<(), MaterializeError> {
+        self.files += 1;
+        self.bytes = self.bytes.saturating_add(contents.len() as u64);
+        if self.files > self.limits.max_files {
+            return Err(MaterializeError::TooLarge {
+                path,
+                what: "the number of files",
+                limit: self.limits.max_files as u64,
+            });
+        }
+        if self.bytes > self.limits.max_bytes {
+            return Err(MaterializeError::TooLarge {
+                path,
+                what: "the total size of the files",
+                limit: self.limits.max_bytes,
+            });
+        }
+        self.writes.push((path, contents));
+        Ok(())
     }
-    std::fs::write(target, contents)
+}
+
+/// Writes files below a root it owns, creating each directory itself so that none is a link.
+struct Writer<'r> {
+    root: &'r Path,
+    /// Directories this writer created (or found to be real directories).
+    dirs: HashSet<PathBuf>,
+}
+
+impl<'r> Writer<'r> {
+    fn new(root: &'r Path) -> Result<Self, MaterializeError> {
+        let io = |cause| MaterializeError::Io {
+            path: root.display().to_string(),
+            cause,
+        };
+        std::fs::create_dir_all(root).map_err(io)?;
+        let mut writer = Self {
+            root,
+            dirs: HashSet::new(),
+        };
+        writer.directory(root.to_path_buf(), "")?;
+        Ok(writer)
+    }
+
+    /// Makes sure `dir` is a real directory (not a link to one).
+    fn directory(&mut self, dir: PathBuf, path: &str) -> Result<(), MaterializeError> {
+        if self.dirs.contains(&dir) {
+            return Ok(());
+        }
+        let io = |cause| MaterializeError::Io {
+            path: path.to_owned(),
+            cause,
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                let meta = std::fs::symlink_metadata(&dir).map_err(io)?;
+                if !meta.is_dir() {
+                    return Err(io(std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        format!("{} exists and is not a directory (a link?)", dir.display()),
+                    )));
+                }
+            }
+            Err(err) => return Err(io(err)),
+        }
+        self.dirs.insert(dir);
+        Ok(())
+    }
+
+    fn write(&mut self, path: &str, contents: &[u8]) -> Result<(), MaterializeError> {
+        // Also for the paths built from a link and what it points at.
+        check_path(path)?;
+        let io = |cause| MaterializeError::Io {
+            path: path.to_owned(),
+            cause,
+        };
+        let mut target = self.root.to_path_buf();
+        let mut components = path.split('/').peekable();
+        while let Some(component) = components.next() {
+            target.push(component);
+            if components.peek().is_some() {
+                self.directory(target.clone(), path)?;
+            }
+        }
+        // Defence in depth: the grammar already keeps `..` and absolute paths out.
+        let lexically_inside = target.starts_with(self.root)
+            && target
+                .strip_prefix(self.root)
+                .is_ok_and(|rest| rest.components().all(|c| matches!(c, Component::Normal(_))));
+        if !lexically_inside {
+            return Err(TreeError::UnsafePath {
+                path: path.to_owned(),
+                reason: "leaves the directory it is written to",
+            }
+            .into());
+        }
+        // `create_new` (O_CREAT|O_EXCL) fails on anything already there, a link included, so a
+        // write never follows one.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .map_err(io)?;
+        file.write_all(contents).map_err(io)
+    }
 }
 
 #[cfg(test)]
@@ -251,7 +491,9 @@ mod tests {
             ("overlay/evil", link("/etc/passwd")),
         ]);
         let dir = tempfile::tempdir().expect("tempdir");
-        let refused = t.materialize(dir.path()).expect("materialize");
+        let refused = t
+            .materialize(dir.path(), ReadLimits::default())
+            .expect("materialize");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("overlay/link.yaml")).expect("copied"),
             "a"
@@ -269,5 +511,134 @@ mod tests {
             }]
         );
         assert!(!dir.path().join("overlay/link.yaml").is_symlink());
+    }
+
+    /// Every `pwned*` file below `dir` that is not below `inside`.
+    fn escaped(dir: &Path, inside: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(path) = stack.pop() {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.extend(
+                    std::fs::read_dir(&path)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|e| e.path()),
+                );
+            } else if !path.starts_with(inside)
+                && path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("pwned"))
+            {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn hostile_entry_paths_are_refused_and_nothing_is_written_outside() {
+        for hostile in [
+            "x/../../../../pwned.txt",
+            "../pwned.txt",
+            "x/.git/config",
+            "x/.GIT/config",
+            "x/a\\b",
+            "/pwned.txt",
+            "x//y",
+            "x/./y",
+            "x/\u{1b}y",
+        ] {
+            let outer = tempfile::tempdir().expect("tempdir");
+            let root = outer.path().join("a/b/c/root");
+            let t = tree(&[("app/cm.yaml", file("a")), (hostile, file("pwned"))]);
+            let result = t.materialize(&root, ReadLimits::default());
+            assert!(result.is_err(), "{hostile:?} is refused: {result:?}");
+            assert_eq!(
+                escaped(outer.path(), &root),
+                Vec::<PathBuf>::new(),
+                "{hostile:?}"
+            );
+            assert!(
+                !root.join("x").exists(),
+                "{hostile:?}: nothing is written once a path is refused"
+            );
+        }
+    }
+
+    #[test]
+    fn directory_links_to_themselves_or_an_ancestor_are_refused_naming_the_link() {
+        for (name, target) in [
+            ("a", "."),
+            ("x/up", ".."),
+            ("x/self", "../x"),
+            ("x/deep/up", "../.."),
+            ("chain", "x/deep/up"),
+        ] {
+            let mut entries = vec![("x/cm.yaml", file("a")), (name, link(target))];
+            if name == "chain" {
+                entries.push(("x/deep/up", link("../..")));
+            }
+            let t = tree(&entries);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let result = t.materialize(dir.path(), ReadLimits::default());
+            let message = format!("{result:?}");
+            assert!(
+                result.is_err() && message.contains(name),
+                "{name} -> {target} is refused, naming the link: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn links_that_multiply_a_repository_are_refused_before_anything_big_is_written() {
+        // A 10 MiB repository, then 50 links to its root, or 50 links to its one directory.
+        for (name, target) in [("root", "."), ("copy", "data")] {
+            let mut entries: Vec<(String, Entry)> = (0..10)
+                .map(|i| (format!("data/blob{i}"), file(&"x".repeat(1 << 20))))
+                .collect();
+            entries.extend((0..50).map(|i| (format!("{name}{i}"), link(target))));
+            let t = FileTree {
+                entries: entries.into_iter().collect(),
+            };
+            let dir = tempfile::tempdir().expect("tempdir");
+            let result = t.materialize(dir.path(), ReadLimits::default());
+            let message = format!("{result:?}");
+            assert!(result.is_err(), "50 links to {target}: refused: {message}");
+            assert!(message.contains(name), "names a link: {message}");
+            let mut written = 0;
+            let mut stack = vec![dir.path().to_path_buf()];
+            while let Some(path) = stack.pop() {
+                if path.is_dir() {
+                    stack.extend(std::fs::read_dir(&path).expect("dir").flatten().map(|e| e.path()));
+                } else {
+                    written += std::fs::metadata(&path).map_or(0, |m| m.len());
+                }
+            }
+            assert_eq!(written, 0, "50 links to {target}: nothing is written");
+        }
+    }
+
+    #[test]
+    fn materialize_never_writes_through_a_symlink_on_disk() {
+        let outer = tempfile::tempdir().expect("tempdir");
+        let root = outer.path().join("root");
+        let elsewhere = outer.path().join("elsewhere");
+        std::fs::create_dir_all(&root).expect("root");
+        std::fs::create_dir_all(&elsewhere).expect("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, root.join("app")).expect("symlink");
+        std::os::unix::fs::symlink(elsewhere.join("pwned-file"), root.join("top.yaml")).expect("symlink");
+        let t = tree(&[("app/pwned.yaml", file("a")), ("top.yaml", file("b"))]);
+        let result = t.materialize(&root, ReadLimits::default());
+        assert!(result.is_err(), "{result:?}");
+        assert_eq!(
+            std::fs::read_dir(&elsewhere).expect("read").count(),
+            0,
+            "nothing was written through a link"
+        );
     }
 }

@@ -431,8 +431,11 @@ async fn run_helm(
     std::fs::create_dir_all(&home).map_err(|err| io("create a render directory", &err))?;
     let refused = prepared
         .chart_files
-        .materialize(&chart)
-        .map_err(|err| io("write the chart for helm", &err))?;
+        .materialize(&chart, limits.materialize)
+        .map_err(|err| RenderError::Helm {
+            path: shown.to_owned(),
+            message: format!("cannot write the chart for helm: {err}"),
+        })?;
     let failed = |message: String| RenderError::Helm {
         path: shown.to_owned(),
         message,

@@ -72,8 +72,11 @@ pub(crate) async fn render(
     std::fs::create_dir_all(&home).map_err(|err| io("create a render directory", &err))?;
     // Symlinks leaving the repository are not written; kustomize then reports them as missing.
     let refused = tree
-        .materialize(&repo)
-        .map_err(|err| io("write the repository for kustomize", &err))?;
+        .materialize(&repo, limits.materialize)
+        .map_err(|err| RenderError::Kustomize {
+            path: display_path(path),
+            message: format!("cannot write the repository for kustomize: {err}"),
+        })?;
     forget_reads(&repo);
     let target = if path.is_empty() {
         repo.clone()

@@ -60,6 +60,9 @@ pub struct RenderLimits {
     pub timeout: Duration,
     /// Largest output accepted from an external renderer.
     pub max_output_bytes: usize,
+    /// What the private copy a renderer reads (Kustomize, Helm) may hold, each symlinked
+    /// directory counted every time it is copied: the repository read limits.
+    pub materialize: driftless_git::ReadLimits,
 }
 
 impl Default for RenderLimits {
@@ -69,6 +72,7 @@ impl Default for RenderLimits {
             max_file_bytes: 16 * 1024 * 1024,
             timeout: Duration::from_mins(1),
             max_output_bytes: 128 * 1024 * 1024,
+            materialize: driftless_git::ReadLimits::default(),
         }
     }
 }

@@ -139,6 +139,36 @@ impl TestRepo {
         git(&self.work_tree(), &["push", "--quiet", "origin", name]);
     }
 
+    /// Commits a tree built object by object (`git mktree`), so it can hold what no work tree can:
+    /// entries named `..`, `.git`, `.GIT`, `a\b`. Each entry is its path as components, a mode
+    /// (`100644` file, `120000` symlink whose contents are the target) and contents. The commit
+    /// goes straight into `origin.git` on `branch`, after its current tip if any; the work tree is
+    /// not touched. Returns the commit id.
+    pub fn commit_raw_tree(&self, branch: &str, entries: &[RawEntry<'_>]) -> String {
+        let origin = self.root().join("origin.git");
+        let tree = raw_tree(&origin, entries);
+        let parent = Command::new("git")
+            .arg("-C")
+            .arg(&origin)
+            .args([
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{branch}"),
+            ])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        let mut args = vec!["commit-tree", tree.as_str(), "-m", "raw tree"];
+        if let Some(parent) = &parent {
+            args.extend(["-p", parent.as_str()]);
+        }
+        let commit = git(&origin, &args);
+        git(&origin, &["update-ref", &format!("refs/heads/{branch}"), &commit]);
+        commit
+    }
+
     /// Rewrites `branch` on the remote to `commit` (a force-push).
     pub fn force_push(&self, commit: &str, branch: &str) {
         git(
@@ -152,6 +182,91 @@ impl TestRepo {
             ],
         );
     }
+}
+
+/// One entry of [`TestRepo::commit_raw_tree`]: path components (any bytes git stores), mode and
+/// contents (a symlink's target for mode `120000`).
+#[derive(Debug, Clone, Copy)]
+pub struct RawEntry<'a> {
+    pub components: &'a [&'a str],
+    pub mode: &'a str,
+    pub contents: &'a str,
+}
+
+impl<'a> RawEntry<'a> {
+    #[must_use]
+    pub fn file(components: &'a [&'a str], contents: &'a str) -> Self {
+        Self {
+            components,
+            mode: "100644",
+            contents,
+        }
+    }
+
+    #[must_use]
+    pub fn symlink(components: &'a [&'a str], target: &'a str) -> Self {
+        Self {
+            components,
+            mode: "120000",
+            contents: target,
+        }
+    }
+}
+
+/// Runs `git ARGS` in `git_dir` with `input` on its standard input; its output, trimmed.
+fn git_with_input(git_dir: &Path, args: &[&str], input: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(git_dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run git {args:?}: {err}"));
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())
+        .expect("write to git");
+    let output = child.wait_with_output().expect("git");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed for {input:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Writes the blobs and trees of `entries` into the repository at `git_dir`; the root tree's id.
+fn raw_tree(git_dir: &Path, entries: &[RawEntry<'_>]) -> String {
+    // Children grouped by their first component, in first-seen order.
+    let mut groups: Vec<(&str, Vec<RawEntry<'_>>)> = Vec::new();
+    let mut lines = String::new();
+    for entry in entries {
+        let (first, rest) = entry.components.split_first().expect("at least one component");
+        let child = RawEntry {
+            components: rest,
+            ..*entry
+        };
+        if rest.is_empty() {
+            let blob = git_with_input(git_dir, &["hash-object", "-w", "--stdin"], entry.contents);
+            lines.push_str(&format!("{} blob {blob}\t{first}\n", entry.mode));
+        } else if let Some((_, children)) = groups.iter_mut().find(|(name, _)| name == first) {
+            children.push(child);
+        } else {
+            groups.push((first, vec![child]));
+        }
+    }
+    for (name, children) in &groups {
+        let tree = raw_tree(git_dir, children);
+        lines.push_str(&format!("040000 tree {tree}\t{name}\n"));
+    }
+    git_with_input(git_dir, &["mktree"], &lines)
 }
 
 impl Default for TestRepo {

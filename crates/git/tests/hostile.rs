@@ -1,0 +1,227 @@
+//! Hostile repositories: trees whose entries are named `..`, `.git`, `.GIT` or hold a backslash,
+//! built object by object (no work tree can hold them) and served over file:// and git daemon.
+//! Fetching verifies objects (git's fsck refuses `..` and `.git`); a mirror that already holds
+//! such a tree (fetched before that check existed) is refused again when a tree is read, with the
+//! path named. And a credential in a repository URL never reaches the mirror on disk.
+
+use driftless_git::Mirrors;
+use driftless_testenv::git::{GitDaemon, GitHttpServer, RawEntry, TestRepo, git};
+
+const PLAIN: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n";
+
+/// `apps/a/cm.yaml` and, beside it, `apps/a/<hostile…>/pwned.txt`.
+fn repo_with(hostile: &[&str]) -> TestRepo {
+    let repo = TestRepo::new();
+    let mut components = vec!["apps", "a"];
+    components.extend_from_slice(hostile);
+    components.push("pwned.txt");
+    repo.commit_raw_tree(
+        "main",
+        &[
+            RawEntry::file(&["apps", "a", "cm.yaml"], PLAIN),
+            RawEntry::file(&components, "pwned\n"),
+        ],
+    );
+    repo
+}
+
+/// Each hostile shape, with what git's fsck says about it (None: fsck accepts it).
+fn variants() -> Vec<(&'static str, Vec<&'static str>, Option<&'static str>)> {
+    vec![
+        (
+            "nested ..",
+            vec!["x", "..", "..", "..", "..", ".."],
+            Some("hasDotdot"),
+        ),
+        ("lone ..", vec![".."], Some("hasDotdot")),
+        (".git", vec![".git", "hooks"], Some("hasDotgit")),
+        (".GIT", vec![".GIT"], Some("hasDotgit")),
+        ("backslash", vec!["a\\b"], None),
+        ("control character", vec!["a\u{1b}[31mb"], None),
+    ]
+}
+
+fn mirrors() -> (tempfile::TempDir, Mirrors) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirrors = Mirrors::new(dir.path().join("git"), Vec::new());
+    (dir, mirrors)
+}
+
+#[tokio::test]
+async fn fetches_verify_objects_and_refuse_dot_dot_and_dot_git_trees() {
+    for (name, hostile, fsck) in variants() {
+        let Some(fsck) = fsck else { continue };
+        let repo = repo_with(&hostile);
+        let daemon = GitDaemon::start(repo.root());
+        for url in [repo.file_url(), daemon.url("origin.git")] {
+            let (_dir, mirrors) = mirrors();
+            let err = mirrors
+                .fetch(&url)
+                .await
+                .expect_err(&format!("{name} over {url}: the fetch must be refused"));
+            let text = err.to_string();
+            assert!(text.contains(fsck), "{name} over {url}: {text}");
+            assert!(
+                !mirrors.mirror_dir(&url).exists(),
+                "{name}: no half-made mirror is kept"
+            );
+        }
+    }
+}
+
+/// A mirror made by a plain `git clone --mirror` (no object checks), where [`Mirrors`] keeps it.
+fn unchecked_mirror(mirrors: &Mirrors, url: &str) {
+    let dir = mirrors.mirror_dir(url);
+    std::fs::create_dir_all(dir.parent().expect("parent")).expect("mirrors dir");
+    git(
+        dir.parent().expect("parent"),
+        &[
+            "clone",
+            "--quiet",
+            "--mirror",
+            "--no-local",
+            url,
+            &dir.display().to_string(),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn reading_a_tree_refuses_hostile_paths_already_in_a_mirror() {
+    for (name, hostile, _) in variants() {
+        let repo = repo_with(&hostile);
+        let daemon = GitDaemon::start(repo.root());
+        for url in [repo.file_url(), daemon.url("origin.git")] {
+            let (_dir, mirrors) = mirrors();
+            unchecked_mirror(&mirrors, &url);
+            let commit = mirrors.resolve(&url, "main").await.expect("resolve");
+            for path in ["", "apps", "apps/a"] {
+                let err = mirrors.read_tree(&url, &commit, path).await.expect_err(&format!(
+                    "{name} over {url} at {path:?}: the read must be refused"
+                ));
+                let text = err.to_string();
+                let shown = format!("{:?}", format!("apps/a/{}/pwned.txt", hostile.join("/")));
+                assert!(
+                    text.contains(&shown),
+                    "{name} over {url}: the error names the path {shown}: {text}"
+                );
+            }
+            // Paths beside the hostile entry are still readable.
+            let elsewhere = mirrors
+                .read_tree(&url, &commit, "apps/a/cm.yaml")
+                .await
+                .expect("a file beside it");
+            assert_eq!(elsewhere.entries.len(), 1, "{name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn reading_a_tree_refuses_hostile_symlink_targets_when_followed() {
+    let repo = TestRepo::new();
+    repo.commit_raw_tree(
+        "main",
+        &[
+            RawEntry::file(&["base", "cm.yaml"], PLAIN),
+            RawEntry::symlink(&["app", "ok.yaml"], "../base/cm.yaml"),
+            RawEntry::symlink(&["app", "one"], "..\\base\\cm.yaml"),
+            RawEntry::symlink(&["app", "two"], "../.git/config"),
+            RawEntry::symlink(&["app", "three"], "../base/cm.yaml\0x"),
+            RawEntry::symlink(&["app", "four"], "../base//cm.yaml"),
+        ],
+    );
+    let (_dir, mirrors) = mirrors();
+    let url = repo.file_url();
+    let commit = mirrors.fetch_and_resolve(&url, "main").await.expect("fetch");
+    let tree = mirrors.read_tree(&url, &commit, "").await.expect("read");
+    assert_eq!(tree.read("app/ok.yaml").expect("inside"), PLAIN.as_bytes());
+    for (link, reason) in [
+        ("app/one", "backslash"),
+        ("app/two", ".git"),
+        ("app/three", "control character"),
+        ("app/four", "empty"),
+    ] {
+        let err = tree.resolve(link).expect_err(link).to_string();
+        assert!(err.contains(link) && err.contains(reason), "{link}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_credential_in_the_repository_url_never_reaches_the_mirror_on_disk() {
+    const TOKEN: &str = "canarytoken-3f9a1c";
+    let repo = TestRepo::new();
+    repo.write("apps/a/cm.yaml", PLAIN);
+    repo.commit("first");
+    let server = GitHttpServer::start(repo.root(), Some(("user", TOKEN))).await;
+    let url = server
+        .url("origin.git")
+        .replacen("http://", &format!("http://user:{TOKEN}@"), 1);
+    let (dir, mirrors) = mirrors();
+    let first = mirrors.fetch_and_resolve(&url, "main").await.expect("clone");
+    // A mirror cloned by an earlier driftless held the URL as given: the next fetch cleans it.
+    git(
+        &mirrors.mirror_dir(&url),
+        &["config", "remote.origin.url", url.as_str()],
+    );
+    repo.write("apps/a/cm.yaml", &format!("{PLAIN}data: {{a: b}}\n"));
+    let second = repo.commit("second");
+    let fetched = mirrors.fetch_and_resolve(&url, "main").await.expect("fetch");
+    assert_ne!(first, fetched);
+    assert_eq!(fetched.as_str(), second, "the incremental fetch worked");
+
+    // Plain, and base64 as in an `Authorization: Basic` header, at each of the three alignments.
+    let needles = [
+        TOKEN.to_owned(),
+        base64(TOKEN.as_bytes()),
+        base64(format!("user:{TOKEN}").as_bytes()),
+        base64(format!("x{TOKEN}").as_bytes()),
+        base64(format!("xy{TOKEN}").as_bytes()),
+    ];
+    let needles: Vec<String> = needles
+        .iter()
+        .map(|n| n.trim_end_matches('=').chars().skip(4).take(12).collect())
+        .collect();
+    let mut stack = vec![dir.path().to_path_buf()];
+    let mut files = 0;
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).expect("stat");
+        if meta.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .expect("read dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else if meta.is_file() {
+            files += 1;
+            let bytes = std::fs::read(&path).expect("read");
+            for needle in &needles {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{} holds the credential ({needle})",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(files > 5, "the mirror was searched ({files} files)");
+}
+
+/// Standard base64 (the test needs no dependency for it).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
