@@ -7,10 +7,15 @@
 //! Renderers that need files on disk (Kustomize) get a private copy through
 //! [`FileTree::materialize`].
 //!
+//! Every path that comes out of a tree is hostile until checked ([`check_path`]): git stores
+//! trees with entries named `..` or `.git` when objects are not verified, so fetches verify them
+//! (`transfer.fsckObjects`) and reads check each path again, for mirrors fetched before.
+//!
 //! Everything runs the `git` program with a hardened invocation (see `command.rs`): an allow-list
 //! of transports (no `ext::`), no hooks, no system or user configuration, no prompts, credentials
-//! passed through the environment of the one process that needs them and never on a command line,
-//! and every URL scrubbed of credentials before it reaches an error or a log.
+//! passed through the environment of the one process that needs them and never on a command line
+//! (nor, when written in a repository URL, in the mirror's files), and every URL scrubbed of
+//! credentials before it reaches an error or a log.
 //!
 //! Commit signatures (SSH and OpenPGP) are verified in-process against a [`SignaturePolicy`]
 //! ([`verify_commit`], [`Mirrors::verify_commits`]), never through `gpg` or `ssh-keygen`.

@@ -558,11 +558,7 @@ mod tests {
             let t = tree(&[("app/cm.yaml", file("a")), (hostile, file("pwned"))]);
             let result = t.materialize(&root, ReadLimits::default());
             assert!(result.is_err(), "{hostile:?} is refused: {result:?}");
-            assert_eq!(
-                escaped(outer.path(), &root),
-                Vec::<PathBuf>::new(),
-                "{hostile:?}"
-            );
+            assert_eq!(escaped(outer.path(), &root), Vec::<PathBuf>::new(), "{hostile:?}");
             assert!(
                 !root.join("x").exists(),
                 "{hostile:?}: nothing is written once a path is refused"
