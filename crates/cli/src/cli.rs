@@ -47,6 +47,31 @@ pub struct Common {
     /// the process list).
     #[arg(long, env = "DRIFTLESS_SERVER", conflicts_with = "direct")]
     pub server: Option<String>,
+    /// A PEM certificate authority to trust for --server (one whose certificate a private CA
+    /// signed), besides the system's.
+    #[arg(long, env = "DRIFTLESS_SERVER_CA")]
+    pub server_ca: Option<PathBuf>,
+}
+
+/// How `serve` listens over TCP, if it does.
+#[derive(Debug, Args)]
+pub struct ListenFlags {
+    /// Also serve the API over TCP on this address (e.g. 127.0.0.1:8080); every request there
+    /// needs a bearer token (`driftless token create`). An address that is not loopback
+    /// needs --tls-cert and --tls-key, or --insecure-http.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Serve --listen over HTTPS with this PEM certificate chain (the server's certificate
+    /// first).
+    #[arg(long, requires_all = ["listen", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve --listen over plain HTTP although other hosts can reach it: only behind a
+    /// TLS-terminating proxy that is the only way in (tokens would cross the network in clear).
+    #[arg(long, requires = "listen", conflicts_with = "tls_cert")]
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Args)]
@@ -225,10 +250,8 @@ pub enum Command {
         /// How many applications are reconciled at once.
         #[arg(long, default_value_t = 4)]
         workers: usize,
-        /// Also serve the API over TCP on this address (e.g. 127.0.0.1:8080); every request there
-        /// needs a bearer token (`driftless token create`).
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        listen: ListenFlags,
     },
     /// Create, list and revoke the API's bearer tokens.
     Token {

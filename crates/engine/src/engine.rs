@@ -164,6 +164,9 @@ fn random_salt() -> [u8; 16] {
 impl Engine {
     /// An engine for `config`, with its mirrors and database under `options.data_dir`.
     pub fn new(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
+        if !options.data_dir.as_os_str().is_empty() {
+            driftless_store::private_directory(&options.data_dir)?;
+        }
         let store = Store::open(&options.data_dir.join("driftless.db"))?;
         let registry = Arc::new(Registry::new(&config.applications));
         let limits = config.limits;

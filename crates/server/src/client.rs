@@ -74,6 +74,12 @@ impl ApiClient {
 
     /// A remote server at `url` (`https://…`, or `http://` on a loopback address), with `token`.
     pub fn remote(url: &str, token: &str) -> Result<Self, ClientError> {
+        Self::remote_with_ca(url, token, None)
+    }
+
+    /// As [`ApiClient::remote`], also trusting the PEM certificate authority `ca` (a server
+    /// whose certificate a private CA signed).
+    pub fn remote_with_ca(url: &str, token: &str, ca: Option<&[u8]>) -> Result<Self, ClientError> {
         let refused = |reason: &str| ClientError::Url {
             url: url.to_owned(),
             reason: reason.to_owned(),
@@ -95,10 +101,13 @@ impl ApiClient {
                 "credentials do not belong in the URL; set DRIFTLESS_TOKEN",
             ));
         }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|err| ClientError::Http(err.to_string()))?;
+        let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if let Some(ca) = ca {
+            let ca = reqwest::Certificate::from_pem(ca)
+                .map_err(|err| refused(&format!("the certificate authority is not PEM: {err}")))?;
+            http = http.add_root_certificate(ca);
+        }
+        let http = http.build().map_err(|err| ClientError::Http(err.to_string()))?;
         Ok(Self {
             transport: Transport::Remote {
                 base: url.trim_end_matches('/').to_owned(),

@@ -28,6 +28,7 @@ mod client;
 mod forge;
 pub mod notify;
 pub mod review;
+mod tls;
 mod ui;
 mod webhooks;
 
@@ -47,6 +48,7 @@ use driftless_engine::{AppStatus, Controller, EngineError, SyncOptions};
 use serde::{Deserialize, Serialize};
 
 pub use client::{ApiClient, ClientError};
+pub use tls::{TlsConfig, check_listen};
 
 /// The socket's file name in the data directory.
 pub const SOCKET_NAME: &str = "driftless.sock";
@@ -84,6 +86,12 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "refusing to serve the API on {0} over plain HTTP: bearer tokens would cross the network in clear; give --tls-cert and --tls-key (PEM files), or --insecure-http when a TLS-terminating proxy is the only way in"
+    )]
+    PlainHttp(String),
+    #[error("TLS: {path}: {message}")]
+    Tls { path: String, message: String },
 }
 
 enum ApiError {
@@ -249,9 +257,27 @@ fn token_router(controller: Arc<Controller>) -> Router {
         .with_state(controller)
 }
 
-/// Counts every request by method and status code.
+/// The method as a metric label: any other than the standard ones is `OTHER`, so a client
+/// cannot add series (each one memory, forever) by making methods up.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "OTHER",
+    }
+}
+
+/// Counts every request by method and status code (both from fixed sets; never the path).
 async fn count_request(State(controller): State<Arc<Controller>>, request: Request, next: Next) -> Response {
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let response = next.run(request).await;
     let labels = driftless_engine::metrics::RequestLabels {
         method,
@@ -313,6 +339,34 @@ async fn ready(State(controller): State<Arc<Controller>>) -> Response {
     }
 }
 
+fn now_millis() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX)
+}
+
+/// The token a TCP request presented, for answers that outlive the request (the event stream
+/// checks it is still valid as long as it runs).
+#[derive(Clone)]
+struct Presented(Arc<zeroize::Zeroizing<String>>);
+
+/// How often an open event stream checks that its token still exists with the same grant: a
+/// revoked token (`driftless token revoke`, from any process) ends its streams within this.
+const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether the token behind `presented` still exists and grants exactly `grant`; a store that
+/// cannot answer counts as no (the client reconnects and is checked afresh).
+fn still_granted(engine: &driftless_engine::Engine, presented: &Presented, grant: &Grant) -> bool {
+    matches!(
+        engine.store().token_grant(&presented.0, now_millis()),
+        Ok(Some(current)) if current == *grant
+    )
+}
+
 async fn authenticate(
     State(controller): State<Arc<Controller>>,
     mut request: Request,
@@ -328,16 +382,12 @@ async fn authenticate(
     let Some(secret) = secret else {
         return ApiError::Unauthorized.into_response();
     };
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis(),
-    )
-    .unwrap_or(i64::MAX);
-    match controller.engine().store().token_grant(&secret, now) {
+    match controller.engine().store().token_grant(&secret, now_millis()) {
         Ok(Some(grant)) => {
             request.extensions_mut().insert(grant);
+            request
+                .extensions_mut()
+                .insert(Presented(Arc::new(zeroize::Zeroizing::new(secret))));
             next.run(request).await
         }
         Ok(None) => ApiError::Unauthorized.into_response(),
@@ -406,36 +456,62 @@ async fn list(
 async fn stream(
     State(controller): State<Arc<Controller>>,
     Extension(grant): Extension<Grant>,
+    presented: Option<Extension<Presented>>,
 ) -> axum::response::sse::Sse<
     impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
 > {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use tokio::sync::broadcast::error::RecvError;
-    let updates = controller.updates();
-    let engine = controller.shared_engine();
-    let events = futures::stream::unfold(
-        (updates, grant, engine),
-        |(mut updates, grant, engine)| async move {
-            loop {
-                match updates.recv().await {
-                    Ok(update) if covers(&engine, &grant, &update.application) => {
-                        let event = Event::default()
-                            .event("status")
-                            .json_data(&update)
-                            .unwrap_or_else(|_| Event::default().event("status"));
-                        return Some((Ok(event), (updates, grant, engine)));
+    struct Listening {
+        updates: tokio::sync::broadcast::Receiver<driftless_engine::StatusUpdate>,
+        grant: Grant,
+        engine: Arc<driftless_engine::Engine>,
+        /// `None` on the socket, whose user needs no token.
+        presented: Option<Presented>,
+        recheck: tokio::time::Interval,
+    }
+    let mut recheck = tokio::time::interval(TOKEN_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let listening = Listening {
+        updates: controller.updates(),
+        grant,
+        engine: controller.shared_engine(),
+        presented: presented.map(|Extension(presented)| presented),
+        recheck,
+    };
+    let events = futures::stream::unfold(listening, |mut listening| async move {
+        loop {
+            let received = tokio::select! {
+                received = listening.updates.recv() => received,
+                _ = listening.recheck.tick(), if listening.presented.is_some() => {
+                    let valid = listening.presented.as_ref().is_some_and(|presented| {
+                        still_granted(&listening.engine, presented, &listening.grant)
+                    });
+                    if !valid {
+                        tracing::info!("an event stream's token was revoked or changed: stream ended");
+                        return None;
                     }
-                    Ok(_) => {}
-                    // A listener that fell behind is told, and reloads what it shows.
-                    Err(RecvError::Lagged(missed)) => {
-                        let event = Event::default().event("lagged").data(missed.to_string());
-                        return Some((Ok(event), (updates, grant, engine)));
-                    }
-                    Err(RecvError::Closed) => return None,
+                    continue;
                 }
+            };
+            match received {
+                Ok(update) if covers(&listening.engine, &listening.grant, &update.application) => {
+                    let event = Event::default()
+                        .event("status")
+                        .json_data(&update)
+                        .unwrap_or_else(|_| Event::default().event("status"));
+                    return Some((Ok(event), listening));
+                }
+                Ok(_) => {}
+                // A listener that fell behind is told, and reloads what it shows.
+                Err(RecvError::Lagged(missed)) => {
+                    let event = Event::default().event("lagged").data(missed.to_string());
+                    return Some((Ok(event), listening));
+                }
+                Err(RecvError::Closed) => return None,
             }
-        },
-    );
+        }
+    });
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
@@ -772,4 +848,27 @@ pub async fn serve_tcp(
             path: address,
             source,
         })
+}
+
+/// Serves the API over TLS on `listener` (tokens required) until `shutdown` completes; a client
+/// that fails its handshake is dropped without an answer.
+pub async fn serve_tls(
+    controller: Arc<Controller>,
+    listener: tokio::net::TcpListener,
+    tls: &TlsConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |address| address.to_string());
+    let listen_error = |source| ServerError::Listen {
+        path: address.clone(),
+        source,
+    };
+    let listener = tls::TlsListener::new(listener, tls).map_err(listen_error)?;
+    tracing::info!(address = %address, "API listening over TLS (bearer tokens required)");
+    axum::serve(listener, token_router(controller))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(listen_error)
 }

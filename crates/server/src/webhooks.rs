@@ -5,11 +5,20 @@
 //! time. Then every application whose repository, branch and (for plain directories) path the
 //! push touched is refreshed at once. A payload that is not a push is acknowledged and ignored; a
 //! malformed one gets 400. Bodies over 2 MiB are refused before they are read whole.
+//!
+//! A signed delivery seen before is answered 200 `{"duplicate": true}` and refreshes nothing:
+//! recognised by its provider's delivery identifier (which retries and redeliveries keep) or by
+//! its signed content (the body; for the generic receiver, timestamp and body), since the
+//! identifier headers are not covered by any provider's signature and a captured delivery could
+//! otherwise be replayed under a new one. Push bodies name their commits, so two different
+//! pushes never share one. `Deliveries` remembers at most 20,000 of these for a day.
 
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{Extension, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -18,7 +27,7 @@ use driftless_core::application::{Application, Renderer, SecretSource, repositor
 use driftless_engine::Controller;
 use hmac::{Hmac, Mac as _};
 use serde_json::Value;
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use crate::ErrorBody;
@@ -59,6 +68,90 @@ pub(crate) struct Push {
     pub reference: Option<String>,
     /// Changed paths; `None` when the payload does not list them (all may have changed).
     pub paths: Option<Vec<String>>,
+}
+
+/// How many delivery keys (identifiers and contents) are remembered, and for how long: a replay
+/// after that is refreshed again, which costs one fetch.
+const REMEMBERED_KEYS: usize = 20_000;
+const REMEMBERED_FOR: Duration = Duration::from_hours(24);
+
+/// Deliveries seen recently: SHA-256 keys, oldest first, bounded in number and age.
+#[derive(Default)]
+pub(crate) struct Deliveries {
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    keys: HashSet<[u8; 32]>,
+    order: VecDeque<([u8; 32], Instant)>,
+}
+
+impl Deliveries {
+    /// Remembers `keys`; whether any of them was seen already.
+    fn seen_before(&self, keys: &[[u8; 32]], now: Instant) -> bool {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some((key, at)) = seen.order.front().copied() {
+            if seen.order.len() < REMEMBERED_KEYS && now.duration_since(at) < REMEMBERED_FOR {
+                break;
+            }
+            seen.order.pop_front();
+            seen.keys.remove(&key);
+        }
+        let before = keys.iter().any(|key| seen.keys.contains(key));
+        for key in keys {
+            if seen.keys.insert(*key) {
+                seen.order.push_back((*key, now));
+            }
+        }
+        before
+    }
+}
+
+/// The delivery identifier a provider sends, kept across its retries and redeliveries (never
+/// Bitbucket's `X-Hook-UUID`: that names the webhook, the same for all its deliveries).
+fn delivery_id(provider: Provider, headers: &HeaderMap) -> Option<&str> {
+    let names: &[&str] = match provider {
+        Provider::GitHub => &["x-github-delivery"],
+        // `Idempotency-Key` (GitLab 17.4) stays the same when a delivery is retried.
+        Provider::GitLab => &["idempotency-key", "x-gitlab-event-uuid"],
+        Provider::Gitea => &["x-gitea-delivery", "x-forgejo-delivery", "x-gogs-delivery"],
+        // Cloud, then Data Center.
+        Provider::Bitbucket => &["x-request-uuid", "x-request-id"],
+        // Its timestamp and signature make every delivery distinct already.
+        Provider::Generic => &[],
+    };
+    names
+        .iter()
+        .find_map(|name| header(headers, name))
+        .filter(|id| !id.is_empty())
+}
+
+/// What identifies a verified delivery: its identifier, if it has one, and its signed content.
+fn delivery_keys(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Vec<[u8; 32]> {
+    let key = |kind: &[u8], parts: &[&[u8]]| -> [u8; 32] {
+        let mut hash = Sha256::new();
+        hash.update(format!("{provider:?}").as_bytes());
+        hash.update(kind);
+        for part in parts {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+        hash.finalize().into()
+    };
+    let mut keys = Vec::with_capacity(2);
+    if let Some(id) = delivery_id(provider, headers) {
+        keys.push(key(b"id", &[id.as_bytes()]));
+    }
+    let timestamp = match provider {
+        Provider::Generic => header(headers, "x-driftless-timestamp").unwrap_or_default(),
+        _ => "",
+    };
+    keys.push(key(b"content", &[timestamp.as_bytes(), body]));
+    keys
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -276,6 +369,7 @@ fn configured(controller: &Controller, provider: Provider) -> Option<SecretSourc
 
 async fn receive(
     State(controller): State<Arc<Controller>>,
+    Extension(deliveries): Extension<Arc<Deliveries>>,
     UrlPath(provider): UrlPath<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -301,6 +395,15 @@ async fn receive(
     if let Err(why) = verify(provider, &headers, &body, &secret, now) {
         tracing::warn!(?provider, reason = why, "webhook refused");
         return answer(StatusCode::UNAUTHORIZED, why);
+    }
+    // Only after the signature: an unsigned request must not make a real delivery look seen.
+    if deliveries.seen_before(&delivery_keys(provider, &headers, &body), Instant::now()) {
+        tracing::info!(?provider, "duplicate webhook delivery ignored");
+        return (
+            StatusCode::OK,
+            Json(serde_json::json!({ "refreshed": 0, "duplicate": true })),
+        )
+            .into_response();
     }
     let push = match parse_push(provider, &headers, &body) {
         Ok(Some(push)) => push,
@@ -329,6 +432,7 @@ async fn receive(
 pub(crate) fn routes() -> Router<Arc<Controller>> {
     Router::new()
         .route("/api/webhooks/{provider}", post(receive))
+        .layer(Extension(Arc::new(Deliveries::default())))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 

@@ -163,6 +163,64 @@ pub enum StoreError {
     Corrupt { action: &'static str, message: String },
     #[error("{what} already exists")]
     Exists { what: String },
+    #[error("failed to make {path} private to its user")]
+    Permissions {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Creates `dir` (and its parents) if needed and makes it mode 0700: driftless's state (the
+/// database with token hashes and history, Git mirrors, charts, the API socket) is its user's
+/// alone, whatever the umask. An existing directory that others could read is tightened.
+pub fn private_directory(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let failed = |source| StoreError::Permissions {
+        path: dir.display().to_string(),
+        source,
+    };
+    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(failed)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(failed(err)),
+    }
+    let mode = std::fs::metadata(dir).map_err(failed)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// Makes the database file (created empty if missing) and its `-wal`/`-shm` files, if present,
+/// mode 0600. SQLite gives the `-wal` and `-shm` files it creates the database file's mode.
+fn private_database_files(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let failed = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| StoreError::Permissions { path, source }
+    };
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(failed(path))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = Path::new(&file);
+        let Ok(metadata) = std::fs::metadata(file) else {
+            continue;
+        };
+        if metadata.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).map_err(failed(file))?;
+        }
+    }
+    Ok(())
 }
 
 fn sql(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -371,9 +429,10 @@ impl Store {
             path: path.display().to_string(),
             source,
         };
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
+        if let Some(parent) = path.parent().filter(|parent| !parent.exists()) {
+            private_directory(parent)?;
         }
+        private_database_files(path)?;
         let connection = Connection::open(path).map_err(open_error)?;
         // Before anything else: other processes (`serve`, CLI commands) may hold locks right now.
         connection

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::output::{self, print_diff, short, structured, table, time};
 use super::{EXIT_DIFFERENCES, EXIT_ERROR};
-use crate::cli::{Command, Common, OutputFormat, SyncFlags};
+use crate::cli::{Command, Common, ListenFlags, OutputFormat, SyncFlags};
 
 fn default_data_dir() -> PathBuf {
     std::env::var_os("XDG_DATA_HOME")
@@ -44,7 +44,13 @@ async fn server(common: &Common) -> anyhow::Result<Option<ApiClient>> {
     if let Some(url) = &common.server {
         let token = std::env::var("DRIFTLESS_TOKEN")
             .context("--server needs a token in the environment variable DRIFTLESS_TOKEN")?;
-        return Ok(Some(ApiClient::remote(url, &token)?));
+        let ca = match &common.server_ca {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?)
+            }
+            None => None,
+        };
+        return Ok(Some(ApiClient::remote_with_ca(url, &token, ca.as_deref())?));
     }
     let (_, data_dir) = load(common)?;
     Ok(ApiClient::connect(&data_dir).await)
@@ -456,11 +462,18 @@ pub(super) fn print_report(format: OutputFormat, report: &SyncReport) -> anyhow:
     })
 }
 
-async fn serve(
-    common: &Common,
-    workers: usize,
-    listen: Option<std::net::SocketAddr>,
-) -> anyhow::Result<ExitCode> {
+async fn serve(common: &Common, workers: usize, listen: ListenFlags) -> anyhow::Result<ExitCode> {
+    // Refused before anything is opened or bound: a token must not cross a network in clear.
+    let tls = match listen.listen {
+        Some(address) => {
+            driftless_server::check_listen(address, listen.tls_cert.is_some(), listen.insecure_http)?;
+            match (&listen.tls_cert, &listen.tls_key) {
+                (Some(cert), Some(key)) => Some(driftless_server::TlsConfig::from_pem_files(cert, key)?),
+                _ => None,
+            }
+        }
+        None => None,
+    };
     let (_, data_dir) = load(common)?;
     if ApiClient::connect(&data_dir).await.is_some() {
         anyhow::bail!(
@@ -487,18 +500,21 @@ async fn serve(
             .await
         }
     });
-    let tcp = match listen {
+    let tcp = match listen.listen {
         Some(address) => {
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("failed to listen on {address}"))?;
             let controller = std::sync::Arc::clone(&controller);
             let mut stopped = stopped.clone();
+            let stopped = async move {
+                let _ = stopped.changed().await;
+            };
             Some(tokio::spawn(async move {
-                driftless_server::serve_tcp(controller, listener, async move {
-                    let _ = stopped.changed().await;
-                })
-                .await
+                match tls {
+                    Some(tls) => driftless_server::serve_tls(controller, listener, &tls, stopped).await,
+                    None => driftless_server::serve_tcp(controller, listener, stopped).await,
+                }
             }))
         }
         None => None,
