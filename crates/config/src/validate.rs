@@ -709,7 +709,7 @@ fn is_dns_subdomain(name: &str) -> bool {
 }
 
 /// RFC 1123 label: what Kubernetes accepts for namespaces, and what we accept for names.
-fn is_dns_label(name: &str) -> bool {
+pub(crate) fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && name
@@ -930,6 +930,7 @@ fn application(
     }
     let spec = join(prefix, "spec");
     let source = source(checker, &raw.spec.source, &join(&spec, "source"));
+    default_release_name(checker, name, source.as_ref(), &spec);
     let destination = &raw.spec.destination;
     if !clusters.contains(&destination.cluster.value) {
         checker.report_at(
@@ -1259,15 +1260,7 @@ fn helm_options(checker: &mut Checker<'_>, raw: &RawHelm, field: &str) -> HelmOp
             None
         }
     };
-    for parameter in &raw.parameters {
-        if parameter.name.value.is_empty() || parameter.name.value.contains(['=', '\n']) {
-            checker.report_at(
-                &parameter.name,
-                join(field, "parameters"),
-                format!("{:?} is not a value name", parameter.name.value),
-            );
-        }
-    }
+    helm_arguments(checker, raw, field);
     if raw.include_crds == Some(false) && !raw.skip_crds {
         checker.report(
             None,
@@ -1296,6 +1289,66 @@ fn helm_options(checker: &mut Checker<'_>, raw: &RawHelm, field: &str) -> HelmOp
         kube_version: raw.kube_version.as_ref().map(|t| t.value.clone()),
         api_versions: raw.api_versions.iter().map(|t| t.value.clone()).collect(),
         skip_crds: raw.skip_crds,
+    }
+}
+
+/// A chart's release is named after the application unless `releaseName` says otherwise; Helm
+/// allows shorter names than Kubernetes does.
+fn default_release_name(checker: &mut Checker<'_>, name: &Text, source: Option<&Source>, spec: &str) {
+    if let Some(Source {
+        renderer: Renderer::Helm(helm),
+        ..
+    }) = source
+        && helm.release_name.is_none()
+        && name.value.len() > crate::arguments::MAX_RELEASE_NAME
+    {
+        checker.report_at(
+            name,
+            join(spec, "source.helm.releaseName"),
+            format!(
+                "not set, so the release is named after the application, and {:?} is longer than Helm's {} characters: set releaseName",
+                name.value,
+                crate::arguments::MAX_RELEASE_NAME
+            ),
+        );
+    }
+}
+
+/// The `source.helm` fields that reach helm's command line, each against its grammar
+/// (`crate::arguments`; the renderer checks them again before it runs helm).
+fn helm_arguments(checker: &mut Checker<'_>, raw: &RawHelm, field: &str) {
+    let mut check = |text: &Text, name: String, grammar: fn(&str) -> Result<(), String>| {
+        if let Err(message) = grammar(&text.value) {
+            checker.report_at(text, join(field, &name), message);
+        }
+    };
+    if let Some(name) = &raw.release_name {
+        check(name, "releaseName".into(), crate::arguments::release_name);
+    }
+    if let Some(namespace) = &raw.namespace {
+        check(namespace, "namespace".into(), crate::arguments::namespace);
+    }
+    if let Some(version) = &raw.kube_version {
+        check(version, "kubeVersion".into(), crate::arguments::kube_version);
+    }
+    for (index, api) in raw.api_versions.iter().enumerate() {
+        check(
+            api,
+            format!("apiVersions[{index}]"),
+            crate::arguments::api_version,
+        );
+    }
+    for (index, parameter) in raw.parameters.iter().enumerate() {
+        check(
+            &parameter.name,
+            format!("parameters[{index}].name"),
+            crate::arguments::parameter_name,
+        );
+        check(
+            &parameter.value,
+            format!("parameters[{index}].value"),
+            crate::arguments::parameter_value,
+        );
     }
 }
 

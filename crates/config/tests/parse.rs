@@ -614,6 +614,149 @@ fn helm_sources_are_read_and_checked() {
     );
 }
 
+/// Every `source.helm` value that reaches helm's command line is checked against its grammar, in
+/// `driftless.yaml` and in an Application found in Git alike: none can become an option of helm.
+#[test]
+fn helm_values_that_could_become_options_are_refused_with_their_field() {
+    let text = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nclusters:\n  - { name: local, kubeconfig: k }\napplications:\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: { name: web }\n    spec:\n      source:\n        repoURL: https://git.example.com/charts.git\n        path: charts/web\n        helm:\n          releaseName: shop\n          namespace: shop\n          parameters: [{ name: image.tag, value: '3' }]\n          kubeVersion: 1.29.0\n          apiVersions: [monitoring.coreos.com/v1]\n      destination: { cluster: local, namespace: shop }\n";
+    parse(text, "driftless.yaml", Path::new("/")).expect("valid");
+    let long = "a".repeat(54);
+    let cases = [
+        (
+            "releaseName: shop",
+            "releaseName: '-h'".to_owned(),
+            "14: applications[0].spec.source.helm.releaseName: \"-h\" is not a Helm release name",
+        ),
+        (
+            "releaseName: shop",
+            "releaseName: '--post-renderer=/bin/sh'".to_owned(),
+            "14: applications[0].spec.source.helm.releaseName: \"--post-renderer=/bin/sh\" is not",
+        ),
+        (
+            "releaseName: shop",
+            format!("releaseName: {long}"),
+            "14: applications[0].spec.source.helm.releaseName: \"aaaa",
+        ),
+        (
+            "namespace: shop\n          param",
+            "namespace: '--kube-version=--help'\n          param".to_owned(),
+            "15: applications[0].spec.source.helm.namespace: \"--kube-version=--help\" is not a valid namespace name",
+        ),
+        (
+            "kubeVersion: 1.29.0",
+            "kubeVersion: '--kube-version=--help'".to_owned(),
+            "17: applications[0].spec.source.helm.kubeVersion: \"--kube-version=--help\" is not a Kubernetes version",
+        ),
+        (
+            "kubeVersion: 1.29.0",
+            "kubeVersion: '--help'".to_owned(),
+            "17: applications[0].spec.source.helm.kubeVersion: \"--help\" is not a Kubernetes version",
+        ),
+        (
+            "[monitoring.coreos.com/v1]",
+            "[v1, '--set-file=x=/etc/hostname']".to_owned(),
+            "18: applications[0].spec.source.helm.apiVersions[1]: \"--set-file=x=/etc/hostname\" is not an API version",
+        ),
+        (
+            "[monitoring.coreos.com/v1]",
+            "['apps/v1,batch/v1']".to_owned(),
+            "18: applications[0].spec.source.helm.apiVersions[0]: \"apps/v1,batch/v1\" is not an API version",
+        ),
+        (
+            "name: image.tag",
+            "name: '--set-file=x'".to_owned(),
+            "16: applications[0].spec.source.helm.parameters[0].name: \"--set-file=x\" is not a value name",
+        ),
+        (
+            "name: image.tag",
+            "name: '-h'".to_owned(),
+            "16: applications[0].spec.source.helm.parameters[0].name: \"-h\" is not a value name",
+        ),
+        (
+            "name: image.tag",
+            "name: 'a,b'".to_owned(),
+            "16: applications[0].spec.source.helm.parameters[0].name: \"a,b\" is not a value name",
+        ),
+        (
+            "name: image.tag",
+            "name: 'a=b'".to_owned(),
+            "16: applications[0].spec.source.helm.parameters[0].name: \"a=b\" is not a value name",
+        ),
+        (
+            "value: '3'",
+            "value: \"x\\0y\"".to_owned(),
+            "16: applications[0].spec.source.helm.parameters[0].value: must not contain a NUL character",
+        ),
+        ("          releaseName: shop\n", String::new(), ""),
+    ];
+    for (from, to, expected) in &cases {
+        assert!(text.contains(from), "{from}");
+        let hostile = text.replace(from, to);
+        let hostile = if expected.is_empty() {
+            // No releaseName: the release is named after the application, which is too long.
+            hostile.replace("name: web }", &format!("name: {long} }}"))
+        } else {
+            hostile
+        };
+        let expected = if expected.is_empty() {
+            format!(
+                "driftless.yaml:8: applications[0].spec.source.helm.releaseName: not set, so the release is named after the application, and \"{long}\" is longer than Helm's 53 characters: set releaseName"
+            )
+        } else {
+            format!("driftless.yaml:{expected}")
+        };
+        let messages: Vec<String> = problems(&hostile)
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            messages.len() == 1 && messages[0].starts_with(&expected),
+            "{to}: {messages:?}"
+        );
+    }
+    // A value is any text: it cannot become an option or another assignment (see the renderer).
+    let literal = text.replace("value: '3'", "value: '-1,replicas=7'");
+    parse(&literal, "driftless.yaml", Path::new("/")).expect("any value");
+}
+
+/// The same checks for an Application found in Git (app-of-apps).
+#[test]
+fn helm_values_of_applications_from_git_are_checked_the_same_way() {
+    let manifest = serde_json::json!({
+        "apiVersion": "driftless.dev/v1alpha1", "kind": "Application",
+        "metadata": { "name": "child" },
+        "spec": {
+            "source": { "repoURL": "https://h/r", "path": "charts/web", "helm": {
+                "releaseName": "--post-renderer=/bin/sh",
+                "parameters": [{ "name": "-h", "value": "x" }],
+                "kubeVersion": "--help",
+                "apiVersions": ["-h"],
+                "namespace": "-n"
+            } },
+            "destination": { "cluster": "local" }
+        }
+    });
+    let err = application_from_manifest(
+        &manifest,
+        "apps/root/child.yaml (document 1)",
+        &["local".to_owned()],
+    )
+    .expect_err("hostile");
+    let fields: Vec<&str> = err.problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.source.helm.releaseName",
+            "spec.source.helm.namespace",
+            "spec.source.helm.kubeVersion",
+            "spec.source.helm.apiVersions[0]",
+            "spec.source.helm.parameters[0].name",
+        ],
+        "{err}"
+    );
+}
+
 #[test]
 fn charts_from_chart_repositories_are_read_and_checked() {
     let text = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nclusters:\n  - { name: local, kubeconfig: k }\napplications:\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: { name: web }\n    spec:\n      source:\n        repoURL: https://git.example.com/values.git\n        path: web\n        helm:\n          chart: { repository: 'oci://registry.example.com/charts/', name: web, version: '~1.2', plainHttp: true }\n          valueFiles: [prod.yaml]\n      destination: { cluster: local, namespace: shop }\n";

@@ -295,30 +295,90 @@ fn chart_tree<'f>(
     })
 }
 
-fn helm_args(release: &Release<'_>, chart: &Path, options: &HelmOptions) -> Vec<String> {
-    let mut args = vec![
-        "template".to_owned(),
-        release.name.to_owned(),
-        chart.display().to_string(),
-        "--values".into(),
-        "-".into(),
-    ];
-    if let Some(namespace) = options.namespace.as_deref().or(release.namespace) {
-        args.extend(["--namespace".into(), namespace.to_owned()]);
+/// A value for helm's command line that breaks its grammar: the field it came from, and why.
+type Refusal = (String, String);
+
+fn checked(
+    field: impl Into<String>,
+    value: &str,
+    grammar: fn(&str) -> Result<(), String>,
+) -> Result<(), Refusal> {
+    grammar(value).map_err(|message| (field.into(), message))
+}
+
+/// helm's arguments up to the chart's path, which the caller appends: every value from the
+/// Application or the cluster checked against its grammar first (as the configuration was when
+/// loaded: this is the second line, for whatever reaches here), flags as one `--flag=value`
+/// argument each, and the release name after `--`, so nothing can be read as an option.
+fn helm_args(release: &Release<'_>, options: &HelmOptions) -> Result<Vec<String>, Refusal> {
+    use driftless_config::arguments;
+    match &options.release_name {
+        Some(name) => checked("spec.source.helm.releaseName", name, arguments::release_name)?,
+        None => arguments::release_name(release.name).map_err(|message| {
+            (
+                "metadata.name".to_owned(),
+                format!("{message}; the release is named after the application unless spec.source.helm.releaseName is set"),
+            )
+        })?,
     }
-    for parameter in &options.parameters {
+    let mut args = vec!["template".to_owned(), "--values=-".into()];
+    let namespace = match (&options.namespace, release.namespace) {
+        (Some(namespace), _) => Some(("spec.source.helm.namespace", namespace.as_str())),
+        (None, namespace) => namespace.map(|namespace| ("spec.destination.namespace", namespace)),
+    };
+    if let Some((field, namespace)) = namespace {
+        checked(field, namespace, arguments::namespace)?;
+        args.push(format!("--namespace={namespace}"));
+    }
+    for (index, parameter) in options.parameters.iter().enumerate() {
+        let field = format!("spec.source.helm.parameters[{index}]");
+        checked(
+            format!("{field}.name"),
+            &parameter.name,
+            arguments::parameter_name,
+        )?;
+        checked(
+            format!("{field}.value"),
+            &parameter.value,
+            arguments::parameter_value,
+        )?;
         let flag = if parameter.force_string {
             "--set-string"
         } else {
             "--set"
         };
-        args.extend([flag.to_owned(), format!("{}={}", parameter.name, parameter.value)]);
+        args.push(format!(
+            "{flag}={}={}",
+            parameter.name,
+            arguments::escape_value(&parameter.value)
+        ));
     }
-    if let Some(version) = options.kube_version.as_deref().or(release.kube_version) {
-        args.extend(["--kube-version".into(), version.to_owned()]);
+    // A cluster whose version is unknown (offline) gives "": helm's default then.
+    let kube_version = match (&options.kube_version, release.kube_version) {
+        (Some(version), _) => Some(("spec.source.helm.kubeVersion", version.as_str())),
+        (None, version) => version
+            .filter(|version| !version.is_empty())
+            .map(|version| ("the destination cluster's version", version)),
+    };
+    if let Some((field, version)) = kube_version {
+        checked(field, version, arguments::kube_version)?;
+        args.push(format!("--kube-version={version}"));
     }
-    for api in release.api_versions.iter().chain(&options.api_versions) {
-        args.extend(["--api-versions".into(), api.clone()]);
+    for api in release.api_versions {
+        checked(
+            "the destination cluster's API versions",
+            api,
+            arguments::api_version,
+        )?;
+        args.push(format!("--api-versions={api}"));
+    }
+    for (index, api) in options.api_versions.iter().enumerate() {
+        checked(
+            format!("spec.source.helm.apiVersions[{index}]"),
+            api,
+            arguments::api_version,
+        )?;
+        args.push(format!("--api-versions={api}"));
     }
     args.push(
         if options.skip_crds {
@@ -328,7 +388,8 @@ fn helm_args(release: &Release<'_>, chart: &Path, options: &HelmOptions) -> Vec<
         }
         .into(),
     );
-    args
+    args.extend(["--".to_owned(), release.name.to_owned()]);
+    Ok(args)
 }
 
 /// What helm gets: the chart's files, the merged values, and what the render read and pulled.
@@ -402,9 +463,19 @@ pub(crate) async fn render(
     keys: &Keys,
     charts: Option<crate::ChartAccess<'_>>,
 ) -> Result<Rendered, RenderError> {
+    // Before anything is read or pulled: no hostile value gets as far as helm.
+    let args = helm_args(release, options).map_err(|(field, message)| RenderError::HelmArgument {
+        path: match &options.chart {
+            Some(chart) => chart.to_string(),
+            None if path.is_empty() => ".".to_owned(),
+            None => path.to_owned(),
+        },
+        field,
+        message,
+    })?;
     let prepared = prepare(tree, path, options, keys, charts).await?;
     let shown = prepared.shown.as_str();
-    let text = run_helm(release, options, &prepared, limits).await?;
+    let text = run_helm(args, &prepared, limits).await?;
     let mut manifests = parse_documents(&text, &format!("helm template {shown}"), limits)?;
     place_hooks(&mut manifests);
     Ok(Rendered {
@@ -417,9 +488,9 @@ pub(crate) async fn render(
 }
 
 /// `helm template` on a private copy of the chart, values on its standard input; its output.
+/// `args` are [`helm_args`]'s; the chart's path goes last.
 async fn run_helm(
-    release: &Release<'_>,
-    options: &HelmOptions,
+    mut args: Vec<String>,
     prepared: &Prepared,
     limits: &RenderLimits,
 ) -> Result<String, RenderError> {
@@ -443,8 +514,9 @@ async fn run_helm(
     if let Some(err) = refused.first() {
         return Err(failed(err.to_string()));
     }
+    args.push(chart.display().to_string());
     let mut child = tokio::process::Command::new(&program)
-        .args(helm_args(release, &chart, options))
+        .args(args)
         .current_dir(workspace.path())
         // Nothing of ours reaches helm; its caches and configuration stay in the private HOME, and
         // no proxy or registry setting of the host applies.

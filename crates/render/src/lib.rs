@@ -119,6 +119,13 @@ pub enum RenderError {
     HelmNotInstalled,
     #[error("helm template {path} failed: {message}")]
     Helm { path: String, message: String },
+    /// A value that would reach helm's command line breaks its grammar; helm was not run.
+    #[error("helm template {path}: {field}: {message}")]
+    HelmArgument {
+        path: String,
+        field: String,
+        message: String,
+    },
     #[error("helm template {path} did not finish within {after:?}")]
     HelmTimedOut { path: String, after: Duration },
     #[error("values file {file}: {message}")]

@@ -150,6 +150,36 @@ async fn values_layer_in_order_with_encrypted_files_and_parameters_on_top() {
     assert!(!skipped.decrypted);
 }
 
+/// A parameter's value is one literal value: helm's `--set` syntax in it (`,` that starts another
+/// assignment, `{a,b}` lists, `\` escapes) is not interpreted.
+#[tokio::test]
+async fn parameter_values_are_literal_and_cannot_add_assignments() {
+    let repo = chart_repo();
+    let options = HelmOptions {
+        parameters: vec![
+            HelmParameter {
+                name: "image.tag".into(),
+                value: "2,replicas=7".into(),
+                force_string: false,
+            },
+            HelmParameter {
+                name: "password".into(),
+                value: r"{a,b}\,c".into(),
+                force_string: true,
+            },
+        ],
+        ..HelmOptions::default()
+    };
+    let rendered = render_chart(&repo, options, &Keys::new()).await.expect("renders");
+    let deployment = find(&rendered, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 1, "no assignment was added");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "example.invalid/web:2,replicas=7"
+    );
+    assert_eq!(find(&rendered, "Secret")["stringData"]["password"], r"{a,b}\,c");
+}
+
 #[tokio::test]
 async fn a_failing_template_and_escaping_values_files_are_clear_errors() {
     let repo = chart_repo();
