@@ -865,7 +865,8 @@ fn check_revision(revision: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Normalises an application path: relative, no `..`, no `.` components; "" for the root.
+/// Normalises an application path: relative, no `..`, no `.` components; "" for the root. It
+/// reaches `git ls-tree` as a pathspec, where a leading `:` is magic (`:/` means everything).
 pub(crate) fn normalise_path(path: &str) -> Result<String, String> {
     let mut parts = Vec::new();
     for component in Path::new(path).components() {
@@ -877,6 +878,11 @@ pub(crate) fn normalise_path(path: &str) -> Result<String, String> {
                 return Err(format!("{path:?} must be relative to the repository root"));
             }
         }
+    }
+    if parts.first().is_some_and(|first| first.starts_with(':')) {
+        return Err(format!(
+            "{path:?} must not start with ':' (git reads a leading ':' as pathspec magic)"
+        ));
     }
     Ok(parts.join("/"))
 }

@@ -720,6 +720,31 @@ fn helm_values_that_could_become_options_are_refused_with_their_field() {
     parse(&literal, "driftless.yaml", Path::new("/")).expect("any value");
 }
 
+/// A source path reaches `git ls-tree` as a pathspec, where a leading `:` is magic (`:/` is the
+/// whole repository, `:x` is `x`): refused, so git reads exactly the path the renderer renders.
+#[test]
+fn source_paths_are_never_git_pathspec_magic() {
+    let manifest = |path: &str| {
+        serde_json::json!({
+            "apiVersion": "driftless.dev/v1alpha1", "kind": "Application",
+            "metadata": { "name": "child" },
+            "spec": { "source": { "repoURL": "https://h/r", "path": path }, "destination": { "cluster": "local" } }
+        })
+    };
+    let clusters = ["local".to_owned()];
+    for path in [":/", ":(top)apps", ":apps", "./:apps"] {
+        let err = application_from_manifest(&manifest(path), "child.yaml", &clusters).expect_err(path);
+        assert_eq!(
+            err.problems[0].to_string(),
+            format!(
+                "child.yaml: spec.source.path: {path:?} must not start with ':' (git reads a leading ':' as pathspec magic)"
+            ),
+        );
+    }
+    let app = application_from_manifest(&manifest("apps/a:b"), "child.yaml", &clusters).expect("valid");
+    assert_eq!(app.source.path, "apps/a:b");
+}
+
 /// The same checks for an Application found in Git (app-of-apps).
 #[test]
 fn helm_values_of_applications_from_git_are_checked_the_same_way() {
