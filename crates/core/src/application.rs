@@ -323,54 +323,264 @@ pub struct RepositoryCredentials {
 }
 
 impl RepositoryCredentials {
-    /// Whether `url` is under this entry's URL: the prefix must end where a path segment, the
-    /// host (before a port) or, for scp-like `git@host:path`, the host ends, so
-    /// `https://charts.example` does not cover `https://charts.example.evil`.
+    /// Whether `url` is under this entry's URL, both read as [`RepositoryKey`]s: the same
+    /// scheme and host (whatever their case, user-info and default port), the entry's path
+    /// segments leading the URL's — so `https://charts.example` does not cover
+    /// `https://charts.example.evil`, nor `…/org/apps` cover `…/org/apps-2`. An entry without a
+    /// port covers every port of its host, one without a host (`ssh://`) every host of its
+    /// scheme. A URL that has no key (`..` segments) is covered by nothing.
     #[must_use]
     pub fn covers(&self, url: &str) -> bool {
-        let Some(rest) = url.strip_prefix(&self.url_prefix) else {
-            return false;
-        };
-        let port = rest.strip_prefix(':').is_some_and(|port| {
-            port.split('/')
-                .next()
-                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        });
-        rest.is_empty()
-            || self.url_prefix.ends_with(['/', ':'])
-            || rest.starts_with(['/', '?', '#'])
-            // Another port of the same host, as a plain prefix match would allow.
-            || (port && url.contains("://"))
-            || (rest.starts_with(':') && !url.contains("://"))
+        match (RepositoryKey::prefix(&self.url_prefix), RepositoryKey::parse(url)) {
+            (Ok(prefix), Ok(url)) => url.is_within(&prefix),
+            _ => false,
+        }
+    }
+
+    /// How specific the entry is: longer paths win, then a named host, then a port.
+    fn specificity(&self) -> (usize, bool, bool) {
+        RepositoryKey::prefix(&self.url_prefix).map_or((0, false, false), |key| {
+            (key.segments.len(), !key.host.is_empty(), key.port.is_some())
+        })
     }
 }
 
-/// The most specific credentials for `url` (longest covering prefix).
+/// The most specific credentials for `url` (the covering entry with the longest path).
 #[must_use]
 pub fn credentials_for<'a>(all: &'a [RepositoryCredentials], url: &str) -> Option<&'a RepositoryCredentials> {
     all.iter()
         .filter(|credentials| credentials.covers(url))
-        .max_by_key(|credentials| credentials.url_prefix.len())
+        .max_by_key(|credentials| credentials.specificity())
 }
 
-/// `host/path` of a repository URL, the same for its https, ssh, scp-like and web forms.
+/// A repository's identity however its URL is spelled: scheme and host lower-cased, user-info
+/// removed, the scheme's default port dropped (https 443, http 80, ssh 22, git 9418), empty
+/// segments, a trailing `/` and a trailing `.git` removed, scp-like `git@host:path` read as
+/// `ssh://git@host/path`, and `%XX` escapes of unreserved characters decoded (others
+/// upper-cased). A `.` or `..` segment (also escaped) is refused: git resolves it to a path
+/// no policy saw. Query and fragment are not part of it.
+///
+/// Every repository policy matches on this key — `repositories[]` credentials and `verify`,
+/// and projects' `sourceRepos` — so one repository gets one policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RepositoryKey {
+    scheme: String,
+    /// Empty for `file://` URLs (and for prefixes that name no host).
+    host: String,
+    /// Only a port that is not the scheme's default.
+    port: Option<String>,
+    segments: Vec<String>,
+}
+
+/// Why a URL has no [`RepositoryKey`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("repository URL {url}: {reason}")]
+pub struct RepositoryKeyError {
+    /// Without user-info.
+    pub url: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Url,
+    Prefix,
+    Pattern,
+}
+
+fn default_port(scheme: &str) -> Option<&'static str> {
+    match scheme {
+        "https" => Some("443"),
+        "http" => Some("80"),
+        "ssh" => Some("22"),
+        "git" => Some("9418"),
+        _ => None,
+    }
+}
+
+/// Decodes `%XX` escapes of unreserved characters (RFC 3986: they mean the same decoded);
+/// upper-cases the hex of every other escape, which must stay escaped (`%2F` is not `/`).
+fn normalise_escapes(segment: &str) -> Result<String, String> {
+    let bytes = segment.as_bytes();
+    let mut out = String::with_capacity(segment.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment
+                .get(i + 1..i + 3)
+                .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or_else(|| format!("{segment:?} has a malformed %-escape"))?;
+            let byte = u8::from_str_radix(hex, 16).map_err(|err| err.to_string())?;
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                out.push(char::from(byte));
+            } else {
+                out.push('%');
+                out.push_str(&hex.to_ascii_uppercase());
+            }
+            i += 3;
+        } else {
+            let ch = segment[i..].chars().next().unwrap_or_default();
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    Ok(out)
+}
+
+impl RepositoryKey {
+    /// The key of a repository URL.
+    pub fn parse(url: &str) -> Result<Self, RepositoryKeyError> {
+        Self::read(url, Reading::Url)
+    }
+
+    /// The key of a `repositories[]` URL, which may stop anywhere a key may: after the scheme
+    /// (`ssh://`), after the host (`git@github.com`, `https://charts.example`) or after a path
+    /// segment.
+    pub fn prefix(url: &str) -> Result<Self, RepositoryKeyError> {
+        Self::read(url, Reading::Prefix)
+    }
+
+    /// A `sourceRepos` glob in the key's form (`scheme://host[:port]/path`, see
+    /// [`crate::project`]), so that it matches however a repository's URL is spelled. `?` is a
+    /// glob there, not a query; a port may be a glob.
+    pub fn pattern(pattern: &str) -> Result<String, RepositoryKeyError> {
+        let key = Self::read(pattern, Reading::Pattern)?;
+        if key.scheme == "file" && !pattern.contains("://") {
+            // Not URL-shaped (`*`, `**`): matched as written.
+            return Ok(pattern.to_owned());
+        }
+        Ok(key.to_string())
+    }
+
+    fn read(url: &str, reading: Reading) -> Result<Self, RepositoryKeyError> {
+        let refuse = |reason: String| RepositoryKeyError {
+            url: crate::project::without_userinfo(url),
+            reason,
+        };
+        let url = url.trim();
+        let (scheme, authority, path) = if let Some((scheme, rest)) = url.split_once("://") {
+            let scheme = scheme.to_ascii_lowercase();
+            let end = match reading {
+                Reading::Pattern => rest.find('/'),
+                Reading::Url | Reading::Prefix => rest.find(['/', '?', '#']),
+            }
+            .unwrap_or(rest.len());
+            let scheme = match scheme.as_str() {
+                "git+ssh" | "ssh+git" => "ssh".to_owned(),
+                _ => scheme,
+            };
+            (scheme, &rest[..end], &rest[end..])
+        } else if let Some((authority, path)) = url
+            .split_once(':')
+            .filter(|(authority, _)| !authority.contains('/'))
+        {
+            // scp-like `[user@]host:path`, as git reads it (a ':' before any '/').
+            ("ssh".to_owned(), authority, path)
+        } else if reading == Reading::Prefix && !url.contains('/') && url.contains('@') {
+            // `git@host` as a prefix: every path of that host.
+            ("ssh".to_owned(), url, "")
+        } else {
+            ("file".to_owned(), "", url)
+        };
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        let (host, port) = match host_port.rsplit_once(':') {
+            // `[::1]:22` has a port; `[::1]` has none.
+            Some((host, port)) if !port.contains(']') => (host, Some(port)),
+            _ => (host_port, None),
+        };
+        let port = match port {
+            None | Some("") => None,
+            Some(port) if reading == Reading::Pattern && !port.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(port.to_owned())
+            }
+            Some(port) if !port.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(refuse(format!("the port {port:?} is not a number")));
+            }
+            Some(port) => {
+                let port = port.trim_start_matches('0');
+                (Some(port) != default_port(&scheme)).then(|| port.to_owned())
+            }
+        };
+        let path = match reading {
+            Reading::Pattern => path,
+            Reading::Url | Reading::Prefix => path.split(['?', '#']).next().unwrap_or_default(),
+        };
+        let mut segments = Vec::new();
+        for segment in path.split('/').filter(|segment| !segment.is_empty()) {
+            let segment = normalise_escapes(segment).map_err(refuse)?;
+            if segment == "." || segment == ".." {
+                return Err(refuse(
+                    "has a '.' or '..' segment, which git would resolve to a path no policy saw".to_owned(),
+                ));
+            }
+            segments.push(segment);
+        }
+        if let Some(last) = segments.last_mut()
+            && let Some(stripped) = last.strip_suffix(".git")
+        {
+            if stripped.is_empty() {
+                segments.pop();
+            } else {
+                *last = stripped.to_owned();
+            }
+        }
+        Ok(Self {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+            segments,
+        })
+    }
+
+    /// Whether this key is `prefix` or below it (see [`RepositoryCredentials::covers`]).
+    #[must_use]
+    pub fn is_within(&self, prefix: &Self) -> bool {
+        self.scheme == prefix.scheme
+            && (prefix.host.is_empty() || self.host == prefix.host)
+            && (prefix.port.is_none() || self.port == prefix.port)
+            && self.segments.starts_with(&prefix.segments)
+    }
+
+    /// The repository whatever the transport: `host/path` (no scheme, no port), the same for a
+    /// repository's https, ssh and scp-like URLs. A `verify` policy matches on it (matching
+    /// more can only verify more), as do push webhooks.
+    #[must_use]
+    pub fn identity(&self) -> String {
+        format!("{}/{}", self.host, self.segments.join("/"))
+    }
+
+    /// Whether this repository is the one `prefix` names, or below it, whatever the transport.
+    #[must_use]
+    pub fn identity_within(&self, prefix: &Self) -> bool {
+        (prefix.host.is_empty() || self.host == prefix.host) && self.segments.starts_with(&prefix.segments)
+    }
+
+    /// The number of path segments (how specific a prefix is).
+    #[must_use]
+    pub fn depth(&self) -> usize {
+        self.segments.len()
+    }
+}
+
+impl std::fmt::Display for RepositoryKey {
+    /// `scheme://host[:port]/path`: what `sourceRepos` patterns are matched against.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.host)?;
+        if let Some(port) = &self.port {
+            write!(f, ":{port}")?;
+        }
+        for segment in &self.segments {
+            write!(f, "/{segment}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `host/path` of a repository URL, the same for its https, ssh, scp-like and web forms
+/// ([`RepositoryKey::identity`]); a URL without a key is its own, lower-cased.
 #[must_use]
 pub fn repository_key(url: &str) -> String {
-    let url = url.trim().trim_end_matches('/');
-    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let (authority, path) = match without_scheme.split_once('/') {
-        // scp-like `git@host:org/repo.git`
-        _ if !url.contains("://") && without_scheme.contains(':') => {
-            without_scheme.split_once(':').unwrap_or((without_scheme, ""))
-        }
-        Some((authority, path)) => (authority, path),
-        None => (without_scheme, ""),
-    };
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    // An ssh port (`ssh://git@host:2222/…`) is not part of the repository's identity.
-    let host = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
-    let path = path.trim_end_matches('/').trim_end_matches(".git");
-    format!("{host}/{path}")
+    RepositoryKey::parse(url).map_or_else(|_| url.trim().to_ascii_lowercase(), |key| key.identity())
 }
 
 #[cfg(test)]
@@ -410,6 +620,107 @@ mod tests {
         assert_eq!(covered("https://charts.examplex"), None);
         assert_eq!(covered("git@github.com:org/repo.git"), Some("git@github.com"));
         assert_eq!(covered("git@github.com.evil:org/repo.git"), None);
+    }
+
+    /// One repository spelled five ways (and more): one key, one policy.
+    const SPELLINGS: [&str; 9] = [
+        "https://github.com/org/apps",
+        "https://GitHub.com/org/apps.git",
+        "git@github.com:org/apps",
+        "ssh://git@github.com:22/org/apps.git",
+        "https://user@github.com/org/apps/",
+        "https://github.com:443/org/apps",
+        "https://github.com//org/%61pps",
+        "git+ssh://git@GITHUB.COM/org/apps.git/",
+        "https://github.com/org/apps?ref=x#y",
+    ];
+
+    #[test]
+    fn one_repository_has_one_key_however_it_is_spelled() {
+        let key = RepositoryKey::parse("https://github.com/org/apps").expect("key");
+        assert_eq!(key.to_string(), "https://github.com/org/apps");
+        for spelling in SPELLINGS {
+            let other = RepositoryKey::parse(spelling).expect(spelling);
+            assert_eq!(other.identity(), key.identity(), "{spelling}");
+            assert_eq!(repository_key(spelling), "github.com/org/apps", "{spelling}");
+        }
+        assert_eq!(
+            RepositoryKey::parse("ssh://git@github.com:22/org/apps.git")
+                .expect("key")
+                .to_string(),
+            RepositoryKey::parse("git@github.com:org/apps")
+                .expect("key")
+                .to_string(),
+            "scp-like is ssh://"
+        );
+        for (url, canonical) in [
+            ("http://h:80/a", "http://h/a"),
+            ("http://h:8080/a", "http://h:8080/a"),
+            ("git://h:9418/a.git", "git://h/a"),
+            ("ssh://h:2222/a", "ssh://h:2222/a"),
+            ("https://h/a%2fb", "https://h/a%2Fb"),
+            ("https://h/a%7e", "https://h/a~"),
+            ("file:///srv/git/origin.git", "file:///srv/git/origin"),
+            ("https://[::1]:443/a", "https://[::1]/a"),
+        ] {
+            assert_eq!(
+                RepositoryKey::parse(url).expect(url).to_string(),
+                canonical,
+                "{url}"
+            );
+        }
+        for different in [
+            "https://github.com/org/apps-2",
+            "https://github.com.evil/org/apps",
+            "https://github.com/org/apps/sub",
+            "https://github.com/Org/apps",
+        ] {
+            assert_ne!(repository_key(different), "github.com/org/apps", "{different}");
+        }
+        for refused in [
+            "https://github.com/org/../org/apps",
+            "https://github.com/org/./apps",
+            "https://github.com/org/%2e%2e/apps",
+            "https://github.com/org/%2E/apps",
+            "https://github.com:x/org/apps",
+            "https://github.com/org/a%zz",
+        ] {
+            let err = RepositoryKey::parse(refused).expect_err(refused);
+            assert!(err.to_string().starts_with("repository URL "), "{err}");
+        }
+        let err = RepositoryKey::parse("https://bot:s3cret@h/../x").expect_err("dots");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn a_repository_entry_covers_every_spelling_of_its_repositories() {
+        let entry = |prefix: &str| RepositoryCredentials {
+            url_prefix: prefix.into(),
+            username: None,
+            password: None,
+            ssh_private_key: None,
+            known_hosts: None,
+        };
+        let https = [entry("https://github.com/org/apps")];
+        for spelling in SPELLINGS.iter().filter(|url| url.starts_with("https")) {
+            assert!(credentials_for(&https, spelling).is_some(), "{spelling}");
+        }
+        let ssh = [entry("git@github.com:org")];
+        for spelling in ["git@github.com:org/apps", "ssh://git@GitHub.com:22/org/apps.git"] {
+            assert!(credentials_for(&ssh, spelling).is_some(), "{spelling}");
+        }
+        assert!(
+            credentials_for(&https, "git@github.com:org/apps").is_none(),
+            "https credentials are not an ssh key's"
+        );
+        for outside in [
+            "https://github.com/org/apps-2",
+            "https://github.com/org/../other/apps",
+            "https://github.com/org/apps/../../other",
+            "http://github.com/org/apps",
+        ] {
+            assert!(credentials_for(&https, outside).is_none(), "{outside}");
+        }
     }
 
     #[test]

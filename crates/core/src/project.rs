@@ -10,6 +10,7 @@ use globset::GlobBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::ObjectRef;
+use crate::application::RepositoryKey;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
@@ -123,30 +124,40 @@ pub(crate) fn without_userinfo(url: &str) -> String {
 }
 
 /// Whether the project lets an application deploy from `repo_url`: a pattern without `!` must
-/// match it and none with `!` may. A URL with `.` or `..` segments is refused outright, since
-/// git resolves them to a path the patterns never saw.
+/// match it and none with `!` may. Both sides are read as a [`RepositoryKey`] first (scheme and
+/// host lower-cased, user-info, default port, trailing `/` and `.git` removed, scp-like URLs as
+/// `ssh://`), so `https://GitHub.com:443/team-a/web.git/` is matched as
+/// `https://github.com/team-a/web`, and the pattern `https://GitHub.com/team-a/*.git` as
+/// `https://github.com/team-a/*`. A URL with `.` or `..` segments has no key and is refused
+/// outright, since git resolves them to a path the patterns never saw; so is a pattern with
+/// them (never allowing, always denying).
 pub fn check_source(project: &Project, repo_url: &str) -> Result<(), Violation> {
     let Some(patterns) = &project.source_repos else {
         return Ok(());
     };
-    let url = without_userinfo(repo_url);
-    let dot_segment = url.split('/').any(|segment| segment == "." || segment == "..");
+    let refused = || Violation::SourceRepository {
+        project: project.name.clone(),
+        repo_url: without_userinfo(repo_url),
+    };
+    let key = RepositoryKey::parse(repo_url).map_err(|_| refused())?.to_string();
+    let matches = |pattern: &str| {
+        RepositoryKey::pattern(pattern)
+            .ok()
+            .and_then(|pattern| glob_matches(&pattern, &key, true))
+    };
     let allowed = patterns
         .iter()
         .filter(|pattern| !pattern.starts_with('!'))
-        .any(|pattern| glob_matches(pattern, &url, true) == Some(true));
+        .any(|pattern| matches(pattern) == Some(true));
     // An invalid negation denies rather than being skipped.
     let denied = patterns
         .iter()
         .filter_map(|pattern| pattern.strip_prefix('!'))
-        .any(|pattern| glob_matches(pattern, &url, true) != Some(false));
-    if allowed && !denied && !dot_segment {
+        .any(|pattern| matches(pattern) != Some(false));
+    if allowed && !denied {
         Ok(())
     } else {
-        Err(Violation::SourceRepository {
-            project: project.name.clone(),
-            repo_url: url,
-        })
+        Err(refused())
     }
 }
 
@@ -302,6 +313,45 @@ mod tests {
             "the message never carries credentials"
         );
         assert_eq!(check_source(&unrestricted(), "file:///anything"), Ok(()));
+    }
+
+    #[test]
+    fn sources_match_however_the_repository_or_the_pattern_is_spelled() {
+        let project = team_a();
+        for spelling in [
+            "https://Git.Example.com/team-a/web.git",
+            "https://git.example.com:443/team-a/web/",
+            "https://bot@git.example.com/team-a/web",
+            "https://git.example.com/team-a/%77eb",
+        ] {
+            assert_eq!(check_source(&project, spelling), Ok(()), "{spelling}");
+        }
+        for denied in [
+            "https://GIT.example.com/team-a/secret-keys.git",
+            "https://git.example.com:443/team-a/secret-keys/",
+            "https://git.example.com/team-a/%73ecret-keys",
+            "https://git.example.com/team-a/web/%2e%2e/secret-keys",
+        ] {
+            assert!(check_source(&project, denied).is_err(), "{denied}");
+        }
+        let mut spelled = team_a();
+        spelled.source_repos = Some(vec![
+            "https://GIT.example.com:443/team-a/*.git".into(),
+            "git@git.example.com:team-a/*".into(),
+            "!https://git.example.com/team-a/secret-*/".into(),
+        ]);
+        for allowed in [
+            "https://git.example.com/team-a/web",
+            "ssh://git@git.example.com:22/team-a/web.git",
+            "git@GIT.example.com:team-a/web",
+        ] {
+            assert_eq!(check_source(&spelled, allowed), Ok(()), "{allowed}");
+        }
+        assert!(check_source(&spelled, "https://git.example.com/team-a/secret-x.git").is_err());
+        assert!(check_source(&spelled, "ssh://git@git.example.com:2222/team-a/web").is_err());
+        let mut any = team_a();
+        any.source_repos = Some(vec!["*".into(), "**".into()]);
+        assert_eq!(check_source(&any, "https://git.example.com/team-a/web"), Ok(()));
     }
 
     #[test]

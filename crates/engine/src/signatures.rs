@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use driftless_core::application::{Application, SecretSource, Verification, VerifyMode};
+use driftless_core::application::{Application, RepositoryKey, SecretSource, Verification, VerifyMode};
 use driftless_git::{CommitId, SignaturePolicy, VerifyError};
 use driftless_store::{EventKind, EventRecord};
 
@@ -97,17 +97,29 @@ fn parse_policy(keys: &LoadedKeys) -> Result<SignaturePolicy, String> {
 }
 
 impl Engine {
-    /// The application's own verification, else that of the longest `repositories[]` prefix of
-    /// its URL — so an application declared in Git cannot escape its repository's.
-    fn verification<'a>(&'a self, app: &'a Application) -> Option<&'a Verification> {
-        app.verify.as_ref().or_else(|| {
-            self.config
-                .repository_verifications
-                .iter()
-                .filter(|entry| app.source.repo_url.starts_with(&entry.url_prefix))
-                .max_by_key(|entry| entry.url_prefix.len())
-                .map(|entry| &entry.verify)
-        })
+    /// The application's own verification, else that of the most specific `repositories[]`
+    /// entry naming its repository, however either URL is spelled ([`RepositoryKey`]: case,
+    /// user-info, port, trailing `/` or `.git`, transport) — so an application declared in Git
+    /// cannot escape its repository's. A URL without a key (`..` segments) is refused when any
+    /// entry asks for verification.
+    fn verification<'a>(&'a self, app: &'a Application) -> Result<Option<&'a Verification>, String> {
+        if let Some(own) = &app.verify {
+            return Ok(Some(own));
+        }
+        let entries = &self.config.repository_verifications;
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let key = RepositoryKey::parse(&app.source.repo_url).map_err(|err| err.to_string())?;
+        Ok(entries
+            .iter()
+            .filter_map(|entry| {
+                let prefix = RepositoryKey::prefix(&entry.url_prefix).ok()?;
+                key.identity_within(&prefix)
+                    .then_some((prefix.depth(), &entry.verify))
+            })
+            .max_by_key(|(depth, _)| *depth)
+            .map(|(_, verify)| verify))
     }
 
     /// Fails unless `commit` (and, in mode all-since-last-synced, every commit since the one
@@ -117,12 +129,12 @@ impl Engine {
         app: &Application,
         commit: &CommitId,
     ) -> Result<(), EngineError> {
-        let Some(verification) = self.verification(app) else {
-            return Ok(());
-        };
         let policy_error = |message| EngineError::SignaturePolicy {
             application: app.name.clone(),
             message,
+        };
+        let Some(verification) = self.verification(app).map_err(policy_error)? else {
+            return Ok(());
         };
         let keys = load_keys(verification).map_err(policy_error)?;
         let since = match verification.mode {

@@ -316,3 +316,81 @@ async fn all_since_last_synced_refuses_an_unsigned_commit_under_a_signed_head() 
     assert!(message.ends_with("not signed"), "{message}");
     assert_eq!(value(&env, "history").await.as_deref(), Some("a"));
 }
+
+/// An Application manifest: `name` from the directory `name` of `url` at `main`.
+fn child_manifest(name: &str, url: &str, namespace: &str) -> String {
+    format!(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Application\nmetadata: {{name: {name}}}\nspec:\n  source: {{repoURL: '{url}', revision: main, path: {name}}}\n  destination: {{cluster: local, namespace: {namespace}}}\n---\n"
+    )
+}
+
+#[tokio::test]
+async fn every_spelling_of_a_verified_repository_is_verified() {
+    let env = TestEnv::new("engine_signatures_spellings").await;
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (signers, alice_signs) = allowed_alice(keys.path());
+    let repo = TestRepo::new();
+    for index in 0..5 {
+        let name = format!("spelled-{index}");
+        repo.write(&format!("{name}/cm.yaml"), &config_map(&name, "one"));
+    }
+    let unsigned = repo.commit("unsigned");
+    let http = driftless_testenv::git::GitHttpServer::start(repo.root(), None).await;
+    let daemon = driftless_testenv::git::GitDaemon::start(repo.root());
+    // The repository's entry, as an operator writes it.
+    let canonical = http.url("origin.git").replace("127.0.0.1", "localhost");
+    let daemon_url = daemon.url("origin.git").replace("127.0.0.1", "localhost");
+    let spellings = [
+        canonical.replace("localhost", "LocalHost"),
+        canonical.replace("http://", "http://robot@"),
+        format!("{canonical}/"),
+        daemon_url.trim_end_matches(".git").to_owned(),
+        daemon_url.replace("localhost", "LOCALHOST"),
+    ];
+    // A root in another, unverified repository declares one child per spelling (app-of-apps).
+    let roots = TestRepo::new();
+    let manifests: String = spellings
+        .iter()
+        .enumerate()
+        .map(|(index, url)| child_manifest(&format!("spelled-{index}"), url, &env.namespace))
+        .collect();
+    roots.write("apps/children.yaml", &manifests);
+    roots.commit("five spellings of one repository");
+    let required = RepositoryVerification {
+        url_prefix: canonical.clone(),
+        verify: verification(VerifyMode::Head, Some(signers), None),
+    };
+    let data = tempfile::tempdir().expect("tempdir");
+    let root = application("spelled", &roots, "apps", &env.namespace);
+    let engine = engine_with(env.kubeconfig_path(), data.path(), vec![root], vec![required]);
+    engine.discover().await;
+    for (index, url) in spellings.iter().enumerate() {
+        let name = format!("spelled-{index}");
+        assert!(engine.application(&name).is_ok(), "{name} ({url}) is declared");
+        let err = engine
+            .sync(&name, prune())
+            .await
+            .expect_err(&format!("{name}: {url} escaped the repository's verify"));
+        assert!(
+            matches!(err, EngineError::Untrusted { .. }),
+            "{name} ({url}): {err}"
+        );
+        assert!(
+            err.to_string()
+                .contains(&format!("commit {} is not trusted", &unsigned[..7])),
+            "{err}"
+        );
+    }
+    assert_eq!(value(&env, "spelled-0").await, None, "nothing applied");
+
+    // Signed by Alice, every spelling syncs: the policy was the repository's, not an error.
+    repo.write("spelled-0/cm.yaml", &config_map("spelled-0", "two"));
+    signed(&repo, "signed", &alice_signs, &[]);
+    for index in 0..spellings.len() {
+        let name = format!("spelled-{index}");
+        let report = engine.sync(&name, prune()).await.expect("a signed head syncs");
+        assert_eq!(report.result, SyncResult::Succeeded, "{report:#?}");
+        assert!(value(&env, &name).await.is_some(), "{name}");
+    }
+    assert_eq!(value(&env, "spelled-0").await.as_deref(), Some("two"));
+}
