@@ -82,11 +82,8 @@ pub fn kube_version(version: &str) -> Result<(), String> {
 /// # Errors
 /// Why `api` is not an API version.
 pub fn api_version(api: &str) -> Result<(), String> {
-    let version = |v: &str| {
-        v.starts_with(|c: char| c.is_ascii_lowercase())
-            && v.len() <= 63
-            && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    };
+    // A DNS-1035 label, as Kubernetes requires of a custom resource's versions.
+    let version = |v: &str| v.starts_with(|c: char| c.is_ascii_lowercase()) && is_label(v, 63);
     let group = |g: &str| g.len() <= 253 && g.split('.').all(|label| is_label(label, 63));
     let kind = |k: &str| {
         k.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -223,7 +220,13 @@ mod tests {
         ] {
             assert!(kube_version(bad).is_err(), "{bad}");
         }
-        for good in ["v1", "apps/v1", "monitoring.coreos.com/v1", "apps/v1/Deployment"] {
+        for good in [
+            "v1",
+            "apps/v1",
+            "monitoring.coreos.com/v1",
+            "apps/v1/Deployment",
+            "example.com/v1-beta",
+        ] {
             assert_eq!(api_version(good), Ok(()), "{good}");
         }
         for bad in [
@@ -233,6 +236,8 @@ mod tests {
             "a/b/C/d",
             "/v1",
             "Apps/v1",
+            "apps/1v",
+            "apps/v1-",
         ] {
             assert!(api_version(bad).is_err(), "{bad}");
         }
