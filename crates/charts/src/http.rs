@@ -149,12 +149,13 @@ impl Index {
     }
 
     /// The best version of the chart and where its archive is (a relative URL is relative to
-    /// the repository, as Helm reads it); `allowed` vets an archive URL before it is used.
+    /// the repository, as Helm reads it); `allowed` vets an archive URL (with its digest, if the
+    /// index gives one) before it is used.
     pub(crate) fn resolve(
         &self,
         chart: &ChartRef,
         constraint: &Constraint,
-        allowed: impl Fn(&str) -> Result<(), ChartError>,
+        allowed: impl Fn(&str, Option<&str>) -> Result<(), ChartError>,
     ) -> Result<Resolved, ChartError> {
         let versions = self
             .entries
@@ -180,12 +181,12 @@ impl Index {
         } else {
             format!("{}/{}", self.repository, first.trim_start_matches("./"))
         };
-        allowed(&url)?;
         let digest = entry
             .digest
             .as_deref()
             .map(|digest| digest.trim_start_matches("sha256:").to_ascii_lowercase())
             .filter(|digest| !digest.is_empty());
+        allowed(&url, digest.as_deref())?;
         Ok(Resolved {
             version: version.to_string(),
             location: Location::Http { url, digest },
@@ -240,16 +241,18 @@ mod tests {
     fn an_index_resolves_relative_urls_and_checks_absolute_ones() {
         let index = Index::parse("u", "https://charts.example/stable", INDEX.as_bytes()).expect("parses");
         let resolved = index
-            .resolve(&chart("1.0.0"), &Constraint::parse("1.0.0").expect("c"), |_| {
-                Ok(())
-            })
+            .resolve(
+                &chart("1.0.0"),
+                &Constraint::parse("1.0.0").expect("c"),
+                |_, _| Ok(()),
+            )
             .expect("resolves");
         assert!(matches!(
             resolved.location,
             Location::Http { ref url, ref digest }
                 if url == "https://charts.example/stable/web-1.0.0.tgz" && digest.as_deref() == Some("abc")
         ));
-        let refused = index.resolve(&chart("^1"), &Constraint::parse("^1").expect("c"), |url| {
+        let refused = index.resolve(&chart("^1"), &Constraint::parse("^1").expect("c"), |url, _| {
             Err(ChartError::Refused {
                 url: url.into(),
                 reason: "elsewhere".into(),
@@ -257,7 +260,11 @@ mod tests {
         });
         assert!(matches!(refused, Err(ChartError::Refused { ref url, .. }) if url.contains("other.example")));
         let missing = index
-            .resolve(&chart("2.x"), &Constraint::parse("2.x").expect("c"), |_| Ok(()))
+            .resolve(
+                &chart("2.x"),
+                &Constraint::parse("2.x").expect("c"),
+                |_, _| Ok(()),
+            )
             .expect_err("none");
         assert_eq!(
             missing.to_string(),

@@ -4,10 +4,15 @@
 //! ([`archive`]). Nothing here renders a chart; `driftless-render` does, with the files this
 //! returns.
 //!
-//! Network access is only to the repository an application names (and to archive URLs of its
-//! index on the same origin, or under a configured `repositories[]` URL); credentials go only to
-//! URLs under the `repositories[]` entry they are configured for, and redirects to another origin
-//! are not followed.
+//! Network access is only to the repository an application names and to the archive URLs its
+//! index names that are allowed ([`Charts::for_project`]): an archive must be one the
+//! application's project allows (its `sourceRepos`), and one on another origin than the index
+//! must also be under a configured `repositories[]` URL and carry a digest in the index (so the
+//! index's author vouches for exactly those bytes). Credentials go only to URLs under the
+//! `repositories[]` entry they are configured for, and to an archive only when that entry is
+//! the one of the index too — never another entry's, so one tenant's index cannot make driftless
+//! fetch another tenant's private archive with the other tenant's credentials. Redirects to
+//! another origin are not followed.
 
 mod archive;
 mod http;
@@ -19,8 +24,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use driftless_core::application::RepositoryCredentials;
-use driftless_git::{CredentialsError, FileTree};
+use driftless_core::application::{RepositoryCredentials, RepositoryKey, credentials_for};
+use driftless_core::project::{Project, check_source};
+use driftless_git::{CredentialsError, FileTree, scrub_url};
 use sha2::{Digest as _, Sha256};
 
 /// Unpacks a chart archive into memory, refusing hostile shapes (public for fuzzing).
@@ -134,9 +140,20 @@ enum Location {
     Oci { reference: String },
 }
 
+/// When a reference was pulled, what came of it, and from which archive URL (`None`: OCI).
+type Pull = (Instant, PulledChart, Option<String>);
+
 /// Chart repositories and registries, with their indexes, resolutions and archives cached.
-/// One per process, shared by every application.
+/// One per process, shared by every application; [`Charts::for_project`] gives a view that
+/// shares the caches and refuses archives the project does not allow.
+#[derive(Clone)]
 pub struct Charts {
+    shared: Arc<Shared>,
+    /// The project whose `sourceRepos` every archive URL must match; `None`: any.
+    project: Option<Arc<Project>>,
+}
+
+struct Shared {
     cache_dir: Option<PathBuf>,
     credentials: Vec<RepositoryCredentials>,
     limits: ChartLimits,
@@ -145,8 +162,9 @@ pub struct Charts {
     indexes: Mutex<HashMap<String, (Instant, Arc<http::Index>)>>,
     /// The last pull of each reference. A released chart version does not change (Helm and Argo
     /// CD treat versions as immutable), so an exact version is looked up once per process; a
-    /// range is looked up again once the index it was resolved from is renewed.
-    pulled: Mutex<HashMap<ChartRef, (Instant, PulledChart)>>,
+    /// range is looked up again once the index it was resolved from is renewed. With the
+    /// archive's URL, which every view checks again.
+    pulled: Mutex<HashMap<ChartRef, Pull>>,
     unpacked: Mutex<HashMap<String, Arc<FileTree>>>,
 }
 
@@ -167,14 +185,45 @@ impl Charts {
         limits: ChartLimits,
     ) -> Self {
         Self {
-            http: http::client(&limits),
-            oci: oci::Registries::new(&limits),
-            cache_dir,
-            credentials,
-            limits,
-            indexes: Mutex::default(),
-            pulled: Mutex::default(),
-            unpacked: Mutex::default(),
+            shared: Arc::new(Shared {
+                http: http::client(&limits),
+                oci: oci::Registries::new(&limits),
+                cache_dir,
+                credentials,
+                limits,
+                indexes: Mutex::default(),
+                pulled: Mutex::default(),
+                unpacked: Mutex::default(),
+            }),
+            project: None,
+        }
+    }
+
+    /// The same charts and caches, pulling only archives whose URL `project` allows (its
+    /// `sourceRepos`, as for the chart repository itself; `None`: unrestricted).
+    #[must_use]
+    pub fn for_project(&self, project: Option<&Project>) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            project: project.cloned().map(Arc::new),
+        }
+    }
+
+    /// Whether the project allows fetching `url`, an archive `repository`'s index names: one
+    /// under the repository's own URL is the repository's (which the project allowed before it
+    /// was asked); any other must match the project's `sourceRepos` itself.
+    fn project_allows(&self, repository: &str, url: &str) -> Result<(), ChartError> {
+        let under_repository = match (RepositoryKey::parse(url), RepositoryKey::parse(repository)) {
+            (Ok(url), Ok(repository)) => url.is_within(&repository),
+            _ => false,
+        };
+        match &self.project {
+            Some(_) if under_repository => Ok(()),
+            Some(project) => check_source(project, url).map_err(|violation| ChartError::Refused {
+                url: scrub_url(url),
+                reason: scrub_url(&violation.to_string()),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -184,35 +233,54 @@ impl Charts {
     #[tracing::instrument(level = "debug", skip_all, fields(chart = %chart))]
     pub async fn pull(&self, chart: &ChartRef) -> Result<PulledChart, ChartError> {
         let exact = is_exact(&chart.version);
-        if let Some((pulled_at, pulled)) = lock(&self.pulled).get(chart)
-            && (exact || pulled_at.elapsed() < self.limits.index_lifetime)
+        let known = lock(&self.shared.pulled).get(chart).cloned();
+        if let Some((pulled_at, pulled, archive)) = known
+            && (exact || pulled_at.elapsed() < self.shared.limits.index_lifetime)
         {
-            return Ok(pulled.clone());
+            // Pulled through another view, perhaps one with a wider project.
+            if let Some(url) = &archive {
+                self.project_allows(&chart.repository, url)?;
+            }
+            return Ok(pulled);
         }
-        let pulled = self.pull_now(chart).await?;
-        let mut known = lock(&self.pulled);
+        let (pulled, archive) = self.pull_now(chart).await?;
+        let mut known = lock(&self.shared.pulled);
         if known.len() >= PULLED_LIMIT {
             known.clear();
         }
-        known.insert(chart.clone(), (Instant::now(), pulled.clone()));
+        known.insert(chart.clone(), (Instant::now(), pulled.clone(), archive));
         Ok(pulled)
     }
 
-    async fn pull_now(&self, chart: &ChartRef) -> Result<PulledChart, ChartError> {
+    /// The chart, and its archive's URL (`None` for OCI).
+    async fn pull_now(&self, chart: &ChartRef) -> Result<(PulledChart, Option<String>), ChartError> {
         let resolved = self.resolve(chart).await?;
         let (archive, digest) = match &resolved.location {
             Location::Http { url, digest } => {
                 let digest = digest.as_ref().map(|hex| format!("sha256:{hex}"));
-                if let Some(files) = digest.as_ref().and_then(|d| self.unpacked_chart(d)) {
-                    return Ok(PulledChart {
+                let credentials = self.archive_credentials(&chart.repository, url);
+                // Kept archives are only for those who could fetch them: not when credentials
+                // another entry holds for the URL are withheld (they could be a private chart
+                // someone else pulled).
+                let withheld = self
+                    .credentials_for(url)
+                    .is_some_and(|other| other.password.is_some() || other.ssh_private_key.is_some());
+                let cached = if credentials.is_none() && withheld {
+                    None
+                } else {
+                    digest.as_deref()
+                };
+                if let Some(files) = cached.and_then(|d| self.unpacked_chart(d)) {
+                    let pulled = PulledChart {
                         version: resolved.version,
                         digest: digest.unwrap_or_default(),
                         files,
-                    });
+                    };
+                    return Ok((pulled, Some(url.clone())));
                 }
-                let archive = match digest.as_deref().and_then(|d| self.cached_archive(d)) {
+                let archive = match cached.and_then(|d| self.cached_archive(d)) {
                     Some(archive) => archive,
-                    None => self.download_archive(chart, url).await?,
+                    None => self.download_archive(chart, url, credentials).await?,
                 };
                 let actual = sha256(&archive);
                 if let Some(expected) = digest
@@ -228,19 +296,21 @@ impl Charts {
             }
             Location::Oci { reference } => {
                 let auth = self.oci_auth(chart)?;
-                let layer = self.oci.chart_layer(chart, reference, &auth).await?;
+                let layer = self.shared.oci.chart_layer(chart, reference, &auth).await?;
                 if let Some(files) = self.unpacked_chart(&layer.digest) {
-                    return Ok(PulledChart {
+                    let pulled = PulledChart {
                         version: resolved.version,
                         digest: layer.digest,
                         files,
-                    });
+                    };
+                    return Ok((pulled, None));
                 }
                 let archive = match self.cached_archive(&layer.digest) {
                     Some(archive) => archive,
                     None => {
-                        self.oci
-                            .pull_layer(chart, reference, &layer, &self.limits)
+                        self.shared
+                            .oci
+                            .pull_layer(chart, reference, &layer, &self.shared.limits)
                             .await?
                     }
                 };
@@ -255,13 +325,18 @@ impl Charts {
                 (archive, actual)
             }
         };
-        let files = Arc::new(unpack(&chart.name, &archive, &self.limits)?);
+        let files = Arc::new(unpack(&chart.name, &archive, &self.shared.limits)?);
         self.keep(&digest, &archive, &files);
-        Ok(PulledChart {
+        let url = match resolved.location {
+            Location::Http { url, .. } => Some(url),
+            Location::Oci { .. } => None,
+        };
+        let pulled = PulledChart {
             version: resolved.version,
             digest,
             files,
-        })
+        };
+        Ok((pulled, url))
     }
 
     async fn resolve(&self, chart: &ChartRef) -> Result<Resolved, ChartError> {
@@ -272,73 +347,108 @@ impl Charts {
             })?;
         if chart.repository.starts_with("oci://") {
             let auth = self.oci_auth(chart)?;
-            self.oci
+            self.shared
+                .oci
                 .resolve(chart, &constraint, is_exact(&chart.version), &auth)
                 .await
         } else {
             let index = self.index(chart).await?;
-            index.resolve(chart, &constraint, |url| self.may_fetch(&chart.repository, url))
-        }
-    }
-
-    /// Whether an archive URL an index names may be fetched: on the repository's own origin, or
-    /// under a configured `repositories[]` URL.
-    fn may_fetch(&self, repository: &str, url: &str) -> Result<(), ChartError> {
-        if http::origin(url) == http::origin(repository)
-            || driftless_core::application::credentials_for(&self.credentials, url).is_some()
-        {
-            Ok(())
-        } else {
-            Err(ChartError::Refused {
-                url: driftless_git::scrub_url(url),
-                reason: format!(
-                    "the index of {} points at another host; add it to repositories[] to allow it",
-                    driftless_git::scrub_url(repository)
-                ),
+            index.resolve(chart, &constraint, |url, digest| {
+                self.may_fetch(&chart.repository, url, digest)
             })
         }
     }
 
+    /// Whether an archive URL an index names may be fetched: one the project allows, and on
+    /// the repository's own origin, or — under a configured `repositories[]` URL and with the
+    /// archive's digest in the index — on another.
+    fn may_fetch(&self, repository: &str, url: &str, digest: Option<&str>) -> Result<(), ChartError> {
+        self.project_allows(repository, url)?;
+        if http::origin(url) == http::origin(repository) {
+            return Ok(());
+        }
+        let refused = |reason: String| ChartError::Refused {
+            url: scrub_url(url),
+            reason,
+        };
+        if self.credentials_for(url).is_none() {
+            return Err(refused(format!(
+                "the index of {} points at another host; add it to repositories[] to allow it",
+                scrub_url(repository)
+            )));
+        }
+        if digest.is_none() {
+            return Err(refused(format!(
+                "the index of {} points at another host without the archive's digest",
+                scrub_url(repository)
+            )));
+        }
+        Ok(())
+    }
+
+    fn credentials_for(&self, url: &str) -> Option<&RepositoryCredentials> {
+        credentials_for(&self.shared.credentials, url)
+    }
+
+    /// The credentials an archive of `repository`'s index gets: those of the `repositories[]`
+    /// entry of the index, when that entry covers the archive too; never another entry's.
+    fn archive_credentials(&self, repository: &str, url: &str) -> Option<&RepositoryCredentials> {
+        let index = format!("{}/index.yaml", repository.trim_end_matches('/'));
+        self.credentials_for(&index)
+            .filter(|credentials| credentials.covers(url) && self.credentials_for(url) == Some(credentials))
+    }
+
     async fn index(&self, chart: &ChartRef) -> Result<Arc<http::Index>, ChartError> {
         let key = chart.repository.trim_end_matches('/').to_owned();
-        if let Some((fetched, index)) = lock(&self.indexes).get(&key)
-            && fetched.elapsed() < self.limits.index_lifetime
+        if let Some((fetched, index)) = lock(&self.shared.indexes).get(&key)
+            && fetched.elapsed() < self.shared.limits.index_lifetime
         {
             return Ok(Arc::clone(index));
         }
         let url = format!("{key}/index.yaml");
-        let body = self.get(&url, self.limits.max_index_bytes).await?;
+        let credentials = self.credentials_for(&url);
+        let body = http::get(
+            &self.shared.http,
+            &url,
+            credentials,
+            self.shared.limits.max_index_bytes,
+        )
+        .await?;
         let index = Arc::new(http::Index::parse(&url, &key, &body)?);
-        lock(&self.indexes).insert(key, (Instant::now(), Arc::clone(&index)));
+        lock(&self.shared.indexes).insert(key, (Instant::now(), Arc::clone(&index)));
         Ok(index)
     }
 
-    async fn download_archive(&self, chart: &ChartRef, url: &str) -> Result<Vec<u8>, ChartError> {
+    async fn download_archive(
+        &self,
+        chart: &ChartRef,
+        url: &str,
+        credentials: Option<&RepositoryCredentials>,
+    ) -> Result<Vec<u8>, ChartError> {
         tracing::info!(chart = %chart, "pulling chart");
-        self.get(url, self.limits.max_archive_bytes).await
-    }
-
-    async fn get(&self, url: &str, limit: u64) -> Result<Vec<u8>, ChartError> {
-        let credentials = driftless_core::application::credentials_for(&self.credentials, url);
-        http::get(&self.http, url, credentials, limit).await
+        http::get(
+            &self.shared.http,
+            url,
+            credentials,
+            self.shared.limits.max_archive_bytes,
+        )
+        .await
     }
 
     fn oci_auth(&self, chart: &ChartRef) -> Result<oci_client::secrets::RegistryAuth, ChartError> {
         let url = format!("{}/{}", chart.repository.trim_end_matches('/'), chart.name);
-        oci::auth(driftless_core::application::credentials_for(
-            &self.credentials,
-            &url,
-        ))
+        oci::auth(self.credentials_for(&url))
     }
 
     fn unpacked_chart(&self, digest: &str) -> Option<Arc<FileTree>> {
-        lock(&self.unpacked).get(digest).cloned()
+        lock(&self.shared.unpacked).get(digest).cloned()
     }
 
     fn archive_path(&self, digest: &str) -> Option<PathBuf> {
         let hex = digest.strip_prefix("sha256:")?;
         hex.bytes().all(|b| b.is_ascii_hexdigit()).then(|| {
-            self.cache_dir
+            self.shared
+                .cache_dir
                 .as_ref()
                 .map(|dir| dir.join(format!("sha256-{hex}.tgz")))
         })?
@@ -352,7 +462,7 @@ impl Charts {
 
     fn keep(&self, digest: &str, archive: &[u8], files: &Arc<FileTree>) {
         {
-            let mut unpacked = lock(&self.unpacked);
+            let mut unpacked = lock(&self.shared.unpacked);
             if unpacked.len() >= UNPACKED_LIMIT {
                 unpacked.clear();
             }
@@ -372,5 +482,86 @@ impl Charts {
         if let Err(err) = written {
             tracing::warn!(path = %path.display(), error = %err, "could not keep the chart archive");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(prefix: &str, password: bool) -> RepositoryCredentials {
+        RepositoryCredentials {
+            url_prefix: prefix.into(),
+            username: Some("robot".into()),
+            password: password.then(|| driftless_core::application::SecretSource::Env("UNUSED".into())),
+            ssh_private_key: None,
+            known_hosts: None,
+        }
+    }
+
+    #[test]
+    fn archives_elsewhere_need_an_entry_a_digest_and_never_get_anothers_credentials() {
+        let charts = Charts::new(
+            None,
+            vec![
+                entry("https://a.example/charts", true),
+                entry("https://b.example/private", true),
+                entry("https://a.example/charts/b-team", true),
+            ],
+            ChartLimits::default(),
+        );
+        let a = "https://a.example/charts";
+        assert!(
+            charts
+                .may_fetch(a, "https://a.example/charts/web-1.tgz", None)
+                .is_ok()
+        );
+        let err = charts
+            .may_fetch(a, "https://b.example/private/web-1.tgz", None)
+            .expect_err("no digest");
+        assert!(err.to_string().contains("without the archive's digest"), "{err}");
+        assert!(
+            charts
+                .may_fetch(a, "https://b.example/private/web-1.tgz", Some("ab"))
+                .is_ok()
+        );
+        let err = charts
+            .may_fetch(a, "https://c.example/web-1.tgz", Some("ab"))
+            .expect_err("no entry");
+        assert!(err.to_string().contains("add it to repositories[]"), "{err}");
+
+        let prefix = |url: &str| charts.archive_credentials(a, url).map(|c| c.url_prefix.as_str());
+        assert_eq!(prefix("https://A.example:443/charts/web-1.tgz"), Some(a));
+        assert_eq!(
+            prefix("https://b.example/private/web-1.tgz"),
+            None,
+            "another origin's"
+        );
+        assert_eq!(
+            prefix("https://a.example/charts/b-team/web-1.tgz"),
+            None,
+            "another entry's, even on the same origin"
+        );
+
+        let team = Project {
+            name: "team-a".into(),
+            source_repos: Some(vec!["https://a.example/charts".into()]),
+            destinations: None,
+            cluster_resource_whitelist: Vec::new(),
+            namespace_resource_blacklist: Vec::new(),
+        };
+        let scoped = charts.for_project(Some(&team));
+        assert!(
+            scoped
+                .may_fetch(a, "https://a.example/charts/web-1.tgz", None)
+                .is_ok()
+        );
+        let err = scoped
+            .may_fetch(a, "https://b.example/private/web-1.tgz", Some("ab"))
+            .expect_err("not the project's");
+        assert_eq!(
+            err.to_string(),
+            "https://b.example/private/web-1.tgz: refused: project team-a does not allow the source repository https://b.example/private/web-1.tgz"
+        );
     }
 }

@@ -53,6 +53,20 @@ fn from_repository(app: &mut Application, repository: String, version: &str, val
     });
 }
 
+/// A project allowing `repos`, to any namespace of any cluster.
+fn project(name: &str, repos: Vec<String>) -> Project {
+    Project {
+        name: name.into(),
+        source_repos: Some(repos),
+        destinations: Some(vec![ProjectDestination {
+            cluster: "*".into(),
+            namespace: "*".into(),
+        }]),
+        cluster_resource_whitelist: Vec::new(),
+        namespace_resource_blacklist: Vec::new(),
+    }
+}
+
 async fn data_of(env: &TestEnv, name: &str) -> std::collections::BTreeMap<String, String> {
     env.api::<ConfigMap>()
         .get(name)
@@ -179,16 +193,7 @@ async fn a_dependency_declared_from_a_chart_repository_is_pulled_at_the_locked_v
     app.source.renderer = Renderer::Helm(HelmOptions::default());
 
     // A project whose sourceRepos cover the Git repository only refuses the dependency's.
-    let project = |repos: Vec<String>| Project {
-        name: "team".into(),
-        source_repos: Some(repos),
-        destinations: Some(vec![ProjectDestination {
-            cluster: "*".into(),
-            namespace: "*".into(),
-        }]),
-        cluster_resource_whitelist: Vec::new(),
-        namespace_resource_blacklist: Vec::new(),
-    };
+    let project = |repos: Vec<String>| project("team", repos);
     app.project = Some("team".into());
     let data = tempfile::tempdir().expect("data");
     let engine = common::engine_with_projects(
@@ -229,5 +234,112 @@ async fn a_dependency_declared_from_a_chart_repository_is_pulled_at_the_locked_v
             .await
             .expect("get")
             .is_some()
+    );
+}
+
+#[tokio::test]
+async fn an_index_pointing_at_another_tenants_private_archive_gets_nothing() {
+    assert_helm_on_path();
+    let env = TestEnv::new("helm-foreign-archive").await;
+    // Tenant B's private chart repository: everything behind B's basic auth.
+    let b_dir = tempfile::tempdir().expect("b");
+    let private = packaged(b_dir.path(), "web", "1.0.0", &b_dir.path().join("charts"));
+    repo_index(&b_dir.path().join("charts"));
+    let b = ChartRepositoryServer::start(b_dir.path(), Some(("robot", "b-secret"))).await;
+    let b_archive = b.url("charts/web-1.0.0.tgz");
+    // Tenant A's public index names B's archive, with its digest (as if A had seen it once).
+    let a_dir = tempfile::tempdir().expect("a");
+    std::fs::create_dir_all(a_dir.path().join("charts")).expect("a charts");
+    std::fs::copy(&private, a_dir.path().join("charts/web-1.0.0.tgz")).expect("copy");
+    repo_index(&a_dir.path().join("charts"));
+    let index_path = a_dir.path().join("charts/index.yaml");
+    let index = std::fs::read_to_string(&index_path).expect("index");
+    assert!(index.contains("digest:"), "{index}");
+    std::fs::write(
+        &index_path,
+        index.replace("- web-1.0.0.tgz", &format!("- {b_archive}")),
+    )
+    .expect("index");
+    std::fs::remove_file(a_dir.path().join("charts/web-1.0.0.tgz")).expect("only B has it");
+    let a = ChartRepositoryServer::start(a_dir.path(), None).await;
+
+    let secrets = tempfile::tempdir().expect("secrets");
+    std::fs::write(secrets.path().join("b"), "b-secret").expect("password");
+    let b_credentials = driftless_core::application::RepositoryCredentials {
+        url_prefix: b.url("charts"),
+        username: Some("robot".into()),
+        password: Some(driftless_core::application::SecretSource::File(
+            secrets.path().join("b"),
+        )),
+        ssh_private_key: None,
+        known_hosts: None,
+    };
+    let repo = TestRepo::new();
+    repo.write("deploy/README.md", "tenant A\n");
+    repo.commit("tenant A");
+    let app = |name: &str, project: Option<&str>| {
+        let mut app = common::application(name, &repo, "deploy", &env.namespace);
+        from_repository(&mut app, a.url("charts"), "1.0.0", Vec::new());
+        app.project = project.map(str::to_owned);
+        app
+    };
+    let data = tempfile::tempdir().expect("data");
+    let engine = common::engine_configured(
+        env.kubeconfig_path(),
+        data.path(),
+        vec![
+            app("narrow", Some("team-a")),
+            app("wide", Some("team-a-wide")),
+            app("open", None),
+        ],
+        |config| {
+            config.repositories = vec![b_credentials];
+            config.projects = vec![
+                project("team-a", vec![repo.file_url(), a.url("charts")]),
+                project(
+                    "team-a-wide",
+                    vec![repo.file_url(), a.url("charts"), b.url("charts/*")],
+                ),
+            ];
+        },
+    );
+
+    // A project without B's repository refuses the archive before anything reaches B.
+    let err = engine
+        .sync("narrow", SyncOptions::default())
+        .await
+        .expect_err("refused");
+    let message = err.to_string();
+    assert!(message.contains(&b_archive), "{message}");
+    assert!(
+        message.contains("project team-a does not allow the source repository"),
+        "{message}"
+    );
+    assert!(b.seen().is_empty(), "B was not contacted: {:?}", b.seen());
+
+    // Allowed to ask (or unrestricted), A still gets nothing: B's credentials are B's.
+    for name in ["wide", "open"] {
+        let err = engine
+            .sync(name, SyncOptions::default())
+            .await
+            .expect_err("B's archive is private");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("{b_archive}: the server answered 401")),
+            "{name}: {message}"
+        );
+    }
+    assert!(!b.seen().is_empty(), "B was asked");
+    assert!(
+        b.seen().iter().all(|seen| !seen.authorized),
+        "B's credentials were never sent: {:?}",
+        b.seen()
+    );
+    assert!(
+        env.api::<ConfigMap>()
+            .get_opt("open-web")
+            .await
+            .expect("get")
+            .is_none()
     );
 }
