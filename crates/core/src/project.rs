@@ -241,6 +241,100 @@ pub fn child_project(root: Option<&str>, named: Option<&str>) -> Result<Option<S
     }
 }
 
+/// Why an Application declared in Git may not take its name (see [`check_child_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameRefusal {
+    #[error(
+        "application {name:?} is already defined elsewhere; an Application declared in Git cannot take another's name"
+    )]
+    Taken { name: String },
+    #[error(
+        "application {name:?} is named under application {owner:?}, which is not in the tree of {top:?}; an Application declared in Git takes no name under another tree's application (\"{owner}-…\")"
+    )]
+    Owned {
+        name: String,
+        owner: String,
+        top: String,
+    },
+    #[error(
+        "application {name:?} matches the application pattern {pattern:?} of a token or notification subscription that does not cover {top:?}; an Application declared in Git cannot enter another team's patterns"
+    )]
+    Fenced {
+        name: String,
+        pattern: String,
+        top: String,
+    },
+}
+
+/// The application whose names `name` falls under: the longest of `known` that is `name` or
+/// followed by `-` starts it.
+fn name_owner<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .filter(|owner| {
+            name.strip_prefix(owner)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+        })
+        .max_by_key(|owner| owner.len())
+}
+
+/// Whether an Application a root declares in Git may be called `name`. `top` is the
+/// configured application at the head of the declaring root's tree (the root itself, or the
+/// root's root …), `tree` every application of that tree (with the ones being declared),
+/// `configured` the applications of `driftless.yaml`, and `patterns` the application-name globs
+/// of scoped tokens and of notification subscriptions.
+///
+/// A name belongs to the application whose name is its longest `-`-terminated prefix among the
+/// configured applications and the tree's: one that falls under a configured application of
+/// another tree (`shop-x` while `shop` is configured and `billing` declares it) is refused. A
+/// name matching a pattern is refused unless the pattern covers `top` too, or the pattern's
+/// literal start (up to its first wildcard) belongs to the tree — so `billing` cannot declare
+/// `shop-x` into the `shop-*` of a token or a notification subscription, even when no
+/// application `shop` exists. (Taking an existing name is refused by the registry, which knows
+/// who declared what: [`NameRefusal::Taken`].)
+pub fn check_child_name(
+    name: &str,
+    top: &str,
+    tree: &[&str],
+    configured: &[&str],
+    patterns: &[String],
+) -> Result<(), NameRefusal> {
+    let known = || configured.iter().chain(tree).copied();
+    let in_tree = |owner: &str| owner == top || tree.contains(&owner);
+    if let Some(owner) = name_owner(name, known())
+        && !in_tree(owner)
+    {
+        return Err(NameRefusal::Owned {
+            name: name.to_owned(),
+            owner: owner.to_owned(),
+            top: top.to_owned(),
+        });
+    }
+    let covers = |pattern: &str, text: &str| {
+        crate::access::Grant {
+            role: crate::access::Role::Viewer,
+            applications: vec![pattern.to_owned()],
+            labels: std::collections::BTreeMap::new(),
+        }
+        .covers_name(text)
+    };
+    for pattern in patterns {
+        if !covers(pattern, name) || covers(pattern, top) {
+            continue;
+        }
+        let literal = &pattern[..pattern.find(['*', '?']).unwrap_or(pattern.len())];
+        let literal = literal.trim_end_matches('-');
+        if !literal.is_empty() && name_owner(literal, known()).is_some_and(in_tree) {
+            continue;
+        }
+        return Err(NameRefusal::Fenced {
+            name: name.to_owned(),
+            pattern: pattern.clone(),
+            top: top.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,6 +550,55 @@ mod tests {
         assert!(check_destination(&project, "production", Some("[")).is_err());
         assert!(check_pattern("[").is_err());
         assert_eq!(check_pattern("team-a-*"), Ok(()));
+    }
+
+    #[test]
+    fn a_child_takes_no_name_of_another_tree_or_another_teams_patterns() {
+        let configured = ["shop", "shop-payments", "billing"];
+        let patterns = vec!["ops-*".to_owned(), "shop*".to_owned(), "*-prod".to_owned()];
+        let check =
+            |name: &str, top: &str, tree: &[&str]| check_child_name(name, top, tree, &configured, &patterns);
+        assert_eq!(check("billing-web", "billing", &["billing"]), Ok(()));
+        assert_eq!(check("shop-web", "shop", &["shop"]), Ok(()));
+        assert_eq!(
+            check("guestbook", "billing", &["billing"]),
+            Ok(()),
+            "names that nobody owns stay free (Argo CD repositories)"
+        );
+        assert_eq!(
+            check("shop-web-x", "shop", &["shop", "shop-web"]),
+            Ok(()),
+            "under its own tree's child"
+        );
+        let err = check("shop-evil", "billing", &["billing"]).expect_err("owned");
+        assert_eq!(
+            err.to_string(),
+            "application \"shop-evil\" is named under application \"shop\", which is not in the tree of \"billing\"; an Application declared in Git takes no name under another tree's application (\"shop-…\")"
+        );
+        assert_eq!(
+            check("shop-payments-x", "shop", &["shop"]),
+            Err(NameRefusal::Owned {
+                name: "shop-payments-x".into(),
+                owner: "shop-payments".into(),
+                top: "shop".into()
+            }),
+            "the longest prefix owns it"
+        );
+        let err = check("ops-x", "billing", &["billing"]).expect_err("fenced");
+        assert_eq!(
+            err.to_string(),
+            "application \"ops-x\" matches the application pattern \"ops-*\" of a token or notification subscription that does not cover \"billing\"; an Application declared in Git cannot enter another team's patterns"
+        );
+        assert!(matches!(
+            check("billing-prod", "billing", &["billing"]),
+            Err(NameRefusal::Fenced { .. })
+        ));
+        assert_eq!(
+            check("ops-x", "ops", &["ops"]),
+            Ok(()),
+            "a pattern whose start the tree owns"
+        );
+        assert_eq!(check("shop-staging", "shop", &["shop"]), Ok(()), "covers the top");
     }
 
     #[test]

@@ -186,23 +186,48 @@ pub(crate) fn is_application(manifest: &serde_json::Value) -> bool {
 
 impl Engine {
     /// Validates the Applications a root declares (exactly as `driftless.yaml` is validated) and
-    /// makes them the root's children. Any problem fails the root's render; the previous children
-    /// stay as they were.
+    /// makes them the root's children. A validation problem fails the root's render, and the
+    /// previous children stay as they were; a child whose name is not free (see
+    /// `Registry::set_children`) is left out alone, reported as the root's error, while its
+    /// siblings are registered.
     fn register_children(
         &self,
         root: &Application,
         children: Vec<(serde_json::Value, SourceLocation)>,
     ) -> Result<(), EngineError> {
         let valid = self.child_applications(root, children)?;
-        let dropped = self
-            .registry
-            .set_children(&root.name, valid)
-            .map_err(|problems| EngineError::Children {
-                application: root.name.clone(),
-                problems,
-            })?;
+        let patterns = self.application_patterns()?;
+        let (dropped, refused) = self.registry.set_children(&root.name, valid, &patterns);
         self.render_cache.forget(&dropped);
-        Ok(())
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Children {
+                application: root.name.clone(),
+                problems: refused.iter().map(ToString::to_string).collect(),
+            })
+        }
+    }
+
+    /// The application-name globs that mark out a team's applications: those of scoped API
+    /// tokens and of notification subscriptions. A Git-declared child may not enter them.
+    fn application_patterns(&self) -> Result<Vec<String>, EngineError> {
+        let mut patterns: Vec<String> = self
+            .config
+            .notifications
+            .subscriptions
+            .iter()
+            .flat_map(|subscription| subscription.applications.iter().cloned())
+            .collect();
+        patterns.extend(
+            self.store
+                .tokens()?
+                .into_iter()
+                .flat_map(|token| token.grant.applications),
+        );
+        patterns.sort();
+        patterns.dedup();
+        Ok(patterns)
     }
 
     /// The Application manifests a root renders, validated and given the root's project (a
@@ -384,13 +409,15 @@ impl Engine {
             None => None,
         };
         let allowed = |url: &str| self.check_chart_repository(app, url);
+        // The project also vets every archive URL an index names.
+        let charts = self.charts.for_project(self.project_of(app)?);
         let target = driftless_render::RenderTarget {
             application: &app.name,
             namespace: app.destination.namespace.as_deref(),
             kube_version: capabilities.as_ref().map(|c| c.kube_version.as_str()),
             api_versions: capabilities.as_ref().map_or(&[], |c| c.api_versions.as_slice()),
             charts: Some(driftless_render::ChartAccess {
-                charts: &self.charts,
+                charts: &charts,
                 allowed: &allowed,
             }),
         };
@@ -436,8 +463,12 @@ impl Engine {
                 _ => return false,
             }
         }
+        let Ok(project) = self.project_of(app) else {
+            return false;
+        };
+        let charts = self.charts.for_project(project);
         for (chart, digest) in &context.charts {
-            match self.charts.pull(chart).await {
+            match charts.pull(chart).await {
                 Ok(pulled) if pulled.digest == *digest => {}
                 _ => return false,
             }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use driftless_core::application::Application;
+use driftless_core::project::{NameRefusal, check_child_name};
 
 use crate::locks;
 
@@ -51,49 +52,92 @@ impl Registry {
         self.read().keys().cloned().collect()
     }
 
-    /// Makes `children` the applications `root` declares, replacing what it declared before.
-    /// A child may not take the name of an application it does not already own; every such
-    /// clash is returned and nothing changes. On success, the names of the children the root no
-    /// longer declares.
+    /// The configured application at the head of `name`'s tree.
+    fn top(applications: &BTreeMap<String, Registered>, name: &str) -> String {
+        let mut top = name.to_owned();
+        // Bounded: a tree is never deeper than the registry is large.
+        for _ in 0..=applications.len() {
+            match applications
+                .get(&top)
+                .and_then(|registered| registered.root.clone())
+            {
+                Some(root) => top = root,
+                None => break,
+            }
+        }
+        top
+    }
+
+    /// Makes the `children` whose names are free the applications `root` declares, replacing
+    /// what it declared before. A child may not take the name of an application it does not
+    /// already own, nor one `check_child_name` refuses (under another tree's application, or in
+    /// another team's `patterns`); each refused child is reported and left out, and nothing
+    /// else — neither the root's other children nor any other application — changes. The names
+    /// of the children the root no longer has, and the refusals.
     pub(crate) fn set_children(
         &self,
         root: &str,
         children: Vec<Application>,
-    ) -> Result<Vec<String>, Vec<String>> {
+        patterns: &[String],
+    ) -> (Vec<String>, Vec<NameRefusal>) {
         let mut applications = locks::write(&self.applications);
-        let clashes: Vec<String> = children
+        let top = Self::top(&applications, root);
+        let configured: Vec<String> = applications
             .iter()
-            .filter(|child| {
-                child.name == root
-                    || applications
-                        .get(&child.name)
-                        .is_some_and(|existing| existing.root.as_deref() != Some(root))
-            })
-            .map(|child| {
-                format!(
-                    "application {:?} is already defined elsewhere; a root cannot redefine it",
-                    child.name
-                )
-            })
+            .filter(|(_, registered)| registered.root.is_none())
+            .map(|(name, _)| name.clone())
             .collect();
-        if !clashes.is_empty() {
-            return Err(clashes);
+        // The tree as it stays: without the children the root declared before.
+        let mut tree: Vec<String> = applications
+            .iter()
+            .filter(|(name, registered)| {
+                registered.root.as_deref() != Some(root) && Self::top(&applications, name) == top
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        let configured: Vec<&str> = configured.iter().map(String::as_str).collect();
+        let mut refused = Vec::new();
+        let mut accepted: Vec<Application> = Vec::new();
+        // Shorter names first: a name's owner is shorter than it, so only accepted siblings
+        // (never a refused one) can own a child's name.
+        let mut children = children;
+        children.sort_by_key(|child| child.name.len());
+        for child in children {
+            let taken = child.name == root
+                || applications
+                    .get(&child.name)
+                    .is_some_and(|existing| existing.root.as_deref() != Some(root));
+            let verdict = if taken {
+                Err(NameRefusal::Taken {
+                    name: child.name.clone(),
+                })
+            } else {
+                let members: Vec<&str> = tree.iter().map(String::as_str).collect();
+                check_child_name(&child.name, &top, &members, &configured, patterns)
+            };
+            match verdict {
+                Ok(()) => {
+                    tree.push(child.name.clone());
+                    accepted.push(child);
+                }
+                Err(refusal) => refused.push(refusal),
+            }
         }
         let mut dropped = Vec::new();
         applications.retain(|name, registered| {
             let keep = registered.root.as_deref() != Some(root);
-            if !keep && !children.iter().any(|child| child.name == *name) {
+            if !keep && !accepted.iter().any(|child| child.name == *name) {
                 dropped.push(name.clone());
             }
             keep
         });
-        for child in children {
+        for child in accepted {
             let registered = Registered {
                 application: Arc::new(child),
                 root: Some(root.to_owned()),
             };
             applications.insert(registered.application.name.clone(), registered);
         }
-        Ok(dropped)
+        (dropped, refused)
     }
 }
