@@ -30,7 +30,7 @@ pub mod notify;
 pub mod review;
 mod tls;
 mod ui;
-mod webhooks;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::future::Future;
