@@ -5,7 +5,6 @@
 //! checks every field, collects every problem (file, line, field path, what is wrong) and builds
 //! the validated `driftless_core::application` types. Paths in the file are relative to the file.
 
-pub mod arguments;
 mod policy;
 mod raw;
 mod validate;

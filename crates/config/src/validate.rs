@@ -8,6 +8,7 @@ use driftless_core::application::{
     RepositoryCredentials, RepositoryVerification, Retry, SecretSource, SensitiveData, SensitiveField,
     Source, SourceLimits, SyncPolicy, Verification, VerifyMode, WebhookSecrets,
 };
+use driftless_core::arguments::is_dns_label;
 use driftless_core::notifications::Notifications;
 use driftless_core::project::{GroupKind, Project, ProjectDestination, check_pattern};
 use serde_saphyr::Spanned;
@@ -708,16 +709,6 @@ fn is_dns_subdomain(name: &str) -> bool {
     name.len() <= 253 && name.split('.').all(is_dns_label)
 }
 
-/// RFC 1123 label: what Kubernetes accepts for namespaces, and what we accept for names.
-pub(crate) fn is_dns_label(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-}
 
 /// Reports a name that is not a DNS label, or that `seen` already holds.
 fn unique_name(checker: &mut Checker<'_>, seen: &mut BTreeSet<String>, name: &Text, field: &str, what: &str) {
@@ -1306,7 +1297,7 @@ fn default_release_name(checker: &mut Checker<'_>, name: &Text, source: Option<&
         ..
     }) = source
         && helm.release_name.is_none()
-        && name.value.len() > crate::arguments::MAX_RELEASE_NAME
+        && name.value.len() > driftless_core::arguments::MAX_RELEASE_NAME
     {
         checker.report_at(
             name,
@@ -1314,7 +1305,7 @@ fn default_release_name(checker: &mut Checker<'_>, name: &Text, source: Option<&
             format!(
                 "not set, so the release is named after the application, and {:?} is longer than Helm's {} characters: set releaseName",
                 name.value,
-                crate::arguments::MAX_RELEASE_NAME
+                driftless_core::arguments::MAX_RELEASE_NAME
             ),
         );
     }
@@ -1329,31 +1320,31 @@ fn helm_arguments(checker: &mut Checker<'_>, raw: &RawHelm, field: &str) {
         }
     };
     if let Some(name) = &raw.release_name {
-        check(name, "releaseName".into(), crate::arguments::release_name);
+        check(name, "releaseName".into(), driftless_core::arguments::release_name);
     }
     if let Some(namespace) = &raw.namespace {
-        check(namespace, "namespace".into(), crate::arguments::namespace);
+        check(namespace, "namespace".into(), driftless_core::arguments::namespace);
     }
     if let Some(version) = &raw.kube_version {
-        check(version, "kubeVersion".into(), crate::arguments::kube_version);
+        check(version, "kubeVersion".into(), driftless_core::arguments::kube_version);
     }
     for (index, api) in raw.api_versions.iter().enumerate() {
         check(
             api,
             format!("apiVersions[{index}]"),
-            crate::arguments::api_version,
+            driftless_core::arguments::api_version,
         );
     }
     for (index, parameter) in raw.parameters.iter().enumerate() {
         check(
             &parameter.name,
             format!("parameters[{index}].name"),
-            crate::arguments::parameter_name,
+            driftless_core::arguments::parameter_name,
         );
         check(
             &parameter.value,
             format!("parameters[{index}].value"),
-            crate::arguments::parameter_value,
+            driftless_core::arguments::parameter_value,
         );
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod application;
+pub mod arguments;
 mod desired;
 pub mod diff;
 pub mod fingerprint;

@@ -311,7 +311,7 @@ fn checked(
 /// loaded: this is the second line, for whatever reaches here), flags as one `--flag=value`
 /// argument each, and the release name after `--`, so nothing can be read as an option.
 fn helm_args(release: &Release<'_>, options: &HelmOptions) -> Result<Vec<String>, Refusal> {
-    use driftless_config::arguments;
+    use driftless_core::arguments;
     match &options.release_name {
         Some(name) => checked("spec.source.helm.releaseName", name, arguments::release_name)?,
         None => arguments::release_name(release.name).map_err(|message| {

@@ -150,8 +150,8 @@ async fn values_layer_in_order_with_encrypted_files_and_parameters_on_top() {
     assert!(!skipped.decrypted);
 }
 
-/// A parameter's value is one literal value: helm's `--set` syntax in it (`,` that starts another
-/// assignment, `{a,b}` lists, `\` escapes) is not interpreted.
+/// A parameter's value is one value: a `,` cannot start another assignment, whatever backslashes
+/// precede it; `\,` is a literal comma, as Argo CD's users write it.
 #[tokio::test]
 async fn parameter_values_are_literal_and_cannot_add_assignments() {
     let repo = chart_repo();
@@ -164,7 +164,7 @@ async fn parameter_values_are_literal_and_cannot_add_assignments() {
             },
             HelmParameter {
                 name: "password".into(),
-                value: r"{a,b}\,c".into(),
+                value: r"{a,b}\,c\\,replicas=9".into(),
                 force_string: true,
             },
         ],
@@ -177,7 +177,10 @@ async fn parameter_values_are_literal_and_cannot_add_assignments() {
         deployment["spec"]["template"]["spec"]["containers"][0]["image"],
         "example.invalid/web:2,replicas=7"
     );
-    assert_eq!(find(&rendered, "Secret")["stringData"]["password"], r"{a,b}\,c");
+    assert_eq!(
+        find(&rendered, "Secret")["stringData"]["password"],
+        r"{a,b},c\,replicas=9"
+    );
 }
 
 #[tokio::test]

@@ -6,9 +6,22 @@
 //! in `--api-versions`, `,` and `=` in a `--set` name). Each function returns why not, without the
 //! field's name (the caller knows it).
 
-/// RFC 1123 label of at most `max` characters.
+/// RFC 1123 label of at most `max` characters: lowercase letters, digits and `-`, starting and
+/// ending with a letter or digit.
 fn is_label(name: &str, max: usize) -> bool {
-    name.len() <= max && crate::validate::is_dns_label(name)
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// RFC 1123 label: what Kubernetes accepts for namespaces, and what driftless accepts for names.
+#[must_use]
+pub fn is_dns_label(name: &str) -> bool {
+    is_label(name, 63)
 }
 
 /// Helm's own limit on release names (it names objects after them, with suffixes).
@@ -170,12 +183,27 @@ pub fn parameter_value(value: &str) -> Result<(), String> {
     }
 }
 
-/// `value` escaped for helm's `--set` parser (strvals), so that helm reads back exactly `value`:
-/// a `\` before every `\` and `,` (which would start another assignment), and before a leading
-/// `{` (which would start a list). `--set` still types the text as helm does (`true`, `3`, `null`);
-/// `--set-string` keeps it a string.
+/// `value` as helm's `--set` parser (strvals) must see it so that it reads back exactly what an
+/// Argo CD user means, and never a second assignment:
+/// - `{a,b}` (braces around text without braces or backslashes) is a list, passed as written, as
+///   Argo CD passes it: inside a list a `,` only separates items, and with no `}` before the end
+///   nothing can follow the list;
+/// - otherwise `\,` means a literal `,` (what Argo CD's users write), and the value is escaped: a
+///   `\` before every `\` and `,` (which would start another assignment) and before a leading `{`.
+///
+/// Argo CD leaves an already-escaped `\,` alone, so its `a\\,b=c` sets `b`; here it cannot.
+/// `--set` still types the text as helm does (`true`, `3`, `null`); `--set-string` keeps it a
+/// string.
 #[must_use]
 pub fn escape_value(value: &str) -> String {
+    let is_list = value.len() >= 2
+        && value.starts_with('{')
+        && value.ends_with('}')
+        && !value[1..value.len() - 1].contains(['{', '}', '\\']);
+    if is_list {
+        return value.to_owned();
+    }
+    let value = value.replace("\\,", ",");
     let mut escaped = String::with_capacity(value.len() + 2);
     for (index, c) in value.char_indices() {
         if c == '\\' || c == ',' || (index == 0 && c == '{') {
@@ -273,7 +301,12 @@ mod tests {
     #[test]
     fn escaped_values_hold_no_helm_syntax() {
         assert_eq!(escape_value("2,replicas=7"), r"2\,replicas=7");
-        assert_eq!(escape_value(r"{a,b}\,c"), r"\{a\,b}\\\,c");
+        assert_eq!(escape_value(r"{a,b}\,c"), r"\{a\,b}\,c");
         assert_eq!(escape_value("plain-{x}"), "plain-{x}");
+        assert_eq!(escape_value("{a,b}"), "{a,b}", "a list, as Argo CD passes it");
+        assert_eq!(escape_value("{a},b={c}"), r"\{a}\,b={c}", "not one list: escaped");
+        assert_eq!(escape_value(r"{a\},b=c}"), r"\{a\\}\,b=c}");
+        assert_eq!(escape_value(r"x\,y"), r"x\,y", "an escaped comma stays one comma");
+        assert_eq!(escape_value(r"x\\,b=c"), r"x\\\,b=c", "no second assignment");
     }
 }
