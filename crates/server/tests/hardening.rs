@@ -497,3 +497,23 @@ async fn the_api_is_served_over_tls_and_plain_http_to_it_fails() {
         .await;
     assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
 }
+
+#[test]
+fn a_data_directory_others_could_read_is_made_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("state");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // As an older driftless left them: the database and its WAL readable by everyone.
+    drop(driftless_store::Store::open(&state.join("driftless.db")).expect("store"));
+    // SQLite removed the WAL when it closed; an empty one is valid.
+    std::fs::write(state.join("driftless.db-wal"), b"").expect("WAL");
+    for file in ["driftless.db", "driftless.db-wal"] {
+        std::fs::set_permissions(state.join(file), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    let text = "apiVersion: driftless.dev/v1alpha1\nkind: Config\nclusters:\n  - { name: local, kubeconfig: /nonexistent/kubeconfig }\napplications: []\n";
+    let engine = common::engine(text, dir.path());
+    assert_eq!(loose_permissions(&state), Vec::<String>::new());
+    drop(engine);
+}
