@@ -709,7 +709,6 @@ fn is_dns_subdomain(name: &str) -> bool {
     name.len() <= 253 && name.split('.').all(is_dns_label)
 }
 
-
 /// Reports a name that is not a DNS label, or that `seen` already holds.
 fn unique_name(checker: &mut Checker<'_>, seen: &mut BTreeSet<String>, name: &Text, field: &str, what: &str) {
     if !is_dns_label(&name.value) {
@@ -1320,13 +1319,25 @@ fn helm_arguments(checker: &mut Checker<'_>, raw: &RawHelm, field: &str) {
         }
     };
     if let Some(name) = &raw.release_name {
-        check(name, "releaseName".into(), driftless_core::arguments::release_name);
+        check(
+            name,
+            "releaseName".into(),
+            driftless_core::arguments::release_name,
+        );
     }
     if let Some(namespace) = &raw.namespace {
-        check(namespace, "namespace".into(), driftless_core::arguments::namespace);
+        check(
+            namespace,
+            "namespace".into(),
+            driftless_core::arguments::namespace,
+        );
     }
     if let Some(version) = &raw.kube_version {
-        check(version, "kubeVersion".into(), driftless_core::arguments::kube_version);
+        check(
+            version,
+            "kubeVersion".into(),
+            driftless_core::arguments::kube_version,
+        );
     }
     for (index, api) in raw.api_versions.iter().enumerate() {
         check(
