@@ -3,14 +3,14 @@
 //! always names a repository URL.
 #![no_main]
 
-use driftless_server::webhooks::parse_push_payload;
+use driftless_core::webhooks::{Provider, parse_push};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    for provider in ["github", "gitlab", "gitea", "bitbucket", "generic"] {
-        let parsed = parse_push_payload(provider, data).expect("a known provider");
-        if let Ok(Some(push)) = parsed {
-            assert!(!push.urls.is_empty(), "{provider}: a push without a repository URL");
+    for name in ["github", "gitlab", "gitea", "bitbucket", "generic"] {
+        let provider = Provider::parse(name).expect("a known provider");
+        if let Ok(Some(push)) = parse_push(provider, Some(provider.push_event()), data) {
+            assert!(!push.urls.is_empty(), "{name}: a push without a repository URL");
         }
     }
 });

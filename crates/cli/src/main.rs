@@ -10,6 +10,10 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    // Everything driftless writes — the data directory, Git mirrors (git inherits this), kept
+    // chart archives, renderers' private copies — is for its own user only: the mirrors hold
+    // other teams' repositories and the store their history.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     // One TLS crypto provider for the whole process (kube and, later, reqwest would otherwise race to
     // pick one and rustls panics when both are compiled in).
     let provider = rustls::crypto::aws_lc_rs::default_provider();

@@ -146,23 +146,34 @@ async fn run_everywhere(config: &Path, args: &[&str], expected: i32, via: Via<'_
     all
 }
 
-/// Every file below `dir`, recursively, with its contents.
-fn files_below(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+/// Every file below `dir`, recursively, with its contents; and every file or directory whose mode
+/// lets anyone but its owner in (directories must be 0700, files 0600 or stricter).
+fn files_below(dir: &Path) -> (Vec<(PathBuf, Vec<u8>)>, Vec<String>) {
+    use std::os::unix::fs::PermissionsExt as _;
     let mut files = Vec::new();
+    let mut open = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(dir) = pending.pop() {
+        let mode = std::fs::metadata(&dir).expect("stat").permissions().mode() & 0o777;
+        if mode != 0o700 {
+            open.push(format!("{} is a directory of mode {mode:o}", dir.display()));
+        }
         for entry in std::fs::read_dir(&dir).expect("read a directory").flatten() {
             let path = entry.path();
             let kind = entry.file_type().expect("file type");
             if kind.is_dir() {
                 pending.push(path);
             } else if kind.is_file() {
+                let mode = entry.metadata().expect("stat").permissions().mode() & 0o777;
+                if mode & 0o177 != 0 {
+                    open.push(format!("{} has mode {mode:o}", path.display()));
+                }
                 let contents = std::fs::read(&path).unwrap_or_default();
                 files.push((path, contents));
             }
         }
     }
-    files
+    (files, open)
 }
 
 type Received = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
@@ -531,7 +542,12 @@ async fn no_command_log_answer_notification_or_file_shows_a_secret_or_a_credenti
         assert_clean_of(&format!("a notification to {path}"), body, &credentials);
     }
 
-    let files = files_below(&dir.path().join("state"));
+    let (files, open) = files_below(&dir.path().join("state"));
+    assert_eq!(
+        open,
+        Vec::<String>::new(),
+        "only driftless's user can read the data directory"
+    );
     assert!(
         files.iter().any(|(path, _)| path.ends_with("driftless.db")),
         "the store is among the files searched"

@@ -22,6 +22,7 @@ pub mod schema;
 mod status;
 pub mod sync_order;
 pub mod tree;
+pub mod webhooks;
 
 pub use desired::{DesiredObject, SourceLocation, duplicates};
 pub use object_ref::{GroupVersionKind, ObjectRef, ParseGroupVersionError};

@@ -110,6 +110,8 @@ impl<'a> Git<'a> {
         command
             .args(&self.args)
             .env("GIT_TERMINAL_PROMPT", "0")
+            // A path we pass after `--` is a path, never pathspec magic (`:/`, `:(glob)…`).
+            .env("GIT_LITERAL_PATHSPECS", "1")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("LC_ALL", "C")

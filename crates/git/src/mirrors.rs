@@ -297,12 +297,20 @@ impl Mirrors {
                     source,
                 })?;
             let target = staging.path().join("mirror.git");
-            Git::new(["clone", "--mirror", "--quiet", "--no-local", "--end-of-options"])
-                .credentials(&prepared)
-                .timeout(FETCH_TIMEOUT)
-                .run_with_paths(&git_url, &target)
-                .await
-                .map_err(|failure| Self::failure("clone", url, failure))?;
+            // No template: a mirror needs no hook samples or description, only objects and refs.
+            Git::new([
+                "clone",
+                "--mirror",
+                "--quiet",
+                "--no-local",
+                "--template=",
+                "--end-of-options",
+            ])
+            .credentials(&prepared)
+            .timeout(FETCH_TIMEOUT)
+            .run_with_paths(&git_url, &target)
+            .await
+            .map_err(|failure| Self::failure("clone", url, failure))?;
             std::fs::rename(&target, dir).map_err(|source| GitError::Io {
                 action: format!("move the new mirror to {}", dir.display()),
                 source,

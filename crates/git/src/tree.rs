@@ -28,6 +28,36 @@ pub enum Entry {
     Submodule,
 }
 
+impl Entry {
+    /// A regular file holding `text`.
+    #[must_use]
+    pub fn file(text: &str) -> Self {
+        Self::File {
+            contents: text.as_bytes().to_vec(),
+            executable: false,
+        }
+    }
+
+    /// A symlink to `target`, as Git stores it.
+    #[must_use]
+    pub fn link(target: &str) -> Self {
+        Self::Symlink {
+            target: target.to_owned(),
+        }
+    }
+}
+
+impl<'a> FromIterator<(&'a str, Entry)> for FileTree {
+    fn from_iter<I: IntoIterator<Item = (&'a str, Entry)>>(entries: I) -> Self {
+        Self {
+            entries: entries
+                .into_iter()
+                .map(|(path, entry)| (path.to_owned(), entry))
+                .collect(),
+        }
+    }
+}
+
 /// Returned when a path cannot be read safely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TreeError {
@@ -429,25 +459,15 @@ mod tests {
     use super::*;
 
     fn tree(entries: &[(&str, Entry)]) -> FileTree {
-        FileTree {
-            entries: entries
-                .iter()
-                .map(|(p, e)| ((*p).to_owned(), e.clone()))
-                .collect(),
-        }
+        entries.iter().cloned().collect()
     }
 
     fn file(text: &str) -> Entry {
-        Entry::File {
-            contents: text.as_bytes().to_vec(),
-            executable: false,
-        }
+        Entry::file(text)
     }
 
     fn link(target: &str) -> Entry {
-        Entry::Symlink {
-            target: target.to_owned(),
-        }
+        Entry::link(target)
     }
 
     #[test]

@@ -241,18 +241,11 @@ mod tests {
     use super::*;
 
     fn tree(entries: &[(&str, Entry)]) -> FileTree {
-        FileTree {
-            entries: entries
-                .iter()
-                .map(|(path, entry)| ((*path).to_owned(), entry.clone()))
-                .collect(),
-        }
+        entries.iter().cloned().collect()
     }
 
     fn link(target: &str) -> Entry {
-        Entry::Symlink {
-            target: target.to_owned(),
-        }
+        Entry::link(target)
     }
 
     #[test]

@@ -24,9 +24,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use driftless_core::application::{Application, Renderer, SecretSource, repository_key};
+use driftless_core::webhooks::{Provider, Push};
 use driftless_engine::Controller;
 use hmac::{Hmac, Mac as _};
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
@@ -36,39 +36,6 @@ use crate::ErrorBody;
 pub(crate) const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// How far a generic webhook's timestamp may be from now.
 const REPLAY_WINDOW_SECONDS: i64 = 300;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Provider {
-    GitHub,
-    GitLab,
-    Gitea,
-    Bitbucket,
-    Generic,
-}
-
-impl Provider {
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "github" => Self::GitHub,
-            "gitlab" => Self::GitLab,
-            "gitea" | "forgejo" => Self::Gitea,
-            "bitbucket" => Self::Bitbucket,
-            "generic" => Self::Generic,
-            _ => return None,
-        })
-    }
-}
-
-/// What a push changed, as far as the payload tells.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Push {
-    /// The repository's URLs (clone, ssh, web), any of which an application may name.
-    pub urls: Vec<String>,
-    /// The branch or tag name pushed (without `refs/heads/` or `refs/tags/`).
-    pub reference: Option<String>,
-    /// Changed paths; `None` when the payload does not list them (all may have changed).
-    pub paths: Option<Vec<String>>,
-}
 
 /// How many delivery keys (identifiers and contents) are remembered, and for how long: a replay
 /// after that is refreshed again, which costs one fetch.
@@ -224,119 +191,17 @@ fn verify(
     }
 }
 
-fn strings(values: &[&Value]) -> Vec<String> {
-    values
-        .iter()
-        .filter_map(|value| value.as_str())
-        .filter(|text| !text.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Paths touched by the commits of a GitHub/Gitea/GitLab payload; `None` when it may not list
-/// them all (GitHub lists at most 20 commits; a forced or large push may list none).
-fn commit_paths(payload: &Value) -> Option<Vec<String>> {
-    let commits = payload["commits"].as_array()?;
-    if commits.is_empty() || commits.len() >= 20 {
-        return None;
-    }
-    let mut paths = Vec::new();
-    for commit in commits {
-        for kind in ["added", "modified", "removed"] {
-            paths.extend(
-                commit[kind]
-                    .as_array()?
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned),
-            );
-        }
-    }
-    Some(paths)
-}
-
-fn reference_name(reference: &str) -> Option<String> {
-    reference
-        .strip_prefix("refs/heads/")
-        .or_else(|| reference.strip_prefix("refs/tags/"))
-        .map(str::to_owned)
-}
-
-/// The push a payload describes; `Ok(None)` for another event (a ping, an issue).
+/// The push a verified request describes: the event from the provider's header, the rest from
+/// the body (`driftless_core::webhooks`).
 fn parse_push(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Result<Option<Push>, String> {
-    let payload: Value =
-        serde_json::from_slice(body).map_err(|err| format!("the body is not JSON: {err}"))?;
     let event = match provider {
         Provider::GitHub => header(headers, "x-github-event"),
         Provider::GitLab => header(headers, "x-gitlab-event"),
         Provider::Gitea => header(headers, "x-gitea-event").or_else(|| header(headers, "x-forgejo-event")),
         Provider::Bitbucket => header(headers, "x-event-key"),
-        Provider::Generic => Some("push"),
+        Provider::Generic => None,
     };
-    let is_push = matches!(event, Some("push" | "Push Hook" | "Tag Push Hook" | "repo:push"));
-    if !is_push {
-        return Ok(None);
-    }
-    let push = match provider {
-        Provider::GitHub | Provider::Gitea => Push {
-            urls: strings(&[
-                &payload["repository"]["clone_url"],
-                &payload["repository"]["ssh_url"],
-                &payload["repository"]["html_url"],
-            ]),
-            reference: payload["ref"].as_str().and_then(reference_name),
-            paths: commit_paths(&payload),
-        },
-        Provider::GitLab => Push {
-            urls: strings(&[
-                &payload["project"]["git_http_url"],
-                &payload["project"]["git_ssh_url"],
-                &payload["project"]["web_url"],
-            ]),
-            reference: payload["ref"].as_str().and_then(reference_name),
-            paths: commit_paths(&payload),
-        },
-        Provider::Bitbucket => Push {
-            urls: strings(&[&payload["repository"]["links"]["html"]["href"]]),
-            reference: payload["push"]["changes"][0]["new"]["name"]
-                .as_str()
-                .map(str::to_owned),
-            // Bitbucket does not list changed files.
-            paths: None,
-        },
-        Provider::Generic => Push {
-            urls: strings(&[&payload["repoURL"]]),
-            reference: payload["revision"].as_str().map(str::to_owned),
-            paths: payload["paths"].as_array().map(|paths| {
-                paths
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            }),
-        },
-    };
-    if push.urls.is_empty() {
-        return Err("the payload names no repository URL".to_owned());
-    }
-    Ok(Some(push))
-}
-
-/// The push a payload of `provider` (`github`, `gitlab`, `gitea`, `bitbucket`, `generic`)
-/// describes, sent as a push event; `None` for an unknown provider. For the fuzz targets: the
-/// server parses only what passed its signature check, but that is anyone who has the secret.
-pub fn parse_push_payload(provider: &str, body: &[u8]) -> Option<Result<Option<Push>, String>> {
-    let provider = Provider::parse(provider)?;
-    let (name, event) = match provider {
-        Provider::GitHub => ("x-github-event", "push"),
-        Provider::GitLab => ("x-gitlab-event", "Push Hook"),
-        Provider::Gitea => ("x-gitea-event", "push"),
-        Provider::Bitbucket => ("x-event-key", "repo:push"),
-        Provider::Generic => ("x-driftless-event", "push"),
-    };
-    let mut headers = HeaderMap::new();
-    headers.insert(name, axum::http::HeaderValue::from_static(event));
-    Some(parse_push(provider, &headers, body))
+    driftless_core::webhooks::parse_push(provider, event, body)
 }
 
 /// Whether the push may change what `app` deploys.
