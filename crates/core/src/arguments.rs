@@ -27,16 +27,17 @@ pub fn is_dns_label(name: &str) -> bool {
 /// Helm's own limit on release names (it names objects after them, with suffixes).
 pub const MAX_RELEASE_NAME: usize = 53;
 
-/// `helm template RELEASE`: a DNS-1123 label of at most 53 characters.
+/// `helm template RELEASE`: what helm's own `ValidateReleaseName` accepts — DNS-1123 labels
+/// joined by `.`, at most 53 characters.
 ///
 /// # Errors
 /// Why `name` is not a release name.
 pub fn release_name(name: &str) -> Result<(), String> {
-    if is_label(name, MAX_RELEASE_NAME) {
+    if name.len() <= MAX_RELEASE_NAME && name.split('.').all(|label| is_label(label, 63)) {
         Ok(())
     } else {
         Err(format!(
-            "{name:?} is not a Helm release name (lowercase letters, digits and '-', at most {MAX_RELEASE_NAME} characters)"
+            "{name:?} is not a Helm release name (lowercase letters, digits, '-' and '.', at most {MAX_RELEASE_NAME} characters)"
         ))
     }
 }
@@ -90,7 +91,8 @@ pub fn kube_version(version: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `--api-versions`: `version`, `group/version` or `group/version/Kind`, as helm documents it.
+/// `--api-versions`: `version`, `version/Kind` (the core group), `group/version` or
+/// `group/version/Kind`, as helm documents it.
 ///
 /// # Errors
 /// Why `api` is not an API version.
@@ -106,7 +108,7 @@ pub fn api_version(api: &str) -> Result<(), String> {
     let parts: Vec<&str> = api.split('/').collect();
     let valid = match parts.as_slice() {
         [v] => version(v),
-        [g, v] => group(g) && version(v),
+        [g, v] => (group(g) && version(v)) || (version(g) && kind(v)),
         [g, v, k] => group(g) && version(v) && kind(k),
         _ => false,
     };
@@ -220,10 +222,19 @@ mod tests {
 
     #[test]
     fn grammars_accept_what_helm_documents_and_nothing_that_starts_an_option() {
-        for good in ["web", "a", &"a".repeat(53)] {
+        for good in ["web", "a", &"a".repeat(53), "a.b", "web-1.prod"] {
             assert_eq!(release_name(good), Ok(()), "{good}");
         }
-        for bad in ["-h", "--post-renderer=/bin/sh", &"a".repeat(54), "Web", "a.b", ""] {
+        for bad in [
+            "-h",
+            "--post-renderer=/bin/sh",
+            &"a".repeat(54),
+            "Web",
+            "a..b",
+            ".a",
+            "a.",
+            "",
+        ] {
             assert!(release_name(bad).is_err(), "{bad}");
         }
         for good in [
@@ -254,6 +265,7 @@ mod tests {
             "monitoring.coreos.com/v1",
             "apps/v1/Deployment",
             "example.com/v1-beta",
+            "v1/Service",
         ] {
             assert_eq!(api_version(good), Ok(()), "{good}");
         }
@@ -266,6 +278,7 @@ mod tests {
             "Apps/v1",
             "apps/1v",
             "apps/v1-",
+            "v1/-Service",
         ] {
             assert!(api_version(bad).is_err(), "{bad}");
         }

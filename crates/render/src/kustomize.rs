@@ -97,9 +97,10 @@ pub(crate) async fn render(
         .arg("--")
         .arg(&target)
         .current_dir(&repo)
-        // Nothing of ours (credentials, kubeconfig, proxies) reaches the renderer.
+        // Nothing of ours (credentials, kubeconfig, proxies) reaches the renderer, and no PATH:
+        // kustomize runs git to fetch remote bases and helm to inflate charts, and must find
+        // neither even if a kustomization got past the guard.
         .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", &home)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())

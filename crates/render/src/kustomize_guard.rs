@@ -53,14 +53,62 @@ fn refused(file: &str, field: &str, path: &str, reason: &str) -> RenderError {
     }
 }
 
+/// The forms kustomize fetches (URLs, `?ref=`, scp-like `user@host:path`, `git::`, well-known
+/// hosts in any case); only for a clearer message — a path the repository does not hold is
+/// refused anyway, since kustomize would try to fetch it.
 fn is_remote(path: &str) -> bool {
-    path.contains("://")
-        || path.contains("?ref=")
-        || path.starts_with("git@")
-        || path.starts_with("git::")
-        || ["github.com/", "gitlab.com/", "bitbucket.org/"]
+    let lower = path.to_ascii_lowercase();
+    lower.contains("://")
+        || lower.contains("?ref=")
+        || lower.starts_with("git::")
+        || path
+            .split_once(':')
+            .is_some_and(|(before, _)| before.contains('@') && !before.contains('/'))
+        || ["github.com", "gitlab.com", "bitbucket.org"]
             .iter()
-            .any(|host| path.starts_with(host))
+            .any(|host| lower.starts_with(host))
+}
+
+/// Fields whose entries kustomize loads as kustomization directories, as files of plugin
+/// configuration, or (text with a newline) as inline plugin configuration.
+const PLUGIN_LISTS: &[&str] = &["generators", "transformers", "validators"];
+
+/// Keys whose string values a builtin plugin's configuration loads as files (`PatchTransformer`'s
+/// `path`, `PatchStrategicMergeTransformer`'s `paths`, generators' `files`/`envs`/`env`,
+/// `ReplacementTransformer`'s `replacements[].path`): searched at any depth, so an unknown or
+/// future plugin kind is judged the same way.
+const PLUGIN_PATH_KEYS: &[&str] = &["path", "paths", "files", "envs", "env"];
+
+/// Plugin kinds that run Helm.
+const HELM_PLUGINS: &[&str] = &["HelmChartInflationGenerator"];
+
+/// Every (key, path) a plugin configuration names, at any depth.
+fn plugin_paths<'a>(value: &'a Value, key: Option<&'static str>, found: &mut Vec<(&'static str, &'a str)>) {
+    match value {
+        Value::Object(fields) => {
+            for (name, inner) in fields {
+                let key = PLUGIN_PATH_KEYS.iter().find(|k| **k == name.as_str()).copied();
+                plugin_paths(inner, key, found);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                plugin_paths(item, key, found);
+            }
+        }
+        Value::String(text) => {
+            if let Some(key) = key {
+                // `files: [key=path]` names a file too.
+                let path = if key == "files" {
+                    text.split_once('=').map_or(text.as_str(), |(_, path)| path)
+                } else {
+                    text
+                };
+                found.push((key, path));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Where `path` is in the tree once every symlink along it is followed: what the materialised
@@ -102,7 +150,8 @@ fn referenced_paths(kustomization: &Value) -> Vec<(&'static str, &str)> {
     let mut referenced: Vec<(&'static str, &str)> = Vec::new();
     for field in PATH_LISTS {
         for item in fields.get(*field).and_then(Value::as_array).into_iter().flatten() {
-            // Inline patches and inline transformer configs are YAML text, not paths.
+            // Inline patches are YAML text, not paths; inline plugin configuration is checked
+            // by `check_plugin`.
             if let Some(path) = item.as_str().filter(|p| !p.contains('\n')) {
                 referenced.push((field, path));
             }
@@ -199,39 +248,118 @@ fn check_dir(
             ));
         }
     }
-    for (field, path) in referenced {
-        if is_remote(path) {
-            return Err(refused(
-                &file,
-                field,
-                path,
-                "is a remote base: remote bases are off (only the application's repository may change the cluster)",
-            ));
-        }
-        if path.starts_with('/') {
-            return Err(refused(
-                &file,
-                field,
-                path,
-                "is an absolute path: only paths inside the repository are allowed",
-            ));
-        }
-        // Counted from `dir` as kustomize sees it, never from where a link led.
-        let Some(target) = join_inside(dir, path) else {
-            return Err(refused(&file, field, path, "leaves the repository"));
-        };
-        match resolve_along(tree, &target) {
-            Ok(resolved) => {
-                if matches!(field, "resources" | "components" | "bases")
-                    && !tree.entries.contains_key(&resolved)
+    for field in PLUGIN_LISTS {
+        for item in fields.get(*field).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(inline) = item.as_str().filter(|text| text.contains('\n')) {
+                for config in
+                    crate::manifests::parse_documents(inline, &file, &crate::RenderLimits::default())?
                 {
-                    check_dir(tree, &target, depth + 1, visited)?;
+                    check_plugin(tree, &config.manifest, &file, Some(field), dir)?;
                 }
             }
-            // Missing: kustomize reports it, with its own words.
-            Err(TreeError::NotFound { .. }) => {}
-            Err(err) => return Err(refused(&file, field, path, &err.to_string())),
         }
+    }
+    for (field, path) in referenced {
+        let target = check_path(tree, &file, field, path, dir)?;
+        let resolved =
+            resolve_along(tree, &target).map_err(|err| refused(&file, field, path, &err.to_string()))?;
+        match tree.entries.get(&resolved) {
+            // A directory: a kustomization kustomize will build.
+            None if matches!(field, "resources" | "components" | "bases")
+                || PLUGIN_LISTS.contains(&field) =>
+            {
+                check_dir(tree, &target, depth + 1, visited)?;
+            }
+            Some(Entry::File { contents, .. }) if PLUGIN_LISTS.contains(&field) => {
+                let text = std::str::from_utf8(contents).map_err(|_| RenderError::Unparsable {
+                    file: target.clone(),
+                    line: None,
+                    message: "not UTF-8 text".to_owned(),
+                })?;
+                for config in
+                    crate::manifests::parse_documents(text, &target, &crate::RenderLimits::default())?
+                {
+                    check_plugin(tree, &config.manifest, &target, None, dir)?;
+                }
+            }
+            Some(Entry::Submodule) => {
+                return Err(refused(
+                    &file,
+                    field,
+                    path,
+                    "is a submodule, which driftless does not fetch (kustomize would look for it elsewhere)",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Where `path`, named in `file` (a kustomization at `dir`, as kustomize reads it), is in the
+/// repository; refused when it is remote, absolute, leaves the repository, or is not there (kustomize
+/// would try to fetch what it cannot find as a remote base).
+fn check_path(
+    tree: &FileTree,
+    file: &str,
+    field: &str,
+    path: &str,
+    dir: &str,
+) -> Result<String, RenderError> {
+    if is_remote(path) {
+        return Err(refused(
+            file,
+            field,
+            path,
+            "is a remote base: remote bases are off (only the application's repository may change the cluster)",
+        ));
+    }
+    if path.starts_with('/') {
+        return Err(refused(
+            file,
+            field,
+            path,
+            "is an absolute path: only paths inside the repository are allowed",
+        ));
+    }
+    // Counted from `dir` as kustomize sees it, never from where a link led.
+    let target = join_inside(dir, path).ok_or_else(|| refused(file, field, path, "leaves the repository"))?;
+    match resolve_along(tree, &target) {
+        Ok(_) => Ok(target),
+        Err(TreeError::NotFound { .. }) => Err(refused(
+            file,
+            field,
+            path,
+            "is not in the repository at this commit (kustomize would try to fetch it from elsewhere)",
+        )),
+        Err(err) => Err(refused(file, field, path, &err.to_string())),
+    }
+}
+
+/// A builtin plugin's configuration (from a file, or inline in `file`'s `field`): every path it
+/// loads is judged like a kustomization's own, from the kustomization's directory `dir`, and
+/// plugins that run Helm are refused.
+fn check_plugin(
+    tree: &FileTree,
+    config: &Value,
+    file: &str,
+    field: Option<&'static str>,
+    dir: &str,
+) -> Result<(), RenderError> {
+    if let Some(kind) = config.get("kind").and_then(Value::as_str)
+        && HELM_PLUGINS.contains(&kind)
+    {
+        return Err(refused(
+            file,
+            field.unwrap_or("kind"),
+            kind,
+            "inflates Helm charts inside kustomize, which is off (render charts as a Helm source)",
+        ));
+    }
+    let mut paths = Vec::new();
+    plugin_paths(config, None, &mut paths);
+    for (key, path) in paths {
+        check_path(tree, file, field.unwrap_or(key), path, dir)?;
     }
     Ok(())
 }

@@ -190,19 +190,36 @@ async fn kustomize_errors_name_repository_paths_and_nothing_outside_is_read() {
     let repo = kustomize_repo();
     repo.write(
         "overlays/broken/kustomization.yaml",
-        "resources:\n  - ../../base\n  - missing.yaml\n",
+        "resources:\n  - ../../base\n  - unnamed.yaml\n",
+    )
+    .write(
+        "overlays/broken/unnamed.yaml",
+        "apiVersion: v1\nkind: ConfigMap\n",
     );
     let err = render_at(&repo, "overlays/broken", Renderer::Detect)
         .await
-        .expect_err("missing resource");
+        .expect_err("a resource without a name");
     let message = err.to_string();
     assert!(
         message.starts_with("kustomize build overlays/broken failed:"),
         "{message}"
     );
     assert!(
-        message.contains("missing.yaml") && !message.contains("/tmp/"),
+        message.contains("unnamed.yaml") && !message.contains("/tmp/"),
         "{message}"
+    );
+
+    // A path the repository does not hold is refused before kustomize could fetch it.
+    repo.write(
+        "overlays/missing/kustomization.yaml",
+        "resources:\n  - ../../base\n  - missing.yaml\n",
+    );
+    let err = render_at(&repo, "overlays/missing", Renderer::Detect)
+        .await
+        .expect_err("missing resource");
+    assert_eq!(
+        err.to_string(),
+        "overlays/missing/kustomization.yaml: resources: \"missing.yaml\" is not in the repository at this commit (kustomize would try to fetch it from elsewhere)"
     );
 
     repo.write(
@@ -390,6 +407,94 @@ async fn kustomizations_reached_through_directory_symlinks_are_judged_from_the_l
             err.to_string(),
             format!("{file}: resources: {chain:?} leaves the repository"),
             "{path}"
+        );
+    }
+}
+
+/// Kustomize loads generators, transformers and validators like resources (directories, files
+/// of plugin configuration, inline configuration), and fetches anything it cannot find locally
+/// that looks like a repository: each of these ways to reach the network or the host is refused
+/// before kustomize runs, naming the file, field and path.
+#[tokio::test]
+async fn generators_transformers_and_unknown_paths_cannot_reach_the_network() {
+    let repo = TestRepo::new();
+    repo.write(
+        "base/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n",
+    )
+    .write("base/kustomization.yaml", "resources: [cm.yaml]\n")
+    .write(
+        "gen/kustomization.yaml",
+        "resources:\n  - https://evil.example.invalid/x.yaml\n",
+    )
+    .write(
+        "plugins/patch.yaml",
+        "apiVersion: builtin\nkind: PatchTransformer\nmetadata: {name: p}\npath: https://evil.example.invalid/patch.yaml\ntarget: {kind: ConfigMap}\n",
+    )
+    .write(
+        "plugins/files.yaml",
+        "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata: {name: stolen}\nfiles: [../../../../../../../../etc/hostname]\n",
+    );
+    let inline = "generators:\n  - |\n    apiVersion: builtin\n    kind: ConfigMapGenerator\n    metadata: {name: stolen}\n    files: [https://evil.example.invalid/p]\n";
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "generators",
+            "generators: [../../gen]\n".into(),
+            "gen/kustomization.yaml: resources: ",
+            "is a remote base",
+        ),
+        (
+            "transformers",
+            "transformers: [../../plugins/patch.yaml]\n".into(),
+            "plugins/patch.yaml: path: ",
+            "is a remote base",
+        ),
+        (
+            "validators",
+            "validators: [../../plugins/files.yaml]\n".into(),
+            "plugins/files.yaml: files: ",
+            "leaves the repository",
+        ),
+        (
+            "inline",
+            inline.into(),
+            "kustomization.yaml: generators: ",
+            "is a remote base",
+        ),
+        (
+            "case",
+            "resources: [GitHub.com/example/repo/base]\n".into(),
+            "kustomization.yaml: resources: ",
+            "is a remote base",
+        ),
+        (
+            "scp",
+            "resources: ['deploy@git.example.invalid:org/repo']\n".into(),
+            "kustomization.yaml: resources: ",
+            "is a remote base",
+        ),
+        (
+            "missing",
+            "resources: [../../base, ../../nowhere]\n".into(),
+            "kustomization.yaml: resources: ",
+            "not in the repository",
+        ),
+    ];
+    for (name, kustomization, location, reason) in &cases {
+        let dir = format!("overlays/{name}");
+        let kustomization = if kustomization.starts_with("resources:") {
+            kustomization.clone()
+        } else {
+            format!("resources: [../../base]\n{kustomization}")
+        };
+        repo.write(&format!("{dir}/kustomization.yaml"), &kustomization);
+        let err = render_at(&repo, &dir, Renderer::Detect).await.expect_err(name);
+        let message = err.to_string();
+        assert!(
+            matches!(err, RenderError::KustomizeRefused { .. })
+                && message.contains(location)
+                && message.contains(reason),
+            "{name}: {message}"
         );
     }
 }
