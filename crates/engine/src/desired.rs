@@ -197,7 +197,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let valid = self.child_applications(root, children)?;
         let patterns = self.application_patterns()?;
-        let (dropped, refused) = self.registry.set_children(&root.name, valid, &patterns);
+        let claims = self.store.declared_names()?;
+        let (dropped, refused, declared) = self.registry.set_children(&root.name, valid, &patterns, &claims);
+        self.store.set_declared_names(&root.name, &declared)?;
         self.render_cache.forget(&dropped);
         if refused.is_empty() {
             Ok(())
@@ -403,6 +405,13 @@ impl Engine {
         tree: &driftless_git::FileTree,
         cluster: Option<&crate::engine::ClusterHandle>,
     ) -> Result<(driftless_render::Rendered, Option<String>), EngineError> {
+        // An entry left out of the tree (unsafe name, link loop) refuses the application whose
+        // path holds it; elsewhere in the repository it only goes missing.
+        tree.check_under(&app.source.path)
+            .map_err(|source| EngineError::Render {
+                application: app.name.clone(),
+                source: Box::new(source.into()),
+            })?;
         let keys = crate::decryption::load_keys(app, cluster).await?;
         let capabilities = match cluster {
             Some(cluster) => self.capabilities_of(app, cluster).await?,

@@ -74,12 +74,18 @@ impl Registry {
     /// another team's `patterns`); each refused child is reported and left out, and nothing
     /// else — neither the root's other children nor any other application — changes. The names
     /// of the children the root no longer has, and the refusals.
+    ///
+    /// `claims` (from the store: each Git-declared name and the root that declared it) keep a
+    /// name with its root across restarts: a claim by another root stands while that root is
+    /// registered or is itself a claimed name (a root further down a tree not yet rendered).
+    /// Also returns the names the root now declares, for the store.
     pub(crate) fn set_children(
         &self,
         root: &str,
         children: Vec<Application>,
         patterns: &[String],
-    ) -> (Vec<String>, Vec<NameRefusal>) {
+        claims: &BTreeMap<String, String>,
+    ) -> (Vec<String>, Vec<NameRefusal>, Vec<String>) {
         let mut applications = locks::write(&self.applications);
         let top = Self::top(&applications, root);
         let configured: Vec<String> = applications
@@ -107,9 +113,16 @@ impl Registry {
                 || applications
                     .get(&child.name)
                     .is_some_and(|existing| existing.root.as_deref() != Some(root));
+            let claimed =
+                Self::claimant(&applications, claims, &child.name).filter(|claimant| *claimant != root);
             let verdict = if taken {
                 Err(NameRefusal::Taken {
                     name: child.name.clone(),
+                })
+            } else if let Some(claimant) = claimed {
+                Err(NameRefusal::Declared {
+                    name: child.name.clone(),
+                    root: claimant.to_owned(),
                 })
             } else {
                 let members: Vec<&str> = tree.iter().map(String::as_str).collect();
@@ -131,6 +144,7 @@ impl Registry {
             }
             keep
         });
+        let declared: Vec<String> = accepted.iter().map(|child| child.name.clone()).collect();
         for child in accepted {
             let registered = Registered {
                 application: Arc::new(child),
@@ -138,6 +152,24 @@ impl Registry {
             };
             applications.insert(registered.application.name.clone(), registered);
         }
-        (dropped, refused)
+        (dropped, refused, declared)
+    }
+
+    /// The root whose claim on `name` stands: it is registered, or is itself a standing claim.
+    fn claimant<'a>(
+        applications: &BTreeMap<String, Registered>,
+        claims: &'a BTreeMap<String, String>,
+        name: &str,
+    ) -> Option<&'a str> {
+        let root = claims.get(name)?;
+        let mut current = root.as_str();
+        // Bounded: a chain of claims is never longer than the claims.
+        for _ in 0..=claims.len() {
+            if applications.contains_key(current) {
+                return Some(root);
+            }
+            current = claims.get(current)?;
+        }
+        None
     }
 }

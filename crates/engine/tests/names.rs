@@ -124,3 +124,54 @@ async fn a_root_cannot_take_another_trees_names_or_patterns() {
         "and still has its child"
     );
 }
+
+/// A name no configured application or pattern owns (`guestbook`, as Argo CD repositories name
+/// theirs) stays with the root that declared it first, across a restart in which the other root
+/// happens to render first.
+#[tokio::test]
+async fn a_declared_name_stays_with_its_root_across_a_restart() {
+    let env = TestEnv::new("names_restart").await;
+    let ns = env.namespace.clone();
+    let first = TestRepo::new();
+    first
+        .write("apps/guestbook.yaml", &child("guestbook", &first, &ns))
+        .write("guestbook/cm.yaml", &config_map("guestbook"));
+    first.commit("the first root's guestbook");
+    let second = TestRepo::new();
+    second
+        .write("apps/guestbook.yaml", &child("guestbook", &second, &ns))
+        .write("guestbook/cm.yaml", &config_map("guestbook"));
+    second.commit("another guestbook");
+    let data = tempfile::tempdir().expect("data");
+    let roots = || {
+        vec![
+            common::application("first", &first, "apps", &ns),
+            common::application("second", &second, "apps", &ns),
+        ]
+    };
+    {
+        let engine = common::engine_configured(env.kubeconfig_path(), data.path(), roots(), |_| {});
+        engine.compare("first").await.expect("first declares guestbook");
+        let err = engine.compare("second").await.expect_err("taken");
+        assert!(err.to_string().contains("\"guestbook\""), "{err}");
+    }
+    // A new process in which the second root renders first.
+    let engine = common::engine_configured(env.kubeconfig_path(), data.path(), roots(), |_| {});
+    let err = engine
+        .compare("second")
+        .await
+        .expect_err("still the first root's name");
+    assert!(
+        err.to_string().contains("\"guestbook\"") && err.to_string().contains("\"first\""),
+        "{err}"
+    );
+    engine.compare("first").await.expect("the first root keeps it");
+    assert_eq!(
+        engine
+            .application("guestbook")
+            .expect("registered")
+            .source
+            .repo_url,
+        first.file_url()
+    );
+}

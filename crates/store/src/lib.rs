@@ -107,6 +107,12 @@ const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE tokens ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 ",
+    r"
+    CREATE TABLE declared_names (
+        name TEXT PRIMARY KEY,
+        root TEXT NOT NULL
+    );
+",
 ];
 
 /// An application's last render, as the engine serialised it.
@@ -822,6 +828,41 @@ impl Store {
             )
             .map(|deleted| deleted > 0)
             .map_err(sql("resume an application"))
+    }
+
+    /// The names under which Applications declared in Git were registered, and the root that
+    /// declared each: a name stays its root's across restarts, whichever root renders first.
+    pub fn declared_names(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare("SELECT name, root FROM declared_names")
+            .map_err(sql("read declared application names"))?;
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .and_then(Iterator::collect)
+            .map_err(sql("read declared application names"))
+    }
+
+    /// Records that `root` now declares exactly `names`, releasing those it no longer declares.
+    pub fn set_declared_names(&self, root: &str, names: &[String]) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let transaction = connection
+            .transaction()
+            .map_err(sql("record declared application names"))?;
+        transaction
+            .execute("DELETE FROM declared_names WHERE root = ?1", params![root])
+            .map_err(sql("record declared application names"))?;
+        for name in names {
+            transaction
+                .execute(
+                    "INSERT OR REPLACE INTO declared_names (name, root) VALUES (?1, ?2)",
+                    params![name, root],
+                )
+                .map_err(sql("record declared application names"))?;
+        }
+        transaction
+            .commit()
+            .map_err(sql("record declared application names"))
     }
 
     pub fn is_suspended(&self, application: &str) -> Result<bool, StoreError> {
