@@ -249,6 +249,10 @@ pub enum NameRefusal {
     )]
     Taken { name: String },
     #[error(
+        "application {name:?} was declared by {root:?} first; an Application declared in Git cannot take a name another root declares"
+    )]
+    Declared { name: String, root: String },
+    #[error(
         "application {name:?} is named under application {owner:?}, which is not in the tree of {top:?}; an Application declared in Git takes no name under another tree's application (\"{owner}-…\")"
     )]
     Owned {
