@@ -1,6 +1,7 @@
 //! Helm charts from chart repositories: an HTTP repository's `index.yaml` or an OCI registry,
 //! a chart name and an exact version or a range. Pulled archives are checked against their
-//! digest, kept on disk by digest, and unpacked into memory with every hostile shape refused
+//! digest, kept on disk by digest (and by the `repositories[]` entry whose credentials fetched
+//! them: a kept archive goes only to a pull with the same credentials), and unpacked into memory with every hostile shape refused
 //! ([`archive`]). Nothing here renders a chart; `driftless-render` does, with the files this
 //! returns.
 //!
@@ -165,7 +166,31 @@ struct Shared {
     /// range is looked up again once the index it was resolved from is renewed. With the
     /// archive's URL, which every view checks again.
     pulled: Mutex<HashMap<ChartRef, Pull>>,
-    unpacked: Mutex<HashMap<String, Arc<FileTree>>>,
+    /// By digest and by who fetched it ([`Kept`]).
+    unpacked: Mutex<HashMap<Kept, Arc<FileTree>>>,
+}
+
+/// A kept archive's digest and the URL prefix of the `repositories[]` entry whose credentials
+/// fetched it (`None`: fetched without). A digest is no secret — anyone's index can name it —
+/// so a kept archive is only for a pull that would fetch it with the same credentials: a
+/// tenant whose index names another tenant's private digest on its own server gets what its
+/// server answers, never the other tenant's chart.
+type Kept = (String, Option<String>);
+
+fn kept(digest: &str, credentials: Option<&RepositoryCredentials>) -> Kept {
+    (
+        digest.to_owned(),
+        credentials.map(|entry| entry.url_prefix.clone()),
+    )
+}
+
+/// Whether `url` is on `repository`'s origin (scheme, host and port; a default port is no
+/// port), and with `under`, also under its path.
+fn on_origin(url: &str, repository: &str, under: bool) -> bool {
+    match (RepositoryKey::parse(url), RepositoryKey::parse(repository)) {
+        (Ok(url), Ok(repository)) => url.same_origin(&repository) && (!under || url.is_within(&repository)),
+        _ => false,
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -210,13 +235,10 @@ impl Charts {
     }
 
     /// Whether the project allows fetching `url`, an archive `repository`'s index names: one
-    /// under the repository's own URL is the repository's (which the project allowed before it
-    /// was asked); any other must match the project's `sourceRepos` itself.
+    /// under the repository's own URL, on its origin, is the repository's (which the project
+    /// allowed before it was asked); any other must match the project's `sourceRepos` itself.
     fn project_allows(&self, repository: &str, url: &str) -> Result<(), ChartError> {
-        let under_repository = match (RepositoryKey::parse(url), RepositoryKey::parse(repository)) {
-            (Ok(url), Ok(repository)) => url.is_within(&repository),
-            _ => false,
-        };
+        let under_repository = on_origin(url, repository, true);
         match &self.project {
             Some(_) if under_repository => Ok(()),
             Some(project) => check_source(project, url).map_err(|violation| ChartError::Refused {
@@ -255,22 +277,12 @@ impl Charts {
     /// The chart, and its archive's URL (`None` for OCI).
     async fn pull_now(&self, chart: &ChartRef) -> Result<(PulledChart, Option<String>), ChartError> {
         let resolved = self.resolve(chart).await?;
-        let (archive, digest) = match &resolved.location {
+        let (archive, kept) = match &resolved.location {
             Location::Http { url, digest } => {
                 let digest = digest.as_ref().map(|hex| format!("sha256:{hex}"));
                 let credentials = self.archive_credentials(&chart.repository, url);
-                // Kept archives are only for those who could fetch them: not when credentials
-                // another entry holds for the URL are withheld (they could be a private chart
-                // someone else pulled).
-                let withheld = self
-                    .credentials_for(url)
-                    .is_some_and(|other| other.password.is_some() || other.ssh_private_key.is_some());
-                let cached = if credentials.is_none() && withheld {
-                    None
-                } else {
-                    digest.as_deref()
-                };
-                if let Some(files) = cached.and_then(|d| self.unpacked_chart(d)) {
+                let cached = digest.as_deref().map(|digest| kept(digest, credentials));
+                if let Some(files) = cached.as_ref().and_then(|key| self.unpacked_chart(key)) {
                     let pulled = PulledChart {
                         version: resolved.version,
                         digest: digest.unwrap_or_default(),
@@ -278,7 +290,7 @@ impl Charts {
                     };
                     return Ok((pulled, Some(url.clone())));
                 }
-                let archive = match cached.and_then(|d| self.cached_archive(d)) {
+                let archive = match cached.as_ref().and_then(|key| self.cached_archive(key)) {
                     Some(archive) => archive,
                     None => self.download_archive(chart, url, credentials).await?,
                 };
@@ -292,12 +304,14 @@ impl Charts {
                         actual,
                     });
                 }
-                (archive, actual)
+                (archive, kept(&actual, credentials))
             }
             Location::Oci { reference } => {
-                let auth = self.oci_auth(chart)?;
+                let credentials = self.oci_credentials(chart);
+                let auth = oci::auth(credentials)?;
                 let layer = self.shared.oci.chart_layer(chart, reference, &auth).await?;
-                if let Some(files) = self.unpacked_chart(&layer.digest) {
+                let cached = kept(&layer.digest, credentials);
+                if let Some(files) = self.unpacked_chart(&cached) {
                     let pulled = PulledChart {
                         version: resolved.version,
                         digest: layer.digest,
@@ -305,7 +319,7 @@ impl Charts {
                     };
                     return Ok((pulled, None));
                 }
-                let archive = match self.cached_archive(&layer.digest) {
+                let archive = match self.cached_archive(&cached) {
                     Some(archive) => archive,
                     None => {
                         self.shared
@@ -322,18 +336,18 @@ impl Charts {
                         actual,
                     });
                 }
-                (archive, actual)
+                (archive, cached)
             }
         };
         let files = Arc::new(unpack(&chart.name, &archive, &self.shared.limits)?);
-        self.keep(&digest, &archive, &files);
+        self.keep(&kept, &archive, &files);
         let url = match resolved.location {
             Location::Http { url, .. } => Some(url),
             Location::Oci { .. } => None,
         };
         let pulled = PulledChart {
             version: resolved.version,
-            digest,
+            digest: kept.0,
             files,
         };
         Ok((pulled, url))
@@ -346,7 +360,7 @@ impl Charts {
                 message: format!("version: {message}"),
             })?;
         if chart.repository.starts_with("oci://") {
-            let auth = self.oci_auth(chart)?;
+            let auth = oci::auth(self.oci_credentials(chart))?;
             self.shared
                 .oci
                 .resolve(chart, &constraint, is_exact(&chart.version), &auth)
@@ -391,8 +405,13 @@ impl Charts {
     }
 
     /// The credentials an archive of `repository`'s index gets: those of the `repositories[]`
-    /// entry of the index, when that entry covers the archive too; never another entry's.
+    /// entry of the index, when that entry covers the archive too and the archive is on the
+    /// index's origin (a port-less entry covers every port of its host; the archive is not
+    /// the index's on another); never another entry's.
     fn archive_credentials(&self, repository: &str, url: &str) -> Option<&RepositoryCredentials> {
+        if !on_origin(url, repository, false) {
+            return None;
+        }
         let index = format!("{}/index.yaml", repository.trim_end_matches('/'));
         self.credentials_for(&index)
             .filter(|credentials| credentials.covers(url) && self.credentials_for(url) == Some(credentials))
@@ -435,40 +454,46 @@ impl Charts {
         .await
     }
 
-    fn oci_auth(&self, chart: &ChartRef) -> Result<oci_client::secrets::RegistryAuth, ChartError> {
-        let url = format!("{}/{}", chart.repository.trim_end_matches('/'), chart.name);
-        oci::auth(self.credentials_for(&url))
+    fn oci_credentials(&self, chart: &ChartRef) -> Option<&RepositoryCredentials> {
+        self.credentials_for(&format!(
+            "{}/{}",
+            chart.repository.trim_end_matches('/'),
+            chart.name
+        ))
     }
 
-    fn unpacked_chart(&self, digest: &str) -> Option<Arc<FileTree>> {
-        lock(&self.shared.unpacked).get(digest).cloned()
+    fn unpacked_chart(&self, kept: &Kept) -> Option<Arc<FileTree>> {
+        lock(&self.shared.unpacked).get(kept).cloned()
     }
 
-    fn archive_path(&self, digest: &str) -> Option<PathBuf> {
+    /// `sha256-<hex>.tgz` when fetched without credentials, `sha256-<hex>-<entry>.tgz` with
+    /// an entry's (`<entry>`: the start of the SHA-256 of its URL prefix).
+    fn archive_path(&self, (digest, entry): &Kept) -> Option<PathBuf> {
         let hex = digest.strip_prefix("sha256:")?;
-        hex.bytes().all(|b| b.is_ascii_hexdigit()).then(|| {
-            self.shared
-                .cache_dir
-                .as_ref()
-                .map(|dir| dir.join(format!("sha256-{hex}.tgz")))
-        })?
+        let name = match entry {
+            None => format!("sha256-{hex}.tgz"),
+            Some(prefix) => format!("sha256-{hex}-{}.tgz", &sha256(prefix.as_bytes())[7..23]),
+        };
+        hex.bytes()
+            .all(|b| b.is_ascii_hexdigit())
+            .then(|| self.shared.cache_dir.as_ref().map(|dir| dir.join(name)))?
     }
 
-    fn cached_archive(&self, digest: &str) -> Option<Vec<u8>> {
-        let archive = std::fs::read(self.archive_path(digest)?).ok()?;
+    fn cached_archive(&self, kept: &Kept) -> Option<Vec<u8>> {
+        let archive = std::fs::read(self.archive_path(kept)?).ok()?;
         // A damaged or tampered cache file is pulled again.
-        (sha256(&archive) == digest).then_some(archive)
+        (sha256(&archive) == kept.0).then_some(archive)
     }
 
-    fn keep(&self, digest: &str, archive: &[u8], files: &Arc<FileTree>) {
+    fn keep(&self, kept: &Kept, archive: &[u8], files: &Arc<FileTree>) {
         {
             let mut unpacked = lock(&self.shared.unpacked);
             if unpacked.len() >= UNPACKED_LIMIT {
                 unpacked.clear();
             }
-            unpacked.insert(digest.to_owned(), Arc::clone(files));
+            unpacked.insert(kept.clone(), Arc::clone(files));
         }
-        let Some(path) = self.archive_path(digest) else {
+        let Some(path) = self.archive_path(kept) else {
             return;
         };
         let written = (|| {
@@ -496,6 +521,17 @@ mod tests {
             password: password.then(|| driftless_core::application::SecretSource::Env("UNUSED".into())),
             ssh_private_key: None,
             known_hosts: None,
+        }
+    }
+
+    /// A project allowing the repository `https://a.example/charts` only.
+    fn team_a() -> Project {
+        Project {
+            name: "team-a".into(),
+            source_repos: Some(vec!["https://a.example/charts".into()]),
+            destinations: None,
+            cluster_resource_whitelist: Vec::new(),
+            namespace_resource_blacklist: Vec::new(),
         }
     }
 
@@ -543,14 +579,7 @@ mod tests {
             "another entry's, even on the same origin"
         );
 
-        let team = Project {
-            name: "team-a".into(),
-            source_repos: Some(vec!["https://a.example/charts".into()]),
-            destinations: None,
-            cluster_resource_whitelist: Vec::new(),
-            namespace_resource_blacklist: Vec::new(),
-        };
-        let scoped = charts.for_project(Some(&team));
+        let scoped = charts.for_project(Some(&team_a()));
         assert!(
             scoped
                 .may_fetch(a, "https://a.example/charts/web-1.tgz", None)
@@ -563,5 +592,40 @@ mod tests {
             err.to_string(),
             "https://b.example/private/web-1.tgz: refused: project team-a does not allow the source repository https://b.example/private/web-1.tgz"
         );
+    }
+
+    /// A port-less entry covers its host's every port for Git, but an archive is the
+    /// repository's, and gets the index's credentials, only on the index's own origin.
+    #[test]
+    fn an_archive_on_another_port_is_neither_the_repositorys_nor_gets_its_credentials() {
+        let charts = Charts::new(
+            None,
+            vec![entry("https://a.example", true)],
+            ChartLimits::default(),
+        );
+        let a = "https://a.example/charts";
+        let prefix = |url: &str| charts.archive_credentials(a, url).map(|c| c.url_prefix.as_str());
+        assert_eq!(
+            prefix("https://a.example:443/charts/web-1.tgz"),
+            Some("https://a.example")
+        );
+        assert_eq!(prefix("https://a.example:9999/charts/web-1.tgz"), None);
+        assert_eq!(prefix("http://a.example/charts/web-1.tgz"), None);
+
+        let scoped = charts.for_project(Some(&team_a()));
+        assert!(
+            scoped
+                .project_allows(a, "https://a.example/charts/web-1.tgz")
+                .is_ok()
+        );
+        assert!(
+            scoped
+                .project_allows(a, "https://A.example:443/charts/web-1.tgz")
+                .is_ok()
+        );
+        let err = scoped
+            .project_allows(a, "https://a.example:9999/charts/web-1.tgz")
+            .expect_err("another origin");
+        assert!(err.to_string().contains("project team-a does not allow"), "{err}");
     }
 }

@@ -353,12 +353,14 @@ pub fn credentials_for<'a>(all: &'a [RepositoryCredentials], url: &str) -> Optio
         .max_by_key(|credentials| credentials.specificity())
 }
 
-/// A repository's identity however its URL is spelled: scheme and host lower-cased, user-info
-/// removed, the scheme's default port dropped (https 443, http 80, ssh 22, git 9418), empty
-/// segments, a trailing `/` and a trailing `.git` removed, scp-like `git@host:path` read as
+/// A repository's identity however its URL is spelled: scheme, host and path lower-cased (GitHub,
+/// GitLab and Gitea serve a path in any case, and Argo CD lower-cases repository URLs too), a
+/// host's trailing `.` removed, user-info removed, the scheme's default port dropped (https 443,
+/// http 80, ssh 22, git 9418), empty segments, a trailing `/` and a trailing `.git` removed, scp-like `git@host:path` read as
 /// `ssh://git@host/path`, and `%XX` escapes of unreserved characters decoded (others
 /// upper-cased). A `.` or `..` segment (also escaped) is refused: git resolves it to a path
-/// no policy saw. Query and fragment are not part of it.
+/// no policy saw, and so is a host with other than ASCII (or a `%`): curl maps look-alikes such as
+/// a fullwidth `ｇ` to another host. Query and fragment are not part of it.
 ///
 /// Every repository policy matches on this key — `repositories[]` credentials and `verify`,
 /// and projects' `sourceRepos` — so one repository gets one policy.
@@ -398,7 +400,8 @@ fn default_port(scheme: &str) -> Option<&'static str> {
     }
 }
 
-/// Decodes `%XX` escapes of unreserved characters (RFC 3986: they mean the same decoded);
+/// Decodes `%XX` escapes of unreserved characters (RFC 3986: they mean the same decoded), as the
+/// key's lower case;
 /// upper-cases the hex of every other escape, which must stay escaped (`%2F` is not `/`).
 fn normalise_escapes(segment: &str) -> Result<String, String> {
     let bytes = segment.as_bytes();
@@ -412,7 +415,7 @@ fn normalise_escapes(segment: &str) -> Result<String, String> {
                 .ok_or_else(|| format!("{segment:?} has a malformed %-escape"))?;
             let byte = u8::from_str_radix(hex, 16).map_err(|err| err.to_string())?;
             if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-                out.push(char::from(byte));
+                out.push(char::from(byte.to_ascii_lowercase()));
             } else {
                 out.push('%');
                 out.push_str(&hex.to_ascii_uppercase());
@@ -488,6 +491,13 @@ impl RepositoryKey {
             Some((host, port)) if !port.contains(']') => (host, Some(port)),
             _ => (host_port, None),
         };
+        if !host.is_ascii() || host.contains('%') {
+            // curl and git map look-alikes (a fullwidth `ｇ`) to another, ASCII host: no policy
+            // could tell which one this is.
+            return Err(refuse(format!("the host {host:?} is not ASCII")));
+        }
+        // `github.com.` is `github.com`, fully qualified.
+        let host = host.strip_suffix('.').unwrap_or(host);
         let port = match port {
             None | Some("") => None,
             Some(port) if reading == Reading::Pattern && !port.bytes().all(|b| b.is_ascii_digit()) => {
@@ -507,7 +517,8 @@ impl RepositoryKey {
         };
         let mut segments = Vec::new();
         for segment in path.split('/').filter(|segment| !segment.is_empty()) {
-            let segment = normalise_escapes(segment).map_err(refuse)?;
+            // Lower-cased before the escapes are read, so that their hex stays upper-case.
+            let segment = normalise_escapes(&segment.to_lowercase()).map_err(refuse)?;
             if segment == "." || segment == ".." {
                 return Err(refuse(
                     "has a '.' or '..' segment, which git would resolve to a path no policy saw".to_owned(),
@@ -539,6 +550,13 @@ impl RepositoryKey {
             && (prefix.host.is_empty() || self.host == prefix.host)
             && (prefix.port.is_none() || self.port == prefix.port)
             && self.segments.starts_with(&prefix.segments)
+    }
+
+    /// Whether both are on one origin: scheme, host and port (a default port is no port). A
+    /// prefix without a port covers every port ([`Self::is_within`]); this does not.
+    #[must_use]
+    pub fn same_origin(&self, other: &Self) -> bool {
+        self.scheme == other.scheme && self.host == other.host && self.port == other.port
     }
 
     /// The repository whatever the transport: `host/path` (no scheme, no port), the same for a
@@ -673,7 +691,6 @@ mod tests {
             "https://github.com/org/apps-2",
             "https://github.com.evil/org/apps",
             "https://github.com/org/apps/sub",
-            "https://github.com/Org/apps",
         ] {
             assert_ne!(repository_key(different), "github.com/org/apps", "{different}");
         }
@@ -690,6 +707,46 @@ mod tests {
         }
         let err = RepositoryKey::parse("https://bot:s3cret@h/../x").expect_err("dots");
         assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    /// GitHub, GitLab and Gitea serve a path in any case, and Argo CD lower-cases repository
+    /// URLs: `ORG/apps` is the repository `org/apps` is, for every policy. A host's trailing
+    /// dot names the same host; a host with other than ASCII (a fullwidth `ｇ`, which curl maps
+    /// to `g`) has no key.
+    #[test]
+    fn case_and_a_trailing_dot_do_not_make_another_repository() {
+        let key = RepositoryKey::parse("https://github.com/org/apps").expect("key");
+        for same in [
+            "https://github.com/Org/apps",
+            "https://GITHUB.COM/ORG/APPS.git",
+            "git@github.com:ORG/Apps",
+            "https://github.com./org/apps",
+            "https://github.com/%4Frg/apps",
+        ] {
+            let other = RepositoryKey::parse(same).expect(same);
+            assert_eq!(other.identity(), key.identity(), "{same}");
+            assert_eq!(repository_key(same), "github.com/org/apps", "{same}");
+        }
+        let verify = RepositoryKey::prefix("https://github.com/org/apps").expect("prefix");
+        let child = RepositoryKey::parse("https://github.com/ORG/apps").expect("child");
+        assert!(child.identity_within(&verify), "a verify entry covers every case");
+        let entry = RepositoryCredentials {
+            url_prefix: "https://github.com/Org/".into(),
+            username: None,
+            password: None,
+            ssh_private_key: None,
+            known_hosts: None,
+        };
+        assert!(entry.covers("https://github.com/org/apps"));
+        for refused in [
+            "https://\u{ff47}ithub.com/org/apps",
+            "https://github.\u{441}om/org/apps",
+            "git@\u{ff47}ithub.com:org/apps",
+        ] {
+            let err = RepositoryKey::parse(refused).expect_err(refused);
+            assert!(err.to_string().contains("not ASCII"), "{err}");
+        }
+        assert!(RepositoryKey::pattern("https://\u{ff47}ithub.com/*").is_err());
     }
 
     #[test]

@@ -429,6 +429,8 @@ mod tests {
             "https://git.example.com:443/team-a/secret-keys/",
             "https://git.example.com/team-a/%73ecret-keys",
             "https://git.example.com/team-a/web/%2e%2e/secret-keys",
+            "https://git.example.com/team-a/Secret-keys",
+            "https://git.example.com/TEAM-A/SECRET-KEYS.git",
         ] {
             assert!(check_source(&project, denied).is_err(), "{denied}");
         }
@@ -446,6 +448,16 @@ mod tests {
             assert_eq!(check_source(&spelled, allowed), Ok(()), "{allowed}");
         }
         assert!(check_source(&spelled, "https://git.example.com/team-a/secret-x.git").is_err());
+        let mut capitals = team_a();
+        capitals.source_repos = Some(vec![
+            "https://git.example.com/Team-A/*".into(),
+            "!https://git.example.com/Team-A/Secret-*".into(),
+        ]);
+        assert_eq!(
+            check_source(&capitals, "https://git.example.com/team-a/web"),
+            Ok(())
+        );
+        assert!(check_source(&capitals, "https://git.example.com/team-a/secret-x").is_err());
         assert!(check_source(&spelled, "ssh://git@git.example.com:2222/team-a/web").is_err());
         let mut any = team_a();
         any.source_repos = Some(vec!["*".into(), "**".into()]);

@@ -237,17 +237,21 @@ async fn a_dependency_declared_from_a_chart_repository_is_pulled_at_the_locked_v
     );
 }
 
-#[tokio::test]
-async fn an_index_pointing_at_another_tenants_private_archive_gets_nothing() {
-    assert_helm_on_path();
-    let env = TestEnv::new("helm-foreign-archive").await;
-    // Tenant B's private chart repository: everything behind B's basic auth.
+/// Tenant B's private chart repository (web 1.0.0 behind B's basic auth, and the
+/// `repositories[]` entry with B's password) and tenant A's, whose index names web 1.0.0 with
+/// the digest of B's chart at `a_names(&b)` (relative: on A's server, which does not have it).
+struct Tenants {
+    a: ChartRepositoryServer,
+    b: ChartRepositoryServer,
+    b_credentials: driftless_core::application::RepositoryCredentials,
+    _dirs: [tempfile::TempDir; 3],
+}
+
+async fn tenants(a_names: impl FnOnce(&ChartRepositoryServer) -> String) -> Tenants {
     let b_dir = tempfile::tempdir().expect("b");
     let private = packaged(b_dir.path(), "web", "1.0.0", &b_dir.path().join("charts"));
     repo_index(&b_dir.path().join("charts"));
     let b = ChartRepositoryServer::start(b_dir.path(), Some(("robot", "b-secret"))).await;
-    let b_archive = b.url("charts/web-1.0.0.tgz");
-    // Tenant A's public index names B's archive, with its digest (as if A had seen it once).
     let a_dir = tempfile::tempdir().expect("a");
     std::fs::create_dir_all(a_dir.path().join("charts")).expect("a charts");
     std::fs::copy(&private, a_dir.path().join("charts/web-1.0.0.tgz")).expect("copy");
@@ -257,12 +261,11 @@ async fn an_index_pointing_at_another_tenants_private_archive_gets_nothing() {
     assert!(index.contains("digest:"), "{index}");
     std::fs::write(
         &index_path,
-        index.replace("- web-1.0.0.tgz", &format!("- {b_archive}")),
+        index.replace("- web-1.0.0.tgz", &format!("- {}", a_names(&b))),
     )
     .expect("index");
     std::fs::remove_file(a_dir.path().join("charts/web-1.0.0.tgz")).expect("only B has it");
     let a = ChartRepositoryServer::start(a_dir.path(), None).await;
-
     let secrets = tempfile::tempdir().expect("secrets");
     std::fs::write(secrets.path().join("b"), "b-secret").expect("password");
     let b_credentials = driftless_core::application::RepositoryCredentials {
@@ -274,6 +277,26 @@ async fn an_index_pointing_at_another_tenants_private_archive_gets_nothing() {
         ssh_private_key: None,
         known_hosts: None,
     };
+    Tenants {
+        a,
+        b,
+        b_credentials,
+        _dirs: [b_dir, a_dir, secrets],
+    }
+}
+
+#[tokio::test]
+async fn an_index_pointing_at_another_tenants_private_archive_gets_nothing() {
+    assert_helm_on_path();
+    let env = TestEnv::new("helm-foreign-archive").await;
+    // Tenant A's public index names B's archive, with its digest (as if A had seen it once).
+    let Tenants {
+        a,
+        b,
+        b_credentials,
+        _dirs,
+    } = tenants(|b| b.url("charts/web-1.0.0.tgz")).await;
+    let b_archive = b.url("charts/web-1.0.0.tgz");
     let repo = TestRepo::new();
     repo.write("deploy/README.md", "tenant A\n");
     repo.commit("tenant A");
@@ -341,5 +364,80 @@ async fn an_index_pointing_at_another_tenants_private_archive_gets_nothing() {
             .await
             .expect("get")
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_kept_archive_goes_only_to_pulls_with_the_credentials_that_fetched_it() {
+    assert_helm_on_path();
+    let env = TestEnv::new("helm-kept-archive").await;
+    // B's private chart, and A's index naming an archive on A's own server with the digest
+    // of B's chart (a digest is no secret); A's server has no such archive.
+    let Tenants {
+        a,
+        b,
+        b_credentials,
+        _dirs,
+    } = tenants(|_| "web-1.0.0.tgz".to_owned()).await;
+    let a_archive = a.url("charts/web-1.0.0.tgz");
+    let repo = TestRepo::new();
+    repo.write("deploy/README.md", "tenants\n");
+    repo.commit("tenants");
+    let app = |name: &str, repository: String| {
+        let mut app = common::application(name, &repo, "deploy", &env.namespace);
+        from_repository(&mut app, repository, "1.0.0", Vec::new());
+        app
+    };
+    let data = tempfile::tempdir().expect("data");
+    let engine = || {
+        common::engine_configured(
+            env.kubeconfig_path(),
+            data.path(),
+            vec![app("tenant-b", b.url("charts")), app("tenant-a", a.url("charts"))],
+            |config| {
+                config.repositories = vec![b_credentials.clone()];
+            },
+        )
+    };
+    let first = engine();
+    let result = first
+        .sync("tenant-b", SyncOptions::default())
+        .await
+        .expect("B pulls its chart");
+    assert_eq!(result.result, SyncResult::Succeeded, "{result:?}");
+    assert_eq!(data_of(&env, "tenant-b-web").await["greeting"], "hello");
+
+    // Kept in memory (this engine) and on disk (the next one): A's pull asks A's server,
+    // which has nothing, and never gets B's chart.
+    let mut first = Some(first);
+    for round in ["in memory", "on disk"] {
+        let engine = first.take().unwrap_or_else(engine);
+        let err = engine
+            .sync("tenant-a", SyncOptions::default())
+            .await
+            .expect_err("B's chart is B's");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("{a_archive}: the server answered 404")),
+            "{round}: {message}"
+        );
+        assert!(
+            env.api::<ConfigMap>()
+                .get_opt("tenant-a-web")
+                .await
+                .expect("get")
+                .is_none(),
+            "{round}"
+        );
+        drop(engine);
+    }
+    assert_eq!(
+        a.seen()
+            .iter()
+            .filter(|seen| seen.path.ends_with("web-1.0.0.tgz"))
+            .count(),
+        2,
+        "{:?}",
+        a.seen()
     );
 }
