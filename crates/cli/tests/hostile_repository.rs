@@ -16,6 +16,7 @@
 )]
 mod common;
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -106,23 +107,35 @@ struct Work {
 
 impl Work {
     fn new(env: &TestEnv, url: &str) -> Self {
+        Self::with_apps(
+            env,
+            url,
+            &[
+                ("plain", "apps/plain"),
+                ("kust", "apps/kust"),
+                ("helm", "apps/helm"),
+            ],
+        )
+    }
+
+    /// A configuration with the applications `(name, path)` of `url`.
+    fn with_apps(env: &TestEnv, url: &str, apps: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("a/b/c/tmp")).expect("tmp");
-        let app = |name: &str| {
-            format!(
-                "  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: {name} }}\n    spec:\n      source: {{ repoURL: '{url}', revision: main, path: apps/{name} }}\n      destination: {{ cluster: local, namespace: {namespace} }}\n      syncPolicy: {{ automated: {{ prune: true }}, interval: 1s }}\n",
+        let mut applications = String::new();
+        for (name, path) in apps {
+            let _ = write!(
+                applications,
+                "  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: {name} }}\n    spec:\n      source: {{ repoURL: '{url}', revision: main, path: {path} }}\n      destination: {{ cluster: local, namespace: {namespace} }}\n      syncPolicy: {{ automated: {{ prune: true }}, interval: 1s }}\n",
                 namespace = env.namespace,
-            )
-        };
+            );
+        }
         let config = dir.path().join("driftless.yaml");
         std::fs::write(
             &config,
             format!(
-                "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: state\nclusters:\n  - name: local\n    kubeconfig: {}\napplications:\n{}{}{}",
+                "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: state\nclusters:\n  - name: local\n    kubeconfig: {}\napplications:\n{applications}",
                 env.kubeconfig_path().display(),
-                app("plain"),
-                app("kust"),
-                app("helm"),
             ),
         )
         .expect("config");
@@ -298,4 +311,39 @@ async fn a_dot_dot_tree_already_in_a_mirror_is_refused_naming_the_path_and_write
 async fn a_backslash_in_a_tree_is_refused_naming_the_path() {
     let env = TestEnv::new("hostile-backslash").await;
     every_command_refuses(&env, Shape::Backslash, true);
+}
+
+/// A monorepo: a Kustomize application `apps/web`, and in `junk/` what no copy on disk can hold
+/// safely: a backslash in a name, a macOS `Icon\r`, a link to its own directory.
+#[tokio::test]
+async fn hostile_entries_elsewhere_in_a_monorepo_fail_only_the_application_that_holds_them() {
+    let env = TestEnv::new("hostile-monorepo").await;
+    let repo = TestRepo::new();
+    repo.commit_raw_tree(
+        "main",
+        &[
+            RawEntry::file(&["apps", "web", "kustomization.yaml"], "resources: [cm.yaml]\n"),
+            RawEntry::file(&["apps", "web", "cm.yaml"], &config_map("web")),
+            RawEntry::file(&["junk", "cm.yaml"], &config_map("junk")),
+            RawEntry::file(&["junk", "a\\b"], "x\n"),
+            RawEntry::file(&["junk", "Icon\r"], ""),
+            RawEntry::symlink(&["junk", "self"], "."),
+        ],
+    );
+    let url = repo.file_url();
+    let work = Work::with_apps(&env, &url, &[("web", "apps/web"), ("junk", "junk")]);
+    let output = work.run(&["render", "web"]);
+    let text = common::text(&output);
+    assert!(output.status.success(), "render web succeeds:\n{text}");
+    assert!(
+        text.contains("name: web"),
+        "render web shows its ConfigMap:\n{text}"
+    );
+    let output = work.run(&["render", "junk"]);
+    let text = common::text(&output);
+    assert!(!output.status.success(), "render junk must fail:\n{text}");
+    assert!(
+        text.contains("junk/") && text.contains("refused"),
+        "render junk names the refused entry:\n{text}"
+    );
 }

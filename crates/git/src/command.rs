@@ -24,10 +24,33 @@ const HARDENING: &[&str] = &[
     "submodule.recurse=false",
     // Every object a clone or fetch brings is verified (git fsck's checks, warnings as errors):
     // a tree entry named `..` or `.git`, a malformed object, is refused before it is stored.
-    // `transfer.*` covers clone and fetch (and receive, which driftless never runs). Zero-padded
-    // tree modes are a harmless quirk of old tools that real histories hold; only they are let in.
+    // `transfer.*` covers clone and fetch (and receive, which driftless never runs).
     "transfer.fsckObjects=true",
+    // Quirks of old tools that public histories hold, harmless to driftless (it reads no
+    // identity, date or tag header to decide anything): let in, or such a repository could never
+    // be fetched. Every path check (hasDot, hasDotdot, hasDotgit, fullPathname, emptyName,
+    // duplicateEntries, treeNotSorted), the .gitmodules checks and the structural ones (missing
+    // or bad tree, parent, object, type) stay errors. Ids as in git 2.47's fsck-msgids.
+    "fetch.fsck.badDate=ignore",
+    "fetch.fsck.badDateOverflow=ignore",
+    "fetch.fsck.badEmail=ignore",
+    "fetch.fsck.badName=ignore",
+    "fetch.fsck.badTimezone=ignore",
+    "fetch.fsck.missingEmail=ignore",
+    "fetch.fsck.missingNameBeforeEmail=ignore",
+    "fetch.fsck.missingSpaceBeforeDate=ignore",
+    "fetch.fsck.missingSpaceBeforeEmail=ignore",
+    "fetch.fsck.zeroPaddedDate=ignore",
+    "fetch.fsck.multipleAuthors=ignore",
+    "fetch.fsck.missingTaggerEntry=ignore",
+    "fetch.fsck.badTagName=ignore",
+    "fetch.fsck.extraHeaderEntry=ignore",
+    "fetch.fsck.nulInCommit=ignore",
+    "fetch.fsck.nullSha1=ignore",
+    "fetch.fsck.badFilemode=ignore",
     "fetch.fsck.zeroPaddedFilemode=ignore",
+    // Long paths are still read through check_path and the read limits.
+    "fetch.fsck.largePathname=ignore",
     // Start from no credential helper; ours, when needed, comes after this.
     "credential.helper=",
     // A mirror may be read by another user (the server) than the one that fetched it.

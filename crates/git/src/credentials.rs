@@ -70,9 +70,23 @@ fn shell_quote(path: &std::path::Path) -> String {
 }
 
 /// The HTTPS credential helper: a shell function that answers git's `get` with values from the
-/// environment of this one git process, so the secret never appears on a command line.
-const CREDENTIAL_HELPER: &str = "credential.helper=!f() { test \"$1\" = get || exit 0; \
+/// environment of this one git process, so the secret never appears on a command line. It
+/// answers only when git asks for the repository's own scheme and host[:port]: git follows a
+/// redirect of its first request to another host and asks the helper again for that host, which
+/// must get nothing.
+const CREDENTIAL_HELPER: &str = "credential.helper=!f() { test \"$1\" = get || exit 0; p=; h=; \
+     while IFS= read -r l && test -n \"$l\"; do case \"$l\" in protocol=*) p=${l#protocol=};; \
+     host=*) h=${l#host=};; esac; done; \
+     test \"$p\" = \"$DRIFTLESS_GIT_PROTOCOL\" && test \"$h\" = \"$DRIFTLESS_GIT_HOST\" || exit 0; \
      echo \"username=${DRIFTLESS_GIT_USERNAME}\"; echo \"password=${DRIFTLESS_GIT_PASSWORD}\"; }; f";
+
+/// The `protocol` and `host` git sends its credential helper for `url` (userinfo already taken
+/// out): the scheme in lower case and the authority as written (host[:port]).
+fn credential_target(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    Some((scheme.to_ascii_lowercase(), authority.to_owned()))
+}
 
 /// Credentials written in a repository URL (`https://user:token@host/…`), percent-decoded.
 pub(crate) struct Userinfo {
@@ -139,6 +153,7 @@ fn percent_decode(text: &str) -> String {
 /// of it, which wins as it did when git read it from the URL (a configured password still
 /// completes a URL that names only the user).
 pub(crate) fn prepare(
+    git_url: &str,
     credentials: Option<&RepositoryCredentials>,
     from_url: Option<Userinfo>,
 ) -> Result<Prepared, CredentialsError> {
@@ -160,8 +175,12 @@ pub(crate) fn prepare(
             (username, password)
         }),
     };
-    if let Some((username, password)) = username_and_password {
+    if let Some((username, password)) = username_and_password
+        && let Some((protocol, host)) = credential_target(git_url)
+    {
         prepared.config.push(CREDENTIAL_HELPER.to_owned());
+        prepared.env.push(("DRIFTLESS_GIT_PROTOCOL".to_owned(), protocol));
+        prepared.env.push(("DRIFTLESS_GIT_HOST".to_owned(), host));
         prepared.env.push(("DRIFTLESS_GIT_USERNAME".to_owned(), username));
         prepared.env.push((
             "DRIFTLESS_GIT_PASSWORD".to_owned(),
@@ -202,7 +221,7 @@ mod tests {
     fn a_missing_secret_names_its_source_not_a_value() {
         let mut credentials = creds("https://h/");
         credentials.password = Some(SecretSource::Env("DRIFTLESS_TEST_UNSET_VARIABLE_1234".to_owned()));
-        let err = prepare(Some(&credentials), None)
+        let err = prepare("https://git.example.com/r.git", Some(&credentials), None)
             .err()
             .expect("the variable is not set");
         assert_eq!(
@@ -227,7 +246,7 @@ mod tests {
         let mut credentials = creds("https://h/");
         credentials.password = Some(SecretSource::File(password));
         credentials.ssh_private_key = Some(SecretSource::File(key));
-        let prepared = prepare(Some(&credentials), None).expect("prepared");
+        let prepared = prepare("https://git.example.com/r.git", Some(&credentials), None).expect("prepared");
         assert!(
             prepared.config.iter().all(|c| !c.contains("s3cret")),
             "no secret in git -c arguments"
@@ -276,7 +295,8 @@ mod tests {
         assert_eq!(split_userinfo("file:///srv/r@x").0, "file:///srv/r@x");
         assert_eq!(split_userinfo("https://h/r@x").0, "https://h/r@x");
 
-        let prepared = prepare(None, split_userinfo("https://bot:tok@h/r").1).expect("prepared");
+        let prepared =
+            prepare("https://h/r", None, split_userinfo("https://bot:tok@h/r").1).expect("prepared");
         assert!(prepared.config.iter().all(|c| !c.contains("tok")));
         assert!(
             prepared

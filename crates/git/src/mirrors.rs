@@ -13,7 +13,7 @@ use crate::command::{Failure, Git};
 use crate::credentials::{self, CredentialsError};
 use crate::scrub::scrub_url;
 use crate::signatures::{SignatureError, SignaturePolicy, Signer, verify_commit};
-use crate::tree::{Entry, FileTree, path_problem};
+use crate::tree::{Entry, FileTree};
 
 /// A full (40 hex digit) commit id, as resolved from a repository.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -92,14 +92,6 @@ pub enum GitError {
         commit: String,
         what: &'static str,
         limit: u64,
-    },
-    /// A path in the tree breaks the grammar of paths from Git (`..`, `.git`, a backslash, …).
-    #[error("{repo} at {commit}: path {path:?} from the repository is refused: it {reason}")]
-    UnsafePath {
-        repo: String,
-        commit: String,
-        path: String,
-        reason: &'static str,
     },
     #[error("failed to {action}")]
     Io {
@@ -259,6 +251,7 @@ impl Mirrors {
         // it go to the credential helper's environment instead, and git sees the URL without them.
         let (git_url, userinfo) = credentials::split_userinfo(url);
         let prepared = credentials::prepare(
+            &git_url,
             driftless_core::application::credentials_for(&self.credentials, url),
             userinfo,
         )
@@ -379,7 +372,9 @@ impl Mirrors {
     }
 
     /// Reads every file at or below `path` ("" for the whole repository) at `commit` into memory,
-    /// within the configured [`ReadLimits`].
+    /// within the configured [`ReadLimits`]. Entries no copy on disk could hold safely are left
+    /// out and listed in [`FileTree::refused`]; a caller refuses an application with
+    /// [`FileTree::check_under`] its own path.
     pub async fn read_tree(&self, url: &str, commit: &CommitId, path: &str) -> Result<FileTree, GitError> {
         let dir = self.mirror_dir(url);
         let mut args = vec![
@@ -404,22 +399,6 @@ impl Mirrors {
             repo: scrub_url(url),
             detail,
         })?;
-        // Every path is checked before anything is read: a tree may hold what no work tree can.
-        let mut seen = std::collections::HashSet::with_capacity(entries.len());
-        for entry in &entries {
-            let unsafe_path = |reason| GitError::UnsafePath {
-                repo: scrub_url(url),
-                commit: commit.0.clone(),
-                path: entry.path.clone(),
-                reason,
-            };
-            if let Some(reason) = path_problem(&entry.path) {
-                return Err(unsafe_path(reason));
-            }
-            if !seen.insert(entry.path.as_str()) {
-                return Err(unsafe_path("appears twice in the tree"));
-            }
-        }
         let too_large = |what, limit| GitError::TooLarge {
             repo: scrub_url(url),
             commit: commit.0.clone(),
@@ -439,7 +418,9 @@ impl Mirrors {
             .map(|e| e.object.as_str())
             .collect();
         let mut contents = self.read_objects(url, &dir, &blob_ids).await?.into_iter();
-        let mut tree = FileTree::default();
+        // A tree may hold what no work tree can: `FileTree::from_git` leaves such entries out and
+        // lists them, for the applications whose path holds one to be refused.
+        let mut checked = Vec::with_capacity(entries.len());
         for entry in entries {
             let value = match (entry.kind.as_str(), entry.mode.as_str()) {
                 ("commit", _) => Entry::Submodule,
@@ -455,9 +436,9 @@ impl Mirrors {
                 },
                 _ => continue,
             };
-            tree.entries.insert(entry.path, value);
+            checked.push((entry.path, value));
         }
-        Ok(tree)
+        Ok(FileTree::from_git(checked))
     }
 
     /// Contents of objects (blobs, commits), in order, through one `git cat-file --batch`.

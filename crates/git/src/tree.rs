@@ -54,6 +54,7 @@ impl<'a> FromIterator<(&'a str, Entry)> for FileTree {
                 .into_iter()
                 .map(|(path, entry)| (path.to_owned(), entry))
                 .collect(),
+            refused: Vec::new(),
         }
     }
 }
@@ -77,6 +78,24 @@ pub enum TreeError {
         target: String,
         reason: &'static str,
     },
+    /// A link to a directory that holds the link: a copy on disk would never end.
+    #[error("{path:?}: symlink to {target:?} is a directory that holds the link itself (a loop); refused")]
+    LinkLoop { path: String, target: String },
+}
+
+impl TreeError {
+    /// The repository path the error is about.
+    #[must_use]
+    pub fn path(&self) -> &str {
+        match self {
+            Self::SymlinkEscapes { path, .. }
+            | Self::SymlinkLoop { path }
+            | Self::NotFound { path }
+            | Self::UnsafePath { path, .. }
+            | Self::UnsafeSymlink { path, .. }
+            | Self::LinkLoop { path, .. } => path,
+        }
+    }
 }
 
 /// Returned by [`FileTree::materialize`]; nothing is written when a path or a limit is refused.
@@ -84,8 +103,6 @@ pub enum TreeError {
 pub enum MaterializeError {
     #[error(transparent)]
     Refused(#[from] TreeError),
-    #[error("{link:?}: symlink to {target:?} is a directory that holds the link itself (a loop); refused")]
-    LinkLoop { link: String, target: String },
     #[error(
         "{path:?}: writing it makes {what} exceed the limit of {limit} (a directory a symlink points \
          at is counted each time it is copied)"
@@ -107,6 +124,10 @@ const MAX_SYMLINK_HOPS: usize = 40;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileTree {
     pub entries: BTreeMap<String, Entry>,
+    /// Entries of the Git tree left out of `entries`, each with why (see [`FileTree::from_git`]).
+    /// One bad entry must not fail every application of a monorepo: only those whose own path
+    /// holds it ([`FileTree::check_under`]) or whose render needs it (it is not found).
+    pub refused: Vec<TreeError>,
 }
 
 /// Why one component of a path from Git is refused, if it is.
@@ -127,7 +148,7 @@ fn component_problem(component: &str) -> Option<&'static str> {
     }
 }
 
-pub(crate) fn path_problem(path: &str) -> Option<&'static str> {
+fn path_problem(path: &str) -> Option<&'static str> {
     if path.starts_with('/') {
         return Some("is absolute");
     }
@@ -193,6 +214,69 @@ fn parent(path: &str) -> &str {
 }
 
 impl FileTree {
+    /// The tree of Git's entries, in any order. Left out and listed in `refused`: a path that
+    /// breaks [`check_path`] (and everything under it), a path that appears twice, and a link to
+    /// a directory that holds the link (a copy of it on disk would never end).
+    #[must_use]
+    pub fn from_git(entries: impl IntoIterator<Item = (String, Entry)>) -> Self {
+        let mut tree = Self::default();
+        let mut twice = Vec::new();
+        for (path, entry) in entries {
+            if let Err(err) = check_path(&path) {
+                tree.refused.push(err);
+            } else if tree.entries.insert(path.clone(), entry).is_some() {
+                twice.push(path);
+            }
+        }
+        for path in twice {
+            tree.entries.remove(&path);
+            tree.refused.push(TreeError::UnsafePath {
+                path,
+                reason: "appears twice in the tree",
+            });
+        }
+        let loops: Vec<TreeError> = tree
+            .entries
+            .iter()
+            .filter_map(|(path, entry)| tree.link_loop(path, entry))
+            .collect();
+        for err in loops {
+            tree.entries.remove(err.path());
+            tree.refused.push(err);
+        }
+        tree
+    }
+
+    /// The loop `path` makes when it is a link to a directory that holds it.
+    fn link_loop(&self, path: &str, entry: &Entry) -> Option<TreeError> {
+        let Entry::Symlink { target } = entry else {
+            return None;
+        };
+        let resolved = self.resolve(path).ok()?;
+        let directory = !self.entries.contains_key(&resolved);
+        (directory && (resolved.is_empty() || path.starts_with(&format!("{resolved}/")))).then(|| {
+            TreeError::LinkLoop {
+                path: path.to_owned(),
+                target: target.clone(),
+            }
+        })
+    }
+
+    /// Refuses an application whose files are at or below `dir` ("" for the whole repository)
+    /// when an entry there was left out of the tree; the error names the entry.
+    pub fn check_under(&self, dir: &str) -> Result<(), TreeError> {
+        let holds = |path: &str| {
+            dir.is_empty()
+                || path == dir
+                || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+                || dir.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'))
+        };
+        match self.refused.iter().find(|err| holds(err.path())) {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+
     /// Paths of the entries at or below `dir` ("" for everything).
     pub fn paths_under<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let prefix = if dir.is_empty() {
@@ -284,10 +368,14 @@ impl FileTree {
     /// are left out and listed in the result, for the error a program reading them will give.
     /// Submodules are left out; so are links inside a directory a link points at.
     ///
-    /// Refused before anything is written: a path that breaks [`check_path`]; a link to a
-    /// directory that holds the link (a copy on disk would never end); more files or bytes than
-    /// `limits` once every link's copy is counted (links can multiply a repository). Each write
-    /// stays lexically below `dir`, creates its file anew and never passes through a link on disk.
+    /// A link to a directory that holds the link (a copy on disk would never end) is left out and
+    /// listed too ([`FileTree::from_git`] has already set such links aside, for
+    /// [`FileTree::check_under`] to refuse the applications they lie in).
+    ///
+    /// Refused before anything is written: a path that breaks [`check_path`]; more files or
+    /// bytes than `limits` once every link's copy is counted (links can multiply a repository).
+    /// Each write stays lexically below `dir`, creates its file anew and never passes through a
+    /// link on disk.
     pub fn materialize(&self, dir: &Path, limits: ReadLimits) -> Result<Vec<TreeError>, MaterializeError> {
         let mut refused = Vec::new();
         let mut plan = Plan {
@@ -301,7 +389,11 @@ impl FileTree {
             match entry {
                 Entry::File { contents, .. } => plan.add(path.clone(), contents)?,
                 Entry::Submodule => {}
-                Entry::Symlink { target } => {
+                Entry::Symlink { .. } => {
+                    if let Some(err) = self.link_loop(path, entry) {
+                        refused.push(err);
+                        continue;
+                    }
                     let resolved = match self.resolve(path) {
                         Ok(resolved) => resolved,
                         Err(err) => {
@@ -313,14 +405,7 @@ impl FileTree {
                         plan.add(path.clone(), contents)?;
                         continue;
                     }
-                    // A link to a directory: its files are copied under the link's path, which
-                    // never ends when the directory holds the link.
-                    if resolved.is_empty() || path.starts_with(&format!("{resolved}/")) {
-                        return Err(MaterializeError::LinkLoop {
-                            link: path.clone(),
-                            target: target.clone(),
-                        });
-                    }
+                    // A link to a directory (not a loop): its files are copied under its path.
                     for inner in self.paths_under(&resolved) {
                         if let Some(Entry::File { contents, .. }) = self.entries.get(inner) {
                             plan.add(format!("{path}{}", &inner[resolved.len()..]), contents)?;
@@ -587,7 +672,7 @@ mod tests {
     }
 
     #[test]
-    fn directory_links_to_themselves_or_an_ancestor_are_refused_naming_the_link() {
+    fn directory_links_to_themselves_or_an_ancestor_are_left_out_and_refuse_only_their_directory() {
         for (name, target) in [
             ("a", "."),
             ("x/up", ".."),
@@ -595,32 +680,88 @@ mod tests {
             ("x/deep/up", "../.."),
             ("chain", "x/deep/up"),
         ] {
-            let mut entries = vec![("x/cm.yaml", file("a")), (name, link(target))];
+            let mut entries = vec![
+                ("x/cm.yaml".to_owned(), file("a")),
+                ("y/cm.yaml".to_owned(), file("b")),
+                (name.to_owned(), link(target)),
+            ];
             if name == "chain" {
-                entries.push(("x/deep/up", link("../..")));
+                entries.push(("x/deep/up".to_owned(), link("../..")));
             }
-            let t = tree(&entries);
+            let as_listed = FileTree {
+                entries: entries.iter().cloned().collect(),
+                refused: Vec::new(),
+            };
             let dir = tempfile::tempdir().expect("tempdir");
-            let result = t.materialize(dir.path(), ReadLimits::default());
-            let message = format!("{result:?}");
+            let refused = as_listed
+                .materialize(dir.path(), ReadLimits::default())
+                .expect("a loop is left out, not fatal");
             assert!(
-                result.is_err() && message.contains(name),
-                "{name} -> {target} is refused, naming the link: {message}"
+                refused.iter().any(|e| e.path() == name),
+                "{name} -> {target} is left out, naming the link: {refused:?}"
             );
+            assert!(!dir.path().join(name).exists(), "{name}");
+            assert!(
+                dir.path().join("y/cm.yaml").is_file(),
+                "{name}: the rest is written"
+            );
+
+            let t = FileTree::from_git(entries);
+            assert!(!t.entries.contains_key(name), "{name} is set aside");
+            assert_eq!(
+                t.check_under("y"),
+                Ok(()),
+                "{name}: another directory is unaffected"
+            );
+            let parent_dir = parent(name);
+            let err = t.check_under(parent_dir).expect_err(name).to_string();
+            assert!(err.contains(name) && err.contains("loop"), "{name}: {err}");
         }
     }
 
     #[test]
+    fn unsafe_entries_are_left_out_and_refuse_only_the_directories_that_hold_them() {
+        let t = FileTree::from_git([
+            ("apps/web/cm.yaml".to_owned(), file("a")),
+            ("junk/a\\b".to_owned(), file("x")),
+            ("junk/Icon\r".to_owned(), file("")),
+            ("junk/../../x".to_owned(), file("x")),
+            ("apps/web/twice".to_owned(), file("1")),
+            ("apps/web/twice".to_owned(), file("2")),
+        ]);
+        assert_eq!(
+            t.entries.keys().collect::<Vec<_>>(),
+            vec!["apps/web/cm.yaml"],
+            "only safe entries are kept"
+        );
+        assert_eq!(t.check_under("apps/api"), Ok(()));
+        assert_eq!(t.check_under("apps/webx"), Ok(()));
+        for (dir, named) in [
+            ("junk", "junk/a\\\\b"),
+            ("", "junk/a\\\\b"),
+            ("junk/a\\b/deeper", "junk/a\\\\b"),
+            ("apps/web", "apps/web/twice"),
+        ] {
+            let err = t.check_under(dir).expect_err(dir).to_string();
+            assert!(err.contains(named), "{dir}: {err}");
+        }
+        assert!(
+            t.refused.iter().any(|e| e.path() == "junk/Icon\r"),
+            "{:?}",
+            t.refused
+        );
+    }
+
+    #[test]
     fn links_that_multiply_a_repository_are_refused_before_anything_big_is_written() {
-        // A 10 MiB repository, then 50 links to its root, or 50 links to its one directory.
-        for (name, target) in [("root", "."), ("copy", "data")] {
+        // A 10 MiB repository, then 50 links to its one directory, or to its parent. (Links to
+        // the root are loops, left out.)
+        for (name, target) in [("copy", "top/data"), ("up", "top")] {
             let mut entries: Vec<(String, Entry)> = (0..10)
-                .map(|i| (format!("data/blob{i}"), file(&"x".repeat(1 << 20))))
+                .map(|i| (format!("top/data/blob{i}"), file(&"x".repeat(1 << 20))))
                 .collect();
             entries.extend((0..50).map(|i| (format!("{name}{i}"), link(target))));
-            let t = FileTree {
-                entries: entries.into_iter().collect(),
-            };
+            let t = FileTree::from_git(entries);
             let dir = tempfile::tempdir().expect("tempdir");
             let result = t.materialize(dir.path(), ReadLimits::default());
             let message = format!("{result:?}");

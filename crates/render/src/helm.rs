@@ -204,6 +204,7 @@ fn chart_tree<'f>(
             Origin::Repository(tree, chart_dir) => {
                 let chart = FileTree {
                     entries: subtree(tree, chart_dir).into_iter().collect(),
+                    ..FileTree::default()
                 };
                 let file = |name: &str| join_inside(chart_dir, name).unwrap_or_default();
                 let metadata = chart_metadata(tree, &file("Chart.yaml"))?;
