@@ -307,3 +307,63 @@ fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest as _, Sha256};
     format!("{:x}", Sha256::digest(bytes))
 }
+
+/// A digest is no secret: tenant A's own registry can serve a manifest naming the layer digest
+/// of tenant B's chart, which B pulled with B's credentials. A gets what A's registry answers
+/// for that layer (from memory and from the disk cache alike), never B's chart.
+#[tokio::test]
+async fn a_kept_oci_layer_goes_only_to_pulls_with_the_credentials_that_fetched_it() {
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().expect("charts");
+    let archive = package(&write_chart(dir.path(), "1.0.0"), &dir.path().join("out"));
+    push(&archive, &registry.url("b"));
+    let layer = std::fs::read(&archive).expect("archive");
+    let digest = format!("sha256:{}", sha256_hex(&layer));
+    // A's "registry": a plain server with a Helm chart manifest and no blobs.
+    let a_dir = tempfile::tempdir().expect("a");
+    let manifests = a_dir.path().join("v2/a/web/manifests");
+    std::fs::create_dir_all(&manifests).expect("manifests");
+    std::fs::write(
+        manifests.join("1.0.0"),
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":"sha256:{}","size":2}},"layers":[{{"mediaType":"application/vnd.cncf.helm.chart.content.v1.tar+gzip","digest":"{digest}","size":{}}}]}}"#,
+            sha256_hex(b"{}"),
+            layer.len()
+        ),
+    )
+    .expect("manifest");
+    let a = ChartRepositoryServer::start(a_dir.path(), None).await;
+    let a_url = a.url("a").replace("http://", "oci://");
+    let secrets = tempfile::tempdir().expect("secrets");
+    let cache = tempfile::tempdir().expect("cache");
+    let charts = || {
+        Charts::new(
+            Some(cache.path().to_owned()),
+            vec![credentials(
+                registry.url("b"),
+                password_file(secrets.path(), "b-secret"),
+            )],
+            ChartLimits::default(),
+        )
+    };
+    let first = charts();
+    let pulled = first
+        .pull(&chart(&registry.url("b"), "1.0.0"))
+        .await
+        .expect("B's chart");
+    assert_eq!(pulled.digest, digest);
+
+    for (round, charts) in [("in memory", first), ("on disk", charts())] {
+        let err = charts
+            .pull(&chart(&a_url, "1.0.0"))
+            .await
+            .expect_err(&format!("{round}: B's chart is B's"));
+        assert!(err.to_string().starts_with("127.0.0.1:"), "{round}: {err}");
+    }
+    let blobs = a
+        .seen()
+        .iter()
+        .filter(|seen| seen.path == format!("/v2/a/web/blobs/{digest}"))
+        .count();
+    assert_eq!(blobs, 2, "A's registry was asked each time: {:?}", a.seen());
+}
