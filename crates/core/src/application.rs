@@ -494,7 +494,9 @@ impl RepositoryKey {
         if !host.is_ascii() || host.contains('%') {
             // curl and git map look-alikes (a fullwidth `ｇ`) to another, ASCII host: no policy
             // could tell which one this is.
-            return Err(refuse(format!("the host {host:?} is not ASCII")));
+            return Err(refuse(format!(
+                "the host {host:?} is not plain ASCII (a look-alike or a %-escape)"
+            )));
         }
         // `github.com.` is `github.com`, fully qualified.
         let host = host.strip_suffix('.').unwrap_or(host);
@@ -742,9 +744,10 @@ mod tests {
             "https://\u{ff47}ithub.com/org/apps",
             "https://github.\u{441}om/org/apps",
             "git@\u{ff47}ithub.com:org/apps",
+            "https://github%2ecom/org/apps",
         ] {
             let err = RepositoryKey::parse(refused).expect_err(refused);
-            assert!(err.to_string().contains("not ASCII"), "{err}");
+            assert!(err.to_string().contains("is not plain ASCII"), "{err}");
         }
         assert!(RepositoryKey::pattern("https://\u{ff47}ithub.com/*").is_err());
     }
