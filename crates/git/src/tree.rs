@@ -778,6 +778,28 @@ mod tests {
             }
             assert_eq!(written, 0, "50 links to {target}: nothing is written");
         }
+        // 50 links to the root itself (`a -> .`): each is a loop, left out and listed; the
+        // repository is written once, not 51 times.
+        let mut entries: Vec<(String, Entry)> = (0..10)
+            .map(|i| (format!("data/blob{i}"), file(&"x".repeat(1 << 20))))
+            .collect();
+        entries.extend((0..50).map(|i| (format!("root{i}"), link("."))));
+        let t = FileTree::from_git(entries);
+        assert_eq!(t.refused.len(), 50, "every link to the root is refused: {:?}", t.refused);
+        let dir = tempfile::tempdir().expect("tempdir");
+        t.materialize(dir.path(), ReadLimits::default())
+            .expect("the rest is written");
+        let written: u64 = std::fs::read_dir(dir.path().join("data"))
+            .expect("data")
+            .flatten()
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .sum();
+        assert_eq!(written, 10 << 20, "the data once");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("dir").count(),
+            1,
+            "no copy under any link"
+        );
     }
 
     #[test]
