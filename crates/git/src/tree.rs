@@ -785,7 +785,12 @@ mod tests {
             .collect();
         entries.extend((0..50).map(|i| (format!("root{i}"), link("."))));
         let t = FileTree::from_git(entries);
-        assert_eq!(t.refused.len(), 50, "every link to the root is refused: {:?}", t.refused);
+        assert_eq!(
+            t.refused.len(),
+            50,
+            "every link to the root is refused: {:?}",
+            t.refused
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         t.materialize(dir.path(), ReadLimits::default())
             .expect("the rest is written");
