@@ -73,41 +73,51 @@ fn is_remote(path: &str) -> bool {
 /// configuration, or (text with a newline) as inline plugin configuration.
 const PLUGIN_LISTS: &[&str] = &["generators", "transformers", "validators"];
 
-/// Keys whose string values a builtin plugin's configuration loads as files (`PatchTransformer`'s
-/// `path`, `PatchStrategicMergeTransformer`'s `paths`, generators' `files`/`envs`/`env`,
-/// `ReplacementTransformer`'s `replacements[].path`): searched at any depth, so an unknown or
-/// future plugin kind is judged the same way.
-const PLUGIN_PATH_KEYS: &[&str] = &["path", "paths", "files", "envs", "env"];
-
 /// Plugin kinds that run Helm.
 const HELM_PLUGINS: &[&str] = &["HelmChartInflationGenerator"];
 
-/// Every (key, path) a plugin configuration names, at any depth.
-fn plugin_paths<'a>(value: &'a Value, key: Option<&'static str>, found: &mut Vec<(&'static str, &'a str)>) {
-    match value {
-        Value::Object(fields) => {
-            for (name, inner) in fields {
-                let key = PLUGIN_PATH_KEYS.iter().find(|k| **k == name.as_str()).copied();
-                plugin_paths(inner, key, found);
-            }
+/// The string, or strings, of `value`.
+fn strings(value: Option<&Value>) -> impl Iterator<Item = &str> {
+    let (one, many) = match value {
+        Some(Value::String(text)) => (Some(text.as_str()), None),
+        Some(Value::Array(items)) => (None, Some(items.iter().filter_map(Value::as_str))),
+        _ => (None, None),
+    };
+    one.into_iter().chain(many.into_iter().flatten())
+}
+
+/// The files a `configMapGenerator`/`secretGenerator` entry (or a `ConfigMapGenerator` or
+/// `SecretGenerator` plugin's configuration) loads: `files` (`key=path` or `path`), `envs`, `env`.
+fn generator_files(generator: &Value) -> impl Iterator<Item = (&'static str, &str)> {
+    let files = strings(generator.get("files"))
+        .map(|entry| ("files", entry.split_once('=').map_or(entry, |(_, path)| path)));
+    let envs = strings(generator.get("envs")).map(|path| ("envs", path));
+    let env = strings(generator.get("env")).map(|path| ("env", path));
+    files.chain(envs).chain(env)
+}
+
+/// Every (field, path) a builtin plugin's configuration loads as a file, by its kind: patches'
+/// `path`/`paths`, generators' files, replacements' `path`. Only those fields: labels,
+/// annotations and `fieldSpecs[].path` (a field path) are not files. Other kinds load no file
+/// (and kustomize runs no plugin that is not builtin: plugins are off).
+fn plugin_paths(config: &Value) -> Vec<(&'static str, &str)> {
+    match config.get("kind").and_then(Value::as_str).unwrap_or_default() {
+        "PatchTransformer" | "PatchJson6902Transformer" => {
+            strings(config.get("path")).map(|path| ("path", path)).collect()
         }
-        Value::Array(items) => {
-            for item in items {
-                plugin_paths(item, key, found);
-            }
+        "PatchStrategicMergeTransformer" => {
+            strings(config.get("paths")).map(|path| ("paths", path)).collect()
         }
-        Value::String(text) => {
-            if let Some(key) = key {
-                // `files: [key=path]` names a file too.
-                let path = if key == "files" {
-                    text.split_once('=').map_or(text.as_str(), |(_, path)| path)
-                } else {
-                    text
-                };
-                found.push((key, path));
-            }
-        }
-        _ => {}
+        "ConfigMapGenerator" | "SecretGenerator" => generator_files(config).collect(),
+        "ReplacementTransformer" => config
+            .get("replacements")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|replacement| strings(replacement.get("path")))
+            .map(|path| ("path", path))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -166,23 +176,7 @@ fn referenced_paths(kustomization: &Value) -> Vec<(&'static str, &str)> {
     }
     for field in ["configMapGenerator", "secretGenerator"] {
         for generator in fields.get(field).and_then(Value::as_array).into_iter().flatten() {
-            for list in ["files", "envs"] {
-                for item in generator
-                    .get(list)
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(entry) = item.as_str() {
-                        // `key=path` or `path`.
-                        let path = entry.split_once('=').map_or(entry, |(_, path)| path);
-                        referenced.push((field, path));
-                    }
-                }
-            }
-            if let Some(path) = generator.get("env").and_then(Value::as_str) {
-                referenced.push((field, path));
-            }
+            referenced.extend(generator_files(generator).map(|(_, path)| (field, path)));
         }
     }
     if let Some(path) = kustomization.pointer("/openapi/path").and_then(Value::as_str) {
@@ -356,9 +350,7 @@ fn check_plugin(
             "inflates Helm charts inside kustomize, which is off (render charts as a Helm source)",
         ));
     }
-    let mut paths = Vec::new();
-    plugin_paths(config, None, &mut paths);
-    for (key, path) in paths {
+    for (key, path) in plugin_paths(config) {
         check_path(tree, file, field.unwrap_or(key), path, dir)?;
     }
     Ok(())

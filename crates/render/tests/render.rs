@@ -185,6 +185,38 @@ async fn kustomize_overlays_render_with_bases_outside_their_path() {
     ");
 }
 
+/// Plugin configuration written as kustomize's documentation shows it renders: a label `env` or
+/// a `fieldSpecs` entry's `path` (a field path, not a file) is not a file to look for.
+#[tokio::test]
+async fn transformer_and_generator_configurations_without_files_render() {
+    let repo = kustomize_repo();
+    repo.write(
+        "overlays/labelled/labels.yaml",
+        "apiVersion: builtin\nkind: LabelTransformer\nmetadata: {name: env}\nlabels: {env: prod, path: here}\nfieldSpecs:\n  - path: metadata/labels\n    create: true\n",
+    )
+    .write(
+        "overlays/labelled/kustomization.yaml",
+        "resources: [../../base]\ntransformers: [labels.yaml]\ngenerators:\n  - |\n    apiVersion: builtin\n    kind: ConfigMapGenerator\n    metadata: {name: settings}\n    options: {labels: {env: prod}}\n    literals: [mode=fast]\n",
+    );
+    let rendered = render_at(&repo, "overlays/labelled", Renderer::Detect)
+        .await
+        .expect("renders");
+    assert!(
+        names(&rendered)
+            .iter()
+            .any(|name| name.starts_with("ConfigMap/settings")),
+        "{:?}",
+        names(&rendered)
+    );
+    assert!(
+        rendered
+            .manifests
+            .iter()
+            .all(|m| m.manifest["metadata"]["labels"]["env"] == "prod"),
+        "every object labelled"
+    );
+}
+
 #[tokio::test]
 async fn kustomize_errors_name_repository_paths_and_nothing_outside_is_read() {
     let repo = kustomize_repo();
