@@ -8,16 +8,22 @@
 
 pub mod access;
 pub mod application;
+pub mod applied;
 pub mod arguments;
+pub mod changes;
+pub mod comparison;
 mod desired;
 pub mod diff;
 pub mod fingerprint;
 pub mod health;
+pub mod hooks;
+pub mod inventory;
 pub mod notifications;
 mod object_ref;
 pub mod plan;
 pub mod preview;
 pub mod project;
+pub mod reconcile;
 pub mod schema;
 mod status;
 pub mod sync_order;

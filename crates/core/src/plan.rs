@@ -16,6 +16,8 @@ use serde_json::Value;
 use crate::sync_order::{InvalidWave, Wave, kind_rank, plan_order, stage_of_reference};
 use crate::{DesiredObject, ObjectRef};
 
+/// The field manager driftless applies as (server-side apply).
+pub const FIELD_MANAGER: &str = "driftless";
 /// The label marking which application owns an object.
 pub const APPLICATION_LABEL: &str = "driftless.dev/application";
 /// `"false"` on a live object: never prune it.
@@ -452,71 +454,4 @@ mod sync_option_tests {
         assert_eq!(object_sync_option(&both, "Replace"), Some(false));
         assert_eq!(object_sync_option(&with_annotations(&json!({})), "Replace"), None);
     }
-
-    #[test]
-    fn hook_policies_read_argo_and_helm_names() {
-        let ours = with_annotations(
-            &json!({ HOOK_DELETE_POLICY_ANNOTATION: "before-hook-creation, hook-succeeded" }),
-        );
-        assert_eq!(
-            hook_delete_policy(&ours),
-            Some(HookDeletePolicy {
-                before_creation: true,
-                on_success: true,
-                on_failure: false
-            })
-        );
-        let argo = with_annotations(&json!({ ARGO_HOOK_DELETE_POLICY_ANNOTATION: "HookFailed" }));
-        assert!(hook_delete_policy(&argo).is_some_and(|p| p.on_failure && p.deleted_after_run()));
-        assert_eq!(hook_delete_policy(&with_annotations(&json!({}))), None);
-    }
-}
-
-/// Marks a hook: an object that runs during a sync (a migration Job, say) and is deleted as its
-/// policy says. Comma-separated `BeforeHookCreation`, `HookSucceeded`, `HookFailed` (Argo CD's
-/// names; Helm's `before-hook-creation`, `hook-succeeded`, `hook-failed` are read too). The Helm
-/// renderer writes it for each chart hook.
-pub const HOOK_DELETE_POLICY_ANNOTATION: &str = "driftless.dev/hook-delete-policy";
-/// Argo CD's equivalent.
-pub const ARGO_HOOK_DELETE_POLICY_ANNOTATION: &str = "argocd.argoproj.io/hook-delete-policy";
-
-/// When a hook object is deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HookDeletePolicy {
-    /// A live hook that differs from Git is deleted before the new one is created (a Job's
-    /// template cannot be changed in place, and a changed hook should run again).
-    pub before_creation: bool,
-    /// Deleted once it is healthy (a Job complete); its absence then is not drift.
-    pub on_success: bool,
-    /// Deleted when it fails; the sync fails too.
-    pub on_failure: bool,
-}
-
-impl HookDeletePolicy {
-    /// Whether the hook may be absent from the cluster once it ran.
-    #[must_use]
-    pub fn deleted_after_run(self) -> bool {
-        self.on_success || self.on_failure
-    }
-}
-
-/// The object's hook deletion policy; `None`: not a hook.
-#[must_use]
-pub fn hook_delete_policy(object: &DesiredObject) -> Option<HookDeletePolicy> {
-    let value = [HOOK_DELETE_POLICY_ANNOTATION, ARGO_HOOK_DELETE_POLICY_ANNOTATION]
-        .iter()
-        .find_map(|annotation| object.annotation(annotation))?;
-    let mut policy = HookDeletePolicy::default();
-    for name in value
-        .split(',')
-        .map(|name| name.trim().to_ascii_lowercase().replace('-', ""))
-    {
-        match name.as_str() {
-            "beforehookcreation" => policy.before_creation = true,
-            "hooksucceeded" => policy.on_success = true,
-            "hookfailed" => policy.on_failure = true,
-            _ => {}
-        }
-    }
-    Some(policy)
 }
