@@ -350,6 +350,7 @@ pub struct SyncRecord {
 /// The database. Safe to share between threads; one connection, serialised.
 pub struct Store {
     connection: Mutex<Connection>,
+    migrations_applied: usize,
 }
 
 fn write_inventory(
@@ -486,18 +487,29 @@ impl Store {
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(sql("read the schema version"))?;
         let applied = usize::try_from(applied).unwrap_or(0);
+        let mut migrations_applied = 0;
         for (index, step) in (1_i64..).zip(MIGRATIONS).skip(applied) {
             migration.execute_batch(step).map_err(sql("migrate the schema"))?;
             migration
                 .pragma_update(None, "user_version", index)
                 .map_err(sql("record the schema version"))?;
+            migrations_applied += 1;
         }
         migration.commit().map_err(sql("migrate the schema"))?;
         let store = Self {
             connection: Mutex::new(connection),
+            migrations_applied,
         };
         store.recover_interrupted()?;
         Ok(store)
+    }
+
+    /// How many schema migration steps this open applied: all of them for a new database, none
+    /// when the schema was already current (migrated earlier, or by another process opening it at
+    /// the same time).
+    #[must_use]
+    pub fn migrations_applied(&self) -> usize {
+        self.migrations_applied
     }
 
     /// Marks syncs as interrupted whose process is gone: it stopped (crashed, was killed) while

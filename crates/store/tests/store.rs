@@ -249,22 +249,78 @@ fn pins_persist_until_removed() {
     assert_eq!(store.pinned("web").expect("read"), None);
 }
 
+/// Set in the children of the test below: the database each of them opens.
+const OPENER: &str = "DRIFTLESS_TEST_STORE_OPENER";
+const MIGRATED: &str = "migrations applied: ";
+
 #[test]
 fn processes_opening_a_new_database_at_once_do_not_both_migrate_it() {
+    use std::io::{Read as _, Write as _};
+    use std::process::{Command, Stdio};
+
+    if let Some(path) = std::env::var_os(OPENER) {
+        // A child: wait for the parent's word, so every child opens at about the same moment.
+        let mut go = [0u8; 1];
+        std::io::stdin().read_exact(&mut go).expect("the parent's go");
+        let store = Store::open(std::path::Path::new(&path)).expect("every concurrent open succeeds");
+        println!("{MIGRATED}{}", store.migrations_applied());
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("driftless.db");
-    let openers: Vec<_> = (0..8)
+    // Separate processes, as `driftless serve` and CLI commands are: SQLite's locks between
+    // processes, not a mutex inside one, must keep them apart.
+    let mut children: Vec<_> = (0..8)
         .map(|_| {
-            let path = path.clone();
-            std::thread::spawn(move || Store::open(&path).map(drop))
+            Command::new(std::env::current_exe().expect("this test binary"))
+                .args([
+                    "--exact",
+                    "processes_opening_a_new_database_at_once_do_not_both_migrate_it",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(OPENER, &path)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start a child")
         })
         .collect();
-    for opener in openers {
-        opener
-            .join()
-            .expect("join")
-            .expect("every concurrent open succeeds");
+    for child in &mut children {
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(b"g")
+            .expect("tell a child to go");
     }
+    let mut applied = Vec::new();
+    for child in children {
+        let output = child.wait_with_output().expect("wait for a child");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "a child failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let count: usize = stdout
+            .lines()
+            .find_map(|line| line.split_once(MIGRATED).map(|(_, count)| count))
+            .unwrap_or_else(|| panic!("the child ran the test and said how many steps it applied:\n{stdout}"))
+            .parse()
+            .expect("a count");
+        applied.push(count);
+    }
+    let every_step = Store::open_in_memory().expect("open").migrations_applied();
+    assert!(every_step > 0);
+    applied.sort_unstable();
+    let mut expected = vec![0; 7];
+    expected.push(every_step);
+    assert_eq!(
+        applied, expected,
+        "one process migrated the new database, every other found it current"
+    );
 }
 
 #[test]
