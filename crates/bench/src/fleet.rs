@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use driftless_testenv::ControlPlane;
+use driftless_localcluster::ControlPlane;
 use driftless_testenv::git::TestRepo;
 
 use crate::measure::{KUBECTL_APPLY, Row, create_namespaces, kubectl};

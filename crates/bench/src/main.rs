@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
         match (scenario.as_str(), &fleet) {
             ("git", _) => rows.extend(git_source::run(applications).await?),
             ("single-app", _) => {
-                let control_plane = driftless_testenv::ControlPlane::start().await?;
+                let control_plane = driftless_localcluster::ControlPlane::start().await?;
                 rows.extend(single_app::run(&control_plane, &driftless, objects).await?);
             }
             ("fleet", Some(fleet)) => rows.extend(fleet::run(fleet).await?),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use driftless_testenv::ControlPlane;
+use driftless_localcluster::ControlPlane;
 use driftless_testenv::git::TestRepo;
 
 use crate::measure::{KUBECTL_APPLY, Row, create_namespaces, kubectl, median};

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 
-use crate::ControlPlane;
+use driftless_localcluster::ControlPlane;
 
 /// Label on every namespace a test creates, naming the test.
 pub const TEST_LABEL: &str = "driftless.dev/test";

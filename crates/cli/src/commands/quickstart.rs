@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use driftless_engine::{Controller, Engine, EngineOptions, SyncOptions};
-use driftless_testenv::ControlPlane;
+use driftless_localcluster::ControlPlane;
 
 use super::applications::{print_report, print_status};
 use crate::cli::OutputFormat;

@@ -1,13 +1,13 @@
 //! Starts a local control plane by hand, for debugging:
 //!
-//!   driftless-testenv                 start it, print its kubeconfig path, wait for Ctrl-C
-//!   driftless-testenv -- CMD ARGS...  start it, run CMD with KUBECONFIG set, stop it, exit as CMD did
+//!   driftless-localcluster                 start it, print its kubeconfig path, wait for Ctrl-C
+//!   driftless-localcluster -- CMD ARGS...  start it, run CMD with KUBECONFIG set, stop it, exit as CMD did
 //!
 //! On start it prints one line, `kubeconfig=<path> dir=<dir>`, to stdout.
 
 use std::process::ExitCode;
 
-use driftless_testenv::ControlPlane;
+use driftless_localcluster::ControlPlane;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
     let control_plane = match ControlPlane::start().await {
         Ok(control_plane) => control_plane,
         Err(err) => {
-            eprintln!("driftless-testenv: {err}");
+            eprintln!("driftless-localcluster: {err}");
             return ExitCode::from(2);
         }
     };
@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
     );
     let Some((program, args)) = command.split_first() else {
         eprintln!(
-            "driftless-testenv: control plane at {}; Ctrl-C stops it",
+            "driftless-localcluster: control plane at {}; Ctrl-C stops it",
             control_plane.server_url()
         );
         let _ = tokio::signal::ctrl_c().await;
@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
     match status {
         Ok(status) => ExitCode::from(u8::try_from(status.code().unwrap_or(1)).unwrap_or(1)),
         Err(err) => {
-            eprintln!("driftless-testenv: failed to run {program}: {err}");
+            eprintln!("driftless-localcluster: failed to run {program}: {err}");
             ExitCode::from(2)
         }
     }

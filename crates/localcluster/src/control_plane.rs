@@ -299,7 +299,7 @@ impl Drop for ControlPlane {
             process.stop(Duration::from_secs(12));
         }
         if std::env::var_os("DRIFTLESS_TESTENV_KEEP").is_some_and(|keep| keep == "1") {
-            eprintln!("driftless-testenv: keeping {}", self.dir.display());
+            eprintln!("driftless-localcluster: keeping {}", self.dir.display());
         } else {
             let _ = fs::remove_dir_all(&self.dir);
         }
@@ -381,6 +381,8 @@ fn free_port() -> Result<u16, StartError> {
 }
 
 /// tmpfs when there is one: etcd fsyncs on every write, which is free in memory and slow on disk.
+/// The directory and variable names predate this crate (it was part of `driftless-testenv`); they
+/// stay so documented debugging steps and `remove_abandoned_dirs` keep finding earlier directories.
 fn state_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("DRIFTLESS_TESTENV_DIR") {
         return PathBuf::from(dir);

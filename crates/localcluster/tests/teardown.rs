@@ -48,11 +48,11 @@ fn processes_using(dir: &str) -> Vec<String> {
 fn killing_the_owner_stops_the_control_plane() {
     // stderr is not inherited: a leaked owner would hold the test runner's output open.
     let mut owner = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_driftless-testenv"))
+        Command::new(env!("CARGO_BIN_EXE_driftless-localcluster"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start driftless-testenv"),
+            .expect("start driftless-localcluster"),
     );
     let mut first_line = String::new();
     BufReader::new(owner.0.stdout.take().expect("stdout"))
