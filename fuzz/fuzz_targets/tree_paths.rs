@@ -4,7 +4,7 @@
 //! that passes the check stays inside the repository, and nothing panics.
 #![no_main]
 
-use driftless_git::{Entry, FileTree, ReadLimits, check_path};
+use driftless_files::{Entry, FileTree, ReadLimits, check_path};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

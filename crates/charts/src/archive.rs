@@ -5,7 +5,7 @@
 
 use std::io::Read as _;
 
-use driftless_git::{Entry, FileTree};
+use driftless_files::{Entry, FileTree};
 
 use crate::{ChartError, ChartLimits};
 

@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use driftless_core::application::{RepositoryCredentials, RepositoryKey, credentials_for};
 use driftless_core::project::{Project, check_source};
-use driftless_git::{CredentialsError, FileTree, scrub_url};
+use driftless_files::FileTree;
+use driftless_git::{CredentialsError, scrub_url};
 use sha2::{Digest as _, Sha256};
 
 /// Unpacks a chart archive into memory, refusing hostile shapes (public for fuzzing).

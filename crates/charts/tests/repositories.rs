@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use driftless_charts::{ChartError, ChartLimits, ChartRef, Charts};
 use driftless_core::application::{RepositoryCredentials, SecretSource};
-use driftless_git::Entry;
+use driftless_files::Entry;
 use driftless_testenv::charts::{ChartRepositoryServer, Registry, package, push, repo_index};
 
 /// `web` at `version`, whose ConfigMap says which version rendered it.

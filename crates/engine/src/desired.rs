@@ -402,7 +402,7 @@ impl Engine {
     pub(crate) async fn render_tree(
         &self,
         app: &Application,
-        tree: &driftless_git::FileTree,
+        tree: &driftless_files::FileTree,
         cluster: Option<&crate::engine::ClusterHandle>,
     ) -> Result<(driftless_render::Rendered, Option<String>), EngineError> {
         // An entry left out of the tree (unsafe name, link loop) refuses the application whose

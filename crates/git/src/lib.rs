@@ -3,13 +3,13 @@
 //! One bare mirror per repository URL under the data directory, shared by every application that
 //! uses it; fetches are incremental and serialised per repository. Applications read their path at
 //! a resolved commit straight from the object database (`ls-tree` + `cat-file --batch`) into an
-//! in-memory [`FileTree`], so applications at different revisions never share a mutable work tree.
-//! Renderers that need files on disk (Kustomize) get a private copy through
-//! [`FileTree::materialize`].
+//! in-memory [`driftless_files::FileTree`], so applications at different revisions never share a
+//! mutable work tree.
 //!
-//! Every path that comes out of a tree is hostile until checked ([`check_path`]): git stores
-//! trees with entries named `..` or `.git` when objects are not verified, so fetches verify them
-//! (`transfer.fsckObjects`) and reads check each path again, for mirrors fetched before.
+//! Every path that comes out of a tree is hostile until checked (`driftless_files::check_path`):
+//! git stores trees with entries named `..` or `.git` when objects are not verified, so fetches
+//! verify them (`transfer.fsckObjects`) and reads check each path again, for mirrors fetched
+//! before.
 //!
 //! Everything runs the `git` program with a hardened invocation (see `command.rs`): an allow-list
 //! of transports (no `ext::`), no hooks, no system or user configuration, no prompts, credentials
@@ -25,13 +25,11 @@ mod credentials;
 mod mirrors;
 mod scrub;
 mod signatures;
-mod tree;
 
 pub use credentials::{CredentialsError, read_secret};
-pub use mirrors::{CommitId, GitError, Mirrors, ReadLimits, VerifyError};
+pub use mirrors::{CommitId, GitError, Mirrors, VerifyError};
 pub use scrub::scrub_url;
 pub use signatures::{
     AllowedSignersError, PgpKeysError, SignatureError, SignaturePolicy, SignedCommit, Signer, committer_time,
     verify_commit,
 };
-pub use tree::{Entry, FileTree, MaterializeError, TreeError, check_path, join_inside};

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use driftless_core::application::RepositoryCredentials;
+use driftless_files::{Entry, FileTree, ReadLimits};
 use sha2::{Digest as _, Sha256};
 
 use crate::command::{Failure, Git};
 use crate::credentials::{self, CredentialsError};
 use crate::scrub::scrub_url;
 use crate::signatures::{SignatureError, SignaturePolicy, Signer, verify_commit};
-use crate::tree::{Entry, FileTree};
 
 /// A full (40 hex digit) commit id, as resolved from a repository.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,22 +42,6 @@ impl CommitId {
 impl fmt::Display for CommitId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// Bounds on what one read may load, against oversized or hostile repositories.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadLimits {
-    pub max_files: usize,
-    pub max_bytes: u64,
-}
-
-impl Default for ReadLimits {
-    fn default() -> Self {
-        Self {
-            max_files: 20_000,
-            max_bytes: 256 * 1024 * 1024,
-        }
     }
 }
 

@@ -370,7 +370,7 @@ async fn hostile_entries_in_another_directory_do_not_stop_a_whole_repository_rea
         .await
         .expect("read the whole repository");
     let copy = tempfile::tempdir().expect("tempdir");
-    tree.materialize(copy.path(), driftless_git::ReadLimits::default())
+    tree.materialize(copy.path(), driftless_files::ReadLimits::default())
         .expect("the repository is written for kustomize");
     assert!(copy.path().join("apps/web/kustomization.yaml").is_file());
     assert_eq!(tree.check_under("apps/web"), Ok(()), "apps/web is unaffected");

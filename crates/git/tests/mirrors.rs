@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use driftless_core::application::{RepositoryCredentials, SecretSource};
-use driftless_git::{Entry, GitError, Mirrors, ReadLimits};
+use driftless_files::{Entry, ReadLimits};
+use driftless_git::{GitError, Mirrors};
 use driftless_testenv::git::{GitDaemon, GitHttpServer, SshServer, TestRepo};
 
 fn mirrors() -> (tempfile::TempDir, Mirrors) {

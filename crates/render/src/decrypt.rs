@@ -13,7 +13,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use driftless_git::{Entry, FileTree};
+use driftless_files::{Entry, FileTree};
 use driftless_sops::{DecryptError, Format, Keys, Leaves};
 use serde_json::Value;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use driftless_core::SourceLocation;
 use driftless_core::application::DirectoryOptions;
-use driftless_git::{Entry, FileTree, TreeError};
+use driftless_files::{Entry, FileTree, TreeError};
 use globset::{Glob, GlobMatcher};
 
 use crate::manifests::{check_size, parse_documents, push_manifest};

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use driftless_core::application::HelmOptions;
-use driftless_git::{Entry, FileTree, join_inside};
+use driftless_files::{Entry, FileTree, join_inside};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use driftless_git::FileTree;
+use driftless_files::FileTree;
 
 use crate::manifests::parse_documents;
 use crate::{Keys, RenderError, RenderLimits, Rendered};

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use driftless_git::{Entry, FileTree, TreeError, join_inside};
+use driftless_files::{Entry, FileTree, TreeError, join_inside};
 use serde_json::Value;
 
 use crate::RenderError;

@@ -21,7 +21,7 @@ use std::time::Duration;
 pub use driftless_charts::ChartRef;
 use driftless_core::SourceLocation;
 use driftless_core::application::{DirectoryOptions, Renderer, Source};
-use driftless_git::{FileTree, TreeError};
+use driftless_files::{FileTree, TreeError};
 pub use driftless_sops::Keys;
 use serde_json::Value;
 
@@ -62,7 +62,7 @@ pub struct RenderLimits {
     pub max_output_bytes: usize,
     /// What the private copy a renderer reads (Kustomize, Helm) may hold, each symlinked
     /// directory counted every time it is copied: the repository read limits.
-    pub materialize: driftless_git::ReadLimits,
+    pub materialize: driftless_files::ReadLimits,
 }
 
 impl Default for RenderLimits {
@@ -72,7 +72,7 @@ impl Default for RenderLimits {
             max_file_bytes: 16 * 1024 * 1024,
             timeout: Duration::from_mins(1),
             max_output_bytes: 128 * 1024 * 1024,
-            materialize: driftless_git::ReadLimits::default(),
+            materialize: driftless_files::ReadLimits::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use driftless_core::application::{HelmOptions, HelmParameter, Renderer, Source};
-use driftless_git::{Entry, FileTree};
+use driftless_files::{Entry, FileTree};
 use driftless_render::{Keys, RenderError, RenderLimits, RenderTarget, render};
 
 /// Set in the child process: where the recording `helm` writes its command lines.

@@ -3,7 +3,8 @@
 //! Every path in a [`FileTree`] came out of a Git tree, and a Git tree can hold entries no work
 //! tree can: `..`, `.git`, names with a backslash or a control character (git accepts such trees
 //! when objects are not verified). [`check_path`] is the grammar those paths must follow;
-//! `Mirrors::read_tree` applies it to every entry, [`FileTree::resolve`] applies its symlink
+//! [`FileTree::from_git`] (driftless-git's `Mirrors::read_tree` builds every tree with it)
+//! applies it to every entry, [`FileTree::resolve`] applies its symlink
 //! variant to every target it follows, and [`FileTree::materialize`] applies it again before it
 //! writes anything, then keeps every write below its root without following a link on disk.
 
@@ -11,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 
-use crate::mirrors::ReadLimits;
+use crate::ReadLimits;
 
 /// One path of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
