@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use driftless_core::application::RepositoryCredentials;
-use driftless_git::scrub_url;
+use driftless_secrets::scrub_url;
 use serde::Deserialize;
 
 use crate::version::Constraint;
@@ -73,8 +73,10 @@ pub(crate) async fn get(
     if let Some(credentials) = credentials
         && let Some(password) = &credentials.password
     {
-        let password =
-            zeroize::Zeroizing::new(driftless_git::read_secret(password, "chart repository password")?);
+        let password = zeroize::Zeroizing::new(driftless_secrets::read_secret(
+            password,
+            "chart repository password",
+        )?);
         request = request.basic_auth(
             credentials.username.as_deref().unwrap_or_default(),
             Some(password.as_str()),

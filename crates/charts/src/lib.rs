@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use driftless_core::application::{RepositoryCredentials, RepositoryKey, credentials_for};
 use driftless_core::project::{Project, check_source};
 use driftless_files::FileTree;
-use driftless_git::{CredentialsError, scrub_url};
+use driftless_secrets::{ReadSecretError, scrub_url};
 use sha2::{Digest as _, Sha256};
 
 /// Unpacks a chart archive into memory, refusing hostile shapes (public for fuzzing).
@@ -108,7 +108,7 @@ pub enum ChartError {
     #[error("{url}: refused: {reason}")]
     Refused { url: String, reason: String },
     #[error("chart repository credentials: {0}")]
-    Credentials(#[from] CredentialsError),
+    Credentials(#[from] ReadSecretError),
     #[error("{reference}: {message}")]
     Oci { reference: String, message: String },
 }

@@ -35,7 +35,7 @@ pub(crate) fn auth(credentials: Option<&RepositoryCredentials>) -> Result<Regist
         Some(credentials) => match &credentials.password {
             Some(password) => Ok(RegistryAuth::Basic(
                 credentials.username.clone().unwrap_or_default(),
-                driftless_git::read_secret(password, "registry password")?,
+                driftless_secrets::read_secret(password, "registry password")?,
             )),
             None => Ok(RegistryAuth::Anonymous),
         },
@@ -46,7 +46,7 @@ pub(crate) fn auth(credentials: Option<&RepositoryCredentials>) -> Result<Regist
 fn oci_error(reference: &str, err: impl std::fmt::Display) -> ChartError {
     ChartError::Oci {
         reference: reference.to_owned(),
-        message: driftless_git::scrub_url(&err.to_string()),
+        message: driftless_secrets::scrub_url(&err.to_string()),
     }
 }
 
@@ -146,7 +146,7 @@ impl Registries {
         let (version, written) = constraint
             .best(versions.iter().map(|v| (v.as_str(), v.as_str())))
             .ok_or_else(|| ChartError::NoMatchingVersion {
-                repository: driftless_git::scrub_url(&chart.repository),
+                repository: driftless_secrets::scrub_url(&chart.repository),
                 name: chart.name.clone(),
                 constraint: chart.version.clone(),
                 available: crate::http::available(versions.iter().map(String::as_str)),

@@ -51,7 +51,7 @@ impl Engine {
                 application: app.name.clone(),
                 // The violation already leaves userinfo out; scrubbed again so no future
                 // message can carry a credential.
-                message: driftless_git::scrub_url(&violation.to_string()),
+                message: driftless_secrets::scrub_url(&violation.to_string()),
             })
     }
 
@@ -60,7 +60,7 @@ impl Engine {
     pub(crate) fn check_chart_repository(&self, app: &Application, url: &str) -> Result<(), String> {
         match self.project_of(app) {
             Ok(Some(project)) => check_source(project, url)
-                .map_err(|violation| driftless_git::scrub_url(&violation.to_string())),
+                .map_err(|violation| driftless_secrets::scrub_url(&violation.to_string())),
             Ok(None) => Ok(()),
             Err(err) => Err(err.to_string()),
         }

@@ -1,23 +1,17 @@
 //! Repository credentials, matched by URL prefix and handed to one git process at a time.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
-use driftless_core::application::{RepositoryCredentials, SecretSource};
+use driftless_core::application::RepositoryCredentials;
+use driftless_secrets::{ReadSecretError, read_secret};
 use tempfile::NamedTempFile;
 
-/// Returned when configured credentials cannot be read. Names the source, never the value.
+/// Returned when configured credentials cannot be read or handed to git. Names the source, never
+/// the value.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error("cannot read {what} from file {}", path.display())]
-    File {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{what}: environment variable {name} is not set")]
-    Env { what: &'static str, name: String },
+    #[error(transparent)]
+    Read(#[from] ReadSecretError),
     #[error("cannot write a private temporary file for {what}")]
     TempFile {
         what: &'static str,
@@ -34,21 +28,6 @@ pub(crate) struct Prepared {
     pub config: Vec<String>,
     /// Key and known_hosts files the environment points at; deleted on drop.
     temp_files: Vec<NamedTempFile>,
-}
-
-/// Reads a configured secret (a password, a key); errors name the source, never the value.
-pub fn read_secret(source: &SecretSource, what: &'static str) -> Result<String, CredentialsError> {
-    match source {
-        SecretSource::File(path) => std::fs::read_to_string(path).map_err(|source| CredentialsError::File {
-            what,
-            path: path.clone(),
-            source,
-        }),
-        SecretSource::Env(name) => std::env::var(name).map_err(|_| CredentialsError::Env {
-            what,
-            name: name.clone(),
-        }),
-    }
 }
 
 fn private_file(contents: &str, what: &'static str) -> Result<NamedTempFile, CredentialsError> {
@@ -205,6 +184,8 @@ pub(crate) fn prepare(
 
 #[cfg(test)]
 mod tests {
+    use driftless_core::application::SecretSource;
+
     use super::*;
 
     fn creds(prefix: &str) -> RepositoryCredentials {

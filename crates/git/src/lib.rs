@@ -15,7 +15,7 @@
 //! of transports (no `ext::`), no hooks, no system or user configuration, no prompts, credentials
 //! passed through the environment of the one process that needs them and never on a command line
 //! (nor, when written in a repository URL, in the mirror's files), and every URL scrubbed of
-//! credentials before it reaches an error or a log.
+//! credentials (`driftless_secrets::scrub_url`) before it reaches an error or a log.
 //!
 //! Commit signatures (SSH and OpenPGP) are verified in-process against a [`SignaturePolicy`]
 //! ([`verify_commit`], [`Mirrors::verify_commits`]), never through `gpg` or `ssh-keygen`.
@@ -23,12 +23,10 @@
 mod command;
 mod credentials;
 mod mirrors;
-mod scrub;
 mod signatures;
 
-pub use credentials::{CredentialsError, read_secret};
+pub use credentials::CredentialsError;
 pub use mirrors::{CommitId, GitError, Mirrors, VerifyError};
-pub use scrub::scrub_url;
 pub use signatures::{
     AllowedSignersError, PgpKeysError, SignatureError, SignaturePolicy, SignedCommit, Signer, committer_time,
     verify_commit,

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use driftless_core::application::RepositoryCredentials;
 use driftless_files::{Entry, FileTree, ReadLimits};
+use driftless_secrets::scrub_url;
 use sha2::{Digest as _, Sha256};
 
 use crate::command::{Failure, Git};
 use crate::credentials::{self, CredentialsError};
-use crate::scrub::scrub_url;
 use crate::signatures::{SignatureError, SignaturePolicy, Signer, verify_commit};
 
 /// A full (40 hex digit) commit id, as resolved from a repository.

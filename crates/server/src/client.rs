@@ -159,7 +159,7 @@ impl ApiClient {
                     .body(body)
                     .send()
                     .await
-                    .map_err(|err| ClientError::Http(driftless_git::scrub_url(&err.to_string())))?;
+                    .map_err(|err| ClientError::Http(driftless_secrets::scrub_url(&err.to_string())))?;
                 let status =
                     StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
                 let bytes = response

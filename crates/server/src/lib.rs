@@ -577,7 +577,7 @@ async fn detail(
     };
     Ok(Json(ApplicationDetail {
         name: app.name.clone(),
-        repo_url: driftless_git::scrub_url(&app.source.repo_url),
+        repo_url: driftless_secrets::scrub_url(&app.source.repo_url),
         revision: app.source.revision.clone(),
         path: app.source.path.clone(),
         renderer: renderer.to_owned(),
@@ -691,7 +691,7 @@ async fn unpin(
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&controller, &grant, Role::Operator, Some(&name))?;
-    let unpinned = controller.engine().unpin(&name)?;
+    let unpinned = controller.unpin_now(&name).await?;
     controller.refresh(&name);
     Ok(Json(serde_json::json!({ "unpinned": unpinned })))
 }
@@ -703,7 +703,7 @@ async fn suspend(
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&controller, &grant, Role::Operator, Some(&name))?;
-    let suspended = controller.engine().suspend(&name)?;
+    let suspended = controller.suspend_now(&name).await?;
     controller.refresh(&name);
     Ok(Json(serde_json::json!({ "suspended": suspended })))
 }
@@ -715,7 +715,7 @@ async fn resume(
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&controller, &grant, Role::Operator, Some(&name))?;
-    let resumed = controller.engine().resume(&name)?;
+    let resumed = controller.resume_now(&name).await?;
     controller.refresh(&name);
     Ok(Json(serde_json::json!({ "resumed": resumed })))
 }

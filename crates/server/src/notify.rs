@@ -51,7 +51,7 @@ fn same_forge(repo_url: &str, api_url: &str) -> bool {
 }
 
 fn read(source: &driftless_core::application::SecretSource) -> Result<zeroize::Zeroizing<String>, String> {
-    driftless_git::read_secret(source, "notification secret")
+    driftless_secrets::read_secret(source, "notification secret")
         .map(zeroize::Zeroizing::new)
         .map_err(|err| err.to_string())
 }

@@ -261,7 +261,7 @@ async fn receive(
     else {
         return answer(StatusCode::NOT_FOUND, "no such webhook receiver is configured");
     };
-    let secret = match driftless_git::read_secret(&source, "webhook secret") {
+    let secret = match driftless_secrets::read_secret(&source, "webhook secret") {
         Ok(secret) => zeroize::Zeroizing::new(secret),
         Err(err) => {
             tracing::warn!(error = %err, "cannot read a webhook secret");
