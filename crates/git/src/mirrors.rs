@@ -131,6 +131,7 @@ pub struct Mirrors {
     limits: ReadLimits,
     commit_walk_limit: usize,
     fetches: std::sync::atomic::AtomicU64,
+    clones: std::sync::atomic::AtomicU64,
 }
 
 impl Mirrors {
@@ -144,6 +145,7 @@ impl Mirrors {
             limits: ReadLimits::default(),
             commit_walk_limit: DEFAULT_COMMIT_WALK_LIMIT,
             fetches: std::sync::atomic::AtomicU64::new(0),
+            clones: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -196,6 +198,13 @@ impl Mirrors {
     #[must_use]
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many of those were clones, each a mirror made anew: one per repository unless its
+    /// mirror was removed.
+    #[must_use]
+    pub fn clone_count(&self) -> u64 {
+        self.clones.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Clones the mirror of `url` if it does not exist yet, otherwise fetches what changed.
@@ -292,6 +301,7 @@ impl Mirrors {
                 action: format!("move the new mirror to {}", dir.display()),
                 source,
             })?;
+            self.clones.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         tracing::debug!(repo = %scrub_url(url), elapsed_ms = started.elapsed().as_millis(), "fetched");
         Ok(())

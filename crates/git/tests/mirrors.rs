@@ -177,6 +177,21 @@ async fn concurrent_first_fetches_share_one_mirror() {
     for task in tasks {
         assert_eq!(task.await.expect("join").expect("fetch").as_str(), head);
     }
+    assert_eq!(mirrors.clone_count(), 1, "one clone; the others fetched into it");
+    let root = mirrors
+        .mirror_dir(&url)
+        .parent()
+        .expect("the mirrors' root")
+        .to_owned();
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .expect("the mirrors' root")
+        .map(|entry| entry.expect("an entry").path())
+        .collect();
+    assert_eq!(
+        left,
+        vec![mirrors.mirror_dir(&url)],
+        "one mirror, no clone left beside it"
+    );
 }
 
 #[tokio::test]
