@@ -72,15 +72,16 @@ fn template(pulled: &driftless_charts::PulledChart) -> String {
 
 #[tokio::test]
 async fn an_http_repository_behind_basic_auth_serves_ranges_and_exact_versions() {
+    const PASSWORD: &str = "s3cret-canary-4b1d";
     let repo = repository(&["1.0.0", "1.2.0", "2.0.0"]);
-    let server = ChartRepositoryServer::start(repo.path(), Some(("robot", "s3cret"))).await;
+    let server = ChartRepositoryServer::start(repo.path(), Some(("robot", PASSWORD))).await;
     let cache = tempfile::tempdir().expect("cache");
     let secrets = tempfile::tempdir().expect("secrets");
     let charts = Charts::new(
         Some(cache.path().to_owned()),
         vec![credentials(
             server.url("charts"),
-            password_file(secrets.path(), "s3cret"),
+            password_file(secrets.path(), PASSWORD),
         )],
         ChartLimits::default(),
     );
@@ -130,6 +131,14 @@ async fn an_http_repository_behind_basic_auth_serves_ranges_and_exact_versions()
         .expect_err("unauthorized");
     assert!(matches!(err, ChartError::Status { status: 401, .. }), "{err}");
     assert!(err.to_string().contains("/charts/index.yaml"), "{err}");
+    assert!(!format!("{err} {err:?}").contains(PASSWORD), "{err:?}");
+
+    // The kept archives hold the charts, never the password that fetched them.
+    let searched = driftless_testenv::leaks::assert_no_file_holds(cache.path(), PASSWORD);
+    assert!(
+        searched >= 2,
+        "both pulled archives were searched ({searched} files)"
+    );
 }
 
 #[tokio::test]

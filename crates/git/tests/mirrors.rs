@@ -238,6 +238,15 @@ async fn fetches_over_http_with_basic_auth_and_never_leaks_the_password() {
     let authorised = Mirrors::new(dir.path().join("authorised"), vec![credentials]);
     assert_eq!(main_of(&authorised, &url, "fetch with credentials").await, head);
     assert!(server.requests() > 0);
+
+    // Nor is either password in any file of the mirrors: config, packed-refs, FETCH_HEAD, logs…
+    for (mirrors, password) in [("anonymous", "wrong-password"), ("authorised", "correct-horse")] {
+        let searched = driftless_testenv::leaks::assert_no_file_holds(&dir.path().join(mirrors), password);
+        assert!(
+            mirrors == "anonymous" || searched > 5,
+            "the {mirrors} mirror was searched ({searched} files)"
+        );
+    }
 }
 
 #[tokio::test]
