@@ -9,7 +9,7 @@
 //! and the last applied state stays as it is. Shutdown stops new work and waits for running
 //! reconciles.
 //!
-//! Under `serve` the engine also watches the live objects of every application ([`crate::watch`]):
+//! Under `serve` the engine also watches the live objects of every application ([`crate::live`]):
 //! a change the API server reports for an application's object asks for its reconcile at once, so
 //! drift is seen within a second and periodic reconciles find nothing to read. Drift at the
 //! revision already synced is recorded as an event naming who changed what; with `selfHeal` it is
@@ -21,15 +21,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use driftless_core::SyncState;
-use driftless_core::diff::ObjectDiff;
+use driftless_core::comparison::AppComparison;
 use driftless_core::health::Health;
 use driftless_core::notifications::{Notice, NoticeKind};
+use driftless_core::reconcile::{self, AutoSync, HealTiming};
 use driftless_store::{EventKind, EventRecord, SyncResult, Trigger};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock, Semaphore, mpsc};
 
-use crate::sync::{millis, now_millis};
-use crate::{AppComparison, Engine, LiveChange, SyncOptions};
+use crate::clock::now_millis;
+use crate::compare::Prepared;
+use crate::engine::Engine;
+use crate::error::{AdminError, Failure, SyncError};
+use crate::live::LiveChange;
+use crate::sync::{SyncOptions, SyncReport};
 
 /// What the controller last saw of an application.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -65,40 +70,6 @@ pub struct AppStatus {
     /// When self-heal last reverted drift (milliseconds since the Unix epoch).
     #[serde(default)]
     pub last_heal_at: Option<i64>,
-}
-
-/// A self-heal this long after the previous one starts a new streak.
-const HEAL_STREAK_RESET: Duration = Duration::from_mins(5);
-/// The longest wait between self-heals of an application that keeps being changed back.
-const MAX_HEAL_DELAY: Duration = Duration::from_mins(5);
-
-/// How long self-heal waits before the `streak`-th revert in a row: none for the first, then
-/// 1 s, 2 s, 4 s … up to [`MAX_HEAL_DELAY`].
-fn heal_delay(streak: u32) -> Duration {
-    if streak <= 1 {
-        return Duration::ZERO;
-    }
-    let seconds = 1_u64.checked_shl(streak - 2).unwrap_or(u64::MAX);
-    Duration::from_secs(seconds).min(MAX_HEAL_DELAY)
-}
-
-/// "apps/Deployment/default/web changed by kubectl (scale); ConfigMap/default/settings deleted".
-fn describe_drift(comparison: &AppComparison) -> String {
-    let parts: Vec<String> = comparison
-        .objects
-        .iter()
-        .filter(|status| !status.diff.is_in_sync())
-        .map(|status| match (&status.diff, &status.changed_by) {
-            (ObjectDiff::Missing { .. }, _) => format!("{} deleted", status.object),
-            (_, Some(manager)) => format!("{} changed by {manager}", status.object),
-            (_, None) => format!("{} changed", status.object),
-        })
-        .collect();
-    if parts.is_empty() {
-        "objects changed".to_owned()
-    } else {
-        parts.join("; ")
-    }
 }
 
 /// Why a reconcile was asked for: it decides how fresh the Git fetch must be.
@@ -161,7 +132,7 @@ fn notice(application: &str, kind: NoticeKind, revision: Option<&str>, message: 
 }
 
 /// The notice a finished sync is worth: succeeded or failed, at the commit it applied.
-fn sync_notice(application: &str, report: &crate::SyncReport) -> Notice {
+fn sync_notice(application: &str, report: &SyncReport) -> Notice {
     let kind = if report.result == SyncResult::Succeeded {
         NoticeKind::SyncSucceeded
     } else {
@@ -244,7 +215,7 @@ impl Controller {
     }
 
     fn enqueue(&self, application: &str, reason: Reason) {
-        self.engine.metrics.queue_depth.inc();
+        self.engine.metrics().queue_depth.inc();
         let _ = self.requests.send((application.to_owned(), reason));
     }
 
@@ -291,14 +262,14 @@ impl Controller {
                         let mut again = again.lock().await;
                         let queued = again.entry(name).or_insert(reason);
                         *queued = queued.stricter(reason);
-                        self.engine.metrics.queue_depth.dec();
+                        self.engine.metrics().queue_depth.dec();
                         continue;
                     }
                     let (controller, permits) = (Arc::clone(self), Arc::clone(&permits));
                     let (running, again) = (Arc::clone(&running), Arc::clone(&again));
                     tasks.spawn(async move {
                         let permit = permits.acquire_owned().await.expect("the semaphore is never closed");
-                        controller.engine.metrics.queue_depth.dec();
+                        controller.engine.metrics().queue_depth.dec();
                         controller.reconcile(&name, reason).await;
                         // A root may have declared or dropped applications.
                         controller.update_timers().await;
@@ -379,7 +350,7 @@ impl Controller {
         self: &Arc<Self>,
         name: &str,
         options: SyncOptions,
-    ) -> Result<crate::SyncReport, crate::EngineError> {
+    ) -> Result<SyncReport, SyncError> {
         let dry_run = options.dry_run;
         let report = {
             let _guard = self.lock(name).await;
@@ -397,7 +368,7 @@ impl Controller {
         name: &str,
         revision: &str,
         options: SyncOptions,
-    ) -> Result<crate::SyncReport, crate::EngineError> {
+    ) -> Result<SyncReport, SyncError> {
         let dry_run = options.dry_run;
         let report = {
             let _guard = self.lock(name).await;
@@ -410,26 +381,44 @@ impl Controller {
 
     /// Pins the application where it runs ([`Engine::pin`]), never while a reconcile of it is
     /// syncing (which could change what runs); the status is refreshed afterwards.
-    pub async fn pin_now(self: &Arc<Self>, name: &str) -> Result<String, crate::EngineError> {
-        let pinned = {
+    pub async fn pin_now(self: &Arc<Self>, name: &str) -> Result<String, AdminError> {
+        self.admin_now(name, Engine::pin).await
+    }
+
+    /// [`Engine::unpin`], under the application's lock; the status is refreshed afterwards.
+    pub async fn unpin_now(self: &Arc<Self>, name: &str) -> Result<bool, AdminError> {
+        self.admin_now(name, Engine::unpin).await
+    }
+
+    /// [`Engine::suspend`], under the application's lock; the status is refreshed afterwards.
+    pub async fn suspend_now(self: &Arc<Self>, name: &str) -> Result<bool, AdminError> {
+        self.admin_now(name, Engine::suspend).await
+    }
+
+    /// [`Engine::resume`], under the application's lock; the status is refreshed afterwards.
+    pub async fn resume_now(self: &Arc<Self>, name: &str) -> Result<bool, AdminError> {
+        self.admin_now(name, Engine::resume).await
+    }
+
+    async fn admin_now<T>(
+        self: &Arc<Self>,
+        name: &str,
+        operation: fn(&Engine, &str) -> Result<T, AdminError>,
+    ) -> Result<T, AdminError> {
+        let done = {
             let _guard = self.lock(name).await;
-            self.engine.pin(name)?
+            operation(&self.engine, name)?
         };
         self.refresh(name);
-        Ok(pinned)
+        Ok(done)
     }
 
     /// Tells listeners how a sync asked for through the API ended (a dry-run is not worth it;
     /// an unknown application is nobody's business).
-    async fn told_sync(
-        &self,
-        name: &str,
-        dry_run: bool,
-        report: &Result<crate::SyncReport, crate::EngineError>,
-    ) {
+    async fn told_sync(&self, name: &str, dry_run: bool, report: &Result<SyncReport, SyncError>) {
         let notice = match report {
             Ok(report) if !report.dry_run => sync_notice(name, report),
-            Err(err) if !dry_run && !matches!(err, crate::EngineError::UnknownApplication(_)) => {
+            Err(err) if !dry_run && !matches!(err.failure, Failure::UnknownApplication(_)) => {
                 notice(name, NoticeKind::SyncFailed, None, err.to_string())
             }
             _ => return,
@@ -475,8 +464,8 @@ impl Controller {
         // The instant itself, not an age: an age converted back to an instant later would be a
         // little later than the fetch the first of many applications asked at once started.
         let fetched_since = match reason {
-            Reason::LiveChange => self.engine.created,
-            Reason::Routine => self.engine.fetched_since(self.engine.options.fetch_reuse),
+            Reason::LiveChange => self.engine.any_fetch(),
+            Reason::Routine => self.engine.fetched_since(self.engine.fetch_reuse()),
             Reason::Requested(asked) => asked,
         };
         match self.engine.compare_for_sync(name, fetched_since).await {
@@ -486,18 +475,17 @@ impl Controller {
                 status.sync = Some(comparison.sync);
                 status.health = Some(comparison.health.clone());
                 status.error = None;
-                // A new revision is always synced; drift on the revision already applied only with
-                // selfHeal (otherwise it is reported, as Argo CD does).
-                let last_applied = self
-                    .engine
-                    .store()
-                    .history(name, 20)
-                    .ok()
-                    .and_then(|records| records.into_iter().find(|r| r.result == SyncResult::Succeeded))
-                    .map(|record| record.revision);
-                let new_revision = last_applied.as_deref() != Some(comparison.revision.as_str());
-                let drifted = comparison.sync == SyncState::OutOfSync && !new_revision;
-                if drifted {
+                // Any number of failed syncs since: the revision the cluster last received.
+                let last_synced = self.engine.store().last_synced_revision(name).ok().flatten();
+                let decision = reconcile::decide(&reconcile::Facts {
+                    sync: comparison.sync,
+                    revision: &comparison.revision,
+                    last_synced: last_synced.as_deref(),
+                    automated: app.sync_policy.automated,
+                    pinned,
+                    suspended,
+                });
+                if decision.drifted {
                     if let Some(description) =
                         self.note_drift(name, &comparison, &mut status, was_out_of_sync)
                     {
@@ -512,12 +500,8 @@ impl Controller {
                     status.drift = None;
                     status.self_heal_backoff = None;
                 }
-                let automated = app
-                    .sync_policy
-                    .automated
-                    .filter(|a| !pinned && !suspended && (new_revision || a.self_heal));
-                if let (Some(automated), SyncState::OutOfSync) = (automated, comparison.sync)
-                    && (!drifted || self.heal_due(name, &mut status))
+                if let Some(automated) = decision.sync
+                    && (!decision.drifted || self.heal_due(name, &mut status))
                 {
                     self.auto_sync(
                         name,
@@ -531,7 +515,7 @@ impl Controller {
                 }
             }
             Err(err) => {
-                if let crate::EngineError::Untrusted { commit, .. } = &err {
+                if let Failure::Untrusted { commit, .. } = &err.failure {
                     notices.push(notice(
                         name,
                         NoticeKind::SignatureRefused,
@@ -555,24 +539,21 @@ impl Controller {
         self.publish(name, status, health_before, notices).await;
     }
 
-    /// Records drift found at the revision last synced: once when it starts, as an event naming
-    /// what changed and who changed it.
     /// An automated sync from what the comparison rendered and read a moment ago (a change since
     /// then is seen by the watch and reconciled next); its outcome goes into the status and the
     /// notices.
     async fn auto_sync(
         &self,
         name: &str,
-        automated: driftless_core::application::Automated,
-        prepared: crate::Prepared,
+        automated: AutoSync,
+        prepared: Prepared,
         revision: &str,
         status: &mut AppStatus,
         notices: &mut Vec<Notice>,
     ) {
-        // selfHeal means reverting others' changes, which takes their fields over.
         let options = SyncOptions {
             prune: automated.prune,
-            force: automated.self_heal,
+            force: automated.force,
             trigger: Trigger::Automated,
             ..SyncOptions::default()
         };
@@ -622,29 +603,8 @@ impl Controller {
         mut notices: Vec<Notice>,
     ) {
         status.reconciled_at = Some(now_millis());
-        let health_now = status.health.as_ref().map(|health| health.state);
-        let revision = status.revision.clone();
-        let degraded = driftless_core::HealthState::Degraded;
-        if health_now == Some(degraded) && health_before != Some(degraded) {
-            let message = status
-                .health
-                .as_ref()
-                .map(|h| h.message.clone())
-                .unwrap_or_default();
-            notices.push(notice(
-                name,
-                NoticeKind::HealthDegraded,
-                revision.as_deref(),
-                message,
-            ));
-        } else if health_before == Some(degraded) && health_now == Some(driftless_core::HealthState::Healthy)
-        {
-            notices.push(notice(
-                name,
-                NoticeKind::HealthRecovered,
-                revision.as_deref(),
-                "healthy again".to_owned(),
-            ));
+        if let Some((kind, message)) = reconcile::health_notice(health_before, status.health.as_ref()) {
+            notices.push(notice(name, kind, status.revision.as_deref(), message));
         }
         let previous = self
             .statuses
@@ -670,7 +630,9 @@ impl Controller {
         }
     }
 
-    /// Returns the description when the drift is new (worth telling).
+    /// Records drift found at the revision last synced: once when it starts, as an event naming
+    /// what changed and who changed it. Returns the description when the drift is new (worth
+    /// telling).
     fn note_drift(
         &self,
         name: &str,
@@ -678,7 +640,7 @@ impl Controller {
         status: &mut AppStatus,
         was_out_of_sync: bool,
     ) -> Option<String> {
-        let description = describe_drift(comparison);
+        let description = comparison.describe_drift();
         let new = !was_out_of_sync || status.drift.as_ref() != Some(&description);
         if new {
             let now = now_millis();
@@ -699,49 +661,41 @@ impl Controller {
     /// for when the wait is over.
     fn heal_due(self: &Arc<Self>, name: &str, status: &mut AppStatus) -> bool {
         let now = now_millis();
-        let since_last = status.last_heal_at.map(|at| now.saturating_sub(at));
-        let streak = match since_last {
-            Some(elapsed) if elapsed < millis(HEAL_STREAK_RESET) => status.heal_streak.saturating_add(1),
-            _ => 1,
-        };
-        let wait = heal_delay(streak);
-        let remaining = millis(wait).saturating_sub(since_last.unwrap_or(i64::MAX));
-        if remaining > 0 {
-            let message = format!(
-                "self-heal backing off: reverted {} time(s) in a row and changed again ({}); next attempt in {:.1} s",
-                status.heal_streak,
-                status.drift.as_deref().unwrap_or("objects changed"),
-                Duration::from_millis(u64::try_from(remaining).unwrap_or(0)).as_secs_f64()
-            );
-            if status.self_heal_backoff.is_none() {
-                tracing::warn!(application = name, %message, "self-heal backing off");
-                self.record_event(name, EventKind::SelfHealBackoff, message.clone());
+        match reconcile::heal_timing(status.heal_streak, status.last_heal_at, now) {
+            HealTiming::Now { streak } => {
+                status.self_heal_backoff = None;
+                status.heal_streak = streak;
+                status.last_heal_at = Some(now);
+                true
             }
-            status.self_heal_backoff = Some(message);
-            let (controller, name) = (Arc::clone(self), name.to_owned());
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(u64::try_from(remaining).unwrap_or(0))).await;
-                controller.enqueue(&name, Reason::LiveChange);
-            });
-            return false;
+            HealTiming::Wait { remaining } => {
+                let message = format!(
+                    "self-heal backing off: reverted {} time(s) in a row and changed again ({}); next attempt in {:.1} s",
+                    status.heal_streak,
+                    status.drift.as_deref().unwrap_or("objects changed"),
+                    remaining.as_secs_f64()
+                );
+                if status.self_heal_backoff.is_none() {
+                    tracing::warn!(application = name, %message, "self-heal backing off");
+                    self.record_event(name, EventKind::SelfHealBackoff, message.clone());
+                }
+                status.self_heal_backoff = Some(message);
+                let (controller, name) = (Arc::clone(self), name.to_owned());
+                tokio::spawn(async move {
+                    tokio::time::sleep(remaining).await;
+                    controller.enqueue(&name, Reason::LiveChange);
+                });
+                false
+            }
         }
-        status.self_heal_backoff = None;
-        status.heal_streak = streak;
-        status.last_heal_at = Some(now);
-        true
     }
 
     fn record_event(&self, name: &str, kind: EventKind, message: String) {
-        if kind == EventKind::DriftDetected {
-            self.engine.metrics.drift_events.inc();
-        }
         let event = EventRecord {
             time: now_millis(),
             kind,
             message,
         };
-        if let Err(err) = self.engine.store().record_event(name, &event) {
-            tracing::warn!(application = name, error = %err, "cannot record an event");
-        }
+        self.engine.record_event(name, &event);
     }
 }

@@ -1,29 +1,34 @@
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+//! The [`Engine`]: driftless's runtime for one process. It owns the components (catalog,
+//! clusters, desired state, live state, state store, metrics — see [`crate::parts`]) and offers
+//! each operation as one method that names the application once: looking it up, calling the
+//! operation's module, and wrapping a [`Failure`] in the operation's error.
+
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use driftless_config::Config;
 use driftless_core::application::Application;
-use driftless_core::diff::{ObjectDiff, compare as compare_object};
-use driftless_core::fingerprint::last_other_manager;
-use driftless_core::health::{self, Health};
-use driftless_core::{DesiredObject, ObjectRef, SyncState};
-use driftless_files::ReadLimits;
-use driftless_git::Mirrors;
-use driftless_kube::{ApplyOptions, ConnectOptions, Discovery, FIELD_MANAGER, ObjectError, Objects, connect};
-use driftless_render::RenderLimits;
-use driftless_store::Store;
+use driftless_core::comparison::AppComparison;
+use driftless_core::diff::redact;
+use driftless_kube::ConnectOptions;
+use driftless_store::{StateStore, Store};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
 
-use crate::desired::{DesiredState, RenderCache};
-use crate::live::LiveSnapshot;
-use crate::registry::Registry;
-use crate::signatures::VerdictCache;
-use crate::watch::{LiveCache, LiveChange};
-use crate::{EngineError, applied};
+use crate::catalog::Catalog;
+use crate::clusters::Clusters;
+use crate::compare::{self, Prepared};
+use crate::desired::Desired;
+use crate::error::{
+    AdminError, CompareError, Failure, LookupError, RenderError, StartError, SyncError, TreeError,
+};
+use crate::live::{Live, LiveChange};
+use crate::metrics::Metrics;
+use crate::parts::Parts;
+use crate::preview::PlanOptions;
+use crate::sync::{SyncOptions, SyncReport};
+use crate::{admin, preview, sync, tree};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -53,104 +58,24 @@ pub struct EngineStats {
     pub renders: u64,
     /// Git fetches (and clones).
     pub fetches: u64,
-    /// Requests for single objects and lists (reads and writes; not watches or discovery) made
+    /// Requests for single objects and lists (reads and writes; not watches or discovery) sent
     /// to every cluster.
     pub api_requests: u64,
 }
 
-/// A connected cluster: one client, its discovery cache and object operations.
-#[derive(Clone)]
-pub(crate) struct ClusterHandle {
-    /// The cluster's name in the configuration.
-    pub name: String,
-    pub discovery: Arc<Discovery>,
-    pub objects: Objects,
+/// What `driftless render` shows: the objects an application declares at a commit, exactly as
+/// they would be applied, except that Secret values are shown as salted hashes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RenderedApp {
+    pub application: String,
+    pub revision: String,
+    pub renderer: &'static str,
+    pub manifests: Vec<serde_json::Value>,
 }
 
 pub struct Engine {
-    pub(crate) config: Config,
-    pub(crate) mirrors: Mirrors,
-    pub(crate) store: Arc<Store>,
-    pub(crate) options: EngineOptions,
-    clusters: Mutex<HashMap<String, ClusterHandle>>,
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) render_cache: RenderCache,
-    /// From the configuration's `limits:`.
-    pub(crate) render_limits: RenderLimits,
-    /// The configuration's policy rules, compiled once.
-    pub(crate) policies: driftless_policy::Policies,
-    /// Chart repositories and registries, their indexes and archives (kept under the data
-    /// directory), shared by every application.
-    pub(crate) charts: driftless_charts::Charts,
-    pub(crate) metrics: crate::metrics::Metrics,
-    pub(crate) verdicts: VerdictCache,
-    /// Watches of live objects; only `driftless serve` starts them ([`Engine::watch_live`]).
-    pub(crate) live_cache: std::sync::OnceLock<LiveCache>,
-    /// Salts the hashes that stand in for Secret values in diffs; new per process.
-    pub(crate) redaction_salt: [u8; 16],
-    /// Every fetch this engine made started after this: "any fetch will do" means "since then".
-    pub(crate) created: std::time::Instant,
-}
-
-/// One object's state in a comparison.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ObjectStatus {
-    pub object: ObjectRef,
-    pub diff: ObjectDiff,
-    pub health: Health,
-    /// For an object that differs from Git: the field manager that changed it last, other than
-    /// driftless (from managedFields).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub changed_by: Option<String>,
-}
-
-/// How [`Engine::compare_desired`] compares.
-pub(crate) struct CompareOptions {
-    /// Dry-run objects missing from the cluster too (for their defaults), not only changed ones.
-    pub dry_run_missing: bool,
-    /// Record objects found in sync, so that the next comparison need not dry-run them; a plan
-    /// of a proposed change records nothing.
-    pub record: bool,
-    /// Objects besides the inventory that may be pruned when they are live and this
-    /// application's own (a plan's objects removed between base and head), with the version
-    /// to read them as.
-    pub also_prunable: BTreeMap<ObjectRef, String>,
-}
-
-/// What a comparison rendered and read, handed to the sync that follows it so that it neither
-/// renders nor reads again.
-pub struct Prepared {
-    pub(crate) desired: DesiredState,
-    pub(crate) live: LiveSnapshot,
-}
-
-/// An application compared with its cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AppComparison {
-    pub application: String,
-    pub revision: String,
-    pub sync: SyncState,
-    pub health: Health,
-    pub objects: Vec<ObjectStatus>,
-    /// Objects this application applied before that left Git and are still its own.
-    pub to_prune: Vec<ObjectRef>,
-}
-
-impl ObjectStatus {
-    fn of(object: &DesiredObject, live: Option<&serde_json::Value>, diff: ObjectDiff) -> Self {
-        let health = live.map_or_else(Health::missing, |live| {
-            health::assess(&object.reference.group, &object.reference.kind, live)
-        });
-        let changed_by = live
-            .filter(|_| !diff.is_in_sync())
-            .and_then(|live| last_other_manager(live, FIELD_MANAGER));
-        Self {
-            object: object.reference.clone(),
-            diff,
-            health,
-            changed_by,
-        }
-    }
+    parts: Parts,
+    fetch_reuse: Duration,
 }
 
 fn random_salt() -> [u8; 16] {
@@ -164,127 +89,96 @@ fn random_salt() -> [u8; 16] {
 
 impl Engine {
     /// An engine for `config`, with its mirrors and database under `options.data_dir`.
-    pub fn new(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
+    pub fn new(config: Config, options: EngineOptions) -> Result<Self, StartError> {
         if !options.data_dir.as_os_str().is_empty() {
             driftless_store::private_directory(&options.data_dir)?;
         }
         let store = Store::open(&options.data_dir.join("driftless.db"))?;
-        let registry = Arc::new(Registry::new(&config.applications));
-        let limits = config.limits;
-        let read_limits = ReadLimits {
-            max_files: limits.max_files,
-            max_bytes: limits.max_repository_bytes,
-        };
-        let mirrors =
-            Mirrors::new(options.data_dir.join("git"), config.repositories.clone()).with_limits(read_limits);
-        let render_limits = RenderLimits {
-            max_documents: limits.max_documents,
-            max_file_bytes: limits.max_file_bytes,
-            timeout: limits.render_timeout,
-            materialize: read_limits,
-            ..RenderLimits::default()
-        };
-        let charts = driftless_charts::Charts::new(
-            Some(options.data_dir.join("charts")),
-            config.repositories.clone(),
-            driftless_charts::ChartLimits {
-                timeout: limits.render_timeout,
-                ..driftless_charts::ChartLimits::default()
-            },
-        );
-        let policies = driftless_policy::Policies::new(config.policy.clone())
-            .map_err(|err| EngineError::InvalidPolicy(err.to_string()))?;
-        Ok(Self {
-            policies,
-            metrics: crate::metrics::Metrics::default(),
-            charts,
-            render_limits,
-            created: std::time::Instant::now(),
-            config,
-            mirrors,
-            store: Arc::new(store),
-            options,
-            clusters: Mutex::new(HashMap::new()),
-            registry,
-            render_cache: RenderCache::default(),
-            verdicts: VerdictCache::default(),
-            live_cache: std::sync::OnceLock::new(),
-            redaction_salt: random_salt(),
-        })
+        Self::with_store(config, options, Arc::new(store))
     }
 
-    #[must_use]
-    /// How this engine shows values that must not be shown.
-    pub(crate) fn redaction(&self) -> driftless_core::diff::Redaction<'_> {
-        driftless_core::diff::Redaction {
-            salt: &self.redaction_salt,
-            sensitive: &self.config.redaction,
-        }
+    /// An engine keeping its state in `store` (mirrors and charts still under
+    /// `options.data_dir`).
+    pub fn with_store(
+        config: Config,
+        options: EngineOptions,
+        store: Arc<dyn StateStore>,
+    ) -> Result<Self, StartError> {
+        let desired = Desired::new(&config, &options.data_dir);
+        let clusters = Clusters::new(config.clusters.clone(), options.connect);
+        let catalog = Catalog::new(config).map_err(StartError::InvalidPolicy)?;
+        Ok(Self {
+            parts: Parts {
+                catalog,
+                clusters,
+                desired,
+                live: Live::default(),
+                store,
+                metrics: Metrics::default(),
+                redaction_salt: random_salt(),
+            },
+            fetch_reuse: options.fetch_reuse,
+        })
     }
 
     /// The process's Prometheus metrics.
     #[must_use]
-    pub fn metrics(&self) -> &crate::metrics::Metrics {
-        &self.metrics
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn metrics(&self) -> &Metrics {
+        &self.parts.metrics
     }
 
     #[must_use]
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn config(&self) -> &Config {
+        self.parts.catalog.config()
+    }
+
+    #[must_use]
+    pub fn store(&self) -> &dyn StateStore {
+        &*self.parts.store
     }
 
     /// Starts keeping a watch-based cache of live objects (one watch per kind in use, started as
     /// applications are compared) and returns the stream of changes the watches see. `None` when
     /// already started.
     pub fn watch_live(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<LiveChange>> {
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        self.live_cache
-            .set(LiveCache::new(Arc::clone(&self.registry), sender))
-            .ok()?;
-        Some(receiver)
+        self.parts.live.watch(Arc::clone(self.parts.catalog.registry()))
     }
 
     pub async fn stats(&self) -> EngineStats {
-        let api_requests = self
-            .clusters
-            .lock()
-            .await
-            .values()
-            .map(|cluster| cluster.objects.request_count())
-            .sum();
         EngineStats {
-            renders: self.render_cache.renders.load(Ordering::Relaxed),
-            fetches: self.mirrors.fetch_count(),
-            api_requests,
+            renders: self.parts.desired.renders(),
+            fetches: self.parts.desired.fetches(),
+            api_requests: self.parts.clusters.request_count().await,
         }
     }
 
     /// A known application: from the configuration, or declared by a root application that has
     /// been rendered (see [`Engine::discover`]).
-    pub fn application(&self, name: &str) -> Result<Arc<Application>, EngineError> {
-        self.registry
-            .get(name)
-            .ok_or_else(|| EngineError::UnknownApplication(name.to_owned()))
+    pub fn application(&self, name: &str) -> Result<Arc<Application>, LookupError> {
+        self.parts
+            .catalog
+            .application(name)
+            .map_err(LookupError::of(name))
     }
 
     /// Every known application's name.
     #[must_use]
     pub fn application_names(&self) -> Vec<String> {
-        self.registry.names()
+        self.parts.catalog.names()
     }
 
     /// Like [`Engine::application`], rendering root applications first when the name is not
     /// known yet (it may be declared by one).
-    pub async fn find_application(&self, name: &str) -> Result<Arc<Application>, EngineError> {
-        if let Some(app) = self.registry.get(name) {
+    pub async fn find_application(&self, name: &str) -> Result<Arc<Application>, LookupError> {
+        self.found(name).await.map_err(LookupError::of(name))
+    }
+
+    async fn found(&self, name: &str) -> Result<Arc<Application>, Failure> {
+        if let Ok(app) = self.parts.catalog.application(name) {
             return Ok(app);
         }
         self.discover().await;
-        self.application(name)
+        self.parts.catalog.application(name)
     }
 
     /// Renders every application not rendered yet, so applications declared by roots (at any
@@ -293,8 +187,7 @@ impl Engine {
         let mut rendered = BTreeSet::new();
         loop {
             let pending: Vec<String> = self
-                .registry
-                .names()
+                .application_names()
                 .into_iter()
                 .filter(|name| !rendered.contains(name))
                 .collect();
@@ -302,9 +195,16 @@ impl Engine {
                 return;
             }
             for name in pending {
-                if let Some(app) = self.registry.get(&name) {
+                if let Ok(app) = self.parts.catalog.application(&name) {
                     let _ = self
-                        .desired_state(&app, None, self.fetched_since(self.options.fetch_reuse))
+                        .parts
+                        .desired
+                        .state(
+                            self.parts.context(),
+                            &app,
+                            None,
+                            self.fetched_since(self.fetch_reuse),
+                        )
                         .await;
                 }
                 rendered.insert(name);
@@ -312,33 +212,29 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn cluster(&self, name: &str) -> Result<ClusterHandle, EngineError> {
-        let mut clusters = self.clusters.lock().await;
-        if let Some(handle) = clusters.get(name) {
-            return Ok(handle.clone());
-        }
-        let cluster = self
-            .config
-            .clusters
-            .iter()
-            .find(|cluster| cluster.name == name)
-            .ok_or_else(|| EngineError::UnknownCluster(name.to_owned()))?;
-        let client = connect(cluster, self.options.connect).await?;
-        let handle = ClusterHandle {
-            name: name.to_owned(),
-            discovery: Arc::new(Discovery::new(client.clone())),
-            objects: Objects::new(client),
-        };
-        clusters.insert(name.to_owned(), handle.clone());
-        Ok(handle)
+    /// The instant a fetch must have started at or after for a reconcile to use it: at most
+    /// `max_age` old.
+    pub(crate) fn fetched_since(&self, max_age: Duration) -> Instant {
+        self.parts.desired.clock().since(max_age)
+    }
+
+    /// Any fetch this process made, however old (the cluster changed, not Git).
+    pub(crate) fn any_fetch(&self) -> Instant {
+        self.parts.desired.clock().any()
+    }
+
+    /// How old a fetch a routine reconcile may reuse.
+    pub(crate) fn fetch_reuse(&self) -> Duration {
+        self.fetch_reuse
     }
 
     /// Compares the application at its current revision with the cluster: a server-side dry-run
     /// of every object, normalised, plus what would be pruned. Changes nothing.
-    pub async fn compare(&self, name: &str) -> Result<AppComparison, EngineError> {
+    pub async fn compare(&self, name: &str) -> Result<AppComparison, CompareError> {
         let (comparison, _) = self
-            .compare_inner(name, self.fetched_since(Duration::ZERO), true)
-            .await?;
+            .compared(name, self.fetched_since(Duration::ZERO), true)
+            .await
+            .map_err(CompareError::of(name))?;
         Ok(comparison)
     }
 
@@ -349,283 +245,181 @@ impl Engine {
     pub(crate) async fn compare_for_sync(
         &self,
         name: &str,
-        fetched_since: std::time::Instant,
-    ) -> Result<(AppComparison, Prepared), EngineError> {
-        self.compare_inner(name, fetched_since, false).await
+        fetched_since: Instant,
+    ) -> Result<(AppComparison, Prepared), CompareError> {
+        self.compared(name, fetched_since, false)
+            .await
+            .map_err(CompareError::of(name))
     }
 
-    async fn compare_inner(
+    async fn compared(
         &self,
         name: &str,
-        fetched_since: std::time::Instant,
+        fetched_since: Instant,
         dry_run_missing: bool,
-    ) -> Result<(AppComparison, Prepared), EngineError> {
-        let app = self.find_application(name).await?;
-        let desired = self.desired_state(&app, None, fetched_since).await?;
-        let options = CompareOptions {
+    ) -> Result<(AppComparison, Prepared), Failure> {
+        let app = self.found(name).await?;
+        let desired = self
+            .parts
+            .desired
+            .state(self.parts.context(), &app, None, fetched_since)
+            .await?;
+        let options = compare::Options {
             dry_run_missing,
             record: true,
-            also_prunable: BTreeMap::new(),
+            also_prunable: std::collections::BTreeMap::new(),
         };
-        self.compare_desired(&app, desired, options).await
+        compare::compare(&self.parts, &app, desired, options).await
     }
 
-    /// Compares `desired` (rendered by the caller) with the cluster.
-    pub(crate) async fn compare_desired(
-        &self,
-        app: &Application,
-        desired: DesiredState,
-        options: CompareOptions,
-    ) -> Result<(AppComparison, Prepared), EngineError> {
-        let CompareOptions {
-            dry_run_missing,
-            record,
-            also_prunable,
-        } = options;
-        // Not even a dry-run of an object the project refuses.
-        self.refuse_objects(app, &desired)?;
-        let cluster = self.cluster(&app.destination.cluster).await?;
-        let mut inventory = self.store.inventory(&app.name)?;
-        for (reference, version) in also_prunable {
-            inventory.entry(reference).or_insert(version);
-        }
-        let recorded = self.store.applied(&app.name)?;
-        let live = self
-            .live_snapshot(app, &cluster, &desired, &inventory, &recorded)
-            .await?;
-        let mut newly_in_sync = BTreeMap::new();
-        let mut objects = Vec::with_capacity(desired.objects.len());
-        for (object, resolved) in desired.objects.iter() {
-            if let Some(cached) = live.unchanged(&object.reference) {
-                objects.push(ObjectStatus {
-                    object: object.reference.clone(),
-                    diff: ObjectDiff::Unchanged,
-                    health: cached.health.clone(),
-                    changed_by: None,
-                });
-                continue;
-            }
-            let live_object = live.get(&object.reference);
-            // A hook deleted once it ran (its policy) is not missing.
-            if live_object.is_none()
-                && driftless_core::plan::hook_delete_policy(object)
-                    .is_some_and(driftless_core::plan::HookDeletePolicy::deleted_after_run)
-            {
-                objects.push(ObjectStatus {
-                    object: object.reference.clone(),
-                    diff: ObjectDiff::Unchanged,
-                    health: Health::new(
-                        driftless_core::HealthState::Healthy,
-                        "hook: deleted after it ran, as its hook-delete-policy says",
-                    ),
-                    changed_by: None,
-                });
-                continue;
-            }
-            // Brought in sync from this manifest and untouched since: no dry-run needed.
-            let diff = if live.read_unchanged(&recorded, app, object) {
-                if let Some(state) = live.refreshed(&recorded, app, object) {
-                    newly_in_sync.insert(object.reference.clone(), Some(state));
-                }
-                ObjectDiff::Unchanged
-            } else if live_object.is_none() && !dry_run_missing {
-                compare_object(
-                    &object.reference,
-                    None,
-                    &object.manifest,
-                    &app.ignore_differences,
-                    &self.redaction(),
+    /// Renders the application (at `revision`, or its pinned or configured revision) without
+    /// changing anything. Needs the cluster for discovery (namespaces, CRD scopes).
+    pub async fn render(&self, name: &str, revision: Option<&str>) -> Result<RenderedApp, RenderError> {
+        let rendered = async {
+            let app = self.found(name).await?;
+            let desired = self
+                .parts
+                .desired
+                .state(
+                    self.parts.context(),
+                    &app,
+                    revision,
+                    self.fetched_since(Duration::ZERO),
                 )
-            } else {
-                let would_be = self.would_be(app, &cluster, object, resolved).await?;
-                let diff = compare_object(
-                    &object.reference,
-                    live_object,
-                    &would_be,
-                    &app.ignore_differences,
-                    &self.redaction(),
-                );
-                if diff.is_in_sync()
-                    && let Some(state) = live_object.and_then(|live| applied::state_of(app, object, live))
-                {
-                    newly_in_sync.insert(object.reference.clone(), Some(state));
-                }
-                diff
-            };
-            objects.push(ObjectStatus::of(object, live_object, diff));
-        }
-        if record && !newly_in_sync.is_empty() {
-            self.store.update_applied(&app.name, &newly_in_sync)?;
-        }
-        let to_prune = self.prune_candidates(app, &desired, inventory, &live)?;
-        let in_sync = objects.iter().all(|status| status.diff.is_in_sync()) && to_prune.is_empty();
-        let health = health::worst(objects.iter().map(|status| &status.health));
-        let comparison = AppComparison {
-            application: app.name.clone(),
-            revision: desired.commit.to_string(),
-            sync: if in_sync {
-                SyncState::Synced
-            } else {
-                SyncState::OutOfSync
-            },
-            health,
-            objects,
-            to_prune,
-        };
-        Ok((comparison, Prepared { desired, live }))
-    }
-
-    /// What the server says the object would become once applied (a server-side dry-run).
-    async fn would_be(
-        &self,
-        app: &Application,
-        cluster: &ClusterHandle,
-        object: &DesiredObject,
-        resolved: &driftless_kube::Resolved,
-    ) -> Result<serde_json::Value, EngineError> {
-        let dry_run = ApplyOptions {
-            dry_run: true,
-            force: true,
-        };
-        match cluster.objects.apply(&resolved.resource, object, dry_run).await {
-            Ok(would_be) => Ok(would_be),
-            // A changed hook is deleted and created anew, so an apply the server refuses (a
-            // Job's immutable template) is no error: it differs from what Git has.
-            Err(ObjectError::Rejected { code: 422, .. })
-                if driftless_core::plan::hook_delete_policy(object).is_some_and(|p| p.before_creation) =>
-            {
-                Ok(object.manifest.clone())
-            }
-            Err(source) => Err(EngineError::Cluster {
+                .await?;
+            let redaction = self.parts.redaction();
+            Ok::<_, Failure>(RenderedApp {
                 application: app.name.clone(),
-                source: Box::new(source),
-            }),
-        }
-    }
-
-    /// Objects this application applied before that left Git, are still its own, and that its
-    /// project lets it delete.
-    fn prune_candidates(
-        &self,
-        app: &Application,
-        desired: &DesiredState,
-        inventory: BTreeMap<ObjectRef, String>,
-        live: &LiveSnapshot,
-    ) -> Result<Vec<ObjectRef>, EngineError> {
-        let project = self.project_of(app)?;
-        let declared: BTreeSet<&ObjectRef> = desired.objects.iter().map(|(o, _)| &o.reference).collect();
-        Ok(inventory
-            .into_keys()
-            .filter(|reference| !declared.contains(reference))
-            .filter(|reference| {
-                live.ownership_of(reference)
-                    .is_some_and(|ownership| ownership.owner.as_deref() == Some(app.name.as_str()))
+                revision: desired.commit.to_string(),
+                renderer: desired.renderer,
+                manifests: desired
+                    .objects
+                    .iter()
+                    .map(|(object, _)| redact(&object.reference, &object.manifest, &redaction))
+                    .collect(),
             })
-            .filter(|reference| crate::projects::prune_refused(project, app, reference).is_none())
-            .collect())
-    }
-
-    /// The API resource for an object known by reference and the version it was applied as;
-    /// `None` when the server no longer serves that kind (its CRD is gone).
-    pub(crate) async fn resource_for(
-        &self,
-        app: &Application,
-        cluster: &ClusterHandle,
-        reference: &ObjectRef,
-        version: &str,
-    ) -> Result<Option<kube::core::ApiResource>, EngineError> {
-        let gvk = driftless_core::GroupVersionKind {
-            group: reference.group.clone(),
-            version: version.to_owned(),
-            kind: reference.kind.clone(),
         };
-        let found = cluster
-            .discovery
-            .lookup(&gvk)
-            .await
-            .map_err(|source| EngineError::Discovery {
-                application: app.name.clone(),
-                source: Box::new(source),
-            })?;
-        Ok(found.map(|resolved| resolved.resource))
+        rendered.await.map_err(RenderError::of(name))
     }
-}
 
-/// Every object of a built-in kind (`group/v1`) in `namespace`, tagged with its group and kind.
-async fn list_builtin(
-    cluster: &ClusterHandle,
-    application: &str,
-    (group, kind): (&str, &str),
-    namespace: Option<&str>,
-) -> Result<Vec<(String, String, serde_json::Value)>, EngineError> {
-    let gvk = driftless_core::GroupVersionKind {
-        group: group.to_owned(),
-        version: "v1".to_owned(),
-        kind: kind.to_owned(),
-    };
-    let resource = driftless_kube::builtin(&gvk)
-        .expect("the tree lists only built-in kinds")
-        .resource;
-    let found = cluster
-        .objects
-        .list(&resource, namespace, "")
+    /// Syncs the application. Fetch, render or resolve errors fail the sync before anything is
+    /// applied or deleted; a failed object fails the sync (later waves are skipped, nothing is
+    /// pruned) while the report still lists every object's outcome.
+    pub async fn sync(&self, name: &str, options: SyncOptions) -> Result<SyncReport, SyncError> {
+        async {
+            let app = self.found(name).await?;
+            sync::sync(&self.parts, &app, options, None).await
+        }
         .await
-        .map_err(|source| EngineError::Cluster {
-            application: application.to_owned(),
-            source: Box::new(source),
-        })?;
-    Ok(found
-        .into_iter()
-        .map(|object| (group.to_owned(), kind.to_owned(), object))
-        .collect())
-}
+        .map_err(SyncError::of(name))
+    }
 
-impl Engine {
+    /// [`Engine::sync`] from what [`Engine::compare_for_sync`] just rendered and read (at the
+    /// pinned or configured revision; `options.revision` is ignored).
+    pub async fn sync_prepared(
+        &self,
+        name: &str,
+        options: SyncOptions,
+        prepared: Prepared,
+    ) -> Result<SyncReport, SyncError> {
+        async {
+            let app = self.found(name).await?;
+            sync::sync(&self.parts, &app, options, Some(prepared)).await
+        }
+        .await
+        .map_err(SyncError::of(name))
+    }
+
+    /// Syncs an earlier revision that was once synced successfully, then pins the application
+    /// there: automated syncs stop until [`Engine::unpin`].
+    pub async fn rollback(
+        &self,
+        name: &str,
+        revision: &str,
+        options: SyncOptions,
+    ) -> Result<SyncReport, SyncError> {
+        async {
+            let app = self.parts.catalog.application(name)?;
+            admin::rollback(&self.parts, &app, revision, options).await
+        }
+        .await
+        .map_err(SyncError::of(name))
+    }
+
+    /// Stops automated syncs of the application (it is still compared and reported, and manual
+    /// syncs still work) until [`Engine::resume`]; `false` if it already was suspended.
+    pub fn suspend(&self, name: &str) -> Result<bool, AdminError> {
+        self.admin(name, admin::suspend)
+    }
+
+    /// Lets automated syncs of the application run again; `false` if it was not suspended.
+    pub fn resume(&self, name: &str) -> Result<bool, AdminError> {
+        self.admin(name, admin::resume)
+    }
+
+    /// Pins the application at the revision its last successful sync applied (what the cluster
+    /// runs): new commits are not deployed until [`Engine::unpin`]. Returns that revision.
+    pub fn pin(&self, name: &str) -> Result<String, AdminError> {
+        self.admin(name, admin::pin)
+    }
+
+    /// Lets the application follow its configured revision again; `false` if it was not pinned.
+    pub fn unpin(&self, name: &str) -> Result<bool, AdminError> {
+        self.admin(name, admin::unpin)
+    }
+
+    fn admin<T>(
+        &self,
+        name: &str,
+        operation: fn(&Parts, &Application) -> Result<T, Failure>,
+    ) -> Result<T, AdminError> {
+        let app = self
+            .parts
+            .catalog
+            .application(name)
+            .map_err(AdminError::of(name))?;
+        operation(&self.parts, &app).map_err(AdminError::of(name))
+    }
+
     /// What the cluster made from the application's workloads (ReplicaSets and Pods), for the
-    /// resource tree. From the inventory of what it applied, so nothing is rendered; one LIST per
-    /// kind and namespace involved, and none for an application without workloads.
+    /// resource tree.
     pub async fn resource_tree(
         &self,
         name: &str,
-    ) -> Result<Vec<driftless_core::tree::ChildObject>, EngineError> {
-        use driftless_core::tree::{CHILDREN, OWNERS};
-        let app = self.find_application(name).await?;
-        let inventory = self.store.inventory(&app.name)?;
-        let owners: Vec<&ObjectRef> = inventory
-            .keys()
-            .filter(|object| OWNERS.contains(&(object.group.as_str(), object.kind.as_str())))
-            .collect();
-        if owners.is_empty() {
-            return Ok(Vec::new());
+    ) -> Result<Vec<driftless_core::tree::ChildObject>, TreeError> {
+        async {
+            let app = self.found(name).await?;
+            tree::resource_tree(&self.parts, &app).await
         }
-        let cluster = self.cluster(&app.destination.cluster).await?;
-        let namespaces: BTreeSet<Option<&str>> =
-            owners.iter().map(|object| object.namespace.as_deref()).collect();
-        let (mut roots, mut candidates) = (Vec::new(), Vec::new());
-        for namespace in namespaces {
-            for (group, kind) in OWNERS {
-                let declared = |name: &str| {
-                    owners
-                        .iter()
-                        .any(|o| o.kind == kind && o.namespace.as_deref() == namespace && o.name == name)
-                };
-                if owners
-                    .iter()
-                    .any(|o| o.kind == kind && o.namespace.as_deref() == namespace)
-                {
-                    let listed = list_builtin(&cluster, &app.name, (group, kind), namespace).await?;
-                    roots.extend(listed.into_iter().filter(|(_, _, object)| {
-                        object
-                            .pointer("/metadata/name")
-                            .and_then(serde_json::Value::as_str)
-                            .is_some_and(declared)
-                    }));
-                }
-            }
-            for child in CHILDREN {
-                candidates.extend(list_builtin(&cluster, &app.name, child, namespace).await?);
-            }
+        .await
+        .map_err(TreeError::of(name))
+    }
+
+    /// Whether any application's source is the checkout.
+    #[must_use]
+    pub fn serves_checkout(&self, checkout: Option<(&str, &[String])>) -> bool {
+        preview::serves_checkout(&self.parts, checkout)
+    }
+
+    /// The plan of every application `base` → `head` can affect (`driftless plan`). An
+    /// application that cannot be rendered on either side gets its error in its plan; the
+    /// others are planned all the same.
+    pub async fn plan(
+        &self,
+        base: &str,
+        head: &str,
+        options: PlanOptions<'_>,
+    ) -> Vec<driftless_core::preview::ApplicationPlan> {
+        preview::plan(&self.parts, base, head, options).await
+    }
+
+    /// Records an event of the application; a store failure only loses the event.
+    pub(crate) fn record_event(&self, name: &str, event: &driftless_store::EventRecord) {
+        if event.kind == driftless_store::EventKind::DriftDetected {
+            self.parts.metrics.drift_events.inc();
         }
-        Ok(driftless_core::tree::children(&roots, &candidates))
+        if let Err(err) = self.parts.store.record_event(name, event) {
+            tracing::warn!(application = name, error = %err, "cannot record an event");
+        }
     }
 }

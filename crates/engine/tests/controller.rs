@@ -7,7 +7,7 @@ mod common;
 use common::Running;
 
 use driftless_core::application::Application;
-use driftless_engine::{EngineError, SyncOptions};
+use driftless_engine::{Failure, SyncOptions};
 use driftless_store::SyncResult;
 use driftless_testenv::TestEnv;
 use driftless_testenv::git::TestRepo;
@@ -85,7 +85,7 @@ async fn a_root_declares_applications_that_come_and_go_with_its_commits() {
     assert_eq!(engine.application_names(), vec!["child-a", "root"]);
     assert!(matches!(
         engine.application("child-b"),
-        Err(EngineError::UnknownApplication(_))
+        Err(err) if matches!(err.failure, Failure::UnknownApplication(_))
     ));
 }
 

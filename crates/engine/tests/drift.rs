@@ -35,13 +35,54 @@ fn deployment(replicas: Option<u32>) -> String {
 const SETTINGS: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: fast, ignored: from-git}\n";
 
-/// A repository with `web` (a Deployment) and `settings` (a ConfigMap) under `app/`.
+/// A repository with `web` (a Deployment) and `settings` (a ConfigMap) under `app/`, and the
+/// fence's Deployment and ConfigMap under `fence/`.
 fn repository(replicas: Option<u32>) -> TestRepo {
     let repo = TestRepo::new();
     repo.write("app/web.yaml", &deployment(replicas))
-        .write("app/settings.yaml", SETTINGS);
+        .write("app/settings.yaml", SETTINGS)
+        .write(
+            "fence/deployment.yaml",
+            &deployment(Some(0)).replace("web", FENCE),
+        )
+        .write("fence/config.yaml", &config_map(FENCE, "as in Git"));
     repo.commit("web and settings");
     repo
+}
+
+/// The application beside the one under test that is only there to be edited (see [`fence`]).
+const FENCE: &str = "fence";
+
+fn fence_application(repo: &TestRepo, namespace: &str) -> Application {
+    watched_only(common::application(FENCE, repo, FENCE, namespace))
+}
+
+/// Returns once the watches of `kinds` have seen every change made before the call: a watch
+/// delivers its kind's events in order, so when an edit of the fence's object of that kind is
+/// reported as drift, what came before it has reached the cache too. Without this, a "not drift"
+/// check could run before the watch saw the change and pass for nothing. The fence's objects are
+/// edited one at a time, each waited for, so no reconcile of the fence is left running after.
+async fn fence(controller: &Controller, env: &TestEnv, kinds: &[&str]) {
+    for kind in kinds {
+        let edited = match *kind {
+            "Deployment" => {
+                // A label, not the spec: no new generation, so no controller writes after it.
+                let labels = json!({"metadata": {"labels": {"tier": "edited"}}});
+                patch(&env.api::<Deployment>(), FENCE, "fence-edit", labels).await;
+                format!("apps/Deployment/{}/{FENCE} changed by fence-edit", env.namespace)
+            }
+            "ConfigMap" => {
+                let data = json!({"data": {"v": "edited"}});
+                patch(&env.api::<ConfigMap>(), FENCE, "fence-edit", data).await;
+                format!("ConfigMap/{}/{FENCE} changed by fence-edit", env.namespace)
+            }
+            other => panic!("no fence object of kind {other}"),
+        };
+        status_where(controller, FENCE, &format!("the fence's {kind} edit seen"), |s| {
+            s.drift.as_deref().is_some_and(|drift| drift.contains(&edited))
+        })
+        .await;
+    }
 }
 
 /// Never reconciled on a timer: only the watch (or an explicit refresh) can notice anything.
@@ -136,19 +177,32 @@ fn config_map(name: &str, value: &str) -> String {
 
 async fn start_synced(engine: Engine, name: &str) -> (Arc<Controller>, Running) {
     let (controller, running) = Running::start(engine);
-    status_where(&controller, name, "the first sync", |s| {
+    sync_and_settle(&controller, name).await;
+    (controller, running)
+}
+
+/// [`start_synced`], then the fence synced as well.
+async fn start_synced_with_fence(engine: Engine, name: &str) -> (Arc<Controller>, Running) {
+    let (controller, running) = start_synced(engine, name).await;
+    sync_and_settle(&controller, FENCE).await;
+    (controller, running)
+}
+
+/// Waits for the first reconcile, syncs if it left the application out of sync, and waits until
+/// reconciles of it are free.
+async fn sync_and_settle(controller: &Arc<Controller>, name: &str) {
+    status_where(controller, name, "the first sync", |s| {
         s.sync.is_some() && s.reconciled_at.is_some()
     })
     .await;
-    if status(&controller, name).await.sync != Some(SyncState::Synced) {
+    if status(controller, name).await.sync != Some(SyncState::Synced) {
         controller
             .sync_now(name, SyncOptions::default())
             .await
             .expect("sync");
     }
-    status_where(&controller, name, "Synced", |s| s.sync == Some(SyncState::Synced)).await;
-    wait_for_free_reconciles(&controller, name).await;
-    (controller, running)
+    status_where(controller, name, "Synced", |s| s.sync == Some(SyncState::Synced)).await;
+    wait_for_free_reconciles(controller, name).await;
 }
 
 #[tokio::test]
@@ -156,8 +210,9 @@ async fn drift_is_seen_by_the_watch_with_who_changed_what_and_other_managers_lab
     let env = TestEnv::new("drift_detect").await;
     let repo = repository(Some(2));
     let app = watched_only(common::application("detect", &repo, "app", &env.namespace));
-    let (_data, engine) = common::engine(&env, vec![app]);
-    let (controller, running) = start_synced(engine, "detect").await;
+    let fence_app = fence_application(&repo, &env.namespace);
+    let (_data, engine) = common::engine(&env, vec![app, fence_app]);
+    let (controller, running) = start_synced_with_fence(engine, "detect").await;
     let (deployments, config_maps) = (env.api::<Deployment>(), env.api::<ConfigMap>());
 
     // Someone else's label on a managed object: not drift, and the reconcile costs nothing.
@@ -168,6 +223,7 @@ async fn drift_is_seen_by_the_watch_with_who_changed_what_and_other_managers_lab
         json!({"metadata": {"labels": {"team": "blue"}}}),
     )
     .await;
+    fence(&controller, &env, &["Deployment"]).await;
     assert_eq!(refresh_and_count(&controller, "detect").await, 0);
     assert_eq!(status(&controller, "detect").await.sync, Some(SyncState::Synced));
 
@@ -274,8 +330,9 @@ async fn fields_owned_by_others_and_ignored_differences_are_not_drift_and_never_
         json_pointers: vec!["/data/ignored".into()],
         managed_fields_managers: Vec::new(),
     }];
-    let (_data, engine) = common::engine(&env, vec![app]);
-    let (controller, running) = start_synced(engine, "owned").await;
+    let fence_app = fence_application(&repo, &env.namespace);
+    let (_data, engine) = common::engine(&env, vec![app, fence_app]);
+    let (controller, running) = start_synced_with_fence(engine, "owned").await;
     let (deployments, config_maps) = (env.api::<Deployment>(), env.api::<ConfigMap>());
 
     let autoscaler = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 4}});
@@ -295,6 +352,7 @@ async fn fields_owned_by_others_and_ignored_differences_are_not_drift_and_never_
     )
     .await;
 
+    fence(&controller, &env, &["Deployment", "ConfigMap"]).await;
     refresh_and_count(&controller, "owned").await;
     let after = status(&controller, "owned").await;
     assert_eq!(after.sync, Some(SyncState::Synced), "{after:?}");
@@ -595,4 +653,69 @@ async fn a_new_process_reuses_the_kept_render_but_never_keeps_secrets() {
         1,
         "configured differently: rendered again"
     );
+}
+
+/// Issue 20: the controller took the last synced revision from the last 20 history rows, so
+/// after more than 20 failed syncs in a row it saw drift as a new revision and reverted it
+/// without `selfHeal`. The last successful sync counts however many failed after it.
+#[tokio::test]
+async fn drift_after_many_failed_syncs_is_reported_and_not_reverted_without_self_heal() {
+    use driftless_core::application::Automated;
+    use driftless_store::SyncResult;
+    let env = TestEnv::new("drift_after_failures").await;
+    let repo = repository(Some(2));
+    let mut app = watched_only(common::application("reported", &repo, "app", &env.namespace));
+    app.sync_policy.automated = Some(Automated {
+        prune: false,
+        self_heal: false,
+    });
+    let (_data, engine) = common::engine(&env, vec![app]);
+    let (controller, running) = start_synced(engine, "reported").await;
+    let store = controller.engine().store();
+    let revision = store
+        .last_synced_revision("reported")
+        .expect("store")
+        .expect("synced once");
+    let now = || {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_millis(),
+        )
+        .expect("fits")
+    };
+    for _ in 0..25 {
+        let id = store
+            .begin_sync("reported", &revision, &revision, Trigger::Manual, now())
+            .expect("begin");
+        store
+            .finish_sync(
+                id,
+                SyncResult::Failed,
+                "the API server refused it",
+                &[],
+                now(),
+                None,
+            )
+            .expect("finish");
+    }
+    let syncs_before = automated_syncs(&controller, "reported");
+    let deployments: Api<Deployment> = env.api();
+    let drifted = scale_until_drift(&controller, "reported", &deployments, 5).await;
+    assert!(drifted.drift.is_some(), "reported as drift: {drifted:?}");
+    // Another reconcile, to give a wrong auto-sync every chance to happen.
+    let before = drifted.reconciled_at;
+    controller.refresh("reported");
+    status_where(&controller, "reported", "a reconcile after refresh", |s| {
+        s.reconciled_at > before
+    })
+    .await;
+    assert_eq!(replicas(&deployments).await, Some(5), "the drift was reverted");
+    assert_eq!(
+        automated_syncs(&controller, "reported"),
+        syncs_before,
+        "no automated sync ran"
+    );
+    running.stop().await;
 }

@@ -10,7 +10,7 @@ use common::{application, engine, engine_with};
 use driftless_core::application::{
     Application, RepositoryVerification, SecretSource, Verification, VerifyMode,
 };
-use driftless_engine::{Engine, EngineError, SyncOptions};
+use driftless_engine::{Engine, Failure, SyncOptions};
 use driftless_store::{EventKind, SyncResult};
 use driftless_testenv::TestEnv;
 use driftless_testenv::git::TestRepo;
@@ -172,7 +172,7 @@ async fn refused(engine: &Engine, name: &str, commit: &str) -> String {
         .sync(name, prune())
         .await
         .expect_err("the commit must be refused");
-    assert!(matches!(err, EngineError::Untrusted { .. }), "{err}");
+    assert!(matches!(err.failure, Failure::Untrusted { .. }), "{err}");
     let message = err.to_string();
     let short = &commit[..7];
     assert!(
@@ -230,7 +230,7 @@ async fn signed_heads_sync_and_an_unsigned_commit_on_top_changes_nothing() {
         "nothing pruned"
     );
     let compare = engine.compare("web").await.expect_err("compare refuses too");
-    assert!(matches!(compare, EngineError::Untrusted { .. }), "{compare}");
+    assert!(matches!(compare.failure, Failure::Untrusted { .. }), "{compare}");
     assert_eq!(
         refusals(&engine, "web"),
         1,
@@ -372,7 +372,7 @@ async fn every_spelling_of_a_verified_repository_is_verified() {
             .await
             .expect_err(&format!("{name}: {url} escaped the repository's verify"));
         assert!(
-            matches!(err, EngineError::Untrusted { .. }),
+            matches!(err.failure, Failure::Untrusted { .. }),
             "{name} ({url}): {err}"
         );
         assert!(

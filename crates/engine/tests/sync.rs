@@ -740,3 +740,57 @@ async fn configured_limits_refuse_oversized_sources_on_their_application_only() 
     assert!(config_maps.get_opt("big").await.expect("get").is_none());
     assert!(config_maps.get_opt("many0").await.expect("get").is_none());
 }
+
+/// Issue 20: adopting an object deleted a live `BeforeHookCreation` hook that driftless never
+/// created (no ownership label) before applying over it. Only a hook carrying this application's
+/// label is deleted and created anew; an adopted one is applied in place.
+#[tokio::test]
+async fn a_hook_recreated_before_each_sync_never_deletes_an_object_it_does_not_own() {
+    use kube::api::PostParams;
+    let env = TestEnv::new("engine_hook_adopt").await;
+    let hook = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook-delete-policy: BeforeHookCreation\ndata:\n  key: from-git\n";
+    let repo = TestRepo::new();
+    repo.write("app/migrate.yaml", hook);
+    repo.commit("a hook");
+    let someone_elses: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "migrate" },
+        "data": { "key": "someone else's" }
+    }))
+    .expect("a ConfigMap");
+    let created = env
+        .api::<ConfigMap>()
+        .create(&PostParams::default(), &someone_elses)
+        .await
+        .expect("create the unlabelled object");
+    let (_data, engine) = engine(&env, vec![application("hooks", &repo, "app", &env.namespace)]);
+    // Take it over, fields and all.
+    let adopt = SyncOptions {
+        adopt: true,
+        force: true,
+        ..SyncOptions::default()
+    };
+    let report = engine.sync("hooks", adopt).await.expect("sync");
+    assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
+    let live = env.api::<ConfigMap>().get("migrate").await.expect("get");
+    assert_eq!(
+        live.metadata.uid, created.metadata.uid,
+        "the object driftless did not own was deleted and created anew"
+    );
+    assert_eq!(
+        live.data.unwrap_or_default()["key"],
+        "from-git",
+        "adopted and applied in place"
+    );
+
+    // Once it is this application's own, a change to the hook deletes and recreates it.
+    repo.write("app/migrate.yaml", &hook.replace("from-git", "changed"));
+    repo.commit("the hook changes");
+    let report = engine.sync("hooks", SyncOptions::default()).await.expect("sync");
+    assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
+    let recreated = env.api::<ConfigMap>().get("migrate").await.expect("get");
+    assert_ne!(
+        recreated.metadata.uid, created.metadata.uid,
+        "its own hook is created anew"
+    );
+    assert_eq!(recreated.data.unwrap_or_default()["key"], "changed");
+}

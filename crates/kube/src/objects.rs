@@ -8,7 +8,7 @@ use kube::core::ApiResource;
 use serde_json::Value;
 
 /// The field manager of every apply driftless makes.
-pub const FIELD_MANAGER: &str = "driftless";
+pub const FIELD_MANAGER: &str = driftless_core::plan::FIELD_MANAGER;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyOptions {

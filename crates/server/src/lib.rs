@@ -25,9 +25,6 @@
 //! - `/ui/`: the web UI (`ui`), TCP only.
 
 mod client;
-mod forge;
-pub mod notify;
-pub mod review;
 mod tls;
 mod ui;
 pub mod webhooks;
@@ -44,7 +41,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use driftless_core::access::{Decision, Grant, Role};
-use driftless_engine::{AppStatus, Controller, EngineError, SyncOptions};
+use driftless_engine::{AppStatus, Classified, Controller, ErrorClass, SyncOptions};
 use serde::{Deserialize, Serialize};
 
 pub use client::{ApiClient, ClientError};
@@ -95,33 +92,49 @@ pub enum ServerError {
 }
 
 enum ApiError {
-    Engine(EngineError),
+    /// An operation of the engine (or the store) failed: its class decides the status.
+    Failed {
+        class: ErrorClass,
+        message: String,
+    },
     /// No token, or one that is unknown or revoked.
     Unauthorized,
     Forbidden(Role),
 }
 
-impl From<EngineError> for ApiError {
-    fn from(err: EngineError) -> Self {
-        Self::Engine(err)
+impl<E: Classified> From<E> for ApiError {
+    fn from(err: E) -> Self {
+        Self::Failed {
+            class: err.class(),
+            message: err.to_string(),
+        }
+    }
+}
+
+impl ApiError {
+    /// An application that does not exist, or that the token may not know of: the same words.
+    fn not_found(application: &str) -> Self {
+        Self::Failed {
+            class: ErrorClass::NotFound,
+            message: format!("no application named {application:?} in the configuration"),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error) = match self {
-            Self::Engine(err @ EngineError::UnknownApplication(_)) => {
-                (StatusCode::NOT_FOUND, err.to_string())
+            Self::Failed { class, message } => {
+                let status = match class {
+                    ErrorClass::NotFound => StatusCode::NOT_FOUND,
+                    // What driftless could not reach (a cluster, a Git server) is not the
+                    // request's fault.
+                    ErrorClass::Unavailable => StatusCode::BAD_GATEWAY,
+                    ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorClass::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                (status, message)
             }
-            // What driftless could not reach (a cluster, a Git server) is not the request's fault.
-            Self::Engine(
-                err @ (EngineError::Connect(_)
-                | EngineError::Cluster { .. }
-                | EngineError::Discovery { .. }
-                | EngineError::Git { .. }),
-            ) => (StatusCode::BAD_GATEWAY, err.to_string()),
-            Self::Engine(err @ EngineError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
-            Self::Engine(err) => (StatusCode::UNPROCESSABLE_ENTITY, err.to_string()),
             Self::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "a bearer token is required (driftless token create)".to_owned(),
@@ -167,9 +180,7 @@ fn authorize(
     match grant.decide(needs, application.map(|name| (name, &labels))) {
         Decision::Allowed => Ok(()),
         Decision::Forbidden => Err(ApiError::Forbidden(needs)),
-        Decision::Hidden => Err(ApiError::Engine(EngineError::UnknownApplication(
-            application.unwrap_or_default().to_owned(),
-        ))),
+        Decision::Hidden => Err(ApiError::not_found(application.unwrap_or_default())),
     }
 }
 
@@ -602,7 +613,7 @@ impl Limit {
 }
 
 fn store_error(err: driftless_store::StoreError) -> ApiError {
-    ApiError::Engine(EngineError::from(err))
+    err.into()
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{name}/history", summary = "The application's syncs, newest first", params(("name" = String, Path, description = "the application's name"), ("limit" = Option<usize>, Query, description = "at most this many, newest first (default 20, at most 500)")), responses((status = 200, description = "syncs", body = Vec<driftless_store::SyncRecord>), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
@@ -692,7 +703,6 @@ async fn unpin(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&controller, &grant, Role::Operator, Some(&name))?;
     let unpinned = controller.unpin_now(&name).await?;
-    controller.refresh(&name);
     Ok(Json(serde_json::json!({ "unpinned": unpinned })))
 }
 
@@ -704,7 +714,6 @@ async fn suspend(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&controller, &grant, Role::Operator, Some(&name))?;
     let suspended = controller.suspend_now(&name).await?;
-    controller.refresh(&name);
     Ok(Json(serde_json::json!({ "suspended": suspended })))
 }
 
@@ -716,7 +725,6 @@ async fn resume(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&controller, &grant, Role::Operator, Some(&name))?;
     let resumed = controller.resume_now(&name).await?;
-    controller.refresh(&name);
     Ok(Json(serde_json::json!({ "resumed": resumed })))
 }
 

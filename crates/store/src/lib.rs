@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+mod state;
 mod tokens;
 
+pub use state::StateStore;
 pub use tokens::{TOKEN_PREFIX, TokenRecord};
 
 use driftless_core::ObjectRef;
-use driftless_core::health::Health;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 
@@ -279,17 +280,8 @@ pub struct SyncEffects<'a> {
     pub applied: &'a BTreeMap<ObjectRef, Option<AppliedState>>,
 }
 
-/// What an object looked like when driftless last brought it in sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppliedState {
-    pub desired_hash: String,
-    pub fingerprint: String,
-    /// The object's resourceVersion when this was recorded: while the live object still has it,
-    /// it is the object seen then (fingerprint and health included) without reading it again.
-    pub resource_version: Option<String>,
-    /// The object's health at that resourceVersion.
-    pub health: Option<Health>,
-}
+/// The store records it; the core decides what it means.
+pub use driftless_core::applied::AppliedState;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ObjectOutcome {

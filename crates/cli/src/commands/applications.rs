@@ -98,7 +98,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             flags,
         } => rollback(&common, &application, &to, &flags).await,
         Command::Suspend { common, application } => {
-            let state = if open(&common)?.suspend(&application)? {
+            let state = if admin(&common, &application, Admin::Suspend).await? {
                 "suspended: no automated syncs until `driftless resume`"
             } else {
                 "was already suspended"
@@ -107,7 +107,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Resume { common, application } => {
-            let state = if open(&common)?.resume(&application)? {
+            let state = if admin(&common, &application, Admin::Resume).await? {
                 "resumed: automated syncs run again"
             } else {
                 "was not suspended"
@@ -116,12 +116,12 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pin { common, application } => {
-            let revision = open(&common)?.pin(&application)?;
+            let revision = pin(&common, &application).await?;
             println!("{application}: pinned at {revision}; unpin to follow its configured revision again");
             Ok(ExitCode::SUCCESS)
         }
         Command::Unpin { common, application } => {
-            let was_pinned = open(&common)?.unpin(&application)?;
+            let was_pinned = admin(&common, &application, Admin::Unpin).await?;
             let state = if was_pinned {
                 "unpinned; it follows its configured revision again"
             } else {
@@ -222,15 +222,76 @@ async fn refresh(
     Ok(ExitCode::SUCCESS)
 }
 
+/// An administrative change that answers yes or no (was it not so already).
+#[derive(Clone, Copy)]
+enum Admin {
+    Suspend,
+    Resume,
+    Unpin,
+}
+
+/// Through a running `serve` (under the lock its reconciles of the application take) when there
+/// is one, else directly.
+async fn admin(common: &Common, application: &str, action: Admin) -> anyhow::Result<bool> {
+    let (path, answer) = match action {
+        Admin::Suspend => ("suspend", "suspended"),
+        Admin::Resume => ("resume", "resumed"),
+        Admin::Unpin => ("unpin", "unpinned"),
+    };
+    if let Some(client) = server(common).await? {
+        let response: serde_json::Value = client
+            .post(
+                &format!("/api/v1/applications/{application}/{path}"),
+                &serde_json::json!({}),
+            )
+            .await?;
+        return response[answer]
+            .as_bool()
+            .with_context(|| format!("the server's answer has no {answer:?}"));
+    }
+    let engine = open(common)?;
+    Ok(match action {
+        Admin::Suspend => engine.suspend(application)?,
+        Admin::Resume => engine.resume(application)?,
+        Admin::Unpin => engine.unpin(application)?,
+    })
+}
+
+/// Pins through a running `serve` when there is one, else directly; returns the revision.
+async fn pin(common: &Common, application: &str) -> anyhow::Result<String> {
+    if let Some(client) = server(common).await? {
+        let pinned: driftless_server::Pinned = client
+            .post(
+                &format!("/api/v1/applications/{application}/pin"),
+                &serde_json::json!({}),
+            )
+            .await?;
+        return Ok(pinned.pinned);
+    }
+    Ok(open(common)?.pin(application)?)
+}
+
+/// Through a running `serve` (serialised with its reconciles) when there is one, else directly.
 async fn rollback(
     common: &Common,
     application: &str,
     to: &str,
     flags: &SyncFlags,
 ) -> anyhow::Result<ExitCode> {
-    let report = open(common)?
-        .rollback(application, to, sync_options(flags, common.output))
-        .await?;
+    let report: SyncReport = if let Some(client) = server(common).await? {
+        let request = driftless_server::RollbackRequest {
+            revision: to.to_owned(),
+            prune: flags.prune,
+            dry_run: flags.dry_run,
+        };
+        client
+            .post(&format!("/api/v1/applications/{application}/rollback"), &request)
+            .await?
+    } else {
+        open(common)?
+            .rollback(application, to, sync_options(flags, common.output))
+            .await?
+    };
     let code = print_report(common.output, &report)?;
     if report.result == SyncResult::Succeeded && !report.dry_run && common.output == OutputFormat::Text {
         println!(
@@ -485,7 +546,7 @@ async fn serve(common: &Common, workers: usize, listen: ListenFlags) -> anyhow::
     let names = engine.application_names();
     tracing::info!(applications = ?names, workers, "serving");
     let controller = driftless_engine::Controller::new(std::sync::Arc::clone(&engine), workers);
-    let _notifications = driftless_server::notify::spawn(&controller);
+    let _notifications = driftless_notify::spawn(&controller);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("failed to listen for SIGTERM")?;
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -14,18 +14,16 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use driftless_core::ObjectRef;
+use driftless_core::applied;
 use driftless_core::health::{self, Health};
 use driftless_core::plan::{APPLICATION_LABEL, LiveOwnership};
+use driftless_kube::{ApiResource, Objects, WatchEvent, watch_labelled};
 use futures::StreamExt as _;
-use kube::api::{Api, DynamicObject};
-use kube::core::ApiResource;
-use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::applied;
+use crate::catalog::Registry;
 use crate::locks::{lock, read, write};
-use crate::registry::Registry;
 
 /// What the cache keeps of one live object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,11 +99,11 @@ impl LiveCache {
     pub(crate) fn lookup(
         &self,
         cluster: &str,
-        client: &kube::Client,
+        objects: &Objects,
         resource: &ApiResource,
         reference: &ObjectRef,
     ) -> Cached {
-        let watched = self.watch(cluster, client, resource);
+        let watched = self.watch(cluster, objects, resource);
         if !watched.synced.load(Ordering::Acquire) {
             return Cached::Unknown;
         }
@@ -115,7 +113,7 @@ impl LiveCache {
             .map_or(Cached::Absent, Cached::Present)
     }
 
-    fn watch(&self, cluster: &str, client: &kube::Client, resource: &ApiResource) -> Arc<Watched> {
+    fn watch(&self, cluster: &str, objects: &Objects, resource: &ApiResource) -> Arc<Watched> {
         let key = (cluster.to_owned(), resource_key(resource));
         let mut all = lock(&self.watches);
         if let Some(watched) = all.get(&key) {
@@ -124,7 +122,7 @@ impl LiveCache {
         let watched = Arc::new(Watched::default());
         all.insert(key, Arc::clone(&watched));
         let task = tokio::spawn(run_watch(
-            client.clone(),
+            objects.clone(),
             resource.clone(),
             Arc::clone(&watched),
             Arc::clone(&self.registry),
@@ -148,12 +146,16 @@ impl Drop for LiveCache {
     }
 }
 
-fn reference_of(resource: &ApiResource, object: &DynamicObject) -> Option<ObjectRef> {
+fn reference_of(resource: &ApiResource, object: &Value) -> Option<ObjectRef> {
+    let metadata = object.get("metadata")?;
     Some(ObjectRef {
         group: resource.group.clone(),
         kind: resource.kind.clone(),
-        namespace: object.metadata.namespace.clone(),
-        name: object.metadata.name.clone()?,
+        namespace: metadata
+            .get("namespace")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        name: metadata.get("name")?.as_str()?.to_owned(),
     })
 }
 
@@ -161,16 +163,15 @@ fn reference_of(resource: &ApiResource, object: &DynamicObject) -> Option<Object
 fn summarise(
     resource: &ApiResource,
     registry: &Registry,
-    object: &DynamicObject,
+    value: &Value,
 ) -> Option<(ObjectRef, CachedObject)> {
-    let value: Value = serde_json::to_value(object).ok()?;
-    let reference = reference_of(resource, object)?;
-    let ownership = LiveOwnership::of(&value);
+    let reference = reference_of(resource, value)?;
+    let ownership = LiveOwnership::of(value);
     let application = ownership.owner?;
     let fingerprint = registry
         .get(&application)
-        .and_then(|app| applied::fingerprint_of(&app, &reference, &value));
-    let health = health::assess(&reference.group, &reference.kind, &value);
+        .and_then(|app| applied::applied_fingerprint(&app, &reference, value));
+    let health = health::assess(&reference.group, &reference.kind, value);
     Some((
         reference,
         CachedObject {
@@ -184,7 +185,7 @@ fn summarise(
 
 /// Watches one resource until the task is aborted, restarting (with a fresh LIST) after errors.
 async fn run_watch(
-    client: kube::Client,
+    objects: Objects,
     resource: ApiResource,
     watched: Arc<Watched>,
     registry: Arc<Registry>,
@@ -193,9 +194,7 @@ async fn run_watch(
     let mut delay = FIRST_RESTART_DELAY;
     let mut listed_before = false;
     loop {
-        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-        let config = watcher::Config::default().labels(APPLICATION_LABEL);
-        let mut stream = watcher::watcher(api, config).boxed();
+        let mut stream = watch_labelled(objects.client(), &resource, APPLICATION_LABEL);
         let mut buffer: Option<HashMap<ObjectRef, CachedObject>> = None;
         while let Some(event) = stream.next().await {
             let notify = |reference: &ObjectRef, entry: &CachedObject, deleted: bool| {
@@ -206,15 +205,15 @@ async fn run_watch(
                 });
             };
             match event {
-                Ok(Event::Init) => buffer = Some(HashMap::new()),
-                Ok(Event::InitApply(object)) => {
+                WatchEvent::Listing => buffer = Some(HashMap::new()),
+                WatchEvent::Listed(object) => {
                     if let (Some(buffer), Some((reference, entry))) =
                         (buffer.as_mut(), summarise(&resource, &registry, &object))
                     {
                         buffer.insert(reference, entry);
                     }
                 }
-                Ok(Event::InitDone) => {
+                WatchEvent::ListDone => {
                     let listed = buffer.take().unwrap_or_default();
                     let previous = std::mem::replace(&mut *write(&watched.objects), listed);
                     // The first list is where the cache starts, not a change; a relist after a
@@ -237,7 +236,7 @@ async fn run_watch(
                     delay = FIRST_RESTART_DELAY;
                     tracing::debug!(resource = %resource_key(&resource), "watch listed");
                 }
-                Ok(Event::Apply(object)) => {
+                WatchEvent::Applied(object) => {
                     if let Some((reference, entry)) = summarise(&resource, &registry, &object) {
                         let previous = write(&watched.objects).insert(reference.clone(), entry.clone());
                         if previous.as_ref() != Some(&entry) {
@@ -246,14 +245,14 @@ async fn run_watch(
                     }
                 }
                 // Also sent when the object no longer matches the label selector (label removed).
-                Ok(Event::Delete(object)) => {
+                WatchEvent::Deleted(object) => {
                     if let Some(reference) = reference_of(&resource, &object)
                         && let Some(entry) = write(&watched.objects).remove(&reference)
                     {
                         notify(&reference, &entry, true);
                     }
                 }
-                Err(err) => {
+                WatchEvent::Failed(err) => {
                     tracing::warn!(resource = %resource_key(&resource), error = %err, retry_in = ?delay, "watch failed; restarting");
                     break;
                 }

@@ -8,20 +8,19 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use driftless_core::application::Application;
+use driftless_core::applied::{self, AppliedState};
 use driftless_core::health::Health;
 use driftless_core::plan::{APPLICATION_LABEL, LiveOwnership, PRUNE_ANNOTATION};
 use driftless_core::{DesiredObject, ObjectRef};
-use driftless_kube::ListedMetadata;
+use driftless_kube::{ApiResource, ListedMetadata};
 use futures::{StreamExt as _, TryStreamExt as _};
-use kube::core::ApiResource;
 use serde_json::Value;
 
-use driftless_store::AppliedState;
-
+use super::Live;
+use super::watch::{Cached, CachedObject, resource_key};
+use crate::clusters::ClusterHandle;
 use crate::desired::DesiredState;
-use crate::engine::ClusterHandle;
-use crate::watch::{Cached, CachedObject, resource_key};
-use crate::{Engine, EngineError, applied};
+use crate::error::Failure;
 
 /// Below this many objects of one kind in one namespace, GETs are cheaper than a LIST.
 const LIST_THRESHOLD: usize = 3;
@@ -123,7 +122,7 @@ impl LiveSnapshot {
         let moved =
             known.resource_version.as_deref() != applied::resource_version(live) || known.health.is_none();
         (moved && self.read_unchanged(recorded, app, object))
-            .then(|| applied::state_of(app, object, live))
+            .then(|| applied::applied_state(app, object, live))
             .flatten()
     }
 
@@ -155,11 +154,7 @@ impl LiveSnapshot {
     /// metadata-only one when most were recorded at a resourceVersion, then only those whose
     /// resourceVersion moved are read whole; the rest (not created yet, or someone else's) are
     /// looked up individually only if a metadata-only LIST shows they exist.
-    async fn read(
-        app: &Application,
-        cluster: &ClusterHandle,
-        wanted: Vec<Wanted>,
-    ) -> Result<Self, EngineError> {
+    async fn read(app: &Application, cluster: &ClusterHandle, wanted: Vec<Wanted>) -> Result<Self, Failure> {
         let mut groups: BTreeMap<(String, Option<String>, bool), Group> = BTreeMap::new();
         for Wanted {
             reference,
@@ -194,11 +189,11 @@ impl LiveSnapshot {
                         .read
                         .into_iter()
                         .map(|(reference, object)| {
-                            let fingerprint = applied::fingerprint_of(&app, &reference, &object);
+                            let fingerprint = applied::applied_fingerprint(&app, &reference, &object);
                             (reference, ReadObject { object, fingerprint })
                         })
                         .collect();
-                    Ok::<_, EngineError>(Self {
+                    Ok::<_, Failure>(Self {
                         objects,
                         cached: found.vouched.into_iter().collect(),
                     })
@@ -217,11 +212,8 @@ impl LiveSnapshot {
     }
 }
 
-fn cluster_error(app: &Application, source: driftless_kube::ObjectError) -> EngineError {
-    EngineError::Cluster {
-        application: app.name.clone(),
-        source: Box::new(source),
-    }
+fn cluster_error(source: driftless_kube::ObjectError) -> Failure {
+    source.into()
 }
 
 /// Reads one kind in one namespace (see [`LiveSnapshot::read`]).
@@ -230,7 +222,7 @@ async fn read_group(
     cluster: &ClusterHandle,
     group: Group,
     selector: &str,
-) -> Result<GroupRead, EngineError> {
+) -> Result<GroupRead, Failure> {
     let (resource, namespace) = (&group.resource, group.namespace.as_deref());
     let mut found = GroupRead::default();
     let mut unseen = group.references;
@@ -252,14 +244,14 @@ async fn read_group(
                     moved.into_iter().map(|reference| (reference, ())).collect();
                 found
                     .read
-                    .extend(list_labelled(app, cluster, resource, namespace, selector, &mut moved).await?);
+                    .extend(list_labelled(cluster, resource, namespace, selector, &mut moved).await?);
             } else {
-                found.read.extend(get_each(app, cluster, resource, moved).await?);
+                found.read.extend(get_each(cluster, resource, moved).await?);
             }
         } else {
             found
                 .read
-                .extend(list_labelled(app, cluster, resource, namespace, selector, &mut unseen).await?);
+                .extend(list_labelled(cluster, resource, namespace, selector, &mut unseen).await?);
         }
     }
     if unseen.len() >= LIST_THRESHOLD {
@@ -267,31 +259,30 @@ async fn read_group(
             .objects
             .list_metadata(resource, namespace, None)
             .await
-            .map_err(|e| cluster_error(app, e))?
+            .map_err(cluster_error)?
             .into_iter()
             .map(|metadata| metadata.name)
             .collect();
         unseen.retain(|(reference, _)| existing.contains(&reference.name));
     }
     let unseen = unseen.into_iter().map(|(reference, _)| reference).collect();
-    found.read.extend(get_each(app, cluster, resource, unseen).await?);
+    found.read.extend(get_each(cluster, resource, unseen).await?);
     Ok(found)
 }
 
 /// One label-selected LIST of whole objects; takes what it found out of `unseen`.
 async fn list_labelled<T>(
-    app: &Application,
     cluster: &ClusterHandle,
     resource: &ApiResource,
     namespace: Option<&str>,
     selector: &str,
     unseen: &mut Vec<(ObjectRef, T)>,
-) -> Result<Vec<(ObjectRef, Value)>, EngineError> {
+) -> Result<Vec<(ObjectRef, Value)>, Failure> {
     let mut listed: HashMap<String, Value> = cluster
         .objects
         .list(resource, namespace, selector)
         .await
-        .map_err(|e| cluster_error(app, e))?
+        .map_err(cluster_error)?
         .into_iter()
         .filter_map(|object| Some((object.pointer("/metadata/name")?.as_str()?.to_owned(), object)))
         .collect();
@@ -317,12 +308,12 @@ async fn vouch_from_metadata(
     selector: &str,
     unseen: &mut Vec<(ObjectRef, Option<Vouch>)>,
     found: &mut GroupRead,
-) -> Result<Vec<ObjectRef>, EngineError> {
+) -> Result<Vec<ObjectRef>, Failure> {
     let mut listed: HashMap<String, ListedMetadata> = cluster
         .objects
         .list_metadata(resource, namespace, Some(selector))
         .await
-        .map_err(|e| cluster_error(app, e))?
+        .map_err(cluster_error)?
         .into_iter()
         .map(|metadata| (metadata.name.clone(), metadata))
         .collect();
@@ -362,19 +353,18 @@ async fn vouch_from_metadata(
 
 /// GETs each object (a few at a time); those that do not exist are left out.
 async fn get_each(
-    app: &Application,
     cluster: &ClusterHandle,
     resource: &ApiResource,
     references: Vec<ObjectRef>,
-) -> Result<Vec<(ObjectRef, Value)>, EngineError> {
+) -> Result<Vec<(ObjectRef, Value)>, Failure> {
     let found: Vec<Option<(ObjectRef, Value)>> = futures::stream::iter(references)
         .map(|reference| async move {
             let object = cluster
                 .objects
                 .get(resource, &reference)
                 .await
-                .map_err(|e| cluster_error(app, e))?;
-            Ok::<_, EngineError>(object.map(|object| (reference, object)))
+                .map_err(cluster_error)?;
+            Ok::<_, Failure>(object.map(|object| (reference, object)))
         })
         .buffer_unordered(READ_CONCURRENCY)
         .try_collect()
@@ -382,27 +372,27 @@ async fn get_each(
     Ok(found.into_iter().flatten().collect())
 }
 
-impl Engine {
+impl Live {
     /// The live state of everything `app` declares plus what its inventory holds beyond that
     /// (objects that left Git), in one snapshot. With the watch cache running, objects it shows
     /// unchanged since last in sync (`recorded`) are not read at all.
     #[tracing::instrument(level = "debug", skip_all, fields(application = %app.name))]
-    pub(crate) async fn live_snapshot(
+    pub(crate) async fn snapshot(
         &self,
         app: &Application,
         cluster: &ClusterHandle,
         desired: &DesiredState,
         inventory: &BTreeMap<ObjectRef, String>,
         recorded: &BTreeMap<ObjectRef, AppliedState>,
-    ) -> Result<LiveSnapshot, EngineError> {
+    ) -> Result<LiveSnapshot, Failure> {
         let mut cached = HashMap::new();
         let mut wanted = Vec::new();
         // Whether to read the object, and if so whether it can only be there unlabelled.
         let mut consult = |reference: &ObjectRef, resource: &ApiResource, object: Option<&DesiredObject>| {
-            let Some(cache) = self.live_cache.get() else {
+            let Some(cache) = self.cache.get() else {
                 return Some(false);
             };
-            match cache.lookup(&cluster.name, cluster.objects.client(), resource, reference) {
+            match cache.lookup(&cluster.name, &cluster.objects, resource, reference) {
                 Cached::Present(entry)
                     if *entry.application == *app.name
                         && object.is_none_or(|object| {
@@ -423,7 +413,7 @@ impl Engine {
         let vouching = |reference: &ObjectRef, object: Option<&DesiredObject>| {
             let state = recorded.get(reference)?;
             let same_manifest =
-                object.is_none_or(|object| state.desired_hash == applied::desired_hash_of(app, object));
+                object.is_none_or(|object| state.desired_hash == applied::applied_hash(app, object));
             same_manifest.then(|| Vouch::of(state)).flatten()
         };
         for (object, resolved) in desired.objects.iter() {
@@ -445,7 +435,7 @@ impl Engine {
             if declared.contains(reference) {
                 continue;
             }
-            if let Some(resource) = self.resource_for(app, cluster, reference, version).await?
+            if let Some(resource) = cluster.resource_for(reference, version).await?
                 && let Some(unlabelled) = consult(reference, &resource, None)
             {
                 wanted.push(Wanted {

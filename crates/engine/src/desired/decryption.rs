@@ -4,11 +4,11 @@
 use base64::Engine as _;
 use driftless_core::ObjectRef;
 use driftless_core::application::{Application, KeySource};
+use driftless_kube::ApiResource;
 use driftless_render::Keys;
-use kube::core::ApiResource;
 
-use crate::EngineError;
-use crate::engine::ClusterHandle;
+use crate::clusters::ClusterHandle;
+use crate::error::Failure;
 
 fn secrets() -> ApiResource {
     ApiResource {
@@ -23,18 +23,12 @@ fn secrets() -> ApiResource {
 /// Loads the keys of `app` (none when it has no `decryption`). A key that cannot be read fails
 /// the render of this application only. Without a cluster (an offline plan), keys kept in a
 /// Secret are unavailable.
-pub(crate) async fn load_keys(
-    app: &Application,
-    cluster: Option<&ClusterHandle>,
-) -> Result<Keys, EngineError> {
+pub(crate) async fn load_keys(app: &Application, cluster: Option<&ClusterHandle>) -> Result<Keys, Failure> {
     let mut keys = Keys::new();
     let Some(decryption) = &app.decryption else {
         return Ok(keys);
     };
-    let failed = |message: String| EngineError::DecryptionKeys {
-        application: app.name.clone(),
-        message,
-    };
+    let failed = Failure::DecryptionKeys;
     for source in &decryption.keys {
         match source {
             KeySource::File(path) => {

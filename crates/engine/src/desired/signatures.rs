@@ -10,9 +10,11 @@ use driftless_core::application::{Application, RepositoryKey, SecretSource, Veri
 use driftless_git::{CommitId, SignaturePolicy, VerifyError};
 use driftless_store::{EventKind, EventRecord};
 
+use super::Desired;
+use crate::clock::now_millis;
+use crate::context::Context;
+use crate::error::Failure;
 use crate::locks::lock;
-use crate::sync::now_millis;
-use crate::{Engine, EngineError};
 
 /// Past this many verdicts the cache starts over (one per application and commit is needed).
 const VERDICT_CACHE_LIMIT: usize = 1_024;
@@ -96,17 +98,17 @@ fn parse_policy(keys: &LoadedKeys) -> Result<SignaturePolicy, String> {
     Ok(policy)
 }
 
-impl Engine {
+impl Desired {
     /// The application's own verification, else that of the most specific `repositories[]`
     /// entry naming its repository, however either URL is spelled ([`RepositoryKey`]: case,
     /// user-info, port, trailing `/` or `.git`, transport) — so an application declared in Git
     /// cannot escape its repository's. A URL without a key (`..` segments) is refused when any
     /// entry asks for verification.
-    fn verification<'a>(&'a self, app: &'a Application) -> Result<Option<&'a Verification>, String> {
+    fn verification<'a>(cx: Context<'a>, app: &'a Application) -> Result<Option<&'a Verification>, String> {
         if let Some(own) = &app.verify {
             return Ok(Some(own));
         }
-        let entries = &self.config.repository_verifications;
+        let entries = &cx.catalog.config().repository_verifications;
         if entries.is_empty() {
             return Ok(None);
         }
@@ -124,22 +126,20 @@ impl Engine {
 
     /// Fails unless `commit` (and, in mode all-since-last-synced, every commit since the one
     /// last synced) is signed by a key the application trusts.
-    pub(crate) async fn check_signatures(
+    pub(super) async fn check_signatures(
         &self,
+        cx: Context<'_>,
         app: &Application,
         commit: &CommitId,
-    ) -> Result<(), EngineError> {
-        let policy_error = |message| EngineError::SignaturePolicy {
-            application: app.name.clone(),
-            message,
-        };
-        let Some(verification) = self.verification(app).map_err(policy_error)? else {
+    ) -> Result<(), Failure> {
+        let policy_error = Failure::SignaturePolicy;
+        let Some(verification) = Self::verification(cx, app).map_err(policy_error)? else {
             return Ok(());
         };
         let keys = load_keys(verification).map_err(policy_error)?;
         let since = match verification.mode {
             VerifyMode::Head => None,
-            VerifyMode::AllSinceLastSynced => self
+            VerifyMode::AllSinceLastSynced => cx
                 .store
                 .last_synced_revision(&app.name)?
                 .and_then(|revision| CommitId::parse(&revision))
@@ -154,7 +154,7 @@ impl Engine {
             let policy = parse_policy(&keys).map_err(policy_error)?;
             let verdict = self.verify(app, key.1.as_ref(), commit, &policy).await?;
             if let Err(refusal) = &verdict {
-                self.record_refusal(app, refusal);
+                record_refusal(cx, app, refusal);
             }
             let mut verdicts = lock(&self.verdicts.verdicts);
             if verdicts.len() >= VERDICT_CACHE_LIMIT {
@@ -163,8 +163,7 @@ impl Engine {
             verdicts.insert(key, verdict.clone());
             verdict
         };
-        verdict.map_err(|refusal| EngineError::Untrusted {
-            application: app.name.clone(),
+        verdict.map_err(|refusal| Failure::Untrusted {
             commit: refusal.commit.short().to_owned(),
             reason: refusal.reason,
         })
@@ -178,7 +177,7 @@ impl Engine {
         since: Option<&CommitId>,
         commit: &CommitId,
         policy: &SignaturePolicy,
-    ) -> Result<Result<(), Refusal>, EngineError> {
+    ) -> Result<Result<(), Refusal>, Failure> {
         let url = &app.source.repo_url;
         let mut verified = self.mirrors.verify_commits(url, since, commit, policy).await;
         if since.is_some()
@@ -194,28 +193,25 @@ impl Engine {
                 commit,
                 reason: reason.to_string(),
             })),
-            Err(VerifyError::Git(source)) => Err(EngineError::Git {
-                application: app.name.clone(),
-                source: Box::new(source),
-            }),
+            Err(VerifyError::Git(source)) => Err(source.into()),
         }
     }
+}
 
-    /// Kept with the application's events; once per verdict, not per reconcile. A store failure
-    /// only loses the event: the refusal itself still fails the application.
-    fn record_refusal(&self, app: &Application, refusal: &Refusal) {
-        let event = EventRecord {
-            time: now_millis(),
-            kind: EventKind::SignatureRefused,
-            message: format!(
-                "commit {} is not trusted: {}",
-                refusal.commit.short(),
-                refusal.reason
-            ),
-        };
-        tracing::warn!(application = %app.name, message = %event.message, "commit refused");
-        if let Err(err) = self.store.record_event(&app.name, &event) {
-            tracing::warn!(application = %app.name, error = %err, "cannot record an event");
-        }
+/// Kept with the application's events; once per verdict, not per reconcile. A store failure
+/// only loses the event: the refusal itself still fails the application.
+fn record_refusal(cx: Context<'_>, app: &Application, refusal: &Refusal) {
+    let event = EventRecord {
+        time: now_millis(),
+        kind: EventKind::SignatureRefused,
+        message: format!(
+            "commit {} is not trusted: {}",
+            refusal.commit.short(),
+            refusal.reason
+        ),
+    };
+    tracing::warn!(application = %app.name, message = %event.message, "commit refused");
+    if let Err(err) = cx.store.record_event(&app.name, &event) {
+        tracing::warn!(application = %app.name, error = %err, "cannot record an event");
     }
 }

@@ -1,0 +1,226 @@
+//! What the configuration declares, looked up: the applications (the configuration's and those
+//! roots declare, in the [`Registry`]), their projects and the policy rules. Projects are
+//! applied here (`driftless_core::project`): an application's source and destination before
+//! anything is fetched, its objects before anything is applied, and the projects of the
+//! Applications a root declares.
+
+mod registry;
+
+use std::sync::Arc;
+
+use driftless_config::Config;
+use driftless_core::application::{Application, Renderer};
+use driftless_core::project::{
+    Project, Violation, check_destination, check_object, check_source, child_project,
+};
+use driftless_core::{DesiredObject, ObjectRef, SourceLocation};
+use driftless_kube::Resolved;
+
+pub(crate) use registry::Registry;
+
+use crate::error::Failure;
+
+pub(crate) struct Catalog {
+    config: Config,
+    registry: Arc<Registry>,
+    policies: driftless_policy::Policies,
+}
+
+impl Catalog {
+    pub(crate) fn new(config: Config) -> Result<Self, String> {
+        let policies =
+            driftless_policy::Policies::new(config.policy.clone()).map_err(|err| err.to_string())?;
+        Ok(Self {
+            registry: Arc::new(Registry::new(&config.applications)),
+            config,
+            policies,
+        })
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub(crate) fn policies(&self) -> &driftless_policy::Policies {
+        &self.policies
+    }
+
+    pub(crate) fn application(&self, name: &str) -> Result<Arc<Application>, Failure> {
+        self.registry
+            .get(name)
+            .ok_or_else(|| Failure::UnknownApplication(name.to_owned()))
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.registry.names()
+    }
+
+    /// The project bounding `app`; `None`: unrestricted.
+    pub(crate) fn project_of(&self, app: &Application) -> Result<Option<&Project>, Failure> {
+        let Some(name) = &app.project else {
+            return Ok(None);
+        };
+        self.config
+            .projects
+            .iter()
+            .find(|project| project.name == *name)
+            .map(Some)
+            .ok_or_else(|| Failure::UnknownProject(name.clone()))
+    }
+
+    /// Refuses an application whose project does not allow its repository or destination, before
+    /// its repository is fetched or any key is read.
+    pub(crate) fn check_project(&self, app: &Application) -> Result<(), Failure> {
+        let Some(project) = self.project_of(app)? else {
+            return Ok(());
+        };
+        let chart = match &app.source.renderer {
+            Renderer::Helm(options) => options.chart.as_ref(),
+            _ => None,
+        };
+        check_source(project, &app.source.repo_url)
+            .and_then(|()| chart.map_or(Ok(()), |chart| check_source(project, &chart.repository)))
+            .and_then(|()| {
+                check_destination(
+                    project,
+                    &app.destination.cluster,
+                    app.destination.namespace.as_deref(),
+                )
+            })
+            // The violation already leaves userinfo out; scrubbed again so no future message
+            // can carry a credential.
+            .map_err(|violation| Failure::Project(driftless_secrets::scrub_url(&violation.to_string())))
+    }
+
+    /// Whether the application's project lets it pull charts from `url` (its `sourceRepos`
+    /// cover chart repositories too, as Argo CD's do).
+    pub(crate) fn check_chart_repository(&self, app: &Application, url: &str) -> Result<(), String> {
+        match self.project_of(app) {
+            Ok(Some(project)) => check_source(project, url)
+                .map_err(|violation| driftless_secrets::scrub_url(&violation.to_string())),
+            Ok(None) => Ok(()),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
+    /// Every desired object the project refuses, with why.
+    pub(crate) fn refused_objects(
+        &self,
+        app: &Application,
+        objects: &[(DesiredObject, Resolved)],
+    ) -> Result<Vec<(ObjectRef, Violation)>, Failure> {
+        let Some(project) = self.project_of(app)? else {
+            return Ok(Vec::new());
+        };
+        Ok(objects
+            .iter()
+            .filter_map(|(object, resolved)| {
+                check_object(
+                    project,
+                    &app.destination.cluster,
+                    &object.reference,
+                    resolved.namespaced,
+                )
+                .err()
+                .map(|violation| (object.reference.clone(), violation))
+            })
+            .collect())
+    }
+
+    /// [`Catalog::refused_objects`] as an error, for operations that cannot report per object.
+    pub(crate) fn refuse_objects(
+        &self,
+        app: &Application,
+        objects: &[(DesiredObject, Resolved)],
+    ) -> Result<(), Failure> {
+        let refused = self.refused_objects(app, objects)?;
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(Failure::ProjectObjects(
+            refused
+                .iter()
+                .map(|(object, violation)| format!("{object}: {violation}"))
+                .collect(),
+        ))
+    }
+
+    /// Why the project keeps `app` from pruning `reference` (a kind or namespace it does not
+    /// allow, e.g. after the project was narrowed); `None` when it may.
+    pub(crate) fn prune_refused(
+        project: Option<&Project>,
+        app: &Application,
+        reference: &ObjectRef,
+    ) -> Option<Violation> {
+        let project = project?;
+        // Inventory objects are known by reference only: namespaced ones have a namespace.
+        check_object(
+            project,
+            &app.destination.cluster,
+            reference,
+            reference.namespace.is_some(),
+        )
+        .err()
+    }
+
+    /// The project of a child `root` declares, or why it may have none: it stays in its root's
+    /// project, and one it names must exist.
+    fn child_project(&self, root: &Application, child: &Application) -> Result<Option<String>, String> {
+        let project = child_project(root.project.as_deref(), child.project.as_deref())
+            .map_err(|err| format!("application {:?} {err}", child.name))?;
+        if let Some(name) = &project
+            && !self.config.projects.iter().any(|known| known.name == *name)
+        {
+            return Err(format!(
+                "application {:?} names unknown project {name:?}",
+                child.name
+            ));
+        }
+        Ok(project)
+    }
+
+    /// The Application manifests a root renders, validated exactly as `driftless.yaml` is and
+    /// given the root's project (a plan reads them without registering them). Any problem fails
+    /// them all.
+    pub(crate) fn child_applications(
+        &self,
+        root: &Application,
+        children: Vec<(serde_json::Value, SourceLocation)>,
+    ) -> Result<Vec<Application>, Failure> {
+        let clusters: Vec<String> = self
+            .config
+            .clusters
+            .iter()
+            .map(|cluster| cluster.name.clone())
+            .collect();
+        let mut valid = Vec::new();
+        let mut problems = Vec::new();
+        for (manifest, source) in children {
+            match driftless_config::application_from_manifest(&manifest, &source.to_string(), &clusters) {
+                Ok(mut child) => match self.child_project(root, &child) {
+                    Ok(project) => {
+                        child.project = project;
+                        valid.push(child);
+                    }
+                    Err(message) => problems.push(format!("{source}: spec.project: {message}")),
+                },
+                Err(err) => problems.extend(err.problems.iter().map(ToString::to_string)),
+            }
+        }
+        if problems.is_empty() {
+            Ok(valid)
+        } else {
+            Err(Failure::Children(problems))
+        }
+    }
+}
+
+/// An `Application` for driftless itself (app-of-apps), not an object for the cluster.
+pub(crate) fn is_application(manifest: &serde_json::Value) -> bool {
+    manifest["apiVersion"] == driftless_config::API_VERSION
+        && manifest["kind"] == driftless_config::APPLICATION_KIND
+}
