@@ -1,6 +1,6 @@
-//! The engine's components, held together: every operation ([`crate::compare`],
-//! [`crate::sync`], [`crate::preview`], [`crate::admin`], [`crate::tree`]) takes them by
-//! reference. Each component keeps its state private; this is only where they live.
+//! The engine's components, held together: every operation (compare, sync, preview, admin,
+//! tree — the modules above this one) takes them by reference. Each component keeps its state
+//! private; this is only where they live.
 
 use std::sync::Arc;
 
