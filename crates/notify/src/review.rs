@@ -102,7 +102,8 @@ impl PullRequest {
         })?;
         let safe = reqwest::Url::parse(&api_url).is_ok_and(|url| {
             url.scheme() == "https"
-                || url.scheme() == "http" && crate::client::is_loopback(url.host_str().unwrap_or_default())
+                || url.scheme() == "http"
+                    && driftless_secrets::is_loopback(url.host_str().unwrap_or_default())
         });
         if !safe {
             return Err(PostError::Invalid {

@@ -2,18 +2,27 @@
 //! JSON webhook (whose first delivery fails, so it is retried) and a Slack-compatible one, whose
 //! URL is read from a secret file. No Secret value reaches a message.
 
-mod common;
-
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use driftless_engine::Controller;
+use driftless_engine::{Controller, Engine, EngineOptions};
 use driftless_testenv::TestEnv;
 use driftless_testenv::git::TestRepo;
 use hmac::{Hmac, Mac as _};
+
+/// An engine for the configuration `text` (relative paths from `dir`), its state under
+/// `dir/state`.
+fn engine(text: &str, dir: &Path) -> Arc<Engine> {
+    let config = driftless_config::parse(text, "driftless.yaml", dir).expect("config");
+    let options = EngineOptions {
+        data_dir: dir.join("state"),
+        ..EngineOptions::default()
+    };
+    Arc::new(Engine::new(config, options).expect("engine"))
+}
 
 type Received = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
 
@@ -87,9 +96,9 @@ async fn a_sync_is_told_to_subscribed_webhooks_retried_and_signed_without_secret
         repo.file_url(),
         env.namespace
     );
-    let engine = common::engine(&text, dir.path());
+    let engine = engine(&text, dir.path());
     let controller = Controller::new(engine, 1);
-    let _delivering = driftless_server::notify::spawn(&controller);
+    let _delivering = driftless_notify::spawn(&controller);
     let running = Arc::clone(&controller);
     tokio::spawn(async move { running.run(std::future::pending()).await });
 
@@ -216,8 +225,8 @@ fn notifying_config(env: &TestEnv, repo: &TestRepo, targets: &str, names: &str) 
 }
 
 fn start_controller(text: &str, dir: &Path) -> Arc<Controller> {
-    let controller = Controller::new(common::engine(text, dir), 1);
-    let _delivering = driftless_server::notify::spawn(&controller);
+    let controller = Controller::new(engine(text, dir), 1);
+    let _delivering = driftless_notify::spawn(&controller);
     let running = Arc::clone(&controller);
     tokio::spawn(async move { running.run(std::future::pending()).await });
     controller

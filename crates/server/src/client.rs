@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use driftless_secrets::is_loopback;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -56,11 +57,6 @@ impl std::fmt::Debug for ApiClient {
             Transport::Remote { base, .. } => write!(f, "ApiClient({base})"),
         }
     }
-}
-
-pub(crate) fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl ApiClient {

@@ -120,7 +120,7 @@ fn head_commit(head: &str, repo: Option<&Path>) -> anyhow::Result<String> {
 }
 
 async fn post(
-    pull_request: &driftless_server::review::PullRequest,
+    pull_request: &driftless_notify::PullRequest,
     github: bool,
     comment: &str,
     plans: &[ApplicationPlan],
@@ -169,9 +169,8 @@ pub async fn run(common: &Common, args: &PlanArgs) -> anyhow::Result<ExitCode> {
         .map(|forge| {
             let head = head_commit(&args.head, repo)?;
             let github = forge == Forge::Github;
-            let found = driftless_server::review::PullRequest::from_env(github, &head, |name| {
-                std::env::var(name).ok()
-            })?;
+            let found =
+                driftless_notify::PullRequest::from_env(github, &head, |name| std::env::var(name).ok())?;
             anyhow::Ok((found, github))
         })
         .transpose()?;
