@@ -104,8 +104,13 @@ impl Engine {
         options: EngineOptions,
         store: Arc<dyn StateStore>,
     ) -> Result<Self, StartError> {
-        let desired = Desired::new(&config, &options.data_dir);
-        let clusters = Clusters::new(config.clusters.clone(), options.connect);
+        let EngineOptions {
+            data_dir,
+            connect,
+            fetch_reuse,
+        } = options;
+        let desired = Desired::new(&config, &data_dir);
+        let clusters = Clusters::new(config.clusters.clone(), connect);
         let catalog = Catalog::new(config).map_err(StartError::InvalidPolicy)?;
         Ok(Self {
             parts: Parts {
@@ -117,7 +122,7 @@ impl Engine {
                 metrics: Metrics::default(),
                 redaction_salt: random_salt(),
             },
-            fetch_reuse: options.fetch_reuse,
+            fetch_reuse,
         })
     }
 
