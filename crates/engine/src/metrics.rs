@@ -1,7 +1,11 @@
 //! The process's Prometheus metrics, served as `/metrics` by `driftless-server`. Labels hold only
-//! bounded values (results, states, methods, codes) — never application names — so the page can
-//! be scraped without a token and says nothing about which applications exist.
+//! bounded values (results, states) — never application names — so the page can be scraped
+//! without a token and says nothing about which applications exist. Metrics another crate owns
+//! (the server's requests) join the same registry through [`Metrics::extension`], so one scrape
+//! shows every metric of the process.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -23,12 +27,6 @@ pub struct StateLabels {
     pub health: String,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub method: String,
-    pub code: String,
-}
-
 type Histograms = Family<ResultLabels, Histogram, fn() -> Histogram>;
 
 fn seconds_buckets() -> Histogram {
@@ -38,6 +36,8 @@ fn seconds_buckets() -> Histogram {
 
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// What [`Metrics::extension`] registered, by type: registered once, however often asked.
+    extensions: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
     pub syncs: Family<ResultLabels, Counter>,
     pub sync_seconds: Histograms,
     pub fetch_seconds: Histogram,
@@ -46,13 +46,13 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Set from the controller's statuses when scraped.
     pub applications: Family<StateLabels, Gauge>,
-    pub api_requests: Family<RequestLabels, Counter>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         let metrics = Self {
             registry: Mutex::new(Registry::with_prefix("driftless")),
+            extensions: Mutex::new(HashMap::new()),
             syncs: Family::default(),
             sync_seconds: Family::new_with_constructor(seconds_buckets),
             fetch_seconds: seconds_buckets(),
@@ -60,7 +60,6 @@ impl Default for Metrics {
             drift_events: Counter::default(),
             queue_depth: Gauge::default(),
             applications: Family::default(),
-            api_requests: Family::default(),
         };
         {
             let mut registry = metrics
@@ -98,11 +97,6 @@ impl Default for Metrics {
                 "Applications by sync and health state",
                 metrics.applications.clone(),
             );
-            registry.register(
-                "api_requests",
-                "Requests to the API by method and status code",
-                metrics.api_requests.clone(),
-            );
         }
         metrics
     }
@@ -117,6 +111,33 @@ impl Metrics {
         self.sync_seconds.get_or_create(&labels).observe(seconds);
     }
 
+    /// The metrics of type `T` that another crate keeps in this registry: made and registered by
+    /// `register` the first time they are asked for, the same ones (handles sharing their values)
+    /// every time after — so two servers of one engine count into one family, registered once.
+    pub fn extension<T: Clone + Send + Sync + 'static>(
+        &self,
+        register: impl FnOnce(&mut Registry) -> T,
+    ) -> T {
+        let mut extensions = self
+            .extensions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = extensions
+            .get(&TypeId::of::<T>())
+            .and_then(|known| known.downcast_ref::<T>())
+        {
+            return known.clone();
+        }
+        let made = register(
+            &mut self
+                .registry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        extensions.insert(TypeId::of::<T>(), Box::new(made.clone()));
+        made
+    }
+
     /// The OpenMetrics text of every metric.
     #[must_use]
     pub fn encode(&self) -> String {
@@ -128,5 +149,32 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_extension_is_registered_once_and_encoded_with_the_rest() {
+        let metrics = Metrics::default();
+        let register = |registry: &mut Registry| {
+            let things = Counter::<u64>::default();
+            registry.register("things", "Things counted elsewhere", things.clone());
+            things
+        };
+        metrics.extension(register).inc();
+        metrics.extension(register).inc();
+        let text = metrics.encode();
+        assert_eq!(
+            text.matches("# TYPE driftless_things counter").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("\ndriftless_things_total 2\n"), "{text}");
+        assert!(text.contains("# TYPE driftless_drift_events counter"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

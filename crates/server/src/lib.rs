@@ -25,6 +25,7 @@
 //! - `/ui/`: the web UI (`ui`), TCP only.
 
 mod client;
+mod metrics;
 mod tls;
 mod ui;
 pub mod webhooks;
@@ -257,50 +258,15 @@ fn token_router(controller: Arc<Controller>) -> Router {
         // Static files without data; the page signs its API requests with the user's token.
         .merge(ui::routes())
         // Aggregates only (no application names), for scrapers and probes without tokens.
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(scrape))
         .route("/api/openapi.json", get(|| async { Json(openapi()) }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&controller),
-            count_request,
+            metrics::HttpMetrics::of(controller.engine()),
+            metrics::count_request,
         ))
         .with_state(controller)
-}
-
-/// The method as a metric label: any other than the standard ones is `OTHER`, so a client
-/// cannot add series (each one memory, forever) by making methods up.
-fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::CONNECT => "CONNECT",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::PATCH => "PATCH",
-        _ => "OTHER",
-    }
-}
-
-/// Counts every request by method and status code (both from fixed sets; never the path).
-async fn count_request(State(controller): State<Arc<Controller>>, request: Request, next: Next) -> Response {
-    let method = method_label(request.method()).to_owned();
-    let response = next.run(request).await;
-    let labels = driftless_engine::metrics::RequestLabels {
-        method,
-        code: response.status().as_u16().to_string(),
-    };
-    controller
-        .engine()
-        .metrics()
-        .api_requests
-        .get_or_create(&labels)
-        .inc();
-    response
 }
 
 /// An application's sync and health state as the API and metrics name them (`Unknown` before
@@ -315,8 +281,9 @@ fn state_names(status: Option<&AppStatus>) -> (String, String) {
     (sync, health)
 }
 
-/// `/metrics`: the engine's counters, and applications by sync and health state as of now.
-async fn metrics(State(controller): State<Arc<Controller>>) -> Response {
+/// `/metrics`: the engine's counters, the API's requests, and applications by sync and health
+/// state as of now.
+async fn scrape(State(controller): State<Arc<Controller>>) -> Response {
     let metrics = controller.engine().metrics();
     let statuses = controller.statuses().await;
     metrics.applications.clear();
