@@ -168,7 +168,11 @@ mod tests {
                 })
             }
         );
-        assert!(decide(&facts(SyncState::OutOfSync, None, Some(NO_HEAL))).sync.is_some());
+        assert!(
+            decide(&facts(SyncState::OutOfSync, None, Some(NO_HEAL)))
+                .sync
+                .is_some()
+        );
         assert_eq!(decide(&facts(SyncState::OutOfSync, Some("a"), None)).sync, None);
         assert_eq!(
             decide(&facts(SyncState::Synced, Some("a"), Some(HEAL))).sync,

@@ -610,7 +610,7 @@ fn declared_wave(manifest: &Value) -> Option<i64> {
 /// complete) before the next; post-install/post-upgrade hooks go to waves after them; test,
 /// delete and rollback hooks are left out. A hook with its own sync-wave annotation keeps it.
 /// `helm.sh/hook-delete-policy` becomes `driftless.dev/hook-delete-policy`, which the sync
-/// honours (see `driftless_core::plan::HookDeletePolicy`).
+/// honours (see `driftless_core::hooks::HookDeletePolicy`).
 fn place_hooks(manifests: &mut Vec<crate::RenderedManifest>) {
     manifests.retain(|m| hook_phase(&m.manifest) != Some(Phase::Never));
     // Helm's deletion policy, in driftless's words (Helm's default: before-hook-creation).
@@ -624,7 +624,7 @@ fn place_hooks(manifests: &mut Vec<crate::RenderedManifest>) {
             .and_then(Value::as_object_mut)
         {
             annotations.insert(
-                driftless_core::plan::HOOK_DELETE_POLICY_ANNOTATION.to_owned(),
+                driftless_core::hooks::HOOK_DELETE_POLICY_ANNOTATION.to_owned(),
                 Value::String(policy),
             );
         }
