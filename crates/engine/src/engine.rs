@@ -111,7 +111,7 @@ impl Engine {
         } = options;
         let desired = Desired::new(&config, &data_dir);
         let clusters = Clusters::new(config.clusters.clone(), connect);
-        let catalog = Catalog::new(config).map_err(StartError::InvalidPolicy)?;
+        let catalog = Catalog::new(config)?;
         Ok(Self {
             parts: Parts {
                 catalog,

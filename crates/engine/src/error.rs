@@ -39,7 +39,7 @@ pub enum Failure {
     #[error("render failed: {0}")]
     Render(#[from] Box<driftless_render::RenderError>),
     #[error("trusted signing keys: {0}")]
-    SignaturePolicy(String),
+    SignaturePolicy(#[from] TrustedKeysError),
     #[error("commit {commit} is not trusted: {reason}")]
     Untrusted {
         /// Abbreviated.
@@ -48,8 +48,6 @@ pub enum Failure {
     },
     #[error("{0}")]
     Project(String),
-    #[error("policy: {0}")]
-    InvalidPolicy(String),
     #[error("its project refuses {} object(s); nothing is applied or pruned:{}", .0.len(), list(.0))]
     /// `object: why`, one per refused object.
     ProjectObjects(Vec<String>),
@@ -75,6 +73,33 @@ pub enum Failure {
     NeverSynced,
 }
 
+/// Why the keys an application trusts to sign its commits cannot be used. Names the file or
+/// variable, never its contents.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustedKeysError {
+    #[error("cannot read file {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("environment variable {0} is not set")]
+    Unset(String),
+    #[error("{name}: {source}")]
+    AllowedSigners {
+        name: String,
+        source: driftless_git::AllowedSignersError,
+    },
+    #[error("{name}: {source}")]
+    PgpKeys {
+        name: String,
+        source: driftless_git::PgpKeysError,
+    },
+    #[error("no trusted key: every commit would be refused")]
+    NoKey,
+    #[error(transparent)]
+    RepositoryUrl(#[from] driftless_core::application::RepositoryKeyError),
+}
+
 /// One item per line, indented.
 fn list<T: std::fmt::Display>(errors: &[T]) -> String {
     errors.iter().fold(String::new(), |mut text, err| {
@@ -88,11 +113,7 @@ impl Failure {
     fn stands_alone(&self) -> bool {
         matches!(
             self,
-            Self::UnknownApplication(_)
-                | Self::UnknownCluster(_)
-                | Self::Connect(_)
-                | Self::Store(_)
-                | Self::InvalidPolicy(_)
+            Self::UnknownApplication(_) | Self::UnknownCluster(_) | Self::Connect(_) | Self::Store(_)
         )
     }
 }
@@ -204,7 +225,7 @@ operation_error!(
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("policy: {0}")]
-    InvalidPolicy(String),
+    InvalidPolicy(#[from] driftless_policy::PolicyError),
     #[error("history database")]
     Store(#[from] driftless_store::StoreError),
 }

@@ -94,7 +94,7 @@ struct Planned {
     base: Side,
     head: Side,
     /// `Err`: why the live cluster is not compared.
-    target: Result<Target, String>,
+    target: Result<Target, NotCompared>,
 }
 
 /// An application as declared at base and at head (`None`: not there).
@@ -148,7 +148,7 @@ pub(crate) async fn plan(
     head: &str,
     options: PlanOptions<'_>,
 ) -> Vec<ApplicationPlan> {
-    let mut targets: HashMap<String, Result<Target, String>> = HashMap::new();
+    let mut targets: HashMap<String, Result<Target, NotCompared>> = HashMap::new();
     let mut planned = Vec::new();
     let mut plans = Vec::new();
     // Configured applications, then the children their renders declare (app-of-apps) at
@@ -239,25 +239,39 @@ pub(crate) async fn plan(
     plans
 }
 
-/// The cluster `name` as a plan compares with it, or why it is not compared.
-async fn plan_target(parts: &Parts, name: &str, offline: bool) -> Result<Target, String> {
-    if offline {
-        return Err("not asked (--offline)".to_owned());
+/// Why a plan does not compare with a cluster (shared by the applications of that cluster).
+#[derive(Debug, Clone, thiserror::Error)]
+enum NotCompared {
+    #[error("not asked (--offline)")]
+    Offline,
+    #[error("{0}")]
+    Unreachable(Arc<Failure>),
+    #[error("no OpenAPI document")]
+    NoOpenApi,
+    #[error("the cluster's OpenAPI document: {0}")]
+    BadOpenApi(Arc<driftless_core::schema::SchemaError>),
+}
+
+impl<E: Into<Failure>> From<E> for NotCompared {
+    fn from(err: E) -> Self {
+        Self::Unreachable(Arc::new(err.into()))
     }
-    let cluster = parts.clusters.get(name).await.map_err(|err| err.to_string())?;
-    let capabilities = cluster
-        .discovery
-        .capabilities()
-        .await
-        .map_err(|err| err.to_string())?;
+}
+
+/// The cluster `name` as a plan compares with it, or why it is not compared.
+async fn plan_target(parts: &Parts, name: &str, offline: bool) -> Result<Target, NotCompared> {
+    if offline {
+        return Err(NotCompared::Offline);
+    }
+    let cluster = parts.clusters.get(name).await?;
+    let capabilities = cluster.discovery.capabilities().await?;
     let document = cluster
         .discovery
         .openapi_v2()
-        .await
-        .map_err(|err| err.to_string())?
-        .ok_or_else(|| "no OpenAPI document".to_owned())?;
+        .await?
+        .ok_or(NotCompared::NoOpenApi)?;
     let schemas = Schemas::from_openapi_v2(document, &capabilities.kube_version)
-        .map_err(|err| format!("the cluster's OpenAPI document: {err}"))?;
+        .map_err(|err| NotCompared::BadOpenApi(Arc::new(err)))?;
     Ok(Target {
         cluster,
         schemas: Arc::new(schemas),
@@ -271,7 +285,7 @@ async fn render_both(
     (at_base, at_head): &Versions,
     url: &str,
     (base, head): (&str, &str),
-    target: Result<Target, String>,
+    target: Result<Target, NotCompared>,
 ) -> Result<(Option<Planned>, Vec<Versions>), Failure> {
     let Some(app) = at_head.as_ref().or(at_base.as_ref()) else {
         return Ok((None, Vec::new()));
@@ -360,7 +374,7 @@ async fn check_planned(parts: &Parts, planned: Planned, schemas: &Schemas) -> Ap
     plan.live = Some(match &planned.target {
         Err(reason) => LiveComparison::NotCompared {
             cluster: app.destination.cluster.clone(),
-            reason: reason.clone(),
+            reason: reason.to_string(),
         },
         Ok(target) => match compare_live(parts, &planned, &at_base, &at_head).await {
             Ok((changes, refused)) => {

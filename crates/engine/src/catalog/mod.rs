@@ -27,9 +27,8 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
-    pub(crate) fn new(config: Config) -> Result<Self, String> {
-        let policies =
-            driftless_policy::Policies::new(config.policy.clone()).map_err(|err| err.to_string())?;
+    pub(crate) fn new(config: Config) -> Result<Self, driftless_policy::PolicyError> {
+        let policies = driftless_policy::Policies::new(config.policy.clone())?;
         Ok(Self {
             registry: Arc::new(Registry::new(&config.applications)),
             config,
@@ -169,16 +168,24 @@ impl Catalog {
 
     /// The project of a child `root` declares, or why it may have none: it stays in its root's
     /// project, and one it names must exist.
-    fn child_project(&self, root: &Application, child: &Application) -> Result<Option<String>, String> {
-        let project = child_project(root.project.as_deref(), child.project.as_deref())
-            .map_err(|err| format!("application {:?} {err}", child.name))?;
+    fn child_project(
+        &self,
+        root: &Application,
+        child: &Application,
+    ) -> Result<Option<String>, ChildProjectError> {
+        let project = child_project(root.project.as_deref(), child.project.as_deref()).map_err(|reason| {
+            ChildProjectError::Outside {
+                child: child.name.clone(),
+                reason,
+            }
+        })?;
         if let Some(name) = &project
             && !self.config.projects.iter().any(|known| known.name == *name)
         {
-            return Err(format!(
-                "application {:?} names unknown project {name:?}",
-                child.name
-            ));
+            return Err(ChildProjectError::Unknown {
+                child: child.name.clone(),
+                project: name.clone(),
+            });
         }
         Ok(project)
     }
@@ -217,6 +224,18 @@ impl Catalog {
             Err(Failure::Children(problems))
         }
     }
+}
+
+/// Why an Application a root declares cannot have the project it asks for.
+#[derive(Debug, thiserror::Error)]
+enum ChildProjectError {
+    #[error("application {child:?} {reason}")]
+    Outside {
+        child: String,
+        reason: driftless_core::project::ForeignProject,
+    },
+    #[error("application {child:?} names unknown project {project:?}")]
+    Unknown { child: String, project: String },
 }
 
 /// An `Application` for driftless itself (app-of-apps), not an object for the cluster.

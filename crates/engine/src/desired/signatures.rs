@@ -13,7 +13,7 @@ use driftless_store::{EventKind, EventRecord};
 use super::Desired;
 use crate::clock::now_millis;
 use crate::context::Context;
-use crate::error::Failure;
+use crate::error::{Failure, TrustedKeysError};
 use crate::locks::lock;
 
 /// Past this many verdicts the cache starts over (one per application and commit is needed).
@@ -44,24 +44,27 @@ struct LoadedKeys {
 
 /// Reads one key source; errors name the file or variable (the text is public keys, but an
 /// operator may point at the wrong file, so no contents either way).
-fn read_source(source: &SecretSource) -> Result<(String, String), String> {
+fn read_source(source: &SecretSource) -> Result<(String, String), TrustedKeysError> {
     match source {
         SecretSource::File(path) => {
             let name = format!("file {}", path.display());
             std::fs::read_to_string(path)
-                .map(|text| (name.clone(), text))
-                .map_err(|err| format!("cannot read {name}: {err}"))
+                .map(|text| (name, text))
+                .map_err(|source| TrustedKeysError::Read {
+                    path: path.clone(),
+                    source,
+                })
         }
         SecretSource::Env(variable) => {
             let name = format!("environment variable {variable}");
             std::env::var(variable)
-                .map(|text| (name.clone(), text))
-                .map_err(|_| format!("{name} is not set"))
+                .map(|text| (name, text))
+                .map_err(|_| TrustedKeysError::Unset(variable.clone()))
         }
     }
 }
 
-fn load_keys(verification: &Verification) -> Result<LoadedKeys, String> {
+fn load_keys(verification: &Verification) -> Result<LoadedKeys, TrustedKeysError> {
     use sha2::{Digest as _, Sha256};
     let ssh = verification.ssh.as_ref().map(read_source).transpose()?;
     let pgp = verification.pgp.as_ref().map(read_source).transpose()?;
@@ -80,20 +83,26 @@ fn load_keys(verification: &Verification) -> Result<LoadedKeys, String> {
     })
 }
 
-fn parse_policy(keys: &LoadedKeys) -> Result<SignaturePolicy, String> {
+fn parse_policy(keys: &LoadedKeys) -> Result<SignaturePolicy, TrustedKeysError> {
     let mut policy = SignaturePolicy::default();
     if let Some((name, text)) = &keys.ssh {
         policy = policy
             .with_allowed_signers(text)
-            .map_err(|err| format!("{name}: {err}"))?;
+            .map_err(|source| TrustedKeysError::AllowedSigners {
+                name: name.clone(),
+                source,
+            })?;
     }
     if let Some((name, text)) = &keys.pgp {
         policy = policy
             .with_pgp_keys(text)
-            .map_err(|err| format!("{name}: {err}"))?;
+            .map_err(|source| TrustedKeysError::PgpKeys {
+                name: name.clone(),
+                source,
+            })?;
     }
     if policy.is_empty() {
-        return Err("no trusted key: every commit would be refused".to_owned());
+        return Err(TrustedKeysError::NoKey);
     }
     Ok(policy)
 }
@@ -104,7 +113,10 @@ impl Desired {
     /// user-info, port, trailing `/` or `.git`, transport) — so an application declared in Git
     /// cannot escape its repository's. A URL without a key (`..` segments) is refused when any
     /// entry asks for verification.
-    fn verification<'a>(cx: Context<'a>, app: &'a Application) -> Result<Option<&'a Verification>, String> {
+    fn verification<'a>(
+        cx: Context<'a>,
+        app: &'a Application,
+    ) -> Result<Option<&'a Verification>, TrustedKeysError> {
         if let Some(own) = &app.verify {
             return Ok(Some(own));
         }
@@ -112,7 +124,7 @@ impl Desired {
         if entries.is_empty() {
             return Ok(None);
         }
-        let key = RepositoryKey::parse(&app.source.repo_url).map_err(|err| err.to_string())?;
+        let key = RepositoryKey::parse(&app.source.repo_url)?;
         Ok(entries
             .iter()
             .filter_map(|entry| {
@@ -132,11 +144,10 @@ impl Desired {
         app: &Application,
         commit: &CommitId,
     ) -> Result<(), Failure> {
-        let policy_error = Failure::SignaturePolicy;
-        let Some(verification) = Self::verification(cx, app).map_err(policy_error)? else {
+        let Some(verification) = Self::verification(cx, app)? else {
             return Ok(());
         };
-        let keys = load_keys(verification).map_err(policy_error)?;
+        let keys = load_keys(verification)?;
         let since = match verification.mode {
             VerifyMode::Head => None,
             VerifyMode::AllSinceLastSynced => cx
@@ -151,7 +162,7 @@ impl Desired {
         let verdict = if let Some(verdict) = known {
             verdict
         } else {
-            let policy = parse_policy(&keys).map_err(policy_error)?;
+            let policy = parse_policy(&keys)?;
             let verdict = self.verify(app, key.1.as_ref(), commit, &policy).await?;
             if let Err(refusal) = &verdict {
                 record_refusal(cx, app, refusal);

@@ -36,18 +36,32 @@ const HEALTH_POLL: Duration = Duration::from_millis(500);
 /// How long a hook deleted before it is created again may take to be gone (its finalizers).
 const HOOK_GONE_TIMEOUT: Duration = Duration::from_mins(1);
 
+/// Why a wait during a sync ended without what it waited for.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum WaitError {
+    #[error("still there after {0:?}")]
+    StillThere(Duration),
+    #[error(transparent)]
+    Cluster(#[from] ObjectError),
+    /// A hook that failed (a Job past its backoff limit) will not recover.
+    #[error("hook {object}: {message}")]
+    HookFailed { object: ObjectRef, message: String },
+    /// `waiting`: the first object not healthy, its state and health message.
+    #[error("after {timeout:?}, {waiting}")]
+    TimedOut { timeout: Duration, waiting: String },
+}
+
 async fn wait_gone(
     objects: &driftless_kube::Objects,
     resource: &ApiResource,
     reference: &ObjectRef,
-) -> Result<(), String> {
+) -> Result<(), WaitError> {
     let started = Instant::now();
     loop {
-        match objects.get(resource, reference).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(_)) if started.elapsed() < HOOK_GONE_TIMEOUT => tokio::time::sleep(HEALTH_POLL).await,
-            Ok(Some(_)) => return Err(format!("still there after {HOOK_GONE_TIMEOUT:?}")),
-            Err(err) => return Err(err.to_string()),
+        match objects.get(resource, reference).await? {
+            None => return Ok(()),
+            Some(_) if started.elapsed() < HOOK_GONE_TIMEOUT => tokio::time::sleep(HEALTH_POLL).await,
+            Some(_) => return Err(WaitError::StillThere(HOOK_GONE_TIMEOUT)),
         }
     }
 }
@@ -241,11 +255,11 @@ impl SyncRun<'_> {
             let objects = &self.cluster.objects;
             let deleted = match objects.delete(&resolved.resource, &reference).await {
                 Ok(_) => wait_gone(objects, &resolved.resource, &reference).await,
-                Err(err) => Err(err.to_string()),
+                Err(err) => Err(WaitError::from(err)),
             };
             match deleted {
                 Ok(()) => kept.push(index),
-                Err(message) => self.fail(&reference, message, || {
+                Err(err) => self.fail(&reference, err.to_string(), || {
                     format!("deleting hook {reference} before creating it again failed")
                 }),
             }
@@ -376,6 +390,7 @@ impl SyncRun<'_> {
         .await
         {
             let first = self.desired.objects[crds[0]].0.reference.clone();
+            let message = message.to_string();
             self.fail(&first, message.clone(), || message);
         }
         // Kinds the new CRDs define are served now.
@@ -486,7 +501,7 @@ async fn wait_healthy(
     members: &[usize],
     timeout: Duration,
     progress: Option<&ProgressSink>,
-) -> Result<(), String> {
+) -> Result<(), WaitError> {
     let started = Instant::now();
     let mut last_reported: Option<String> = None;
     loop {
@@ -500,7 +515,10 @@ async fn wait_healthy(
             };
             // A hook that failed (a Job past its backoff limit) will not recover.
             if hooks::failed_for_good(object, health.state) {
-                return Err(format!("hook {}: {}", object.reference, health.message));
+                return Err(WaitError::HookFailed {
+                    object: object.reference.clone(),
+                    message: health.message,
+                });
             }
             if !matches!(health.state, HealthState::Healthy | HealthState::Suspended) {
                 waiting = Some(format!(
@@ -521,7 +539,7 @@ async fn wait_healthy(
             last_reported = Some(waiting.clone());
         }
         if started.elapsed() > timeout {
-            return Err(format!("after {timeout:?}, {waiting}"));
+            return Err(WaitError::TimedOut { timeout, waiting });
         }
         tokio::time::sleep(HEALTH_POLL).await;
     }
