@@ -341,6 +341,49 @@ async fn the_cli_goes_through_a_running_server() {
         "in sync, through the server: {}",
         String::from_utf8_lossy(&diff.stderr)
     );
+
+    // Administrative changes go through the server too, under the lock its reconciles take.
+    let revision = history(&config, "web")[0]["revision"]
+        .as_str()
+        .expect("a synced revision")
+        .to_owned();
+    for (args, said) in [
+        (vec!["pin", "web"], "pinned at"),
+        (vec!["unpin", "web"], "unpinned"),
+        (vec!["suspend", "web"], "suspended"),
+        (vec!["resume", "web"], "resumed"),
+    ] {
+        let output = cli(&args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains(said), "{args:?}");
+        let log = std::fs::read_to_string(config.with_file_name("serve.log")).expect("serve log");
+        assert!(
+            log.lines()
+                .any(|line| line.contains("administrative change") && line.contains(args[0])),
+            "driftless {} ran inside serve: {log}",
+            args[0]
+        );
+    }
+    let syncs_before = std::fs::read_to_string(config.with_file_name("serve.log"))
+        .expect("serve log")
+        .matches("sync finished")
+        .count();
+    let rollback = cli(&["rollback", "web", "--to", &revision]);
+    assert!(
+        rollback.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rollback.stderr)
+    );
+    let log = std::fs::read_to_string(config.with_file_name("serve.log")).expect("serve log");
+    assert_eq!(
+        log.matches("sync finished").count(),
+        syncs_before + 1,
+        "the rollback's sync ran inside serve: {log}"
+    );
 }
 
 #[tokio::test]

@@ -382,33 +382,35 @@ impl Controller {
     /// Pins the application where it runs ([`Engine::pin`]), never while a reconcile of it is
     /// syncing (which could change what runs); the status is refreshed afterwards.
     pub async fn pin_now(self: &Arc<Self>, name: &str) -> Result<String, AdminError> {
-        self.admin_now(name, Engine::pin).await
+        self.admin_now(name, "pin", Engine::pin).await
     }
 
     /// [`Engine::unpin`], under the application's lock; the status is refreshed afterwards.
     pub async fn unpin_now(self: &Arc<Self>, name: &str) -> Result<bool, AdminError> {
-        self.admin_now(name, Engine::unpin).await
+        self.admin_now(name, "unpin", Engine::unpin).await
     }
 
     /// [`Engine::suspend`], under the application's lock; the status is refreshed afterwards.
     pub async fn suspend_now(self: &Arc<Self>, name: &str) -> Result<bool, AdminError> {
-        self.admin_now(name, Engine::suspend).await
+        self.admin_now(name, "suspend", Engine::suspend).await
     }
 
     /// [`Engine::resume`], under the application's lock; the status is refreshed afterwards.
     pub async fn resume_now(self: &Arc<Self>, name: &str) -> Result<bool, AdminError> {
-        self.admin_now(name, Engine::resume).await
+        self.admin_now(name, "resume", Engine::resume).await
     }
 
     async fn admin_now<T>(
         self: &Arc<Self>,
         name: &str,
+        action: &'static str,
         operation: fn(&Engine, &str) -> Result<T, AdminError>,
     ) -> Result<T, AdminError> {
         let done = {
             let _guard = self.lock(name).await;
             operation(&self.engine, name)?
         };
+        tracing::info!(application = name, action, "administrative change");
         self.refresh(name);
         Ok(done)
     }
