@@ -60,21 +60,24 @@ fn fence_application(repo: &TestRepo, namespace: &str) -> Application {
 /// Returns once the watches of `kinds` have seen every change made before the call: a watch
 /// delivers its kind's events in order, so when an edit of the fence's object of that kind is
 /// reported as drift, what came before it has reached the cache too. Without this, a "not drift"
-/// check could run before the watch saw the change and pass for nothing. The fence's objects are
-/// edited one at a time, each waited for, so no reconcile of the fence is left running after.
-async fn fence(controller: &Controller, env: &TestEnv, kinds: &[&str]) {
+/// check could run before the watch saw the change and pass for nothing. Who is named as the
+/// editor is not checked: managedFields times have a one-second grain, so the deployment
+/// controller's write of the same second may be named instead. The fence's objects are edited
+/// one at a time, each waited for and synced back, so no reconcile of the fence that costs a
+/// request is left to run after.
+async fn fence(controller: &Arc<Controller>, env: &TestEnv, kinds: &[&str]) {
     for kind in kinds {
         let edited = match *kind {
             "Deployment" => {
                 // A label, not the spec: no new generation, so no controller writes after it.
                 let labels = json!({"metadata": {"labels": {"tier": "edited"}}});
                 patch(&env.api::<Deployment>(), FENCE, "fence-edit", labels).await;
-                format!("apps/Deployment/{}/{FENCE} changed by fence-edit", env.namespace)
+                format!("apps/Deployment/{}/{FENCE} changed", env.namespace)
             }
             "ConfigMap" => {
                 let data = json!({"data": {"v": "edited"}});
                 patch(&env.api::<ConfigMap>(), FENCE, "fence-edit", data).await;
-                format!("ConfigMap/{}/{FENCE} changed by fence-edit", env.namespace)
+                format!("ConfigMap/{}/{FENCE} changed", env.namespace)
             }
             other => panic!("no fence object of kind {other}"),
         };
@@ -82,6 +85,20 @@ async fn fence(controller: &Controller, env: &TestEnv, kinds: &[&str]) {
             s.drift.as_deref().is_some_and(|drift| drift.contains(&edited))
         })
         .await;
+        // Back in sync (taking the edited field back) and settled: a drifted fence would read
+        // from the API server whenever something else (the deployment controller) touched it,
+        // and be counted.
+        let force = SyncOptions {
+            force: true,
+            ..SyncOptions::default()
+        };
+        let report = controller.sync_now(FENCE, force).await.expect("sync the fence");
+        assert_eq!(
+            report.result,
+            driftless_store::SyncResult::Succeeded,
+            "{report:?}"
+        );
+        sync_and_settle(controller, FENCE).await;
     }
 }
 
