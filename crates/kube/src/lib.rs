@@ -10,6 +10,7 @@
 //! - `watch`: a watch of the labelled objects of one kind, as plain JSON events.
 
 mod connect;
+mod counted;
 mod discovery;
 mod objects;
 mod resolve;

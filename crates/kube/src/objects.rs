@@ -164,38 +164,47 @@ impl ListedMetadata {
 /// Single-object operations against one cluster.
 #[derive(Clone)]
 pub struct Objects {
+    /// The client as given, for watches (whose requests are not counted).
     client: kube::Client,
-    /// Requests made through these operations (every operation goes through `api`, once per
-    /// request), for statistics and for tests that a no-op costs none.
+    /// The same client below a layer that counts every HTTP request: every operation here sends
+    /// through it.
+    counted: kube::Client,
     requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Objects {
+    /// # Panics
+    /// Outside a Tokio runtime (the counting client's request buffer is a task).
     #[must_use]
     pub fn new(client: kube::Client) -> Self {
+        let requests = std::sync::Arc::default();
         Self {
+            counted: crate::counted::counted(&client, std::sync::Arc::clone(&requests)),
             client,
-            requests: std::sync::Arc::default(),
+            requests,
         }
     }
 
-    /// How many requests these operations (and their clones) have made.
+    /// How many HTTP requests these operations (and their clones) have sent: reads and writes of
+    /// objects and lists, counted where each request goes to the client (a LIST is one, a replace
+    /// a GET and a PUT; a retry kube makes by itself after 429/503/504 is not counted again).
+    /// Watches (through [`Objects::client`]) and discovery are not counted. For statistics, and
+    /// for tests that a no-op costs none.
     #[must_use]
     pub fn request_count(&self) -> u64 {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The client underneath, for watches.
+    /// The client underneath, for watches; requests sent through it are not counted.
     #[must_use]
     pub fn client(&self) -> &kube::Client {
         &self.client
     }
 
     fn api(&self, resource: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
-        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match namespace {
-            Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, resource),
-            None => Api::all_with(self.client.clone(), resource),
+            Some(namespace) => Api::namespaced_with(self.counted.clone(), namespace, resource),
+            None => Api::all_with(self.counted.clone(), resource),
         }
     }
 
@@ -236,7 +245,7 @@ impl Objects {
         let mut request =
             build(&kube::core::Request::new(api.resource_url())).map_err(kube::Error::BuildRequest)?;
         request.extensions_mut().insert(verb);
-        self.client.request(request).await
+        self.counted.request(request).await
     }
 
     /// The live object, `None` when it does not exist (also when its kind is not served, e.g. a

@@ -273,3 +273,85 @@ async fn apply_dry_run_conflicts_and_delete() {
         "already gone"
     );
 }
+
+#[tokio::test]
+async fn request_count_is_what_reached_the_api_server() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let env = TestEnv::new("request_count").await;
+    // A tap below `Objects`, on the way to the real client: what was actually sent.
+    let sent = Arc::new(AtomicU64::new(0));
+    let tap = {
+        let (client, sent) = (env.client.clone(), Arc::clone(&sent));
+        tower::service_fn(move |request: http::Request<kube::client::Body>| {
+            sent.fetch_add(1, Ordering::Relaxed);
+            let client = client.clone();
+            async move { client.send(request).await }
+        })
+    };
+    let objects = Objects::new(kube::Client::new(tap, env.namespace.clone()));
+    let discovery = Discovery::new(env.client.clone());
+    let manifests = vec![(config_map("counted", "one"), at("cm.yaml", 0))];
+    let (desired, found) = resolve_desired(manifests, Some(&env.namespace), &discovery)
+        .await
+        .expect("resolve")
+        .remove(0);
+    let resource = &found.resource;
+    // Labels that are no map: refused while decoding, before anything is sent.
+    let mut undecodable = desired.clone();
+    undecodable.manifest["metadata"]["labels"] = json!("not a map");
+
+    let mut counted = 0;
+    let mut expect = |what: &str, requests: u64| {
+        counted += requests;
+        assert_eq!(objects.request_count(), counted, "{what}: counted");
+        assert_eq!(sent.load(Ordering::Relaxed), counted, "{what}: sent");
+    };
+    expect("nothing yet", 0);
+    assert!(
+        objects
+            .get(resource, &desired.reference)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    expect("a GET answered 404", 1);
+    objects
+        .apply(resource, &desired, ApplyOptions::default())
+        .await
+        .expect("apply");
+    expect("an apply", 1);
+    objects
+        .list(resource, Some(&env.namespace), "")
+        .await
+        .expect("list");
+    objects
+        .list_metadata(resource, Some(&env.namespace), None)
+        .await
+        .expect("list metadata");
+    expect("two LISTs", 2);
+    objects
+        .replace(resource, &desired, ApplyOptions::default())
+        .await
+        .expect("replace");
+    expect("a replace: GET and PUT", 2);
+    objects
+        .replace(resource, &undecodable, ApplyOptions::default())
+        .await
+        .expect_err("undecodable");
+    expect("a replace refused before sending", 0);
+    assert!(
+        objects
+            .delete(resource, &desired.reference)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !objects
+            .delete(resource, &desired.reference)
+            .await
+            .expect("delete again")
+    );
+    expect("two DELETEs", 2);
+}
