@@ -8,7 +8,7 @@ use driftless_core::application::{
     RepositoryCredentials, RepositoryVerification, Retry, SecretSource, SensitiveData, SensitiveField,
     Source, SourceLimits, SyncPolicy, Verification, VerifyMode, WebhookSecrets,
 };
-use driftless_core::arguments::is_dns_label;
+use driftless_core::arguments::{ArgumentError, is_dns_label};
 use driftless_core::notifications::Notifications;
 use driftless_core::project::{GroupKind, Project, ProjectDestination, check_pattern};
 use serde_saphyr::Spanned;
@@ -48,16 +48,22 @@ pub(crate) struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn report(&mut self, line: Option<u64>, field: impl Into<String>, message: impl Into<String>) {
+    /// `message` is a text or an error of this crate's checks (or of `driftless_core`'s).
+    fn report(&mut self, line: Option<u64>, field: impl Into<String>, message: impl std::fmt::Display) {
         self.problems.push(Problem {
             file: self.file.to_owned(),
             line,
             field: field.into(),
-            message: message.into(),
+            message: message.to_string(),
         });
     }
 
-    pub(crate) fn report_at(&mut self, text: &Text, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn report_at(
+        &mut self,
+        text: &Text,
+        field: impl Into<String>,
+        message: impl std::fmt::Display,
+    ) {
         self.report(line_of(text), field, message);
     }
 }
@@ -544,8 +550,8 @@ fn glob(checker: &mut Checker<'_>, text: &Text, field: &str, negatable: bool) ->
     };
     if pattern.is_empty() {
         checker.report_at(text, field, "must not be empty");
-    } else if let Err(message) = check_pattern(pattern) {
-        checker.report_at(text, field, message);
+    } else if let Err(err) = check_pattern(pattern) {
+        checker.report_at(text, field, err);
     }
     text.value.clone()
 }
@@ -782,8 +788,8 @@ fn repository(
     base: &Path,
 ) -> Option<RepositoryCredentials> {
     let field = format!("repositories[{index}]");
-    if let Err(message) = check_repo_url(&raw.url.value) {
-        checker.report_at(&raw.url, format!("{field}.url"), message);
+    if let Err(err) = check_repo_url(&raw.url.value) {
+        checker.report_at(&raw.url, format!("{field}.url"), err);
         return None;
     }
     Some(RepositoryCredentials {
@@ -804,15 +810,42 @@ fn repository(
     })
 }
 
+/// Returned by [`check_repo_url`]. The URL is shown without its user-info, which may hold a
+/// password or token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RepoUrlError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("{url:?} must not start with '-'")]
+    Option { url: String },
+    #[error("must not contain control characters or encoded newlines")]
+    ControlCharacters,
+    #[error("{url:?} must be an https://, http://, ssh://, git://, file:// or user@host:path URL")]
+    Scheme { url: String },
+}
+
+/// `url` without what precedes an `@` in its authority (`user:password@`), scheme or not: a
+/// refused URL may be anything, such as `user:token@host/repo` with the scheme forgotten.
+fn without_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |end| end + 3);
+    let end = url[start..].find('/').map_or(url.len(), |slash| start + slash);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Repository URLs reach `git` as arguments: refuse what git would treat as an option or a
 /// helper-program transport, and control characters (CVE-2020-5260: newlines smuggled into
 /// credential helper input).
-pub(crate) fn check_repo_url(url: &str) -> Result<(), String> {
+pub(crate) fn check_repo_url(url: &str) -> Result<(), RepoUrlError> {
     if url.is_empty() {
-        return Err("must not be empty".to_owned());
+        return Err(RepoUrlError::Empty);
     }
     if url.starts_with('-') {
-        return Err(format!("{url:?} must not start with '-'"));
+        return Err(RepoUrlError::Option {
+            url: without_userinfo(url),
+        });
     }
     if url.chars().any(char::is_control)
         || url.contains("%0a")
@@ -820,7 +853,7 @@ pub(crate) fn check_repo_url(url: &str) -> Result<(), String> {
         || url.contains("%0d")
         || url.contains("%0D")
     {
-        return Err("must not contain control characters or encoded newlines".to_owned());
+        return Err(RepoUrlError::ControlCharacters);
     }
     let allowed = ["https://", "http://", "ssh://", "git://", "file://"];
     if allowed.iter().any(|scheme| url.starts_with(scheme)) {
@@ -833,46 +866,80 @@ pub(crate) fn check_repo_url(url: &str) -> Result<(), String> {
     {
         return Ok(());
     }
-    Err(format!(
-        "{url:?} must be an https://, http://, ssh://, git://, file:// or user@host:path URL"
-    ))
+    Err(RepoUrlError::Scheme {
+        url: without_userinfo(url),
+    })
+}
+
+/// Returned by [`check_revision`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum RevisionError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("{revision:?} must not start with '-'")]
+    Option { revision: String },
+    #[error("{revision:?} is not a branch, tag or commit name")]
+    NotARevision { revision: String },
 }
 
 /// A revision also reaches `git` as an argument.
-fn check_revision(revision: &str) -> Result<(), String> {
+fn check_revision(revision: &str) -> Result<(), RevisionError> {
     if revision.is_empty() {
-        return Err("must not be empty".to_owned());
+        return Err(RevisionError::Empty);
     }
     if revision.starts_with('-') {
-        return Err(format!("{revision:?} must not start with '-'"));
+        return Err(RevisionError::Option {
+            revision: revision.to_owned(),
+        });
     }
     let valid = revision
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"._/-+@".contains(&b));
     if !valid || revision.contains("..") || revision.contains("@{") {
-        return Err(format!("{revision:?} is not a branch, tag or commit name"));
+        return Err(RevisionError::NotARevision {
+            revision: revision.to_owned(),
+        });
     }
     Ok(())
 }
 
+/// Returned by [`normalise_path`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PathError {
+    #[error("must be UTF-8")]
+    NotUtf8,
+    #[error("{path:?} must not contain '..'")]
+    ParentDir { path: String },
+    #[error("{path:?} must be relative to the repository root")]
+    Absolute { path: String },
+    #[error("{path:?} must not start with ':' (git reads a leading ':' as pathspec magic)")]
+    PathspecMagic { path: String },
+}
+
 /// Normalises an application path: relative, no `..`, no `.` components; "" for the root. It
 /// reaches `git ls-tree` as a pathspec, where a leading `:` is magic (`:/` means everything).
-pub(crate) fn normalise_path(path: &str) -> Result<String, String> {
+pub(crate) fn normalise_path(path: &str) -> Result<String, PathError> {
     let mut parts = Vec::new();
     for component in Path::new(path).components() {
         match component {
-            Component::Normal(part) => parts.push(part.to_str().ok_or("must be UTF-8")?.to_owned()),
+            Component::Normal(part) => parts.push(part.to_str().ok_or(PathError::NotUtf8)?.to_owned()),
             Component::CurDir => {}
-            Component::ParentDir => return Err(format!("{path:?} must not contain '..'")),
+            Component::ParentDir => {
+                return Err(PathError::ParentDir {
+                    path: path.to_owned(),
+                });
+            }
             Component::RootDir | Component::Prefix(_) => {
-                return Err(format!("{path:?} must be relative to the repository root"));
+                return Err(PathError::Absolute {
+                    path: path.to_owned(),
+                });
             }
         }
     }
     if parts.first().is_some_and(|first| first.starts_with(':')) {
-        return Err(format!(
-            "{path:?} must not start with ':' (git reads a leading ':' as pathspec magic)"
-        ));
+        return Err(PathError::PathspecMagic {
+            path: path.to_owned(),
+        });
     }
     Ok(parts.join("/"))
 }
@@ -1167,8 +1234,8 @@ fn decryption(
 
 fn source(checker: &mut Checker<'_>, raw: &RawSource, field: &str) -> Option<Source> {
     let before = checker.problems.len();
-    if let Err(message) = check_repo_url(&raw.repo_url.value) {
-        checker.report_at(&raw.repo_url, join(field, "repoURL"), message);
+    if let Err(err) = check_repo_url(&raw.repo_url.value) {
+        checker.report_at(&raw.repo_url, join(field, "repoURL"), err);
     }
     let revision = raw
         .revision
@@ -1176,14 +1243,14 @@ fn source(checker: &mut Checker<'_>, raw: &RawSource, field: &str) -> Option<Sou
         .map_or("HEAD", |r| r.value.as_str())
         .to_owned();
     if let Some(text) = &raw.revision
-        && let Err(message) = check_revision(&text.value)
+        && let Err(err) = check_revision(&text.value)
     {
-        checker.report_at(text, join(field, "revision"), message);
+        checker.report_at(text, join(field, "revision"), err);
     }
     let path = match &raw.path {
         None => String::new(),
-        Some(text) => normalise_path(&text.value).unwrap_or_else(|message| {
-            checker.report_at(text, join(field, "path"), message);
+        Some(text) => normalise_path(&text.value).unwrap_or_else(|err| {
+            checker.report_at(text, join(field, "path"), err);
             String::new()
         }),
     };
@@ -1313,9 +1380,9 @@ fn default_release_name(checker: &mut Checker<'_>, name: &Text, source: Option<&
 /// The `source.helm` fields that reach helm's command line, each against its grammar
 /// (`crate::arguments`; the renderer checks them again before it runs helm).
 fn helm_arguments(checker: &mut Checker<'_>, raw: &RawHelm, field: &str) {
-    let mut check = |text: &Text, name: String, grammar: fn(&str) -> Result<(), String>| {
-        if let Err(message) = grammar(&text.value) {
-            checker.report_at(text, join(field, &name), message);
+    let mut check = |text: &Text, name: String, grammar: fn(&str) -> Result<(), ArgumentError>| {
+        if let Err(err) = grammar(&text.value) {
+            checker.report_at(text, join(field, &name), err);
         }
     };
     if let Some(name) = &raw.release_name {

@@ -720,17 +720,20 @@ fn helm_values_that_could_become_options_are_refused_with_their_field() {
     parse(&literal, "driftless.yaml", Path::new("/")).expect("any value");
 }
 
+/// An Application named `child` found in Git, deploying `source` to the cluster `local`.
+fn child_with(source: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "driftless.dev/v1alpha1", "kind": "Application",
+        "metadata": { "name": "child" },
+        "spec": { "source": source, "destination": { "cluster": "local" } }
+    })
+}
+
 /// A source path reaches `git ls-tree` as a pathspec, where a leading `:` is magic (`:/` is the
 /// whole repository, `:x` is `x`): refused, so git reads exactly the path the renderer renders.
 #[test]
 fn source_paths_are_never_git_pathspec_magic() {
-    let manifest = |path: &str| {
-        serde_json::json!({
-            "apiVersion": "driftless.dev/v1alpha1", "kind": "Application",
-            "metadata": { "name": "child" },
-            "spec": { "source": { "repoURL": "https://h/r", "path": path }, "destination": { "cluster": "local" } }
-        })
-    };
+    let manifest = |path: &str| child_with(&serde_json::json!({ "repoURL": "https://h/r", "path": path }));
     let clusters = ["local".to_owned()];
     for path in [":/", ":(top)apps", ":apps", "./:apps"] {
         let err = application_from_manifest(&manifest(path), "child.yaml", &clusters).expect_err(path);
@@ -743,6 +746,33 @@ fn source_paths_are_never_git_pathspec_magic() {
     }
     let app = application_from_manifest(&manifest("apps/a:b"), "child.yaml", &clusters).expect("valid");
     assert_eq!(app.source.path, "apps/a:b");
+}
+
+/// A refused repository URL is quoted in the error, but never the password or token before its
+/// `@`, whether or not the URL has a scheme.
+#[test]
+fn refused_repository_urls_are_quoted_without_their_credentials() {
+    let manifest = |url: &str| child_with(&serde_json::json!({ "repoURL": url }));
+    let clusters = ["local".to_owned()];
+    for (url, shown) in [
+        (
+            "htps://bot:s3cret@git.example.com/r.git",
+            "htps://git.example.com/r.git",
+        ),
+        ("bot:s3cret@git.example.com/r.git", "git.example.com/r.git"),
+        (
+            "-https://bot:s3cret@git.example.com/r",
+            "-https://git.example.com/r",
+        ),
+    ] {
+        let err = application_from_manifest(&manifest(url), "child.yaml", &clusters).expect_err(url);
+        let message = err.problems[0].to_string();
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(
+            message.starts_with(&format!("child.yaml: spec.source.repoURL: {shown:?} must ")),
+            "{message}"
+        );
+    }
 }
 
 /// The same checks for an Application found in Git (app-of-apps).

@@ -380,7 +380,23 @@ pub struct RepositoryKey {
 pub struct RepositoryKeyError {
     /// Without user-info.
     pub url: String,
-    pub reason: String,
+    #[source]
+    pub reason: KeyRefusal,
+}
+
+/// What in a URL keeps it from having a [`RepositoryKey`] (never its user-info, which the key
+/// leaves out before these are looked for).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRefusal {
+    #[error("the host {host:?} is not plain ASCII (a look-alike or a %-escape)")]
+    Host { host: String },
+    #[error("the port {port:?} is not a number")]
+    Port { port: String },
+    /// A path segment (lower-cased) whose `%` is not followed by two hex digits.
+    #[error("{segment:?} has a malformed %-escape")]
+    Escape { segment: String },
+    #[error("has a '.' or '..' segment, which git would resolve to a path no policy saw")]
+    DotSegment,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -403,17 +419,20 @@ fn default_port(scheme: &str) -> Option<&'static str> {
 /// Decodes `%XX` escapes of unreserved characters (RFC 3986: they mean the same decoded), as the
 /// key's lower case;
 /// upper-cases the hex of every other escape, which must stay escaped (`%2F` is not `/`).
-fn normalise_escapes(segment: &str) -> Result<String, String> {
+fn normalise_escapes(segment: &str) -> Result<String, KeyRefusal> {
     let bytes = segment.as_bytes();
     let mut out = String::with_capacity(segment.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            let malformed = || KeyRefusal::Escape {
+                segment: segment.to_owned(),
+            };
             let hex = segment
                 .get(i + 1..i + 3)
                 .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
-                .ok_or_else(|| format!("{segment:?} has a malformed %-escape"))?;
-            let byte = u8::from_str_radix(hex, 16).map_err(|err| err.to_string())?;
+                .ok_or_else(malformed)?;
+            let byte = u8::from_str_radix(hex, 16).map_err(|_| malformed())?;
             if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
                 out.push(char::from(byte.to_ascii_lowercase()));
             } else {
@@ -456,7 +475,7 @@ impl RepositoryKey {
     }
 
     fn read(url: &str, reading: Reading) -> Result<Self, RepositoryKeyError> {
-        let refuse = |reason: String| RepositoryKeyError {
+        let refuse = |reason: KeyRefusal| RepositoryKeyError {
             url: crate::project::without_userinfo(url),
             reason,
         };
@@ -494,9 +513,9 @@ impl RepositoryKey {
         if !host.is_ascii() || host.contains('%') {
             // curl and git map look-alikes (a fullwidth `ｇ`) to another, ASCII host: no policy
             // could tell which one this is.
-            return Err(refuse(format!(
-                "the host {host:?} is not plain ASCII (a look-alike or a %-escape)"
-            )));
+            return Err(refuse(KeyRefusal::Host {
+                host: host.to_owned(),
+            }));
         }
         // `github.com.` is `github.com`, fully qualified.
         let host = host.strip_suffix('.').unwrap_or(host);
@@ -506,7 +525,9 @@ impl RepositoryKey {
                 Some(port.to_owned())
             }
             Some(port) if !port.bytes().all(|b| b.is_ascii_digit()) => {
-                return Err(refuse(format!("the port {port:?} is not a number")));
+                return Err(refuse(KeyRefusal::Port {
+                    port: port.to_owned(),
+                }));
             }
             Some(port) => {
                 let port = port.trim_start_matches('0');
@@ -522,9 +543,7 @@ impl RepositoryKey {
             // Lower-cased before the escapes are read, so that their hex stays upper-case.
             let segment = normalise_escapes(&segment.to_lowercase()).map_err(refuse)?;
             if segment == "." || segment == ".." {
-                return Err(refuse(
-                    "has a '.' or '..' segment, which git would resolve to a path no policy saw".to_owned(),
-                ));
+                return Err(refuse(KeyRefusal::DotSegment));
             }
             segments.push(segment);
         }

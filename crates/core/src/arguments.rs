@@ -3,8 +3,33 @@
 //! Checked when the configuration (or an Application found in Git) is loaded, and again by the
 //! Helm renderer right before it builds helm's arguments, so a value can never become an option:
 //! each grammar leaves no way to start with `-`, and none admits what helm would split on (`,`
-//! in `--api-versions`, `,` and `=` in a `--set` name). Each function returns why not, without the
-//! field's name (the caller knows it).
+//! in `--api-versions`, `,` and `=` in a `--set` name). Each function returns why not, as an
+//! [`ArgumentError`] without the field's name (the caller knows it).
+
+/// Why a value cannot reach helm's command line, returned by the grammars of this module. Names
+/// the value, except a `--set` value (which may be a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgumentError {
+    #[error(
+        "{name:?} is not a Helm release name (lowercase letters, digits, '-' and '.', at most {} characters)",
+        MAX_RELEASE_NAME
+    )]
+    ReleaseName { name: String },
+    #[error("{namespace:?} is not a valid namespace name (lowercase letters, digits and '-', at most 63)")]
+    Namespace { namespace: String },
+    #[error("{version:?} is not a Kubernetes version such as 1.29.0 or v1.29.0")]
+    KubeVersion { version: String },
+    #[error("{api:?} is not an API version such as v1, apps/v1 or apps/v1/Deployment")]
+    ApiVersion { api: String },
+    #[error(
+        "{name:?} is not a value name such as image.tag, hosts[0].name or annotations.example\\.com/team \
+         (letters, digits, '_', '-' and '/'; '.' between keys, '\\.' for a dot in a key, [N] for a list item)"
+    )]
+    ParameterName { name: String },
+    /// The value itself is left out: `--set` values may be secrets.
+    #[error("must not contain a NUL character")]
+    NulInValue,
+}
 
 /// RFC 1123 label of at most `max` characters: lowercase letters, digits and `-`, starting and
 /// ending with a letter or digit.
@@ -32,13 +57,13 @@ pub const MAX_RELEASE_NAME: usize = 53;
 ///
 /// # Errors
 /// Why `name` is not a release name.
-pub fn release_name(name: &str) -> Result<(), String> {
+pub fn release_name(name: &str) -> Result<(), ArgumentError> {
     if name.len() <= MAX_RELEASE_NAME && name.split('.').all(|label| is_label(label, 63)) {
         Ok(())
     } else {
-        Err(format!(
-            "{name:?} is not a Helm release name (lowercase letters, digits, '-' and '.', at most {MAX_RELEASE_NAME} characters)"
-        ))
+        Err(ArgumentError::ReleaseName {
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -46,13 +71,13 @@ pub fn release_name(name: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// Why `namespace` is not a namespace name.
-pub fn namespace(namespace: &str) -> Result<(), String> {
+pub fn namespace(namespace: &str) -> Result<(), ArgumentError> {
     if is_label(namespace, 63) {
         Ok(())
     } else {
-        Err(format!(
-            "{namespace:?} is not a valid namespace name (lowercase letters, digits and '-', at most 63)"
-        ))
+        Err(ArgumentError::Namespace {
+            namespace: namespace.to_owned(),
+        })
     }
 }
 
@@ -67,11 +92,11 @@ fn is_identifiers(text: &str) -> bool {
 ///
 /// # Errors
 /// Why `version` is not a Kubernetes version.
-pub fn kube_version(version: &str) -> Result<(), String> {
+pub fn kube_version(version: &str) -> Result<(), ArgumentError> {
     let invalid = || {
-        Err(format!(
-            "{version:?} is not a Kubernetes version such as 1.29.0 or v1.29.0"
-        ))
+        Err(ArgumentError::KubeVersion {
+            version: version.to_owned(),
+        })
     };
     let text = version.strip_prefix('v').unwrap_or(version);
     let (text, build) = text.split_once('+').map_or((text, None), |(t, b)| (t, Some(b)));
@@ -96,7 +121,7 @@ pub fn kube_version(version: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// Why `api` is not an API version.
-pub fn api_version(api: &str) -> Result<(), String> {
+pub fn api_version(api: &str) -> Result<(), ArgumentError> {
     // A DNS-1035 label, as Kubernetes requires of a custom resource's versions.
     let version = |v: &str| v.starts_with(|c: char| c.is_ascii_lowercase()) && is_label(v, 63);
     let group = |g: &str| g.len() <= 253 && g.split('.').all(|label| is_label(label, 63));
@@ -115,9 +140,7 @@ pub fn api_version(api: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "{api:?} is not an API version such as v1, apps/v1 or apps/v1/Deployment"
-        ))
+        Err(ArgumentError::ApiVersion { api: api.to_owned() })
     }
 }
 
@@ -128,12 +151,11 @@ pub fn api_version(api: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// Why `name` is not a value name.
-pub fn parameter_name(name: &str) -> Result<(), String> {
+pub fn parameter_name(name: &str) -> Result<(), ArgumentError> {
     let invalid = || {
-        Err(format!(
-            "{name:?} is not a value name such as image.tag, hosts[0].name or annotations.example\\.com/team \
-             (letters, digits, '_', '-' and '/'; '.' between keys, '\\.' for a dot in a key, [N] for a list item)"
-        ))
+        Err(ArgumentError::ParameterName {
+            name: name.to_owned(),
+        })
     };
     if name.is_empty() || name.len() > 1024 || name.starts_with('-') {
         return invalid();
@@ -177,9 +199,9 @@ pub fn parameter_name(name: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// Why `value` cannot be passed.
-pub fn parameter_value(value: &str) -> Result<(), String> {
+pub fn parameter_value(value: &str) -> Result<(), ArgumentError> {
     if value.contains('\0') {
-        Err("must not contain a NUL character".to_owned())
+        Err(ArgumentError::NulInValue)
     } else {
         Ok(())
     }
@@ -309,6 +331,38 @@ mod tests {
         }
         assert!(parameter_value("x\0y").is_err());
         assert_eq!(parameter_value("-1,b=c"), Ok(()));
+    }
+
+    /// What users read in configuration errors and refused renders.
+    #[test]
+    fn refusals_name_the_value_and_the_grammar_but_never_a_set_value() {
+        let cases = [
+            (
+                release_name("-h"),
+                "\"-h\" is not a Helm release name (lowercase letters, digits, '-' and '.', at most 53 characters)",
+            ),
+            (
+                namespace("A"),
+                "\"A\" is not a valid namespace name (lowercase letters, digits and '-', at most 63)",
+            ),
+            (
+                kube_version("--help"),
+                "\"--help\" is not a Kubernetes version such as 1.29.0 or v1.29.0",
+            ),
+            (
+                api_version("a,b"),
+                "\"a,b\" is not an API version such as v1, apps/v1 or apps/v1/Deployment",
+            ),
+            (
+                parameter_name("a=b"),
+                "\"a=b\" is not a value name such as image.tag, hosts[0].name or annotations.example\\.com/team \
+                 (letters, digits, '_', '-' and '/'; '.' between keys, '\\.' for a dot in a key, [N] for a list item)",
+            ),
+            (parameter_value("s3cret\0"), "must not contain a NUL character"),
+        ];
+        for (result, said) in cases {
+            assert_eq!(result.expect_err(said).to_string(), said);
+        }
     }
 
     #[test]

@@ -94,13 +94,24 @@ fn glob_matches(pattern: &str, text: &str, literal_separator: bool) -> Option<bo
     Some(glob.compile_matcher().is_match(text))
 }
 
+/// Returned by [`check_pattern`]: a project pattern that is not a glob.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pattern:?} is not a valid glob: {reason}")]
+pub struct PatternError {
+    pub pattern: String,
+    pub reason: globset::ErrorKind,
+}
+
 /// Checks that `pattern` is a glob the checks can use (for configuration errors).
-pub fn check_pattern(pattern: &str) -> Result<(), String> {
+pub fn check_pattern(pattern: &str) -> Result<(), PatternError> {
     GlobBuilder::new(pattern)
         .backslash_escape(true)
         .build()
         .map(|_| ())
-        .map_err(|err| format!("{pattern:?} is not a valid glob: {}", err.kind()))
+        .map_err(|err| PatternError {
+            pattern: pattern.to_owned(),
+            reason: err.kind().clone(),
+        })
 }
 
 impl GroupKind {

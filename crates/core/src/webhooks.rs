@@ -88,15 +88,27 @@ fn reference_name(reference: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Returned by [`parse_push`]: a push payload that cannot be read. Says what is wrong with the
+/// payload, never what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The JSON parser's message: a position and what it expected (it quotes no input).
+    #[error("the body is not JSON: {reason}")]
+    NotJson { reason: String },
+    #[error("the payload names no repository URL")]
+    NoRepositoryUrl,
+}
+
 /// The push a payload describes, given the event its provider's header named; `Ok(None)` for
 /// another event (a ping, an issue). Pure, so it can be fuzzed: the server parses only what
 /// passed its signature check, but that is anyone who has the secret.
 ///
 /// # Errors
 /// The body is not JSON, or a push that names no repository URL.
-pub fn parse_push(provider: Provider, event: Option<&str>, body: &[u8]) -> Result<Option<Push>, String> {
-    let payload: Value =
-        serde_json::from_slice(body).map_err(|err| format!("the body is not JSON: {err}"))?;
+pub fn parse_push(provider: Provider, event: Option<&str>, body: &[u8]) -> Result<Option<Push>, PushError> {
+    let payload: Value = serde_json::from_slice(body).map_err(|err| PushError::NotJson {
+        reason: err.to_string(),
+    })?;
     let event = if provider == Provider::Generic {
         Some("push")
     } else {
@@ -146,7 +158,7 @@ pub fn parse_push(provider: Provider, event: Option<&str>, body: &[u8]) -> Resul
         },
     };
     if push.urls.is_empty() {
-        return Err("the payload names no repository URL".to_owned());
+        return Err(PushError::NoRepositoryUrl);
     }
     Ok(Some(push))
 }

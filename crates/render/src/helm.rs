@@ -11,12 +11,13 @@ use std::path::Path;
 use std::process::Stdio;
 
 use driftless_core::application::HelmOptions;
+use driftless_core::arguments::ArgumentError;
 use driftless_files::{Entry, FileTree, join_inside};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::manifests::{parse_documents, parse_one};
-use crate::{Keys, RenderError, RenderLimits, Rendered};
+use crate::{ArgumentHint, Keys, RenderError, RenderLimits, Rendered};
 
 /// What the chart is rendered for, besides its options.
 pub(crate) struct Release<'a> {
@@ -179,7 +180,10 @@ async fn pull(
             "chart {chart}: chart repositories are not available here"
         ))
     })?;
-    (access.allowed)(&chart.repository).map_err(|reason| failed(format!("chart {chart}: {reason}")))?;
+    (access.allowed)(&chart.repository).map_err(|refusal| RenderError::ChartRefused {
+        chart: chart.to_string(),
+        refusal,
+    })?;
     let got = access
         .charts
         .pull(chart)
@@ -297,14 +301,22 @@ fn chart_tree<'f>(
 }
 
 /// A value for helm's command line that breaks its grammar: the field it came from, and why.
-type Refusal = (String, String);
+struct Refusal {
+    field: String,
+    reason: ArgumentError,
+    hint: ArgumentHint,
+}
 
 fn checked(
     field: impl Into<String>,
     value: &str,
-    grammar: fn(&str) -> Result<(), String>,
+    grammar: fn(&str) -> Result<(), ArgumentError>,
 ) -> Result<(), Refusal> {
-    grammar(value).map_err(|message| (field.into(), message))
+    grammar(value).map_err(|reason| Refusal {
+        field: field.into(),
+        reason,
+        hint: ArgumentHint::None,
+    })
 }
 
 /// helm's arguments up to the chart's path, which the caller appends: every value from the
@@ -315,11 +327,10 @@ fn helm_args(release: &Release<'_>, options: &HelmOptions) -> Result<Vec<String>
     use driftless_core::arguments;
     match &options.release_name {
         Some(name) => checked("spec.source.helm.releaseName", name, arguments::release_name)?,
-        None => arguments::release_name(release.name).map_err(|message| {
-            (
-                "metadata.name".to_owned(),
-                format!("{message}; the release is named after the application unless spec.source.helm.releaseName is set"),
-            )
+        None => arguments::release_name(release.name).map_err(|reason| Refusal {
+            field: "metadata.name".to_owned(),
+            reason,
+            hint: ArgumentHint::NamedAfterApplication,
         })?,
     }
     let mut args = vec!["template".to_owned(), "--values=-".into()];
@@ -465,14 +476,15 @@ pub(crate) async fn render(
     charts: Option<crate::ChartAccess<'_>>,
 ) -> Result<Rendered, RenderError> {
     // Before anything is read or pulled: no hostile value gets as far as helm.
-    let args = helm_args(release, options).map_err(|(field, message)| RenderError::HelmArgument {
+    let args = helm_args(release, options).map_err(|refusal| RenderError::HelmArgument {
         path: match &options.chart {
             Some(chart) => chart.to_string(),
             None if path.is_empty() => ".".to_owned(),
             None => path.to_owned(),
         },
-        field,
-        message,
+        field: refusal.field,
+        reason: refusal.reason,
+        hint: refusal.hint,
     })?;
     let prepared = prepare(tree, path, options, keys, charts).await?;
     let shown = prepared.shown.as_str();
@@ -736,5 +748,53 @@ mod tests {
             let err = values_file(&tree, "charts/web", escaping, &keys, &mut inputs).expect_err(escaping);
             assert!(matches!(err, RenderError::HelmValues { .. }), "{escaping}: {err}");
         }
+    }
+
+    /// An application name too long for a release says where the name came from; a value that
+    /// fails its grammar is never quoted.
+    #[tokio::test]
+    async fn refused_arguments_say_where_the_value_came_from() {
+        let release = |name| Release {
+            name,
+            namespace: None,
+            kube_version: None,
+            api_versions: &[],
+        };
+        let (tree, limits, keys) = (FileTree::default(), RenderLimits::default(), Keys::new());
+        let long = "a".repeat(54);
+        let err = render(
+            &tree,
+            "web",
+            &release(&long),
+            &HelmOptions::default(),
+            &limits,
+            &keys,
+            None,
+        )
+        .await
+        .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "helm template web: metadata.name: {long:?} is not a Helm release name (lowercase letters, \
+                 digits, '-' and '.', at most 53 characters); the release is named after the application \
+                 unless spec.source.helm.releaseName is set"
+            )
+        );
+        let secret = HelmOptions {
+            parameters: vec![driftless_core::application::HelmParameter {
+                name: "password".into(),
+                value: "s3cret\0".into(),
+                force_string: true,
+            }],
+            ..HelmOptions::default()
+        };
+        let err = render(&tree, "web", &release("web"), &secret, &limits, &keys, None)
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "helm template web: spec.source.helm.parameters[0].value: must not contain a NUL character"
+        );
     }
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 pub use driftless_charts::ChartRef;
 use driftless_core::SourceLocation;
 use driftless_core::application::{DirectoryOptions, Renderer, Source};
+use driftless_core::arguments::ArgumentError;
 use driftless_files::{FileTree, TreeError};
 pub use driftless_sops::Keys;
 use serde_json::Value;
@@ -120,11 +121,13 @@ pub enum RenderError {
     #[error("helm template {path} failed: {message}")]
     Helm { path: String, message: String },
     /// A value that would reach helm's command line breaks its grammar; helm was not run.
-    #[error("helm template {path}: {field}: {message}")]
+    #[error("helm template {path}: {field}: {reason}{hint}")]
     HelmArgument {
         path: String,
         field: String,
-        message: String,
+        #[source]
+        reason: ArgumentError,
+        hint: ArgumentHint,
     },
     #[error("helm template {path} did not finish within {after:?}")]
     HelmTimedOut { path: String, after: Duration },
@@ -132,6 +135,13 @@ pub enum RenderError {
     HelmValues { file: String, message: String },
     #[error("{message}")]
     Chart { chart: String, message: String },
+    /// [`ChartAccess::allowed`] refused the chart's repository; nothing was contacted.
+    #[error("chart {chart}: {refusal}")]
+    ChartRefused {
+        chart: String,
+        #[source]
+        refusal: ChartRefused,
+    },
     #[error("{file}: {field}: {path:?} {reason}")]
     KustomizeRefused {
         file: String,
@@ -139,6 +149,25 @@ pub enum RenderError {
         path: String,
         reason: String,
     },
+}
+
+/// What a [`RenderError::HelmArgument`] says after the grammar's reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgumentHint {
+    None,
+    /// No `releaseName` is set, so the release takes the application's name.
+    NamedAfterApplication,
+}
+
+impl std::fmt::Display for ArgumentHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => Ok(()),
+            Self::NamedAfterApplication => f.write_str(
+                "; the release is named after the application unless spec.source.helm.releaseName is set",
+            ),
+        }
+    }
 }
 
 /// Who a render is for: Helm's release name and namespace default to these.
@@ -161,7 +190,15 @@ pub struct ChartAccess<'a> {
     pub charts: &'a driftless_charts::Charts,
     /// Vets each chart repository URL before it is contacted (the application's project's
     /// `sourceRepos`); the error says why not.
-    pub allowed: &'a (dyn Fn(&str) -> Result<(), String> + Sync),
+    pub allowed: &'a (dyn Fn(&str) -> Result<(), ChartRefused> + Sync),
+}
+
+/// Why [`ChartAccess::allowed`] refused a chart repository, as users read it after the chart's
+/// name. The caller words it, and leaves out any credentials the URL holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct ChartRefused {
+    pub reason: String,
 }
 
 impl std::fmt::Debug for ChartAccess<'_> {

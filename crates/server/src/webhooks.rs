@@ -193,7 +193,11 @@ fn verify(
 
 /// The push a verified request describes: the event from the provider's header, the rest from
 /// the body (`driftless_core::webhooks`).
-fn parse_push(provider: Provider, headers: &HeaderMap, body: &[u8]) -> Result<Option<Push>, String> {
+fn parse_push(
+    provider: Provider,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<Push>, driftless_core::webhooks::PushError> {
     let event = match provider {
         Provider::GitHub => header(headers, "x-github-event"),
         Provider::GitLab => header(headers, "x-gitlab-event"),
@@ -290,7 +294,7 @@ async fn receive(
     let push = match parse_push(provider, &headers, &body) {
         Ok(Some(push)) => push,
         Ok(None) => return (StatusCode::OK, Json(serde_json::json!({ "refreshed": 0 }))).into_response(),
-        Err(message) => return answer(StatusCode::BAD_REQUEST, &message),
+        Err(err) => return answer(StatusCode::BAD_REQUEST, &err.to_string()),
     };
     let engine = controller.engine();
     let mut refreshed = 0_usize;

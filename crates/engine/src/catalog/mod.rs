@@ -97,12 +97,17 @@ impl Catalog {
 
     /// Whether the application's project lets it pull charts from `url` (its `sourceRepos`
     /// cover chart repositories too, as Argo CD's do).
-    pub(crate) fn check_chart_repository(&self, app: &Application, url: &str) -> Result<(), String> {
+    pub(crate) fn check_chart_repository(
+        &self,
+        app: &Application,
+        url: &str,
+    ) -> Result<(), driftless_render::ChartRefused> {
+        let refused = |reason| driftless_render::ChartRefused { reason };
         match self.project_of(app) {
             Ok(Some(project)) => check_source(project, url)
-                .map_err(|violation| driftless_secrets::scrub_url(&violation.to_string())),
+                .map_err(|violation| refused(driftless_secrets::scrub_url(&violation.to_string()))),
             Ok(None) => Ok(()),
-            Err(err) => Err(err.to_string()),
+            Err(err) => Err(refused(err.to_string())),
         }
     }
 
