@@ -33,6 +33,7 @@ use sha2::{Digest as _, Sha256};
 
 /// Unpacks a chart archive into memory, refusing hostile shapes (public for fuzzing).
 pub use archive::unpack;
+pub use version::ConstraintError;
 
 /// A chart in a chart repository, as an application (or a chart's `Chart.yaml`) names it.
 pub use driftless_core::application::RepositoryChart as ChartRef;
@@ -80,6 +81,12 @@ pub struct PulledChart {
 pub enum ChartError {
     #[error("chart {chart}: {message}")]
     Reference { chart: String, message: String },
+    #[error("chart {chart}: version: {source}")]
+    Version {
+        chart: String,
+        #[source]
+        source: ConstraintError,
+    },
     #[error("{url}: {message}")]
     Unreachable { url: String, message: String },
     #[error("{url}: the server answered {status}")]
@@ -356,9 +363,9 @@ impl Charts {
 
     async fn resolve(&self, chart: &ChartRef) -> Result<Resolved, ChartError> {
         let constraint =
-            version::Constraint::parse(&chart.version).map_err(|message| ChartError::Reference {
+            version::Constraint::parse(&chart.version).map_err(|source| ChartError::Version {
                 chart: chart.to_string(),
-                message: format!("version: {message}"),
+                source,
             })?;
         if chart.repository.starts_with("oci://") {
             let auth = oci::auth(self.oci_credentials(chart))?;

@@ -6,6 +6,27 @@
 
 use semver::{Version, VersionReq};
 
+/// Returned by [`Constraint::parse`]: a `version:` Helm would not read as a version or range.
+#[derive(Debug, thiserror::Error)]
+pub enum ConstraintError {
+    #[error("{token:?} has no version")]
+    NoVersion { token: String },
+    #[error("unknown operator {operator:?} in {token:?}")]
+    UnknownOperator { operator: String, token: String },
+    /// A hyphen range missing a side (`1.0 -`).
+    #[error("incomplete range in {text:?}")]
+    IncompleteRange { text: String },
+    #[error("{version:?} is not a version")]
+    NotAVersion { version: String },
+    /// What the translation gave the semver crate, which refused it.
+    #[error("{text:?}: {source}")]
+    Range {
+        text: String,
+        #[source]
+        source: semver::Error,
+    },
+}
+
 /// A parsed `version:` of a chart reference.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Constraint {
@@ -49,7 +70,7 @@ fn is_operator(token: &str) -> bool {
 }
 
 /// One comparison (`>=1.2`, `1.2.x`, `1.2.3`) as the semver crate writes it.
-fn comparator(token: &str) -> Result<String, String> {
+fn comparator(token: &str) -> Result<String, ConstraintError> {
     let split = token
         .find(|c: char| c.is_ascii_alphanumeric() || c == '*')
         .unwrap_or(token.len());
@@ -57,14 +78,21 @@ fn comparator(token: &str) -> Result<String, String> {
     let version = version.strip_prefix('v').unwrap_or(version);
     let version = version.replace(['x', 'X'], "*");
     if version.is_empty() {
-        return Err(format!("{token:?} has no version"));
+        return Err(ConstraintError::NoVersion {
+            token: token.to_owned(),
+        });
     }
     let operator = match operator {
         // Exactly this version (with missing parts as wildcards), unlike Cargo's caret default.
         "" | "=" => "=",
         "~>" => "~",
         known @ (">" | "<" | ">=" | "<=" | "~" | "^") => known,
-        other => return Err(format!("unknown operator {other:?} in {token:?}")),
+        other => {
+            return Err(ConstraintError::UnknownOperator {
+                operator: other.to_owned(),
+                token: token.to_owned(),
+            });
+        }
     };
     if version.starts_with('*') {
         return Ok("*".to_owned());
@@ -72,7 +100,7 @@ fn comparator(token: &str) -> Result<String, String> {
     Ok(format!("{operator}{version}"))
 }
 
-fn alternative(text: &str) -> Result<Alternative, String> {
+fn alternative(text: &str) -> Result<Alternative, ConstraintError> {
     // Tokens are separated by commas or spaces; an operator may stand apart from its version.
     let raw: Vec<&str> = text
         .split([',', ' ', '\t'])
@@ -85,15 +113,17 @@ fn alternative(text: &str) -> Result<Alternative, String> {
         if token == "-" {
             // A hyphen range: `1.0 - 1.4` is `>=1.0, <=1.4`.
             let (Some(low), Some(high)) = (tokens.pop(), raw.get(index + 1)) else {
-                return Err(format!("incomplete range in {text:?}"));
+                return Err(ConstraintError::IncompleteRange {
+                    text: text.to_owned(),
+                });
             };
             tokens.push(format!(">={low}"));
             tokens.push(format!("<={high}"));
             index += 2;
         } else if is_operator(token) {
-            let version = raw
-                .get(index + 1)
-                .ok_or_else(|| format!("{token:?} has no version"))?;
+            let version = raw.get(index + 1).ok_or_else(|| ConstraintError::NoVersion {
+                token: token.to_owned(),
+            })?;
             tokens.push(format!("{token}{version}"));
             index += 2;
         } else {
@@ -105,7 +135,11 @@ fn alternative(text: &str) -> Result<Alternative, String> {
     let mut excluded = Vec::new();
     for token in &tokens {
         if let Some(version) = token.strip_prefix("!=") {
-            excluded.push(parse_version(version).ok_or_else(|| format!("{version:?} is not a version"))?);
+            excluded.push(
+                parse_version(version).ok_or_else(|| ConstraintError::NotAVersion {
+                    version: version.to_owned(),
+                })?,
+            );
         } else {
             required.push(comparator(token)?);
         }
@@ -113,13 +147,16 @@ fn alternative(text: &str) -> Result<Alternative, String> {
     let required = if required.is_empty() {
         VersionReq::STAR
     } else {
-        VersionReq::parse(&required.join(", ")).map_err(|err| format!("{text:?}: {err}"))?
+        VersionReq::parse(&required.join(", ")).map_err(|source| ConstraintError::Range {
+            text: text.to_owned(),
+            source,
+        })?
     };
     Ok(Alternative { required, excluded })
 }
 
 impl Constraint {
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, ConstraintError> {
         let text = text.trim();
         if text.is_empty() {
             return Ok(Self {
@@ -202,6 +239,15 @@ mod tests {
     fn nonsense_is_an_error() {
         for bad in ["abc", ">=", "1.0 -", "%1.0"] {
             assert!(Constraint::parse(bad).is_err(), "{bad}");
+        }
+        for (bad, said) in [
+            (">=", r#"">=" has no version"#),
+            ("1.0 -", r#"incomplete range in "1.0 -""#),
+            ("%1.0", r#"unknown operator "%" in "%1.0""#),
+            ("^1 !=x", r#""x" is not a version"#),
+        ] {
+            let err = Constraint::parse(bad).expect_err(bad);
+            assert_eq!(err.to_string(), said);
         }
     }
 }

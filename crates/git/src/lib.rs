@@ -26,7 +26,7 @@ mod mirrors;
 mod signatures;
 
 pub use credentials::CredentialsError;
-pub use mirrors::{CommitId, GitError, Mirrors, VerifyError};
+pub use mirrors::{CatFileError, CommitId, GitError, LsTreeError, Mirrors, VerifyError};
 pub use signatures::{
     AllowedSignersError, PgpKeysError, SignatureError, SignaturePolicy, SignedCommit, Signer, committer_time,
     verify_commit,

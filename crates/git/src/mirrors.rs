@@ -89,6 +89,18 @@ pub enum GitError {
         repo: String,
         detail: String,
     },
+    #[error("unexpected output from git ls-tree for {repo}: {source}")]
+    ListTree {
+        repo: String,
+        #[source]
+        source: LsTreeError,
+    },
+    #[error("unexpected output from git cat-file for {repo}: {source}")]
+    CatFile {
+        repo: String,
+        #[source]
+        source: CatFileError,
+    },
     #[error("{repo}: more than {limit} commits from {since} to {until}, refusing to walk them all")]
     TooManyCommits {
         repo: String,
@@ -388,10 +400,9 @@ impl Mirrors {
             .run()
             .await
             .map_err(|f| Self::failure("list files of", url, f))?;
-        let entries = parse_ls_tree(&listing.stdout).map_err(|detail| GitError::Protocol {
-            operation: "ls-tree",
+        let entries = parse_ls_tree(&listing.stdout).map_err(|source| GitError::ListTree {
             repo: scrub_url(url),
-            detail,
+            source,
         })?;
         let too_large = |what, limit| GitError::TooLarge {
             repo: scrub_url(url),
@@ -448,10 +459,9 @@ impl Mirrors {
             .run()
             .await
             .map_err(|f| Self::failure("read objects of", url, f))?;
-        parse_cat_file_batch(&output.stdout, ids.len()).map_err(|detail| GitError::Protocol {
-            operation: "cat-file",
+        parse_cat_file_batch(&output.stdout, ids.len()).map_err(|source| GitError::CatFile {
             repo: scrub_url(url),
-            detail,
+            source,
         })
     }
 
@@ -587,20 +597,35 @@ struct ListedEntry {
     path: String,
 }
 
+/// In [`GitError::ListTree`]: a record `git ls-tree` should not have written. Quotes the record
+/// (mode, type, id, size and path: no file contents).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LsTreeError {
+    #[error("a path is not UTF-8: {record:?}")]
+    NotUtf8 { record: String },
+    #[error("no tab in {record:?}")]
+    NoTab { record: String },
+    #[error("malformed entry {record:?}")]
+    Malformed { record: String },
+}
+
 /// `<mode> SP <type> SP <object> SP+ <size> TAB <path> NUL`, size `-` for non-blobs.
-fn parse_ls_tree(output: &[u8]) -> Result<Vec<ListedEntry>, String> {
+fn parse_ls_tree(output: &[u8]) -> Result<Vec<ListedEntry>, LsTreeError> {
     let mut entries = Vec::new();
     for record in output.split(|b| *b == 0).filter(|r| !r.is_empty()) {
-        let record = std::str::from_utf8(record)
-            .map_err(|_| format!("a path is not UTF-8: {:?}", String::from_utf8_lossy(record)))?;
-        let (meta, path) = record
-            .split_once('\t')
-            .ok_or_else(|| format!("no tab in {record:?}"))?;
+        let record = std::str::from_utf8(record).map_err(|_| LsTreeError::NotUtf8 {
+            record: String::from_utf8_lossy(record).into_owned(),
+        })?;
+        let (meta, path) = record.split_once('\t').ok_or_else(|| LsTreeError::NoTab {
+            record: record.to_owned(),
+        })?;
         let mut fields = meta.split_whitespace();
         let (Some(mode), Some(kind), Some(object), Some(size)) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
-            return Err(format!("malformed entry {record:?}"));
+            return Err(LsTreeError::Malformed {
+                record: record.to_owned(),
+            });
         };
         entries.push(ListedEntry {
             mode: mode.to_owned(),
@@ -613,24 +638,42 @@ fn parse_ls_tree(output: &[u8]) -> Result<Vec<ListedEntry>, String> {
     Ok(entries)
 }
 
+/// In [`GitError::CatFile`]: output `git cat-file --batch` should not have written. Quotes
+/// headers only, never an object's contents.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatFileError {
+    #[error("truncated header")]
+    TruncatedHeader,
+    #[error("header is not UTF-8")]
+    HeaderNotUtf8,
+    #[error("no size in header {header:?}")]
+    NoSize { header: String },
+    #[error("truncated contents")]
+    TruncatedContents,
+    #[error("expected {expected} objects, got {got}")]
+    Count { expected: usize, got: usize },
+}
+
 /// `<oid> SP <type> SP <size> LF <contents> LF`, once per requested object.
-fn parse_cat_file_batch(mut output: &[u8], expected: usize) -> Result<Vec<Vec<u8>>, String> {
+fn parse_cat_file_batch(mut output: &[u8], expected: usize) -> Result<Vec<Vec<u8>>, CatFileError> {
     let mut blobs = Vec::with_capacity(expected);
     while !output.is_empty() {
         let header_end = output
             .iter()
             .position(|b| *b == b'\n')
-            .ok_or("truncated header")?;
-        let header = std::str::from_utf8(&output[..header_end]).map_err(|_| "header is not UTF-8")?;
+            .ok_or(CatFileError::TruncatedHeader)?;
+        let header = std::str::from_utf8(&output[..header_end]).map_err(|_| CatFileError::HeaderNotUtf8)?;
         let size: usize = header
             .rsplit(' ')
             .next()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("no size in header {header:?}"))?;
+            .ok_or_else(|| CatFileError::NoSize {
+                header: header.to_owned(),
+            })?;
         let start = header_end + 1;
         let end = start + size;
         if output.len() < end + 1 {
-            return Err("truncated contents".to_owned());
+            return Err(CatFileError::TruncatedContents);
         }
         blobs.push(output[start..end].to_vec());
         output = &output[end + 1..];
@@ -638,6 +681,54 @@ fn parse_cat_file_batch(mut output: &[u8], expected: usize) -> Result<Vec<Vec<u8
     if blobs.len() == expected {
         Ok(blobs)
     } else {
-        Err(format!("expected {expected} objects, got {}", blobs.len()))
+        Err(CatFileError::Count {
+            expected,
+            got: blobs.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_output_is_read_or_refused_naming_the_record() {
+        let listed =
+            parse_ls_tree(b"100644 blob abc 12\tapps/a.yaml\x00040000 tree def -\tapps\0").expect("reads");
+        assert_eq!(
+            listed
+                .iter()
+                .map(|e| (e.kind.as_str(), e.path.as_str(), e.size))
+                .collect::<Vec<_>>(),
+            [("blob", "apps/a.yaml", 12), ("tree", "apps", 0)]
+        );
+        let refused = |output: &[u8]| parse_ls_tree(output).err().map(|err| err.to_string());
+        assert_eq!(
+            refused(b"100644 blob abc 12 a.yaml\0").as_deref(),
+            Some(r#"no tab in "100644 blob abc 12 a.yaml""#)
+        );
+        assert_eq!(
+            refused(b"100644 blob\ta.yaml\0").as_deref(),
+            Some(r#"malformed entry "100644 blob\ta.yaml""#)
+        );
+
+        let objects = parse_cat_file_batch(b"abc blob 5\nhello\ndef blob 0\n\n", 2).expect("reads");
+        assert_eq!(objects, [b"hello".to_vec(), Vec::new()]);
+        let refused =
+            |output: &[u8], expected| parse_cat_file_batch(output, expected).map_err(|err| err.to_string());
+        assert_eq!(
+            refused(b"abc blob 50\nsecret\n", 1),
+            Err("truncated contents".to_owned()),
+            "the contents are never quoted"
+        );
+        assert_eq!(
+            refused(b"abc blob 5\nhello\n", 2),
+            Err("expected 2 objects, got 1".to_owned())
+        );
+        assert_eq!(
+            refused(b"abc blob\nx\n", 1),
+            Err(r#"no size in header "abc blob""#.to_owned())
+        );
     }
 }
