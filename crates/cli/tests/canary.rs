@@ -18,6 +18,8 @@ use base64::Engine as _;
 use driftless_testenv::TestEnv;
 use driftless_testenv::git::{GitHttpServer, TestRepo};
 use driftless_testenv::sops::Lab;
+
+mod listening;
 use k8s_openapi::api::core::v1::Secret;
 
 const PLAIN: &str = "canary-plain-6d1c4b";
@@ -198,14 +200,6 @@ async fn receiver() -> (String, Received) {
     let base = format!("http://{}", listener.local_addr().expect("address"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (base, received)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
 }
 
 /// Two applications: `secrets` (a repository over HTTP whose URL carries the password, SOPS keys
@@ -411,15 +405,13 @@ async fn no_command_log_answer_notification_or_file_shows_a_secret_or_a_credenti
         &credentials,
     );
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let log_path = dir.path().join("serve.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_driftless"))
         .args([
             "serve",
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            "127.0.0.1:0",
             "--log-format",
             "json",
             "--config",
@@ -432,6 +424,7 @@ async fn no_command_log_answer_notification_or_file_shows_a_secret_or_a_credenti
         .stdin(Stdio::null())
         .spawn()
         .expect("start serve");
+    let base = listening::api_url(&log_path, &mut serve);
     let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         let live = env.api::<Secret>().get("sealed").await.expect("get");

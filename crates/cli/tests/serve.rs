@@ -1,18 +1,20 @@
 //! `driftless serve` as a process: automated syncs, clean SIGTERM, and a restart after a crash.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use driftless_testenv::git::TestRepo;
 use driftless_testenv::{ControlPlane, TestEnv};
 use k8s_openapi::api::core::v1::ConfigMap;
 
+mod listening;
+
 /// A `driftless serve` that is killed if the test ends early.
 struct Serve(Child);
 
 impl Serve {
-    /// Logs go to `serve.log` beside the configuration, for failure messages.
+    /// Logs (and the address it listens on) go to `serve.log` beside the configuration.
     fn start(config: &Path) -> Self {
         Self::start_with(config, &[])
     }
@@ -28,7 +30,7 @@ impl Serve {
             .arg(config)
             .args(extra)
             .env("DRIFTLESS_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().expect("the serve log"))
             .stderr(log)
             .spawn()
             .expect("start driftless serve");
@@ -578,12 +580,12 @@ async fn the_tcp_api_needs_a_token_the_cli_creates_and_revokes() {
     );
     assert!(!listed.contains(&secret), "a list never shows secrets");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let _serve = Serve::start_with(&config, &["--listen", &address]);
+    let mut serve = Serve::start_with(&config, &["--listen", "127.0.0.1:0"]);
+    let url = listening::api_url(&config.with_file_name("serve.log"), &mut serve.0);
+    let address = url
+        .strip_prefix("http://")
+        .expect("plain HTTP on loopback")
+        .to_owned();
     eventually(
         Duration::from_secs(30),
         "the TCP API answers",

@@ -566,6 +566,13 @@ async fn serve(common: &Common, workers: usize, listen: ListenFlags) -> anyhow::
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("failed to listen on {address}"))?;
+            // The address bound (port 0 takes a free one, with no race against other processes),
+            // on standard output, which serve uses for nothing else.
+            let bound = listener
+                .local_addr()
+                .with_context(|| format!("failed to listen on {address}"))?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            println!("API listening on {scheme}://{bound}");
             let controller = std::sync::Arc::clone(&controller);
             let mut stopped = stopped.clone();
             let stopped = async move {
