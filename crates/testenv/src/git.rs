@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use base64::Engine as _;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use tempfile::TempDir;
+
+use crate::inetd::Inetd;
 
 /// Runs git in `dir` with a fixed identity and no user configuration; panics with git's output on
 /// failure (test fixtures must not fail silently).
@@ -275,70 +276,48 @@ impl Default for TestRepo {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free loopback port")
-        .port()
-}
-
-/// `git daemon` exporting a directory on a loopback port; stopped when dropped.
+/// `git daemon` exporting a directory on a loopback port; stopped when dropped. It runs in inetd
+/// mode, one process per connection on a port [`Inetd`] bound: `git daemon` cannot listen on
+/// port 0 and say which port it got.
 pub struct GitDaemon {
-    child: std::process::Child,
-    port: u16,
+    inetd: Inetd,
 }
 
 impl GitDaemon {
     /// Serves every repository below `root` as `git://127.0.0.1:<port>/<name>`.
     #[must_use]
     pub fn start(root: &Path) -> Self {
-        let port = free_port();
-        let child = Command::new("git")
-            .args(["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", root.display()))
-            .arg(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!("cannot start git daemon ({err}); install it with `apt-get install git`")
-            });
-        let daemon = Self { child, port };
-        wait_for_port(port);
-        daemon
+        let root = root.to_owned();
+        let inetd = Inetd::start(move || {
+            let mut command = Command::new("git");
+            command
+                .args(["daemon", "--inetd", "--export-all"])
+                .arg(format!("--base-path={}", root.display()))
+                .arg(&root)
+                .stderr(Stdio::null());
+            command
+        });
+        // Fails here, not at the first fetch, when git is missing.
+        let version = Command::new("git").arg("version").output();
+        assert!(
+            version.is_ok_and(|output| output.status.success()),
+            "cannot run git; install it with `apt-get install git`"
+        );
+        Self { inetd }
     }
 
     #[must_use]
     pub fn url(&self, name: &str) -> String {
-        format!("git://127.0.0.1:{}/{name}", self.port)
+        format!("git://127.0.0.1:{}/{name}", self.inetd.port())
     }
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for_port(port: u16) {
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on 127.0.0.1:{port} after 5 s");
 }
 
 /// `sshd` on a loopback port that lets one generated client key in (as the current user) and
 /// serves the repositories below `root` as `ssh://<user>@127.0.0.1:<port>/<root>/<name>`;
-/// stopped when dropped.
+/// stopped when dropped. It runs in inetd mode (`sshd -i`), one process per connection on a port
+/// [`Inetd`] bound: sshd cannot listen on port 0 and say which port it got.
 pub struct SshServer {
-    child: std::process::Child,
-    port: u16,
+    inetd: Inetd,
     dir: TempDir,
     root: PathBuf,
     user: String,
@@ -375,37 +354,35 @@ impl SshServer {
         .expect("write authorized_keys");
         // The privilege-separation directory sshd insists on when it runs as root.
         let _ = std::fs::create_dir_all("/run/sshd");
-        let port = free_port();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\nPidFile {dir}/sshd.pid\n\
+            "HostKey {dir}/host_key\nPidFile {dir}/sshd.pid\n\
              AuthorizedKeysFile {dir}/authorized_keys\nStrictModes no\nUsePAM no\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nLogLevel VERBOSE\n",
             dir = dir.path().display()
         );
         std::fs::write(dir.path().join("sshd_config"), config).expect("write sshd_config");
-        let log = std::fs::File::create(dir.path().join("sshd.log")).expect("sshd log");
-        let child = Command::new(SSHD)
-            .args(["-D", "-e", "-f"])
-            .arg(dir.path().join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {SSHD} ({err})"));
+        let (config, log) = (dir.path().join("sshd_config"), dir.path().join("sshd.log"));
+        let inetd = Inetd::start(move || {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .expect("sshd log");
+            let mut command = Command::new(SSHD);
+            command.args(["-i", "-e", "-f"]).arg(&config).stderr(log);
+            command
+        });
         let user = String::from_utf8(Command::new("id").arg("-un").output().expect("id -un").stdout)
             .expect("user name")
             .trim()
             .to_owned();
-        let server = Self {
-            child,
-            port,
+        Self {
+            inetd,
             dir,
             root: root.to_path_buf(),
             user,
-        };
-        wait_for_port(port);
-        server
+        }
     }
 
     #[must_use]
@@ -413,7 +390,7 @@ impl SshServer {
         format!(
             "ssh://{}@127.0.0.1:{}{}/{name}",
             self.user,
-            self.port,
+            self.inetd.port(),
             self.root.display()
         )
     }
@@ -430,20 +407,13 @@ impl SshServer {
         let public = std::fs::read_to_string(self.dir.path().join("host_key.pub")).expect("host key");
         let mut fields = public.split_whitespace();
         let (kind, key) = (fields.next().expect("key type"), fields.next().expect("key"));
-        format!("[127.0.0.1]:{} {kind} {key}\n", self.port)
+        format!("[127.0.0.1]:{} {kind} {key}\n", self.inetd.port())
     }
 
     /// What sshd logged (for assertions and failure messages).
     #[must_use]
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for SshServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

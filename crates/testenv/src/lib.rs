@@ -14,6 +14,7 @@ pub mod certs;
 pub mod charts;
 pub mod git;
 pub mod helm;
+mod inetd;
 pub mod leaks;
 pub mod sops;
 mod test_env;
