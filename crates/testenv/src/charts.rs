@@ -185,36 +185,44 @@ impl Registry {
     #[must_use]
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("registry directory");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free loopback port")
-            .port();
+        // Port 0: the registry binds a free port itself and logs which (at level info), so no
+        // other process can take it in between.
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:0\n",
                 dir.path().join("data").display()
             ),
         )
         .expect("write the registry's configuration");
-        let child = std::process::Command::new("docker-registry")
+        let log = dir.path().join("registry.log");
+        let mut child = std::process::Command::new("docker-registry")
             .args(["serve", &config.display().to_string()])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("the registry's log"))
             .spawn()
             .unwrap_or_else(|err| {
                 panic!("cannot start docker-registry ({err}); install it with scripts/testenv (apt-get install docker-registry)")
             });
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(addr).is_err() {
+        let addr = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = text.lines().find_map(|line| {
+                let (_, rest) = line.split_once("msg=\"listening on ")?;
+                rest.split('"').next()?.parse::<SocketAddr>().ok()
+            }) {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("docker-registry exited ({status}):\n{text}");
+            }
             assert!(
                 std::time::Instant::now() < deadline,
-                "docker-registry did not listen on {addr}"
+                "docker-registry did not say where it listens within 20 s:\n{text}"
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        };
         Self {
             addr,
             child,
