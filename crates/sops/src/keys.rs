@@ -21,6 +21,38 @@ fn invalid(source_name: &str, message: impl Into<String>) -> KeyError {
     }
 }
 
+/// Why one master key of a file did not give its part of the data key (each of
+/// [`crate::DecryptError::NoKey`]'s failures). Carries no key material: the age and OpenPGP
+/// libraries' messages (`detail`) name formats and packets, never keys or plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error("no age or SSH key is configured")]
+    NoAgeKey,
+    #[error("the age stanza is unreadable: {detail}")]
+    AgeUnreadable { detail: String },
+    #[error("the age stanza is passphrase-encrypted, which sops never writes")]
+    AgePassphrase,
+    #[error("none of the configured age or SSH keys is a recipient")]
+    NotAgeRecipient,
+    #[error("age decryption failed: {detail}")]
+    AgeFailed { detail: String },
+    #[error("age decryption failed: the stanza's payload does not authenticate")]
+    AgePayload,
+    #[error("no OpenPGP key is configured")]
+    NoPgpKey,
+    #[error("the PGP message is unreadable: {detail}")]
+    PgpUnreadable { detail: String },
+    #[error("no configured OpenPGP key decrypts it ({detail})")]
+    NotPgpRecipient { detail: String },
+    #[error("the PGP message does not decompress: {detail}")]
+    PgpDecompress { detail: String },
+    #[error("the PGP message's integrity check failed")]
+    PgpIntegrity,
+    /// A cloud KMS or Vault key.
+    #[error("no credentials for it")]
+    NoCredentials,
+}
+
 /// Decryption keys, and where each came from (for error messages).
 #[derive(Default)]
 pub struct Keys {
@@ -148,17 +180,21 @@ impl Keys {
 
     /// The data-key part sealed in an age stanza (`enc` of an `age` entry), if one of our age
     /// keys opens it.
-    pub(crate) fn open_age(&self, armored: &str) -> Result<Vec<u8>, String> {
+    pub(crate) fn open_age(&self, armored: &str) -> Result<Vec<u8>, OpenError> {
         if self.age.is_empty() {
-            return Err("no age or SSH key is configured".to_owned());
+            return Err(OpenError::NoAgeKey);
         }
         // Go's age writes what rage's strict armor reader wants, but files pass through editors
         // and YAML: restore the exact shape (marker at byte 0, LF endings, final newline).
         let normalised = format!("{}\n", armored.trim().replace("\r\n", "\n"));
-        let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(normalised.as_bytes()))
-            .map_err(|err| format!("the age stanza is unreadable: {err}"))?;
+        let decryptor =
+            age::Decryptor::new_buffered(ArmoredReader::new(normalised.as_bytes())).map_err(|err| {
+                OpenError::AgeUnreadable {
+                    detail: err.to_string(),
+                }
+            })?;
         if decryptor.is_scrypt() {
-            return Err("the age stanza is passphrase-encrypted, which sops never writes".to_owned());
+            return Err(OpenError::AgePassphrase);
         }
         let mut reader = decryptor
             .decrypt(
@@ -167,42 +203,41 @@ impl Keys {
                     .map(|identity| identity.as_ref() as &dyn age::Identity),
             )
             .map_err(|err| match err {
-                age::DecryptError::NoMatchingKeys => {
-                    "none of the configured age or SSH keys is a recipient".to_owned()
-                }
-                other => format!("age decryption failed: {other}"),
+                age::DecryptError::NoMatchingKeys => OpenError::NotAgeRecipient,
+                other => OpenError::AgeFailed {
+                    detail: other.to_string(),
+                },
             })?;
         let mut part = Vec::new();
-        reader
-            .read_to_end(&mut part)
-            .map_err(|_| "age decryption failed: the stanza's payload does not authenticate".to_owned())?;
+        reader.read_to_end(&mut part).map_err(|_| OpenError::AgePayload)?;
         Ok(part)
     }
 
     /// The data-key part sealed in a PGP message (`enc` of a `pgp` entry).
-    pub(crate) fn open_pgp(&self, armored: &str) -> Result<Vec<u8>, String> {
+    pub(crate) fn open_pgp(&self, armored: &str) -> Result<Vec<u8>, OpenError> {
         if self.pgp.is_empty() {
-            return Err("no OpenPGP key is configured".to_owned());
+            return Err(OpenError::NoPgpKey);
         }
-        let (message, _) =
-            Message::from_string(armored).map_err(|err| format!("the PGP message is unreadable: {err}"))?;
+        let (message, _) = Message::from_string(armored).map_err(|err| OpenError::PgpUnreadable {
+            detail: err.to_string(),
+        })?;
         let empty = Password::empty();
         let passwords = self.pgp.iter().map(|_| &empty).collect();
         let mut message = message
             .decrypt_with_keys(passwords, self.pgp.iter().collect())
-            .map_err(|err| format!("no configured OpenPGP key decrypts it ({err})"))?;
+            .map_err(|err| OpenError::NotPgpRecipient {
+                detail: err.to_string(),
+            })?;
         // gpg compresses by default; a signed message may wrap the compressed packet.
         for _ in 0..4 {
             if !message.is_compressed() {
                 break;
             }
-            message = message
-                .decompress()
-                .map_err(|err| format!("the PGP message does not decompress: {err}"))?;
+            message = message.decompress().map_err(|err| OpenError::PgpDecompress {
+                detail: err.to_string(),
+            })?;
         }
-        message
-            .as_data_vec()
-            .map_err(|_| "the PGP message's integrity check failed".to_owned())
+        message.as_data_vec().map_err(|_| OpenError::PgpIntegrity)
     }
 }
 

@@ -20,9 +20,11 @@ use sha2::{Digest as _, Sha512};
 use zeroize::Zeroizing;
 
 use cipher::{DataKey, LeafError, Plain};
-pub use keys::{KeyError, Keys};
+pub use keys::{KeyError, Keys, OpenError};
 use metadata::Metadata;
+pub use metadata::ShamirError;
 use tree::{DotenvLine, Node};
+pub use tree::{MetadataKeyError, ParseError};
 
 /// A file's format, as sops picks it from the file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,19 +77,35 @@ pub fn looks_encrypted(contents: &[u8], format: Format) -> bool {
 /// Returned by [`decrypt`]. Names fields and key paths, never values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecryptError {
-    #[error("not valid {format}: {message}")]
-    Parse { format: &'static str, message: String },
+    #[error("not valid {format}: {reason}")]
+    Parse {
+        format: &'static str,
+        #[source]
+        reason: ParseError,
+    },
     #[error("no sops metadata: not a SOPS-encrypted file")]
     NotEncrypted,
     #[error("sops metadata, field {field}: {message}")]
     Metadata { field: String, message: String },
+    /// A dotenv file's `sops_*` lines do not make metadata.
+    #[error("sops metadata, field sops_*: {source}")]
+    DotenvMetadata {
+        #[source]
+        source: MetadataKeyError,
+    },
+    /// The key groups' shares opened but do not combine.
+    #[error("sops metadata, field sops.key_groups: {source}")]
+    Shamir {
+        #[source]
+        source: ShamirError,
+    },
     #[error(
         "no configured key opens the data key. The file is encrypted for: {recipients}. Configured: {configured}. Tried: {failures}"
     )]
     NoKey {
         recipients: String,
         configured: String,
-        failures: String,
+        failures: KeyFailures,
     },
     #[error("value at key {path}: {reason}")]
     Value { path: String, reason: String },
@@ -97,6 +115,32 @@ pub enum DecryptError {
     MacMismatch,
     #[error("{0} is not supported")]
     Unsupported(String),
+}
+
+/// One master key of a file that did not open, and why (in [`DecryptError::NoKey`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{master_key}: {reason}")]
+pub struct KeyFailure {
+    /// As the file names it: `age recipient age1…`, `PGP key 1A2B…`.
+    pub master_key: String,
+    #[source]
+    pub reason: OpenError,
+}
+
+/// Every master key tried, in the file's order; shown joined by `; `.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFailures(pub Vec<KeyFailure>);
+
+impl std::fmt::Display for KeyFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, failure) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{failure}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A decrypted file. Holds plaintext: keep it no longer than the apply needs.
@@ -122,14 +166,11 @@ pub fn decrypt_with_leaves(
     format: Format,
     keys: &Keys,
 ) -> Result<(Plaintext, Leaves), DecryptError> {
-    let text = std::str::from_utf8(contents).map_err(|_| DecryptError::Parse {
+    let parse_error = |reason| DecryptError::Parse {
         format: format.name(),
-        message: "not UTF-8 text".to_owned(),
-    })?;
-    let parse_error = |message: String| DecryptError::Parse {
-        format: format.name(),
-        message,
+        reason,
     };
+    let text = std::str::from_utf8(contents).map_err(|_| parse_error(ParseError::NotUtf8))?;
     match format {
         Format::Yaml => {
             let mut documents = tree::parse_yaml(text, 10_000).map_err(parse_error)?;
@@ -340,7 +381,7 @@ fn decrypt_documents(
         if !matches!(document, Node::Map(_) | Node::Null) {
             return Err(DecryptError::Parse {
                 format: if json_numbers { "JSON" } else { "YAML" },
-                message: "a document must be a mapping".to_owned(),
+                reason: ParseError::NotAMapping,
             });
         }
         walk.node(document, &mut Vec::new())?;
@@ -357,9 +398,9 @@ fn decrypt_documents(
 }
 
 fn decrypt_dotenv(text: &str, keys: &Keys) -> Result<(Plaintext, Leaves), DecryptError> {
-    let lines = tree::parse_dotenv(text).map_err(|message| DecryptError::Parse {
+    let lines = tree::parse_dotenv(text).map_err(|reason| DecryptError::Parse {
         format: "dotenv",
-        message,
+        reason,
     })?;
     let (mut data, mut metadata) = (Vec::new(), Vec::new());
     for line in lines {
@@ -373,7 +414,7 @@ fn decrypt_dotenv(text: &str, keys: &Keys) -> Result<(Plaintext, Leaves), Decryp
     if metadata.is_empty() {
         return Err(DecryptError::NotEncrypted);
     }
-    let metadata = tree::unflatten(&metadata).map_err(|message| metadata_error("sops_*", &message))?;
+    let metadata = tree::unflatten(&metadata).map_err(|source| DecryptError::DotenvMetadata { source })?;
     let metadata = Metadata::parse(metadata)?;
     let key = metadata.data_key(keys)?;
     let mut walk = Walk::new(&key, &metadata, false);
@@ -394,9 +435,9 @@ impl Plaintext {
     /// The plaintext as a file of its own format would hold it (YAML or JSON re-serialised, dotenv
     /// as KEY=VALUE lines, binary as is): what a Kustomize generator would have read.
     pub fn to_bytes(&self, format: Format) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
-        let unserialisable = |message: String| DecryptError::Parse {
+        let unserialisable = |reason| DecryptError::Parse {
             format: format.name(),
-            message,
+            reason,
         };
         Ok(Zeroizing::new(match self {
             Plaintext::Binary(bytes) => bytes.clone(),
@@ -409,12 +450,45 @@ impl Plaintext {
             }
             Plaintext::Documents(documents) if format == Format::Json => {
                 let document = documents.first().cloned().unwrap_or(Value::Null);
-                serde_json::to_vec_pretty(&document).map_err(|err| unserialisable(err.to_string()))?
+                serde_json::to_vec_pretty(&document).map_err(|err| {
+                    unserialisable(ParseError::Serialise {
+                        message: err.to_string(),
+                    })
+                })?
             }
             Plaintext::Documents(documents) => {
                 let nodes: Vec<Node> = documents.iter().cloned().map(Node::from_json).collect();
                 tree::to_yaml(&nodes).map_err(unserialisable)?.into_bytes()
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(dotenv: &str) -> String {
+        decrypt(dotenv.as_bytes(), Format::Dotenv, &Keys::new())
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn refusals_name_the_line_the_key_and_every_master_key_tried() {
+        assert_eq!(refused("A=1\nB\n"), "not valid dotenv: line 2: not KEY=VALUE");
+        assert_eq!(
+            refused("A=1\nsops_age__list_x__map_enc=e\n"),
+            "sops metadata, field sops_*: metadata key sops_age__list_x__map_enc: bad list index"
+        );
+        let metadata = "sops_lastmodified=2025-01-01T00:00:00Z\nsops_mac=ENC[x]\n\
+                        sops_age__list_0__map_recipient=age1x\nsops_age__list_0__map_enc=e\n\
+                        sops_pgp__list_0__map_fp=1A2B\nsops_pgp__list_0__map_enc=e\n";
+        assert_eq!(
+            refused(&format!("A=secret\n{metadata}")),
+            "no configured key opens the data key. The file is encrypted for: age recipient age1x, \
+             PGP key 1A2B. Configured: no keys are configured. Tried: age recipient age1x: no age or SSH \
+             key is configured; PGP key 1A2B: no OpenPGP key is configured"
+        );
     }
 }

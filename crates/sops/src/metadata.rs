@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cipher::DataKey;
-use crate::keys::Keys;
-use crate::{DecryptError, tree::Node};
+use crate::keys::{Keys, OpenError};
+use crate::{DecryptError, KeyFailure, KeyFailures, tree::Node};
 
 #[derive(Debug, Deserialize)]
 struct RawMetadata {
@@ -249,19 +249,22 @@ impl Metadata {
                 let result = match master {
                     MasterKey::Age(entry) => keys.open_age(&entry.enc),
                     MasterKey::Pgp(entry) => keys.open_pgp(&entry.enc),
-                    MasterKey::Other(_) => Err("no credentials for it".to_owned()),
+                    MasterKey::Other(_) => Err(OpenError::NoCredentials),
                 };
                 match result {
                     Ok(part) => {
                         opened = Some(zeroize::Zeroizing::new(part));
                         break;
                     }
-                    Err(reason) => failures.push(format!("{}: {reason}", master.describe())),
+                    Err(reason) => failures.push(KeyFailure {
+                        master_key: master.describe(),
+                        reason,
+                    }),
                 }
             }
             parts.extend(opened);
         }
-        let no_key = || DecryptError::NoKey {
+        let no_key = move || DecryptError::NoKey {
             recipients: self
                 .groups
                 .iter()
@@ -270,7 +273,7 @@ impl Metadata {
                 .collect::<Vec<_>>()
                 .join(", "),
             configured: keys.describe(),
-            failures: failures.join("; "),
+            failures: KeyFailures(failures),
         };
         let key = if self.groups.len() == 1 {
             parts.pop().ok_or_else(no_key)?
@@ -279,7 +282,7 @@ impl Metadata {
             if parts.len() < needed {
                 return Err(no_key());
             }
-            zeroize::Zeroizing::new(shamir_combine(&parts).map_err(|m| metadata_error("sops.key_groups", m))?)
+            zeroize::Zeroizing::new(shamir_combine(&parts).map_err(|source| DecryptError::Shamir { source })?)
         };
         let bytes: [u8; 32] = key
             .as_slice()
@@ -361,16 +364,25 @@ fn gf_inverse(a: u8) -> u8 {
     result
 }
 
+/// Why the key groups' shares do not combine into a data key (never a share's bytes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShamirError {
+    #[error("Shamir shares of different lengths")]
+    Lengths,
+    #[error("two Shamir shares for the same point")]
+    SamePoint,
+}
+
 /// Rebuilds the secret from Shamir shares laid out as sops writes them: y bytes, then x.
-fn shamir_combine(parts: &[zeroize::Zeroizing<Vec<u8>>]) -> Result<Vec<u8>, String> {
+fn shamir_combine(parts: &[zeroize::Zeroizing<Vec<u8>>]) -> Result<Vec<u8>, ShamirError> {
     let length = parts[0].len();
     if length < 2 || parts.iter().any(|p| p.len() != length) {
-        return Err("Shamir shares of different lengths".to_owned());
+        return Err(ShamirError::Lengths);
     }
     let xs: Vec<u8> = parts.iter().map(|p| p[length - 1]).collect();
     for (i, x) in xs.iter().enumerate() {
         if xs[..i].contains(x) {
-            return Err("two Shamir shares for the same point".to_owned());
+            return Err(ShamirError::SamePoint);
         }
     }
     let mut secret = vec![0u8; length - 1];

@@ -196,25 +196,53 @@ fn yaml_options(max_documents: usize) -> serde_saphyr::Options {
     }
 }
 
-pub(crate) fn parse_yaml(text: &str, max_documents: usize) -> Result<Vec<Node>, String> {
-    serde_saphyr::from_multiple_with_options(text, yaml_options(max_documents))
-        .map_err(|err| err.to_string().lines().next().unwrap_or_default().to_owned())
+/// Why a file is not valid in its format, or its plaintext cannot be written back in it (in
+/// [`crate::DecryptError::Parse`], which names the format).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("not UTF-8 text")]
+    NotUtf8,
+    /// The YAML or JSON parser's message (for YAML its first line: the rest quotes the file).
+    #[error("{message}")]
+    Syntax { message: String },
+    #[error("line {line}: not KEY=VALUE")]
+    NotKeyValue { line: usize },
+    #[error("a document must be a mapping")]
+    NotAMapping,
+    /// The serialiser's message, writing plaintext back in the file's format.
+    #[error("{message}")]
+    Serialise { message: String },
 }
 
-pub(crate) fn parse_json(text: &str) -> Result<Node, String> {
+fn syntax(message: impl Into<String>) -> ParseError {
+    ParseError::Syntax {
+        message: message.into(),
+    }
+}
+
+pub(crate) fn parse_yaml(text: &str, max_documents: usize) -> Result<Vec<Node>, ParseError> {
+    serde_saphyr::from_multiple_with_options(text, yaml_options(max_documents))
+        .map_err(|err| syntax(err.to_string().lines().next().unwrap_or_default()))
+}
+
+pub(crate) fn parse_json(text: &str) -> Result<Node, ParseError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let node = Node::deserialize(&mut deserializer).map_err(|err| err.to_string())?;
-    deserializer.end().map_err(|err| err.to_string())?;
+    let node = Node::deserialize(&mut deserializer).map_err(|err| syntax(err.to_string()))?;
+    deserializer.end().map_err(|err| syntax(err.to_string()))?;
     Ok(node)
 }
 
-pub(crate) fn to_yaml(documents: &[Node]) -> Result<String, String> {
+pub(crate) fn to_yaml(documents: &[Node]) -> Result<String, ParseError> {
     let mut out = String::new();
     for (index, document) in documents.iter().enumerate() {
         if index > 0 {
             out.push_str("---\n");
         }
-        out.push_str(&serde_saphyr::to_string(document).map_err(|err| err.to_string())?);
+        out.push_str(
+            &serde_saphyr::to_string(document).map_err(|err| ParseError::Serialise {
+                message: err.to_string(),
+            })?,
+        );
     }
     Ok(out)
 }
@@ -225,7 +253,7 @@ pub(crate) enum DotenvLine {
     Pair(String, String),
 }
 
-pub(crate) fn parse_dotenv(text: &str) -> Result<Vec<DotenvLine>, String> {
+pub(crate) fn parse_dotenv(text: &str) -> Result<Vec<DotenvLine>, ParseError> {
     let mut lines = Vec::new();
     for (number, line) in text.split('\n').enumerate() {
         // sops keeps a CR, which then breaks its own timestamps; dropping it is kinder and changes
@@ -239,16 +267,29 @@ pub(crate) fn parse_dotenv(text: &str) -> Result<Vec<DotenvLine>, String> {
             continue;
         }
         let Some((key, value)) = line.split_once('=') else {
-            return Err(format!("line {}: not KEY=VALUE", number + 1));
+            return Err(ParseError::NotKeyValue { line: number + 1 });
         };
         lines.push(DotenvLine::Pair(key.to_owned(), value.replace("\\n", "\n")));
     }
     Ok(lines)
 }
 
+/// Why a dotenv file's `sops_*` line does not fit the metadata (names the line's key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataKeyError {
+    #[error("metadata key sops_{key}: bad list index")]
+    BadIndex { key: String },
+    #[error("metadata key sops_{key}: list index too large")]
+    IndexTooLarge { key: String },
+    #[error("metadata key sops_{key}: cannot be read")]
+    Unreadable { key: String },
+    #[error("metadata key sops_{key}: conflicts with another")]
+    Conflict { key: String },
+}
+
 /// Rebuilds the metadata of a dotenv file from its `sops_*` lines: `sops_age__list_0__map_enc`
 /// is `age[0].enc` (sops' flattening).
-pub(crate) fn unflatten(pairs: &[(String, String)]) -> Result<Node, String> {
+pub(crate) fn unflatten(pairs: &[(String, String)]) -> Result<Node, MetadataKeyError> {
     let mut root = Value::Object(serde_json::Map::new());
     for (key, value) in pairs {
         let mut path: Vec<PathStep> = Vec::new();
@@ -261,22 +302,22 @@ pub(crate) fn unflatten(pairs: &[(String, String)]) -> Result<Node, String> {
                 let end = after.find("__").unwrap_or(after.len());
                 let index = after[..end]
                     .parse::<usize>()
-                    .map_err(|_| format!("metadata key sops_{key}: bad list index"))?;
+                    .map_err(|_| MetadataKeyError::BadIndex { key: key.clone() })?;
                 if index > 1_000 {
-                    return Err(format!("metadata key sops_{key}: list index too large"));
+                    return Err(MetadataKeyError::IndexTooLarge { key: key.clone() });
                 }
                 (PathStep::Index(index), &after[end..])
             } else if let Some(after) = rest.strip_prefix("__map_") {
                 let end = after.find("__").unwrap_or(after.len());
                 (PathStep::Key(after[..end].to_owned()), &after[end..])
             } else {
-                return Err(format!("metadata key sops_{key}: cannot be read"));
+                return Err(MetadataKeyError::Unreadable { key: key.clone() });
             };
             path.push(step);
             rest = remainder;
         }
         insert(&mut root, &path, Value::String(value.clone()))
-            .map_err(|()| format!("metadata key sops_{key}: conflicts with another"))?;
+            .map_err(|()| MetadataKeyError::Conflict { key: key.clone() })?;
     }
     Ok(Node::from_json(root))
 }
