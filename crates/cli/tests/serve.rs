@@ -344,8 +344,21 @@ async fn the_cli_goes_through_a_running_server() {
         String::from_utf8_lossy(&diff.stderr)
     );
 
-    // Administrative changes go through the server too, under the lock its reconciles take.
-    let revision = history(&config, "web")[0]["revision"]
+    administration_goes_through(&config);
+}
+
+/// `pin`, `unpin`, `suspend`, `resume` and `rollback` run inside the running serve, under the
+/// lock its reconciles take: each is logged there (a rollback as a sync).
+fn administration_goes_through(config: &Path) {
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_driftless"))
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .expect("run driftless")
+    };
+    let revision = history(config, "web")[0]["revision"]
         .as_str()
         .expect("a synced revision")
         .to_owned();
