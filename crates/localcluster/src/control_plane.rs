@@ -16,6 +16,12 @@ use crate::supervised::Supervised;
 /// machine; the margin is for a cold start while the machine compiles.
 const READY_TIMEOUT: Duration = Duration::from_mins(2);
 
+/// How many times [`ControlPlane::start`] starts over when a port was taken.
+const PORT_ATTEMPTS: usize = 5;
+
+/// What etcd and kube-apiserver log when they cannot bind their port (Go's `EADDRINUSE` text).
+const ADDRESS_IN_USE: &str = "address already in use";
+
 /// The admin token in the API server's token file. Only ever reachable on loopback, and the
 /// directory holding it is private to this process.
 const ADMIN_TOKEN_USER: &str = "driftless-admin";
@@ -40,9 +46,10 @@ pub enum StartError {
         log_tail: String,
     },
     #[error(
-        "kube-apiserver was not ready after {waited:?} (last answer: {last_answer}); its last log lines:\n{log_tail}"
+        "{name} was not ready after {waited:?} (last answer: {last_answer}); its last log lines:\n{log_tail}"
     )]
     NotReady {
+        name: &'static str,
         waited: Duration,
         last_answer: String,
         log_tail: String,
@@ -86,8 +93,34 @@ impl std::fmt::Debug for ControlPlane {
 }
 
 impl ControlPlane {
-    /// Starts a control plane and waits until kube-apiserver reports ready.
+    /// Starts a control plane and waits until kube-apiserver reports ready. When etcd or
+    /// kube-apiserver finds its port taken (see [`free_port`]), it starts again on other ports, up
+    /// to [`PORT_ATTEMPTS`] times.
     pub async fn start() -> Result<Self, StartError> {
+        Self::start_with_ports(free_port).await
+    }
+
+    /// [`ControlPlane::start`] with ports from `pick` (tests give it one that is taken).
+    async fn start_with_ports(mut pick: impl FnMut() -> Result<u16, StartError>) -> Result<Self, StartError> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&mut pick).await {
+                Err(StartError::Exited { name, log_tail, .. })
+                    if log_tail.contains(ADDRESS_IN_USE) && attempt < PORT_ATTEMPTS =>
+                {
+                    tracing::warn!(
+                        process = name,
+                        attempt,
+                        "port taken by another process; starting again on others"
+                    );
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(pick: &mut impl FnMut() -> Result<u16, StartError>) -> Result<Self, StartError> {
         let binaries = Binaries::locate()?;
         let root = state_root();
         fs::create_dir_all(&root).map_err(io_error(format!("create {}", root.display())))?;
@@ -103,7 +136,7 @@ impl ControlPlane {
             controller_manager_command: (binaries.kube_controller_manager.clone(), Vec::new()),
         };
         // From here on, an early return drops `control_plane`, which stops what was started.
-        let (etcd_client, etcd_peer, apiserver_port) = (free_port()?, free_port()?, free_port()?);
+        let (etcd_client, etcd_peer, apiserver_port) = (pick()?, pick()?, pick()?);
         control_plane.server_url = format!("https://127.0.0.1:{apiserver_port}");
         control_plane.write_files()?;
 
@@ -123,6 +156,9 @@ impl ControlPlane {
                 "--logger=zap".into(),
             ],
         )?;
+        // Serving before kube-apiserver starts: an etcd that lost its port exits now, and a new
+        // attempt then has only that to clean up.
+        control_plane.wait_for_etcd(etcd_client).await?;
         control_plane.controller_manager_command.1 = vec![
             format!("--kubeconfig={}", control_plane.kubeconfig_path.display()),
             format!(
@@ -187,7 +223,9 @@ impl ControlPlane {
     }
 
     /// Starts kube-apiserver on its old port (after [`Self::stop_api_server`]), waits until it is
-    /// ready, then starts kube-controller-manager.
+    /// ready, then starts kube-controller-manager. Clients keep the old URL, so there is no other
+    /// port to try: should another process have taken it meanwhile, this fails
+    /// ([`StartError::Exited`], "address already in use").
     pub async fn start_api_server(&mut self) -> Result<(), StartError> {
         let (program, args) = self.api_server_command.clone();
         self.spawn("kube-apiserver", &program, &args)?;
@@ -275,12 +313,42 @@ impl ControlPlane {
             if started.elapsed() > READY_TIMEOUT {
                 let log_tail = self.log_tail("kube-apiserver");
                 return Err(StartError::NotReady {
+                    name: "kube-apiserver",
                     waited: started.elapsed(),
                     last_answer,
                     log_tail,
                 });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Until etcd answers its health check on `port` (and is still running: an answer from a
+    /// process that holds a port ours could not bind must not count).
+    async fn wait_for_etcd(&mut self, port: u16) -> Result<(), StartError> {
+        let started = Instant::now();
+        loop {
+            let healthy = etcd_health(port).await;
+            if let Some((name, status)) = self.exited_process() {
+                let log_tail = self.log_tail(name);
+                return Err(StartError::Exited {
+                    name,
+                    status,
+                    log_tail,
+                });
+            }
+            if healthy {
+                return Ok(());
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(StartError::NotReady {
+                    name: "etcd",
+                    waited: started.elapsed(),
+                    last_answer: "no healthy answer to GET /health".to_owned(),
+                    log_tail: self.log_tail("etcd"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -358,6 +426,22 @@ current-context: driftless-local
     )
 }
 
+/// Whether etcd on `port` says it is healthy (`GET /health`, plain HTTP/1.0, a second at most).
+async fn etcd_health(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.write_all(b"GET /health HTTP/1.0\r\n\r\n").await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, io::Error>(answer)
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), ask).await,
+        Ok(Ok(answer)) if String::from_utf8_lossy(&answer).contains("\"health\":\"true\"")
+    )
+}
+
 /// 32 random bytes from the kernel, hex-encoded.
 fn random_token() -> Result<String, StartError> {
     use std::io::Read as _;
@@ -371,8 +455,10 @@ fn random_token() -> Result<String, StartError> {
     }))
 }
 
-/// A port the kernel just handed out on 127.0.0.1. Another process could take it before our server
-/// binds it; the window is tiny and a collision fails loudly at start-up.
+/// A port the kernel just handed out on 127.0.0.1, released for the server to bind. Another
+/// process could take it in between, which is why [`ControlPlane::start`] tries again: neither
+/// server can bind port 0 itself — etcd dials its own advertised client URL, so it must know the
+/// port beforehand, and kube-apiserver's `--secure-port=0` means "serve nothing".
 fn free_port() -> Result<u16, StartError> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -428,4 +514,34 @@ fn restrict_to_owner(dir: &Path) -> Result<(), StartError> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(io_error(format!("chmod {}", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real control plane whose first port is held by someone else: etcd cannot bind it and
+    /// exits, and the start goes on with three other ports.
+    #[tokio::test]
+    async fn a_taken_port_is_given_up_for_others() {
+        let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = taken.local_addr().expect("address").port();
+        let mut picked = 0;
+        let control_plane = ControlPlane::start_with_ports(|| {
+            picked += 1;
+            if picked == 1 { Ok(port) } else { free_port() }
+        })
+        .await
+        .expect("started on other ports");
+        assert_eq!(picked, 6, "a second attempt, with three new ports");
+        assert!(
+            !control_plane.server_url().ends_with(&format!(":{port}")),
+            "{}",
+            control_plane.server_url()
+        );
+        let client = control_plane.client().await.expect("client");
+        let version = client.apiserver_version().await.expect("the API server answers");
+        assert_eq!(version.git_version, crate::K8S_VERSION);
+        drop(taken);
+    }
 }
