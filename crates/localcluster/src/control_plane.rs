@@ -290,14 +290,7 @@ impl ControlPlane {
         let started = Instant::now();
         let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
         loop {
-            if let Some((name, status)) = self.exited_process() {
-                let log_tail = self.log_tail(name);
-                return Err(StartError::Exited {
-                    name,
-                    status,
-                    log_tail,
-                });
-            }
+            self.check_running()?;
             let request = http::Request::get("/readyz")
                 .body(Vec::new())
                 .expect("a static request is valid");
@@ -329,14 +322,7 @@ impl ControlPlane {
         let started = Instant::now();
         loop {
             let healthy = etcd_health(port).await;
-            if let Some((name, status)) = self.exited_process() {
-                let log_tail = self.log_tail(name);
-                return Err(StartError::Exited {
-                    name,
-                    status,
-                    log_tail,
-                });
-            }
+            self.check_running()?;
             if healthy {
                 return Ok(());
             }
@@ -349,6 +335,18 @@ impl ControlPlane {
                 });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// [`StartError::Exited`] for the first process that has exited, with its last log lines.
+    fn check_running(&mut self) -> Result<(), StartError> {
+        match self.exited_process() {
+            Some((name, status)) => Err(StartError::Exited {
+                name,
+                status,
+                log_tail: self.log_tail(name),
+            }),
+            None => Ok(()),
         }
     }
 
