@@ -98,7 +98,6 @@ impl RenderCache {
 /// depends on besides the commit.
 pub(crate) struct KeptRenders<'a> {
     pub store: &'a dyn StateStore,
-    pub key: String,
 }
 
 impl KeptRenders<'_> {
@@ -108,6 +107,7 @@ impl KeptRenders<'_> {
     pub(crate) fn keep(
         &self,
         app: &Application,
+        key: String,
         desired: &DesiredState,
         inputs: Option<&BTreeSet<String>>,
         keepable: bool,
@@ -125,7 +125,7 @@ impl KeptRenders<'_> {
             let body = serde_json::to_vec(&(desired.renderer, inputs, objects, &*desired.context))
                 .unwrap_or_default();
             let record = driftless_store::RenderRecord {
-                key: self.key.clone(),
+                key,
                 revision: desired.commit.to_string(),
                 rendered_at: now_millis(),
                 body,
@@ -149,10 +149,9 @@ impl KeptRenders<'_> {
 
     /// The render an earlier process kept, when it is for this application as configured now
     /// and recent enough.
-    pub(crate) fn find(&self, app: &Application) -> Option<(DesiredState, Inputs)> {
+    pub(crate) fn find(&self, app: &Application, key: &str) -> Option<(DesiredState, Inputs)> {
         let record = self.store.render(&app.name).ok()??;
-        if record.key != self.key
-            || now_millis().saturating_sub(record.rendered_at) > millis(KEPT_RENDER_LIFETIME)
+        if record.key != key || now_millis().saturating_sub(record.rendered_at) > millis(KEPT_RENDER_LIFETIME)
         {
             return None;
         }

@@ -217,12 +217,10 @@ impl Desired {
         }
         let commit = fetched?;
         self.check_signatures(cx, app, &commit).await?;
-        let kept = KeptRenders {
-            store: cx.store,
-            key: self.render_key(cx, app),
-        };
+        let kept = KeptRenders { store: cx.store };
+        // The key of a kept render is hashed only when the memory cache has nothing.
         let known = self.cache.get(app).or_else(|| {
-            let found = kept.find(app)?;
+            let found = kept.find(app, &self.render_key(cx, app))?;
             self.cache.put(app, &found.0, found.1.clone());
             Some(found)
         });
@@ -274,7 +272,13 @@ impl Desired {
             renderer: rendered.renderer,
             context,
         };
-        kept.keep(app, &desired, inputs.as_deref(), keepable);
+        kept.keep(
+            app,
+            self.render_key(cx, app),
+            &desired,
+            inputs.as_deref(),
+            keepable,
+        );
         if cacheable {
             self.cache.put(app, &desired, inputs);
         } else {
