@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
@@ -119,15 +119,15 @@ impl Serve {
             data_dir.with_file_name(crate::workload::WEBHOOK_SECRET_FILE),
             crate::workload::WEBHOOK_SECRET,
         )?;
-        let listen = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .to_string();
+        // Port 0: serve binds a free port itself and prints which, so no other process can take
+        // it in between.
+        let out = config.with_file_name("serve.out");
         let child = Command::new(driftless)
-            .args(["serve", "--listen", &listen, "--config"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
             // Warnings only: per-reconcile logging at 1,000 applications would be measured too.
             .env("DRIFTLESS_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&out)?)
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .with_context(|| format!("start {}", driftless.display()))?;
@@ -135,7 +135,7 @@ impl Serve {
             child,
             socket: data_dir.join("driftless.sock"),
             log,
-            listen,
+            listen: String::new(),
             driftless: driftless.to_owned(),
             config: config.to_owned(),
         };
@@ -152,6 +152,24 @@ impl Serve {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        serve.listen = loop {
+            let printed = std::fs::read_to_string(&out).unwrap_or_default();
+            if let Some(url) = printed
+                .lines()
+                .find_map(|line| line.strip_prefix("API listening on http://"))
+            {
+                break url.trim().to_owned();
+            }
+            if let Some(status) = serve.child.try_wait()? {
+                anyhow::bail!("driftless serve exited with {status}:\n{}", serve.log_tail());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "driftless serve did not say where it listens within 60 s:\n{}",
+                serve.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         Ok(serve)
     }
 
