@@ -182,20 +182,40 @@ fn http_url(checker: &mut Checker<'_>, url: &Text, field: &str) -> String {
     url.value.trim_end_matches('/').to_owned()
 }
 
-/// An API URL a token is sent to: `https://`, or `http://` on a loopback address (a token must
-/// not cross a network in clear).
+/// Whether a token may be sent to `url`: `https://`, or `http://` to this machine as
+/// `driftless_secrets::is_loopback` decides it (the rule `plan --post` applies too), since a token
+/// must not cross a network in clear. The host is the URL's real one: with user-info
+/// (`http://127.0.0.1:80@evil.example` is evil.example) or a port that is not a number, it is
+/// refused rather than guessed.
+fn token_may_go_to(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, "")) => (host, ""),
+            Some((host, after)) => match after.strip_prefix(':') {
+                Some(port) => (host, port),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => authority.split_once(':').unwrap_or((authority, "")),
+    };
+    port.bytes().all(|byte| byte.is_ascii_digit()) && driftless_secrets::is_loopback(host)
+}
+
+/// An API URL a token is sent to ([`token_may_go_to`]), or a report naming `field`.
 fn token_url(checker: &mut Checker<'_>, url: &Text, field: &str) -> String {
     let value = url.value.trim_end_matches('/');
-    let host = value
-        .strip_prefix("http://")
-        .map(|rest| rest.split(['/', ':']).next().unwrap_or_default());
-    let loopback = host.is_some_and(|host| {
-        host == "localhost"
-            || host
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    });
-    if !(value.starts_with("https://") || loopback) {
+    if !token_may_go_to(value) {
         checker.report_at(
             url,
             field,
@@ -1559,4 +1579,38 @@ fn sync_policy(checker: &mut Checker<'_>, raw: &RawSyncPolicy, field: &str) -> O
         }
     }
     (checker.problems.len() == before).then_some(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_may_go_to;
+
+    #[test]
+    fn a_token_goes_in_clear_only_to_this_machine() {
+        for url in [
+            "https://api.github.com",
+            "http://127.0.0.1",
+            "http://127.0.0.1:8080/api/v4",
+            "http://[::1]",
+            "http://[::1]:8080/api/v4",
+            "http://localhost:8080",
+        ] {
+            assert!(token_may_go_to(url), "{url}");
+        }
+        for url in [
+            "http://gitlab.example/api/v4",
+            "http://localhost.evil.example",
+            // User `127.0.0.1`, password `80`, on evil.example.
+            "http://127.0.0.1:80@evil.example/api",
+            "http://[::1]@evil.example",
+            "http://[::1]evil.example",
+            "http://[::1",
+            "http://::1/",
+            "http://127.0.0.1:x/",
+            "ftp://127.0.0.1",
+            "api.github.com",
+        ] {
+            assert!(!token_may_go_to(url), "{url}");
+        }
+    }
 }

@@ -50,22 +50,67 @@ fn same_forge(repo_url: &str, api_url: &str) -> bool {
     repository.is_empty() || api == repository || api.strip_prefix("api.") == Some(repository.as_str())
 }
 
-fn read(source: &driftless_core::application::SecretSource) -> Result<zeroize::Zeroizing<String>, String> {
-    driftless_secrets::read_secret(source, "notification secret")
-        .map(zeroize::Zeroizing::new)
-        .map_err(|err| err.to_string())
+/// Why one notice did not reach one target ([`send`]); logged beside the target's name. No
+/// variant holds a URL (a Slack URL is a secret), a token or a password, nor an error that could
+/// (reqwest's name the URL).
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    /// The target's URL, token, password or signing secret.
+    #[error("{0}")]
+    Secret(#[from] driftless_secrets::ReadSecretError),
+    /// A commit status for an application no longer configured.
+    #[error("the application is gone")]
+    ApplicationGone,
+    #[error("the repository URL names no owner and repository")]
+    NoRepository,
+    #[error("{address:?} is not a mail address")]
+    Address { address: String },
+    #[error("cannot build the message: {0}")]
+    Message(#[source] lettre::error::Error),
+    /// The email target's `caFile`.
+    #[error("cannot read {}: {source}", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a PEM certificate: {source}", path.display())]
+    NotPem {
+        path: std::path::PathBuf,
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[source] lettre::transport::smtp::Error),
+    #[error("SMTP: {0}")]
+    Smtp(#[source] lettre::transport::smtp::Error),
+    #[error("timed out")]
+    TimedOut,
+    #[error("unreachable")]
+    Unreachable,
+    /// A status other than 2xx.
+    #[error("answered {status}")]
+    Status { status: u16 },
+}
+
+fn read(
+    source: &driftless_core::application::SecretSource,
+) -> Result<zeroize::Zeroizing<String>, driftless_secrets::ReadSecretError> {
+    driftless_secrets::read_secret(source, "notification secret").map(zeroize::Zeroizing::new)
 }
 
 /// Mail with STARTTLS required: lettre refuses to go on in the clear when the server does not
 /// offer it, so neither the credentials nor the message are ever sent unencrypted.
-async fn send_email(email: &EmailTarget, notice: &Notice, text: &str) -> Result<(), String> {
+async fn send_email(email: &EmailTarget, notice: &Notice, text: &str) -> Result<(), DeliveryError> {
     use lettre::message::header::ContentType;
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
     use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
     let address = |text: &str| {
         text.parse::<lettre::message::Mailbox>()
-            .map_err(|_| format!("{text:?} is not a mail address"))
+            .map_err(|_| DeliveryError::Address {
+                address: text.to_owned(),
+            })
     };
     let mut message = Message::builder().from(address(&email.from)?).subject(format!(
         "driftless: {} {}",
@@ -78,18 +123,22 @@ async fn send_email(email: &EmailTarget, notice: &Notice, text: &str) -> Result<
     let message = message
         .header(ContentType::TEXT_PLAIN)
         .body(text.to_owned())
-        .map_err(|err| format!("cannot build the message: {err}"))?;
+        .map_err(DeliveryError::Message)?;
     let mut tls = TlsParameters::builder(email.host.clone());
     if let Some(ca_file) = &email.ca_file {
-        let pem =
-            std::fs::read(ca_file).map_err(|err| format!("cannot read {}: {err}", ca_file.display()))?;
-        let ca = Certificate::from_pem(&pem)
-            .map_err(|err| format!("{} is not a PEM certificate: {err}", ca_file.display()))?;
+        let pem = std::fs::read(ca_file).map_err(|source| DeliveryError::CaFile {
+            path: ca_file.clone(),
+            source,
+        })?;
+        let ca = Certificate::from_pem(&pem).map_err(|source| DeliveryError::NotPem {
+            path: ca_file.clone(),
+            source,
+        })?;
         tls = tls
             .certificate_store(CertificateStore::None)
             .add_root_certificate(ca);
     }
-    let tls = tls.build().map_err(|err| format!("TLS: {err}"))?;
+    let tls = tls.build().map_err(DeliveryError::Tls)?;
     let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&email.host)
         .port(email.port)
         .tls(Tls::Required(tls))
@@ -105,7 +154,7 @@ async fn send_email(email: &EmailTarget, notice: &Notice, text: &str) -> Result<
         .send(message)
         .await
         .map(drop)
-        .map_err(|err| format!("SMTP: {err}"))
+        .map_err(DeliveryError::Smtp)
 }
 
 /// The request that sets the synced commit's status; `None` when the notice is not about a sync
@@ -116,7 +165,7 @@ fn commit_status(
     github: bool,
     notice: &Notice,
     repo_url: &str,
-) -> Result<Option<reqwest::RequestBuilder>, String> {
+) -> Result<Option<reqwest::RequestBuilder>, DeliveryError> {
     let (Some(state), Some(revision)) = (CommitState::of(notice.kind), notice.revision.as_deref()) else {
         return Ok(None);
     };
@@ -127,7 +176,7 @@ fn commit_status(
         // Not this forge's repository: its name and messages are none of its business.
         return Ok(None);
     }
-    let path = repository_path(repo_url).ok_or("the repository URL names no owner and repository")?;
+    let path = repository_path(repo_url).ok_or(DeliveryError::NoRepository)?;
     let context = target.context.replace("{application}", &notice.application);
     let forge = crate::forge::Forge {
         github,
@@ -150,12 +199,12 @@ async fn send(
     notice: &Notice,
     text: &str,
     repo_url: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     let request = match &target.kind {
         TargetKind::Email(email) => return send_email(email, notice, text).await,
         TargetKind::GithubStatus(status) | TargetKind::GitlabStatus(status) => {
             let github = matches!(target.kind, TargetKind::GithubStatus(_));
-            let repo_url = repo_url.ok_or("the application is gone")?;
+            let repo_url = repo_url.ok_or(DeliveryError::ApplicationGone)?;
             match commit_status(http, status, github, notice, repo_url)? {
                 Some(request) => request,
                 None => return Ok(()),
@@ -196,15 +245,17 @@ async fn send(
         // reqwest names the URL in its errors; a Slack URL is a secret.
         .map_err(|err| {
             if err.is_timeout() {
-                "timed out".to_owned()
+                DeliveryError::TimedOut
             } else {
-                "unreachable".to_owned()
+                DeliveryError::Unreachable
             }
         })?;
     if response.status().is_success() {
         Ok(())
     } else {
-        Err(format!("answered {}", response.status().as_u16()))
+        Err(DeliveryError::Status {
+            status: response.status().as_u16(),
+        })
     }
 }
 
@@ -279,7 +330,120 @@ pub fn spawn(controller: &Arc<Controller>) -> tokio::task::JoinHandle<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::same_forge;
+    use super::{DeliveryError, same_forge, send};
+    use crate::testing::{answering, hanging_up};
+    use driftless_core::application::SecretSource;
+    use driftless_core::notifications::{
+        CommitStatusTarget, EmailTarget, Notice, NoticeKind, Target, TargetKind,
+    };
+
+    fn notice() -> Notice {
+        Notice {
+            application: "web".to_owned(),
+            kind: NoticeKind::SyncFailed,
+            revision: Some("0123456789abcdef0123456789abcdef01234567".to_owned()),
+            message: "apply failed".to_owned(),
+        }
+    }
+
+    async fn send_to(kind: TargetKind, repo_url: Option<&str>) -> DeliveryError {
+        let target = Target {
+            name: "t".to_owned(),
+            kind,
+        };
+        let http = reqwest::Client::new();
+        send(&http, &target, &notice(), "web: sync-failed", repo_url)
+            .await
+            .expect_err("not delivered")
+    }
+
+    fn email(from: &str, ca_file: Option<std::path::PathBuf>) -> TargetKind {
+        TargetKind::Email(EmailTarget {
+            host: "127.0.0.1".to_owned(),
+            port: 1,
+            from: from.to_owned(),
+            to: vec!["ops@example.com".to_owned()],
+            username: None,
+            password: None,
+            ca_file,
+        })
+    }
+
+    /// What the log says when a delivery fails, and that it never says the URL (whose path holds
+    /// the token of a Slack or webhook URL).
+    #[tokio::test]
+    async fn failed_deliveries_say_why_without_the_url() {
+        let dir = tempfile::tempdir().expect("dir");
+        let refusing = format!("{}/hooks/T0KEN", answering(500, "no").await);
+        let slack_url = dir.path().join("slack-url");
+        std::fs::write(&slack_url, &refusing).expect("slack url");
+        let webhook = |url: String| TargetKind::Webhook { url, secret: None };
+        let cases = [
+            (
+                send_to(
+                    TargetKind::Slack {
+                        url: SecretSource::File(slack_url),
+                    },
+                    None,
+                )
+                .await,
+                "answered 500".to_owned(),
+            ),
+            (
+                send_to(webhook(refusing.clone()), None).await,
+                "answered 500".to_owned(),
+            ),
+            (
+                send_to(webhook(format!("{}/hooks/T0KEN", hanging_up().await)), None).await,
+                "unreachable".to_owned(),
+            ),
+            (
+                send_to(
+                    TargetKind::Slack {
+                        url: SecretSource::File(dir.path().join("missing")),
+                    },
+                    None,
+                )
+                .await,
+                format!(
+                    "cannot read notification secret from file {}",
+                    dir.path().join("missing").display()
+                ),
+            ),
+            (
+                send_to(
+                    TargetKind::GithubStatus(CommitStatusTarget {
+                        api_url: "https://api.github.com".to_owned(),
+                        token: SecretSource::Env("DRIFTLESS_TEST_UNSET_TOKEN".to_owned()),
+                        context: "driftless/{application}".to_owned(),
+                    }),
+                    None,
+                )
+                .await,
+                "the application is gone".to_owned(),
+            ),
+            (
+                send_to(email("nobody", None), None).await,
+                "\"nobody\" is not a mail address".to_owned(),
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(error.to_string(), expected, "{error:?}");
+            assert!(!format!("{error:?}").contains("T0KEN"), "{error:?}");
+        }
+        let ca_file = dir.path().join("ca.pem");
+        let unreadable = send_to(email("cd@example.com", Some(ca_file.clone())), None).await;
+        assert!(
+            matches!(&unreadable, DeliveryError::CaFile { path, .. } if *path == ca_file),
+            "{unreadable:?}"
+        );
+        assert!(
+            unreadable
+                .to_string()
+                .starts_with(&format!("cannot read {}: ", ca_file.display())),
+            "{unreadable}"
+        );
+    }
 
     #[test]
     fn statuses_go_only_to_the_forge_that_hosts_the_repository() {

@@ -44,6 +44,39 @@ pub(crate) struct Comment {
     pub user: Account,
 }
 
+/// Why a call to a forge's API failed (listing comments, asking who the token is, writing a
+/// comment, setting a commit status); the source of [`crate::PostError::Refused`]. It never says
+/// the URL nor carries reqwest's error as its source: reqwest names the URL, and a URL may carry
+/// a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgeError {
+    /// No HTTP client could be built (the system's TLS roots, for one).
+    #[error("no HTTP client")]
+    NoClient,
+    #[error("timed out")]
+    TimedOut,
+    #[error("unreachable")]
+    Unreachable,
+    #[error("answered something that is not the documented JSON")]
+    NotJson,
+    /// A status other than 2xx.
+    #[error("answered {status}")]
+    Status { status: u16 },
+}
+
+impl ForgeError {
+    /// What went wrong in reqwest's `err`, without the URL it names.
+    fn of(err: &reqwest::Error) -> Self {
+        if err.is_timeout() {
+            Self::TimedOut
+        } else if err.is_decode() {
+            Self::NotJson
+        } else {
+            Self::Unreachable
+        }
+    }
+}
+
 /// Who GitHub Actions' own `GITHUB_TOKEN` comments as (it may not read `/user`).
 const ACTIONS_BOT: &str = "github-actions[bot]";
 
@@ -103,7 +136,7 @@ impl Forge {
         http: &reqwest::Client,
         project: &str,
         number: u64,
-    ) -> Result<Vec<Comment>, String> {
+    ) -> Result<Vec<Comment>, ForgeError> {
         let mut all = Vec::new();
         for page in 1..=50 {
             let url = format!("{}?per_page=100&page={page}", self.comments_url(project, number));
@@ -111,8 +144,11 @@ impl Forge {
                 .authorized(http.get(url))
                 .send()
                 .await
-                .map_err(|err| describe(&err))?;
-            let found: Vec<Comment> = checked(response)?.json().await.map_err(|err| describe(&err))?;
+                .map_err(|err| ForgeError::of(&err))?;
+            let found: Vec<Comment> = checked(response)?
+                .json()
+                .await
+                .map_err(|err| ForgeError::of(&err))?;
             let done = found.len() < 100;
             all.extend(found);
             if done {
@@ -123,16 +159,19 @@ impl Forge {
     }
 
     /// The account the token acts as.
-    pub(crate) async fn me(&self, http: &reqwest::Client) -> Result<String, String> {
+    pub(crate) async fn me(&self, http: &reqwest::Client) -> Result<String, ForgeError> {
         let response = self
             .authorized(http.get(format!("{}/user", self.api_url)))
             .send()
             .await
-            .map_err(|err| describe(&err))?;
+            .map_err(|err| ForgeError::of(&err))?;
         if self.github && response.status() == reqwest::StatusCode::FORBIDDEN {
             return Ok(ACTIONS_BOT.to_owned());
         }
-        let account: Account = checked(response)?.json().await.map_err(|err| describe(&err))?;
+        let account: Account = checked(response)?
+            .json()
+            .await
+            .map_err(|err| ForgeError::of(&err))?;
         Ok(account.login)
     }
 
@@ -144,7 +183,7 @@ impl Forge {
         number: u64,
         existing: Option<u64>,
         body: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), ForgeError> {
         let payload = serde_json::json!({ "body": body });
         let request = match existing {
             None => http.post(self.comments_url(project, number)),
@@ -158,27 +197,18 @@ impl Forge {
                 .json(&payload)
                 .send()
                 .await
-                .map_err(|err| describe(&err))?,
+                .map_err(|err| ForgeError::of(&err))?,
         )?;
         Ok(())
     }
 }
 
-/// Errors without URLs (reqwest names them, and a URL may carry a secret).
-fn describe(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        "timed out".to_owned()
-    } else if err.is_decode() {
-        "answered something that is not the documented JSON".to_owned()
-    } else {
-        "unreachable".to_owned()
-    }
-}
-
-pub(crate) fn checked(response: reqwest::Response) -> Result<reqwest::Response, String> {
+pub(crate) fn checked(response: reqwest::Response) -> Result<reqwest::Response, ForgeError> {
     if response.status().is_success() {
         Ok(response)
     } else {
-        Err(format!("answered {}", response.status().as_u16()))
+        Err(ForgeError::Status {
+            status: response.status().as_u16(),
+        })
     }
 }

@@ -12,6 +12,9 @@
 mod delivery;
 mod forge;
 mod review;
+#[cfg(test)]
+mod testing;
 
 pub use delivery::spawn;
+pub use forge::ForgeError;
 pub use review::{PostError, PullRequest, STATUS_CONTEXT};

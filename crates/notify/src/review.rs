@@ -6,7 +6,7 @@
 use driftless_core::notifications::CommitState;
 use driftless_core::preview::COMMENT_MARKER;
 
-use crate::forge::Forge;
+use crate::forge::{Forge, ForgeError};
 
 /// The status's name on the head commit.
 pub const STATUS_CONTEXT: &str = "driftless/plan";
@@ -22,11 +22,12 @@ pub enum PostError {
         value: String,
         why: &'static str,
     },
-    #[error("the {forge} API refused to {action}: {why}")]
+    #[error("the {forge} API refused to {action}: {source}")]
     Refused {
         forge: &'static str,
         action: &'static str,
-        why: String,
+        #[source]
+        source: ForgeError,
     },
 }
 
@@ -124,11 +125,11 @@ impl PullRequest {
         })
     }
 
-    fn refused(&self, action: &'static str) -> impl Fn(String) -> PostError + '_ {
-        move |why| PostError::Refused {
+    fn refused(&self, action: &'static str) -> impl Fn(ForgeError) -> PostError + '_ {
+        move |source| PostError::Refused {
             forge: if self.forge.github { "GitHub" } else { "GitLab" },
             action,
-            why,
+            source,
         }
     }
 
@@ -145,7 +146,7 @@ impl PullRequest {
             .timeout(std::time::Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|_| (self.refused("connect"))("no HTTP client".to_owned()))?;
+            .map_err(|_| (self.refused("connect"))(ForgeError::NoClient))?;
         // Only a comment of ours is edited: anyone can write the marker.
         let me = self
             .forge
@@ -176,7 +177,7 @@ impl PullRequest {
             )
             .send()
             .await
-            .map_err(|_| (self.refused("set the commit status"))("unreachable".to_owned()))?;
+            .map_err(|_| (self.refused("set the commit status"))(ForgeError::Unreachable))?;
         crate::forge::checked(response).map_err(self.refused("set the commit status"))?;
         Ok(existing.is_none())
     }
@@ -225,6 +226,46 @@ mod tests {
         assert_eq!(
             (gitlab.forge.api_url.as_str(), gitlab.number),
             ("https://gitlab.example/api/v4", 3)
+        );
+    }
+
+    /// `plan --post` against an API at `api_url`: the error it ends with.
+    async fn post_to(api_url: &str) -> PostError {
+        let pairs = [
+            ("GITHUB_TOKEN", "t"),
+            ("GITHUB_REPOSITORY", "a/b"),
+            ("DRIFTLESS_PULL_REQUEST", "1"),
+            ("GITHUB_API_URL", api_url),
+        ];
+        let pull_request = PullRequest::from_env(true, SHA, env(&pairs)).expect("pull request");
+        pull_request
+            .post("<!-- driftless -->", CommitState::Success, "planned")
+            .await
+            .expect_err("refused")
+    }
+
+    /// What `plan --post` prints when the forge refuses, with the forge's error as its source.
+    #[tokio::test]
+    async fn a_refusing_forge_is_named_with_what_it_answered() {
+        let unavailable = post_to(&crate::testing::answering(503, "").await).await;
+        assert_eq!(
+            unavailable.to_string(),
+            "the GitHub API refused to say who the token is: answered 503"
+        );
+        let source = std::error::Error::source(&unavailable).and_then(|source| source.downcast_ref());
+        assert!(
+            matches!(source, Some(ForgeError::Status { status: 503 })),
+            "{unavailable:?}"
+        );
+        assert_eq!(
+            post_to(&crate::testing::answering(200, "<html>").await)
+                .await
+                .to_string(),
+            "the GitHub API refused to say who the token is: answered something that is not the documented JSON"
+        );
+        assert_eq!(
+            post_to(&crate::testing::hanging_up().await).await.to_string(),
+            "the GitHub API refused to say who the token is: unreachable"
         );
     }
 
