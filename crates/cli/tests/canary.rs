@@ -275,7 +275,8 @@ async fn request(base: &str, method: &str, path: &str, token: Option<&str>) -> (
 }
 
 /// What `/api/v1/stream` sends within `for_how_long`.
-async fn read_stream(base: &str, token: &str, for_how_long: Duration) -> String {
+/// Opens the event stream; once this returns, the server is subscribed for it.
+async fn open_stream(base: &str, token: &str) -> reqwest::Response {
     let response = reqwest::Client::new()
         .get(format!("{base}/api/v1/stream"))
         .bearer_auth(token)
@@ -283,11 +284,27 @@ async fn read_stream(base: &str, token: &str, for_how_long: Duration) -> String 
         .await
         .expect("open the stream");
     assert_eq!(response.status().as_u16(), 200, "the stream opens");
-    let mut response = response;
+    response
+}
+
+/// Everything the stream says until `done` fires and it has named `application` (a minute at
+/// most: then what it said so far).
+async fn read_stream(
+    mut response: reqwest::Response,
+    application: &str,
+    mut done: tokio::sync::oneshot::Receiver<()>,
+) -> String {
     let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + for_how_long;
-    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, response.chunk()).await {
-        seen.extend_from_slice(&chunk);
+    let mut finished = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+    while !(finished && String::from_utf8_lossy(&seen).contains(application)) {
+        tokio::select! {
+            _ = &mut done, if !finished => finished = true,
+            chunk = tokio::time::timeout_at(deadline, response.chunk()) => match chunk {
+                Ok(Ok(Some(chunk))) => seen.extend_from_slice(&chunk),
+                _ => break,
+            },
+        }
     }
     String::from_utf8_lossy(&seen).into_owned()
 }
@@ -444,11 +461,9 @@ async fn no_command_log_answer_notification_or_file_shows_a_secret_or_a_credenti
     }
 
     // Everything a browser or a scraper reaches, while an event stream is open.
-    let stream = tokio::spawn({
-        let (base, token) = (base.clone(), api_token.clone());
-        async move { read_stream(&base, &token, Duration::from_secs(4)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let opened = open_stream(&base, &api_token).await;
+    let (requests_done, done) = tokio::sync::oneshot::channel();
+    let stream = tokio::spawn(async move { read_stream(opened, "secrets", done).await });
     let mut answers = String::new();
     let admin = Some(api_token.as_str());
     for (method, path, token, expected) in [
@@ -477,6 +492,7 @@ async fn no_command_log_answer_notification_or_file_shows_a_secret_or_a_credenti
         assert_clean_of(&format!("{method} {path}"), body.as_bytes(), &credentials);
         answers.push_str(&body);
     }
+    let _ = requests_done.send(());
     let streamed = stream.await.expect("the stream task");
     assert!(
         streamed.contains("secrets"),

@@ -251,16 +251,29 @@ fn serve(work: &Work, needles: &[&str]) {
         .stderr(log)
         .spawn()
         .expect("start driftless serve");
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
+    // Until every application's reconcile has failed (each one's own mirror and renderer had
+    // their chance to write something) and the log names the problem.
+    let failed = |text: &str, app: &str| {
+        text.lines().any(|line| {
+            line.contains("reconcile failed")
+                && (line.contains(&format!("application={app} "))
+                    || line.contains(&format!("application=\"{app}\"")))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if needles.iter().all(|n| text.contains(n)) {
+        if needles.iter().all(|n| text.contains(n))
+            && ["plain", "kust", "helm"].iter().all(|app| failed(&text, app))
+        {
             break;
         }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not fail every application's reconcile within a minute:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Let it reconcile a few more times before it is stopped.
-    std::thread::sleep(Duration::from_secs(2));
     let _ = child.kill();
     let _ = child.wait();
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
