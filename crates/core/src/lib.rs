@@ -9,6 +9,7 @@
 pub mod access;
 pub mod application;
 pub mod applied;
+pub mod apply_defaults;
 pub mod arguments;
 pub mod changes;
 pub mod comparison;

@@ -2,7 +2,7 @@
 //! application's rendered objects, and that as a pull-request comment. Pure: the engine renders
 //! both sides; `driftless plan` prints or posts the result.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,33 @@ impl ObjectChange {
             Self::Added { object, .. } | Self::Changed { object, .. } | Self::Removed { object } => object,
         }
     }
+}
+
+/// The namespaces a sync would create before anything inside them: the Namespaces `desired`
+/// declares (its own or `CreateNamespace=true`'s) that are not live. A diff or plan cannot
+/// dry-run an object inside one — the API server refuses it, "namespaces \"web\" not found",
+/// before looking at the object — so such an object is shown as to be created, as declared
+/// (a plan still validates it against the cluster's schemas).
+#[must_use]
+pub fn namespaces_to_create<'a>(
+    desired: impl IntoIterator<Item = &'a ObjectRef>,
+    is_live: impl Fn(&ObjectRef) -> bool,
+) -> BTreeSet<String> {
+    desired
+        .into_iter()
+        .filter(|object| object.group.is_empty() && object.kind == "Namespace" && !is_live(object))
+        .map(|namespace| namespace.name.clone())
+        .collect()
+}
+
+/// Whether `object` lives in one of the namespaces a sync would create (see
+/// [`namespaces_to_create`]), so that no dry-run of it can succeed yet.
+#[must_use]
+pub fn in_namespace_to_create(object: &ObjectRef, to_create: &BTreeSet<String>) -> bool {
+    object
+        .namespace
+        .as_ref()
+        .is_some_and(|namespace| to_create.contains(namespace))
 }
 
 /// How much a problem counts: an error fails the plan (and a denying policy stops a sync).
@@ -408,6 +435,37 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn objects_in_a_namespace_the_sync_creates_are_not_dry_run() {
+        let reference = |kind: &str, namespace: Option<&str>, name: &str| ObjectRef {
+            group: String::new(),
+            kind: kind.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            name: name.to_owned(),
+        };
+        let desired = [
+            reference("Namespace", None, "new"),
+            reference("Namespace", None, "there"),
+            reference("ConfigMap", Some("new"), "settings"),
+            reference("ConfigMap", Some("there"), "settings"),
+            reference("ConfigMap", Some("elsewhere"), "settings"),
+        ];
+        let live = |object: &ObjectRef| object.name == "there";
+        let to_create = super::namespaces_to_create(&desired, live);
+        assert_eq!(to_create, std::collections::BTreeSet::from(["new".to_owned()]));
+        let waiting: Vec<&ObjectRef> = desired
+            .iter()
+            .filter(|object| super::in_namespace_to_create(object, &to_create))
+            .collect();
+        assert_eq!(waiting, [&desired[2]]);
+        // A custom kind named Namespace is not a namespace.
+        let custom = ObjectRef {
+            group: "example.com".to_owned(),
+            ..reference("Namespace", None, "fake")
+        };
+        assert!(super::namespaces_to_create([&custom], |_| false).is_empty());
+    }
 
     fn object(kind: &str, name: &str) -> ObjectRef {
         ObjectRef {
