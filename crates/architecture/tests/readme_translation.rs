@@ -2,8 +2,9 @@
 //! shape is not, so a change to README.md that the translation has not followed shows here:
 //! per section (a heading and what follows it up to the next heading, in order), the same heading
 //! level, the same fenced code blocks with identical contents (the commands a reader copies must
-//! be the ones README.md runs), the same number of list items and the same link targets. Each
-//! README links to the other near its top.
+//! be the ones README.md runs), the same inline code (commands, fields, flags and file names stay
+//! untranslated), the same number of list items and the same link targets. Each README links to
+//! the other near its top.
 
 use std::fmt;
 
@@ -31,7 +32,12 @@ struct Section {
     code_blocks: Vec<CodeBlock>,
     list_items: usize,
     /// Sorted, so a translation may order its sentences differently.
+    code_spans: Vec<String>,
+    /// Sorted, like `code_spans`.
     link_targets: Vec<String>,
+    /// Everything outside code blocks and headings, read for its code spans and links once the
+    /// section is complete (a code span may wrap onto the next line).
+    prose: String,
 }
 
 impl fmt::Display for Section {
@@ -83,10 +89,46 @@ fn is_list_item(line: &str) -> bool {
     ordered || ["- ", "* ", "+ "].iter().any(|bullet| item.starts_with(bullet))
 }
 
+/// Where the next run of exactly `length` backticks starts.
+fn backtick_run(text: &str, length: usize) -> Option<usize> {
+    let mut index = 0;
+    while let Some(found) = text[index..].find('`') {
+        let start = index + found;
+        let run = text[start..].chars().take_while(|c| *c == '`').count();
+        if run == length {
+            return Some(start);
+        }
+        index = start + run;
+    }
+    None
+}
+
+/// The code spans of `prose` (a line break inside one reads as a space, as in CommonMark) and
+/// the text outside them.
+fn split_code_spans(prose: &str) -> (Vec<String>, String) {
+    let mut spans = Vec::new();
+    let mut outside = String::new();
+    let mut rest = prose;
+    while let Some(start) = rest.find('`') {
+        outside.push_str(&rest[..start]);
+        let run = rest[start..].chars().take_while(|c| *c == '`').count();
+        let after = &rest[start + run..];
+        if let Some(end) = backtick_run(after, run) {
+            spans.push(after[..end].replace('\n', " ").trim().to_string());
+            rest = &after[end + run..];
+        } else {
+            outside.push_str(&rest[start..start + run]);
+            rest = after;
+        }
+    }
+    outside.push_str(rest);
+    (spans, outside)
+}
+
 /// Targets of inline links (`[text](target)`), outside code spans.
-fn link_targets(line: &str) -> Vec<String> {
-    let prose: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
-    prose
+fn link_targets(prose: &str) -> Vec<String> {
+    split_code_spans(prose)
+        .1
         .split("](")
         .skip(1)
         .filter_map(|after| after.split_once(')').map(|(target, _)| target.trim().to_string()))
@@ -102,7 +144,9 @@ fn outline(name: &str, markdown: &str) -> Result<Vec<Section>, String> {
         title: String::new(),
         code_blocks: Vec::new(),
         list_items: 0,
+        code_spans: Vec::new(),
         link_targets: Vec::new(),
+        prose: String::new(),
     }];
     let mut open: Option<OpenFence> = None;
     for (index, line) in markdown.lines().enumerate() {
@@ -139,11 +183,14 @@ fn outline(name: &str, markdown: &str) -> Result<Vec<Section>, String> {
                 title: title.to_string(),
                 code_blocks: Vec::new(),
                 list_items: 0,
+                code_spans: Vec::new(),
                 link_targets: Vec::new(),
+                prose: String::new(),
             });
         } else {
             section.list_items += usize::from(is_list_item(line));
-            section.link_targets.extend(link_targets(line));
+            section.prose.push_str(line);
+            section.prose.push('\n');
         }
     }
     if let Some(fence_open) = open {
@@ -153,6 +200,9 @@ fn outline(name: &str, markdown: &str) -> Result<Vec<Section>, String> {
         ));
     }
     for section in &mut sections {
+        section.code_spans = split_code_spans(&section.prose).0;
+        section.code_spans.sort();
+        section.link_targets = link_targets(&section.prose);
         section.link_targets.sort();
     }
     Ok(sections)
@@ -214,6 +264,27 @@ fn compare(english: &str, chinese: &str) -> Result<(), String> {
                     block.line, block.info, translated.line, translated.info, first_difference
                 ));
             }
+        }
+        if ours.code_spans != theirs.code_spans {
+            let only = |these: &[String], those: &[String]| -> Vec<String> {
+                let mut left: Vec<String> = those.to_vec();
+                these
+                    .iter()
+                    .filter(|span| match left.iter().position(|other| other == *span) {
+                        Some(found) => {
+                            left.swap_remove(found);
+                            false
+                        }
+                        None => true,
+                    })
+                    .cloned()
+                    .collect()
+            };
+            return part(format!(
+                "inline code only in {ENGLISH}: {:?}; only in {CHINESE}: {:?}",
+                only(&ours.code_spans, &theirs.code_spans),
+                only(&theirs.code_spans, &ours.code_spans)
+            ));
         }
         if ours.list_items != theirs.list_items {
             return part(format!(
@@ -322,6 +393,17 @@ fn a_changed_command_or_a_missing_list_item_is_named() {
         "{difference}"
     );
 
+    let english_flag = english.replace("- two", "- two, with `--prune`");
+    let translated_flag = same.replace("- 二", "- 二，带 `--修剪`");
+    let difference = compare(&english_flag, &translated_flag).expect_err("a flag translated");
+    assert!(
+        difference
+            .contains(r#"inline code only in README.md: ["--prune"]; only in README.zh-CN.md: ["--修剪"]"#),
+        "{difference}"
+    );
+    let kept_flag = same.replace("- 二", "- 二，带 `--prune`");
+    assert_eq!(compare(&english_flag, &kept_flag), Ok(()));
+
     let other_level = same.replace("## 使用", "### 使用");
     let difference = compare(english, &other_level).expect_err("a heading one level deeper");
     assert!(
@@ -339,6 +421,13 @@ fn comments_in_code_blocks_are_not_headings_and_open_fences_are_errors() {
     assert_eq!(titles, ["", "t", "next"]);
     assert_eq!(sections[1].code_blocks[0].body, "# a comment\nkey: value\n```\n");
     assert_eq!(sections[2].link_targets, ["docs/x.md"]);
+
+    let wrapped = outline(
+        "x.md",
+        "# t\nrun `sops --encrypt\nsecret.yaml`, then ``a ` b``.\n",
+    )
+    .expect("no fence");
+    assert_eq!(wrapped[1].code_spans, ["a ` b", "sops --encrypt secret.yaml"]);
 
     let error = outline("x.md", "# t\n```sh\nls\n").expect_err("a fence never closed");
     assert_eq!(error, "x.md: the code block opened at line 2 is never closed");
