@@ -10,7 +10,8 @@ It implements exactly what driftless calls, with Helm's flag names and semantics
 
     helm version --short
     helm template RELEASE CHART_DIR_OR_TGZ [--namespace|-n NS] [--values|-f FILE]...
-        [--set K=V]... [--set-string K=V]... [--kube-version VER] [--api-versions|-a G/V[/Kind]]...
+        [--set K=V]... [--set-string K=V]... [--set-json K=JSON]... [--set-file K=PATH]...
+        [--set-literal K=V]... [--kube-version VER] [--api-versions|-a G/V[/Kind]]...
         [--include-crds] [--skip-crds] [--no-hooks]
 
 and, for tests that build chart repositories (driftless itself never runs these):
@@ -33,6 +34,11 @@ and prints the release manifest, then the hooks):
   ordered here the way Helm's releaseutil.SortManifests does (files in path order, documents in
   file order, a stable sort by kind in InstallOrder).
 Charts are local directories or .tgz archives only: the shim never contacts a network.
+
+Values, `--set*` parsing, rendering, schema validation, sorting and formatting are the SDK's (Helm's
+own code); what is done here — flag parsing, the order values are layered in, CRDs first, hooks
+picked and ordered — is checked byte for byte against Helm v4.2.3's own `helm template` golden
+files by crates/testenv/tests/helm_template_golden.rs.
 """
 
 from __future__ import annotations
@@ -57,7 +63,8 @@ if sys.argv[1:2] == ["push"]:
 USAGE = """usage:
   helm version --short
   helm template RELEASE CHART [--namespace NS] [--values FILE]... [--set K=V]...
-                [--set-string K=V]... [--kube-version VER] [--api-versions G/V[/Kind]]...
+                [--set-string K=V]... [--set-json K=JSON]... [--set-file K=PATH]...
+                [--set-literal K=V]... [--kube-version VER] [--api-versions G/V[/Kind]]...
                 [--include-crds] [--skip-crds] [--no-hooks]
 (a helm shim over helm-python-sdk; see scripts/helm-shim.py)"""
 
@@ -113,6 +120,9 @@ TEMPLATE_FLAGS = {
     "values": ("slice", "f"),
     "set": ("array", None),
     "set-string": ("array", None),
+    "set-json": ("array", None),
+    "set-file": ("array", None),
+    "set-literal": ("array", None),
     "kube-version": ("string", None),
     "api-versions": ("slice", "a"),
     "include-crds": ("bool", None),
@@ -221,16 +231,42 @@ def user_values(helm, flags: dict) -> dict:
         except helm.HelmError as err:
             helm_error(f"failed to parse {path}: {err}")
         base = merge_maps(base, current)
-    # Helm runs strvals.ParseInto for each --set onto one map; parsing them joined by commas does
-    # the same. That map is then merged onto the values files' map, which differs from Helm only
-    # when a --set list index (a[1]=x) or --set-string reaches into a list from a values file or
-    # from --set: Helm edits that list, here the new list replaces it.
-    for flag, parse in (("set", helm.parse_set_string), ("set-string", helm.parse_set_string_values)):
+    # Then, in Helm's order (pkg/cli/values.Options.MergeValues): --set-json, --set, --set-string,
+    # --set-file, --set-literal, each parsed by the SDK's own strvals (helm_strvals_parse_*).
+    # Helm parses each expression into the one map (strvals.ParseInto); the SDK parses into a new
+    # map, so the expressions of one flag are joined by commas (one ParseInto over all of them)
+    # and the result merged onto the map so far. That differs from Helm only when an expression
+    # indexes into a list (a[1]=x) that an earlier flag or a values file made: Helm edits that
+    # list, here the new list replaces it.
+    for value in flags.get("set-json", []):
+        trimmed = value.strip()
+        try:
+            if trimmed.startswith("{"):
+                parsed = json.loads(trimmed)
+                if not isinstance(parsed, dict):
+                    raise ValueError("not an object")
+            else:
+                parsed = helm.parse_set_json(value)
+        except (ValueError, helm.HelmError):
+            helm_error(f"failed parsing --set-json data {value}")
+        base = merge_maps(base, parsed)
+    parsers = (
+        ("set", helm.parse_set_string),
+        ("set-string", helm.parse_set_string_values),
+        ("set-file", helm.parse_set_file),
+        ("set-literal", helm.parse_set_literal),
+    )
+    for flag, parse in parsers:
         expressions = [e for e in flags.get(flag, []) if e]
         if not expressions:
             continue
         try:
-            base = merge_maps(base, parse(",".join(expressions)))
+            if flag == "set-literal":
+                # A literal value may hold commas: one expression at a time.
+                for expression in expressions:
+                    base = merge_maps(base, parse(expression))
+            else:
+                base = merge_maps(base, parse(",".join(expressions)))
         except helm.HelmError as err:
             helm_error(f"failed parsing --{flag} data: {err}")
     return base
