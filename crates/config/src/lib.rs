@@ -5,6 +5,7 @@
 //! checks every field, collects every problem (file, line, field path, what is wrong) and builds
 //! the validated `driftless_core::application` types. Paths in the file are relative to the file.
 
+pub mod foreign;
 mod policy;
 mod raw;
 mod validate;
