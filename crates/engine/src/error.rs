@@ -32,6 +32,9 @@ pub enum Failure {
     UnknownApplication(String),
     #[error("invalid Application manifests in its source:{}", list(.0))]
     Children(Vec<String>),
+    /// Declared in Git as an Argo CD or Flux object, with what driftless has no equivalent for.
+    #[error("not synced: its Argo CD or Flux object has what driftless has no equivalent for:{}", list(.0))]
+    Unconverted(Vec<String>),
     #[error("no cluster named {0:?} in the configuration")]
     UnknownCluster(String),
     #[error(transparent)]

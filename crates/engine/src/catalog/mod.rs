@@ -9,6 +9,7 @@ mod registry;
 use std::sync::Arc;
 
 use driftless_config::Config;
+use driftless_config::foreign;
 use driftless_core::application::{Application, Renderer};
 use driftless_core::project::{
     Project, Violation, check_destination, check_object, check_source, child_project,
@@ -72,8 +73,10 @@ impl Catalog {
     }
 
     /// Refuses an application whose project does not allow its repository or destination, before
-    /// its repository is fetched or any key is read.
+    /// its repository is fetched or any key is read; and one converted from an Argo CD or Flux
+    /// object with what has no equivalent ([`Catalog::declared_children`]).
     pub(crate) fn check_project(&self, app: &Application) -> Result<(), Failure> {
+        self.check_converted(app)?;
         let Some(project) = self.project_of(app)? else {
             return Ok(());
         };
@@ -203,20 +206,62 @@ impl Catalog {
         root: &Application,
         children: Vec<(serde_json::Value, SourceLocation)>,
     ) -> Result<Vec<Application>, Failure> {
+        Ok(self
+            .declared_children(root, children)?
+            .into_iter()
+            .map(|child| child.application)
+            .collect())
+    }
+
+    /// [`Catalog::child_applications`] with, for each child converted from an Argo CD or Flux
+    /// object, what it has that driftless has no equivalent for. Argo CD and Flux objects are
+    /// converted together (Flux's refer to each other) into driftless Application documents,
+    /// which then go through the very validation and project checks of the root's own
+    /// Applications; an object that becomes no application and cannot be carried over (an
+    /// ApplicationSet, say) fails them all, like an invalid Application.
+    pub(crate) fn declared_children(
+        &self,
+        root: &Application,
+        children: Vec<(serde_json::Value, SourceLocation)>,
+    ) -> Result<Vec<DeclaredChild>, Failure> {
         let clusters: Vec<String> = self
             .config
             .clusters
             .iter()
             .map(|cluster| cluster.name.clone())
             .collect();
-        let mut valid = Vec::new();
+        let (native, foreign): (Vec<_>, Vec<_>) = children
+            .into_iter()
+            .partition(|(manifest, _)| is_driftless_application(manifest));
+        let mut declared: Vec<(serde_json::Value, String, Vec<String>)> = native
+            .into_iter()
+            .map(|(manifest, source)| (manifest, source.to_string(), Vec::new()))
+            .collect();
         let mut problems = Vec::new();
-        for (manifest, source) in children {
-            match driftless_config::application_from_manifest(&manifest, &source.to_string(), &clusters) {
+        if !foreign.is_empty() {
+            let conversion = convert_foreign(root, &clusters, foreign);
+            problems.extend(
+                conversion
+                    .findings
+                    .iter()
+                    .filter(|finding| finding.blocks())
+                    .map(ToString::to_string),
+            );
+            declared.extend(conversion.applications.into_iter().map(|app| {
+                let unconverted = app.unsupported().map(ToString::to_string).collect();
+                (app.manifest, app.origin, unconverted)
+            }));
+        }
+        let mut valid = Vec::new();
+        for (manifest, source, unconverted) in declared {
+            match driftless_config::application_from_manifest(&manifest, &source, &clusters) {
                 Ok(mut child) => match self.child_project(root, &child) {
                     Ok(project) => {
                         child.project = project;
-                        valid.push(child);
+                        valid.push(DeclaredChild {
+                            application: child,
+                            unconverted,
+                        });
                     }
                     Err(message) => problems.push(format!("{source}: spec.project: {message}")),
                 },
@@ -229,6 +274,54 @@ impl Catalog {
             Err(Failure::Children(problems))
         }
     }
+
+    /// Refuses an application declared in Git as an Argo CD or Flux object with something
+    /// driftless has no equivalent for: it is listed, with why, and never synced without it.
+    fn check_converted(&self, app: &Application) -> Result<(), Failure> {
+        match self.registry.unconverted(&app.name) {
+            Some(findings) => Err(Failure::Unconverted(findings)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An Application a root declares, and what of the Argo CD or Flux object it was converted
+/// from could not be carried over (empty: it syncs).
+#[derive(Debug, Clone)]
+pub(crate) struct DeclaredChild {
+    pub application: Application,
+    pub unconverted: Vec<String>,
+}
+
+/// Argo CD and Flux objects a root renders, as driftless Applications: `in-cluster` and Flux's
+/// own cluster are the root's, and a chart from a chart repository reads its values from the
+/// root's repository.
+fn convert_foreign(
+    root: &Application,
+    clusters: &[String],
+    objects: Vec<(serde_json::Value, SourceLocation)>,
+) -> foreign::Conversion {
+    let known: Vec<foreign::KnownCluster> = clusters
+        .iter()
+        .map(|name| foreign::KnownCluster {
+            name: name.clone(),
+            server: None,
+        })
+        .collect();
+    let objects: Vec<foreign::ForeignObject> = objects
+        .into_iter()
+        .map(|(manifest, source)| foreign::ForeignObject {
+            manifest,
+            source: source.to_string(),
+        })
+        .collect();
+    let context = foreign::Context {
+        purpose: foreign::Purpose::Children,
+        home_cluster: &root.destination.cluster,
+        clusters: &known,
+        home_repository: Some((&root.source.repo_url, &root.source.revision)),
+    };
+    foreign::convert(&objects, &context)
 }
 
 /// Why an Application a root declares cannot have the project it asks for.
@@ -243,8 +336,15 @@ enum ChildProjectError {
     Unknown { child: String, project: String },
 }
 
-/// An `Application` for driftless itself (app-of-apps), not an object for the cluster.
+/// An Application for driftless itself (app-of-apps), not an object for the cluster: ours, or
+/// an Argo CD or Flux object that becomes one (Flux's sources included, which the conversion
+/// consumes). Argo CD and Flux objects are never applied: their controllers are not what
+/// deploys them here.
 pub(crate) fn is_application(manifest: &serde_json::Value) -> bool {
+    is_driftless_application(manifest) || foreign::is_foreign(manifest)
+}
+
+fn is_driftless_application(manifest: &serde_json::Value) -> bool {
     manifest["apiVersion"] == driftless_config::API_VERSION
         && manifest["kind"] == driftless_config::APPLICATION_KIND
 }

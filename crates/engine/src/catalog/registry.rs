@@ -7,12 +7,16 @@ use std::sync::{Arc, RwLock};
 use driftless_core::application::Application;
 use driftless_core::project::{NameRefusal, check_child_name};
 
+use super::DeclaredChild;
 use crate::locks;
 
 struct Registered {
     application: Arc<Application>,
     /// The root application whose source declares it; `None` for the configuration's own.
     root: Option<String>,
+    /// What of the Argo CD or Flux object it was converted from has no equivalent; it does not
+    /// sync while there is any.
+    unconverted: Vec<String>,
 }
 
 pub(crate) struct Registry {
@@ -29,6 +33,7 @@ impl Registry {
                     Registered {
                         application: Arc::new(app.clone()),
                         root: None,
+                        unconverted: Vec::new(),
                     },
                 )
             })
@@ -46,6 +51,14 @@ impl Registry {
         self.read()
             .get(name)
             .map(|registered| Arc::clone(&registered.application))
+    }
+
+    /// Why `name`, converted from an Argo CD or Flux object, may not sync; `None` when it may.
+    pub(crate) fn unconverted(&self, name: &str) -> Option<Vec<String>> {
+        self.read()
+            .get(name)
+            .map(|registered| registered.unconverted.clone())
+            .filter(|unconverted| !unconverted.is_empty())
     }
 
     pub(crate) fn names(&self) -> Vec<String> {
@@ -82,7 +95,7 @@ impl Registry {
     pub(crate) fn set_children(
         &self,
         root: &str,
-        children: Vec<Application>,
+        children: Vec<DeclaredChild>,
         patterns: &[String],
         claims: &BTreeMap<String, String>,
     ) -> (Vec<String>, Vec<NameRefusal>, Vec<String>) {
@@ -103,34 +116,32 @@ impl Registry {
             .collect();
         let configured: Vec<&str> = configured.iter().map(String::as_str).collect();
         let mut refused = Vec::new();
-        let mut accepted: Vec<Application> = Vec::new();
+        let mut accepted: Vec<DeclaredChild> = Vec::new();
         // Shorter names first: a name's owner is shorter than it, so only accepted siblings
         // (never a refused one) can own a child's name.
         let mut children = children;
-        children.sort_by_key(|child| child.name.len());
+        children.sort_by_key(|child| child.application.name.len());
         for child in children {
-            let taken = child.name == root
+            let name = &child.application.name;
+            let taken = *name == root
                 || applications
-                    .get(&child.name)
+                    .get(name)
                     .is_some_and(|existing| existing.root.as_deref() != Some(root));
-            let claimed =
-                Self::claimant(&applications, claims, &child.name).filter(|claimant| *claimant != root);
+            let claimed = Self::claimant(&applications, claims, name).filter(|claimant| *claimant != root);
             let verdict = if taken {
-                Err(NameRefusal::Taken {
-                    name: child.name.clone(),
-                })
+                Err(NameRefusal::Taken { name: name.clone() })
             } else if let Some(claimant) = claimed {
                 Err(NameRefusal::Declared {
-                    name: child.name.clone(),
+                    name: name.clone(),
                     root: claimant.to_owned(),
                 })
             } else {
                 let members: Vec<&str> = tree.iter().map(String::as_str).collect();
-                check_child_name(&child.name, &top, &members, &configured, patterns)
+                check_child_name(name, &top, &members, &configured, patterns)
             };
             match verdict {
                 Ok(()) => {
-                    tree.push(child.name.clone());
+                    tree.push(name.clone());
                     accepted.push(child);
                 }
                 Err(refusal) => refused.push(refusal),
@@ -139,16 +150,20 @@ impl Registry {
         let mut dropped = Vec::new();
         applications.retain(|name, registered| {
             let keep = registered.root.as_deref() != Some(root);
-            if !keep && !accepted.iter().any(|child| child.name == *name) {
+            if !keep && !accepted.iter().any(|child| child.application.name == *name) {
                 dropped.push(name.clone());
             }
             keep
         });
-        let declared: Vec<String> = accepted.iter().map(|child| child.name.clone()).collect();
+        let declared: Vec<String> = accepted
+            .iter()
+            .map(|child| child.application.name.clone())
+            .collect();
         for child in accepted {
             let registered = Registered {
-                application: Arc::new(child),
+                application: Arc::new(child.application),
                 root: Some(root.to_owned()),
+                unconverted: child.unconverted,
             };
             applications.insert(registered.application.name.clone(), registered);
         }

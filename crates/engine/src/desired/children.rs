@@ -1,5 +1,7 @@
-//! App-of-apps: the Applications a root's render declares become the root's children in the
-//! catalog's registry.
+//! App-of-apps: the Applications a root's render declares — ours, and Argo CD's and Flux's
+//! converted — become the root's children in the catalog's registry. A converted child with
+//! something that has no equivalent is registered with it, and refuses to sync
+//! (`Catalog::check_project`).
 
 use driftless_core::SourceLocation;
 use driftless_core::application::Application;
@@ -9,8 +11,8 @@ use crate::context::Context;
 use crate::error::Failure;
 
 impl Desired {
-    /// Validates the Applications a root declares (exactly as `driftless.yaml` is validated) and
-    /// makes them the root's children. A validation problem fails the root's render, and the
+    /// Validates the Applications a root declares (exactly as `driftless.yaml` is validated;
+    /// Argo CD and Flux objects converted first) and makes them the root's children. A validation problem fails the root's render, and the
     /// previous children stay as they were; a child whose name is not free (see
     /// `Registry::set_children`) is left out alone, reported as the root's error, while its
     /// siblings are registered.
@@ -20,7 +22,7 @@ impl Desired {
         root: &Application,
         children: Vec<(serde_json::Value, SourceLocation)>,
     ) -> Result<(), Failure> {
-        let valid = cx.catalog.child_applications(root, children)?;
+        let valid = cx.catalog.declared_children(root, children)?;
         let patterns = application_patterns(cx)?;
         let claims = cx.store.declared_names()?;
         let (dropped, refused, declared) = cx
