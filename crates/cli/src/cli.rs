@@ -10,6 +10,13 @@ pub struct Cli {
     /// How log lines on stderr are written.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DRIFTLESS_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// Also log what the libraries underneath say (`-v`: their warnings, `-vv`: everything at
+    /// info, `-vvv`: debug); by default a failure prints only its one message.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(flatten)]
+    pub common: Common,
 
     #[command(subcommand)]
     pub command: Command,
@@ -28,28 +35,32 @@ pub enum OutputFormat {
     Yaml,
 }
 
-/// Where the configuration and state are, and how to print results.
+/// The configuration read when neither --config nor DRIFTLESS_CONFIG names one.
+pub const DEFAULT_CONFIG: &str = "driftless.yaml";
+
+/// Where the configuration and state are, and how to print results. Global: written before or
+/// after the subcommand (`driftless --config x.yaml status` and `driftless status --config x.yaml`).
 #[derive(Debug, Args)]
 pub struct Common {
     /// The configuration file (clusters, repositories, applications).
-    #[arg(long, short = 'c', env = "DRIFTLESS_CONFIG", default_value = "driftless.yaml")]
+    #[arg(long, short = 'c', global = true, env = "DRIFTLESS_CONFIG", default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// Where Git mirrors and the history database live; overrides `dataDir` in the configuration.
-    #[arg(long, env = "DRIFTLESS_DATA_DIR")]
+    #[arg(long, global = true, env = "DRIFTLESS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Work directly against the clusters even when a `driftless serve` is running.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub direct: bool,
     /// Go through the `driftless serve` at this URL (`https://…`; `http://` only on loopback),
     /// with the token in the environment variable DRIFTLESS_TOKEN (never a flag: flags show in
     /// the process list).
-    #[arg(long, env = "DRIFTLESS_SERVER", conflicts_with = "direct")]
+    #[arg(long, global = true, env = "DRIFTLESS_SERVER", conflicts_with = "direct")]
     pub server: Option<String>,
     /// A PEM certificate authority to trust for --server (one whose certificate a private CA
     /// signed), besides the system's.
-    #[arg(long, env = "DRIFTLESS_SERVER_CA")]
+    #[arg(long, global = true, env = "DRIFTLESS_SERVER_CA")]
     pub server_ca: Option<PathBuf>,
 }
 
@@ -105,8 +116,6 @@ pub enum RoleArg {
 pub enum TokenAction {
     /// Create a token and print its secret (shown this once; only a digest is stored).
     Create {
-        #[command(flatten)]
-        common: Common,
         /// A name for the token (who or what uses it).
         name: String,
         #[arg(long, value_enum)]
@@ -119,37 +128,22 @@ pub enum TokenAction {
         labels: Vec<(String, String)>,
     },
     /// List tokens (names, roles, scopes, last use; never secrets).
-    List {
-        #[command(flatten)]
-        common: Common,
-    },
+    List {},
     /// Revoke a token: requests with it are refused from now on.
-    Revoke {
-        #[command(flatten)]
-        common: Common,
-        name: String,
-    },
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show each application's revision, sync state and health.
     Status {
-        #[command(flatten)]
-        common: Common,
         /// Only this application.
         application: Option<String>,
     },
     /// Show what a sync would change. Exit status 0: in sync, 1: differences, 2: error.
-    Diff {
-        #[command(flatten)]
-        common: Common,
-        application: String,
-    },
+    Diff { application: String },
     /// Apply an application's desired state now.
     Sync {
-        #[command(flatten)]
-        common: Common,
         application: String,
         #[command(flatten)]
         flags: SyncFlags,
@@ -157,8 +151,6 @@ pub enum Command {
     /// Ask a running `driftless serve` to reconcile an application now (or every application of
     /// a repository, or all of them: they share one fetch, as after a push).
     Refresh {
-        #[command(flatten)]
-        common: Common,
         #[arg(required_unless_present_any = ["all", "repo"], conflicts_with_all = ["all", "repo"])]
         application: Option<String>,
         /// Every application whose source is this repository URL (exactly as configured).
@@ -174,14 +166,10 @@ pub enum Command {
     /// state. Exit 0: no changes; 1: changes; 2: an error, a schema violation or a denying policy.
     Plan {
         #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
         args: PlanArgs,
     },
     /// Print the manifests an application declares, as they would be applied.
     Render {
-        #[command(flatten)]
-        common: Common,
         application: String,
         /// Render this branch, tag or commit instead of the configured revision.
         #[arg(long)]
@@ -189,8 +177,6 @@ pub enum Command {
     },
     /// List an application's syncs, newest first.
     History {
-        #[command(flatten)]
-        common: Common,
         application: String,
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -198,8 +184,6 @@ pub enum Command {
     /// List what the controller noticed about an application (drift detected and who changed
     /// what, self-heal backing off), newest first.
     Events {
-        #[command(flatten)]
-        common: Common,
         application: String,
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -207,8 +191,6 @@ pub enum Command {
     /// Sync a revision that was synced before and pin the application there (automated syncs
     /// stop until `driftless unpin`). `git revert` is the GitOps-native way to roll back.
     Rollback {
-        #[command(flatten)]
-        common: Common,
         application: String,
         /// A branch, tag or commit that was synced successfully before.
         #[arg(long)]
@@ -218,35 +200,17 @@ pub enum Command {
     },
     /// Keep an application at the commit it runs (its last successful sync): new commits are
     /// compared but not deployed until `driftless unpin`.
-    Pin {
-        #[command(flatten)]
-        common: Common,
-        application: String,
-    },
+    Pin { application: String },
     /// Let a pinned or rolled-back application follow its configured revision again.
-    Unpin {
-        #[command(flatten)]
-        common: Common,
-        application: String,
-    },
+    Unpin { application: String },
     /// Stop automated syncs of an application (it is still compared and reported; manual syncs
     /// still work) until `driftless resume`.
-    Suspend {
-        #[command(flatten)]
-        common: Common,
-        application: String,
-    },
+    Suspend { application: String },
     /// Let automated syncs of a suspended application run again.
-    Resume {
-        #[command(flatten)]
-        common: Common,
-        application: String,
-    },
+    Resume { application: String },
     /// Reconcile every application continuously: on its interval, and sync the automated ones
     /// when they drift from Git. SIGTERM or Ctrl-C finishes running work, then exits.
     Serve {
-        #[command(flatten)]
-        common: Common,
         /// How many applications are reconciled at once.
         #[arg(long, default_value_t = 4)]
         workers: usize,

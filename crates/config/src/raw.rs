@@ -369,6 +369,30 @@ pub struct RawSource {
     pub helm: Option<RawHelm>,
     #[serde(default)]
     pub verify: Option<RawVerify>,
+    #[serde(default)]
+    pub post_build: Option<RawPostBuild>,
+}
+
+/// Flux's `spec.postBuild`, under the source.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawPostBuild {
+    #[serde(default)]
+    pub substitute: BTreeMap<String, Text>,
+    #[serde(default)]
+    pub substitute_from: Vec<RawSubstituteReference>,
+    /// `WithVariables` (the default) or `Always`.
+    #[serde(default)]
+    pub substitute_strategy: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSubstituteReference {
+    pub kind: Text,
+    pub name: Text,
+    #[serde(default)]
+    pub optional: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,6 +8,7 @@ use driftless_core::application::{
     RepositoryCredentials, RepositoryVerification, Retry, SecretSource, SensitiveData, SensitiveField,
     Source, SourceLimits, SyncPolicy, Verification, VerifyMode, WebhookSecrets,
 };
+use driftless_core::application::{PostBuild, SubstituteKind, SubstituteReference, is_variable_name};
 use driftless_core::arguments::{ArgumentError, is_dns_label};
 use driftless_core::notifications::Notifications;
 use driftless_core::project::{GroupKind, Project, ProjectDestination, check_pattern};
@@ -15,8 +16,8 @@ use serde_saphyr::Spanned;
 
 use crate::raw::{
     RawApplication, RawCluster, RawCommitStatusTarget, RawConfig, RawDecryption, RawGroupKind, RawHelm,
-    RawHelmChart, RawIgnoreDifference, RawKeySource, RawLimits, RawNotifications, RawProject, RawRedaction,
-    RawRepository, RawSecretRef, RawSource, RawSyncPolicy, RawTarget, RawVerify, Text,
+    RawHelmChart, RawIgnoreDifference, RawKeySource, RawLimits, RawNotifications, RawPostBuild, RawProject,
+    RawRedaction, RawRepository, RawSecretRef, RawSource, RawSyncPolicy, RawTarget, RawVerify, Text,
 };
 use crate::{Config, ConfigError, Problem};
 
@@ -1056,6 +1057,15 @@ fn application(
         .verify
         .as_ref()
         .and_then(|raw_verify| verification(checker, raw_verify, &join(&spec, "source.verify"), base));
+    let post_build = raw.spec.source.post_build.as_ref().and_then(|raw_post_build| {
+        post_build(
+            checker,
+            raw_post_build,
+            &join(&spec, "source.postBuild"),
+            source.as_ref(),
+            destination.namespace.is_some(),
+        )
+    });
     let project = raw.spec.project.as_ref().map(|project| {
         if !is_dns_label(&project.value) {
             checker.report_at(
@@ -1082,6 +1092,103 @@ fn application(
         decryption,
         verify,
         project,
+        post_build,
+    })
+}
+
+/// Flux's `postBuild`, for the sources Flux's Kustomization renders (Kustomize, directories).
+/// Names are checked here; the ConfigMaps and Secrets are read when the application renders.
+fn post_build(
+    checker: &mut Checker<'_>,
+    raw: &RawPostBuild,
+    field: &str,
+    source: Option<&Source>,
+    has_namespace: bool,
+) -> Option<PostBuild> {
+    let before = checker.problems.len();
+    let at = raw
+        .substitute_strategy
+        .as_ref()
+        .or(raw.substitute.values().next());
+    if let Some(Source {
+        renderer: Renderer::Helm(_),
+        ..
+    }) = source
+    {
+        let message = "postBuild applies to Kustomize and directory sources, not to Helm charts";
+        match at {
+            Some(text) => checker.report_at(text, field, message),
+            None => checker.report(None, field, message),
+        }
+    }
+    for (name, value) in &raw.substitute {
+        if !is_variable_name(name) {
+            checker.report_at(
+                value,
+                format!("{field}.substitute"),
+                format!(
+                    "{name:?} is not a valid variable name (must match ^[_[:alpha:]][_[:alpha:][:digit:]]*$)"
+                ),
+            );
+        }
+    }
+    let always = match raw.substitute_strategy.as_ref().map(|s| s.value.as_str()) {
+        None | Some("WithVariables") => false,
+        Some("Always") => true,
+        Some(other) => {
+            if let Some(text) = &raw.substitute_strategy {
+                checker.report_at(
+                    text,
+                    format!("{field}.substituteStrategy"),
+                    format!("{other:?} is not a strategy (WithVariables or Always)"),
+                );
+            }
+            false
+        }
+    };
+    let mut substitute_from = Vec::new();
+    for (index, reference) in raw.substitute_from.iter().enumerate() {
+        let entry = format!("{field}.substituteFrom[{index}]");
+        let kind = match reference.kind.value.as_str() {
+            "ConfigMap" => SubstituteKind::ConfigMap,
+            "Secret" => SubstituteKind::Secret,
+            other => {
+                checker.report_at(
+                    &reference.kind,
+                    format!("{entry}.kind"),
+                    format!("{other:?} is not ConfigMap or Secret"),
+                );
+                continue;
+            }
+        };
+        if !is_dns_subdomain(&reference.name.value) {
+            checker.report_at(
+                &reference.name,
+                format!("{entry}.name"),
+                format!("{:?} is not a valid object name", reference.name.value),
+            );
+        }
+        if !has_namespace {
+            checker.report_at(
+                &reference.name,
+                entry.clone(),
+                "substituteFrom reads from the destination namespace: set spec.destination.namespace",
+            );
+        }
+        substitute_from.push(SubstituteReference {
+            kind,
+            name: reference.name.value.clone(),
+            optional: reference.optional,
+        });
+    }
+    (checker.problems.len() == before).then(|| PostBuild {
+        substitute: raw
+            .substitute
+            .iter()
+            .map(|(name, value)| (name.clone(), value.value.clone()))
+            .collect(),
+        substitute_from,
+        always,
     })
 }
 

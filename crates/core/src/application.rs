@@ -30,6 +30,58 @@ pub struct Application {
     /// declares).
     #[serde(default)]
     pub project: Option<String>,
+    /// Flux's post-build variable substitution (`spec.source.postBuild`), for Kustomize and
+    /// directory sources; `None`: `${…}` is left as it is.
+    #[serde(default)]
+    pub post_build: Option<PostBuild>,
+}
+
+/// Flux's `postBuild`: variables substituted into every rendered object's YAML
+/// (`driftless_render::substitute`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostBuild {
+    /// Inline variables; they override every `substitute_from` entry.
+    pub substitute: BTreeMap<String, String>,
+    /// ConfigMaps and Secrets in the destination namespace whose data are variables; later
+    /// entries override earlier ones.
+    pub substitute_from: Vec<SubstituteReference>,
+    /// `substituteStrategy: Always`: substitute even when no variable is defined.
+    pub always: bool,
+}
+
+/// One `postBuild.substituteFrom` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubstituteReference {
+    pub kind: SubstituteKind,
+    pub name: String,
+    /// A missing object counts as holding no variables instead of failing the render.
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SubstituteKind {
+    ConfigMap,
+    Secret,
+}
+
+/// Whether `name` may be a post-build variable: Flux's `^[_[:alpha:]][_[:alpha:][:digit:]]*$`
+/// (POSIX classes are ASCII in Go's regexp).
+#[must_use]
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first == '_' || first.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+impl std::fmt::Display for SubstituteKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ConfigMap => "ConfigMap",
+            Self::Secret => "Secret",
+        })
+    }
 }
 
 /// Commits an application may deploy must be signed by one of these keys.

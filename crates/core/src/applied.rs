@@ -205,6 +205,7 @@ pub(crate) mod tests_support {
             decryption: None,
             verify: None,
             project: None,
+            post_build: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use driftless_core::application::Application;
 use driftless_core::comparison::{AppComparison, ObjectStatus};
 use driftless_core::diff::{ObjectDiff, compare as compare_object};
 use driftless_core::health::Health;
-use driftless_core::{DesiredObject, HealthState, ObjectRef, applied, hooks, inventory};
+use driftless_core::{DesiredObject, HealthState, ObjectRef, applied, hooks, inventory, preview};
 use driftless_kube::{ApplyOptions, FIELD_MANAGER, ObjectError, Resolved};
 
 use crate::catalog::Catalog;
@@ -66,6 +66,10 @@ pub(crate) async fn compare(
     let redaction = parts.redaction();
     let mut newly_in_sync = BTreeMap::new();
     let mut objects = Vec::with_capacity(desired.objects.len());
+    let to_create = preview::namespaces_to_create(
+        desired.objects.iter().map(|(object, _)| &object.reference),
+        |namespace| live.get(namespace).is_some() || live.unchanged(namespace).is_some(),
+    );
     for (object, resolved) in desired.objects.iter() {
         if let Some(cached) = live.unchanged(&object.reference) {
             objects.push(ObjectStatus::unchanged(&object.reference, cached.health.clone()));
@@ -86,7 +90,9 @@ pub(crate) async fn compare(
                 newly_in_sync.insert(object.reference.clone(), Some(state));
             }
             ObjectDiff::Unchanged
-        } else if live_object.is_none() && !dry_run_missing {
+        } else if live_object.is_none()
+            && (!dry_run_missing || preview::in_namespace_to_create(&object.reference, &to_create))
+        {
             compare_object(
                 &object.reference,
                 None,

@@ -8,7 +8,7 @@ use driftless_files::{Entry, FileTree, TreeError};
 use globset::{Glob, GlobMatcher};
 
 use crate::manifests::{check_size, parse_documents, push_manifest};
-use crate::{Keys, RenderError, RenderLimits, Rendered, RenderedManifest, decrypt};
+use crate::{Keys, RenderError, RenderLimits, Rendered, RenderedManifest, Substitution, decrypt};
 
 /// Files with these endings are manifests; everything else (READMEs, scripts) is ignored.
 const MANIFEST_EXTENSIONS: &[&str] = &[".yaml", ".yml", ".json"];
@@ -35,6 +35,7 @@ pub(crate) fn render(
     options: &DirectoryOptions,
     limits: &RenderLimits,
     keys: &Keys,
+    substitution: Option<&Substitution>,
 ) -> Result<Rendered, RenderError> {
     let include = matcher("include", options.include.as_deref())?;
     let exclude = matcher("exclude", options.exclude.as_deref())?;
@@ -89,7 +90,7 @@ pub(crate) fn render(
     }
     let mut manifests = Vec::new();
     let decrypted = files.iter().any(|(_, text)| is_sops(text));
-    for parsed in parse_all(&files, limits, keys) {
+    for parsed in parse_all(&files, limits, keys, substitution) {
         manifests.extend(parsed?);
         if manifests.len() > limits.max_documents {
             return Err(RenderError::TooManyDocuments {
@@ -111,16 +112,21 @@ fn is_sops(text: &str) -> bool {
     text.contains("ENC[AES256_GCM,") && text.contains("sops")
 }
 
-/// One file's manifests; a SOPS-encrypted file is decrypted in memory first.
+/// One file's manifests; a SOPS-encrypted file is decrypted in memory first (and not
+/// substituted: its plaintext is never handled as text).
 fn parse_file(
     file: &str,
     text: &str,
     limits: &RenderLimits,
     keys: &Keys,
+    substitution: Option<&Substitution>,
 ) -> Result<Vec<RenderedManifest>, RenderError> {
     check_size(text, file, limits)?;
     if !is_sops(text) {
-        return parse_documents(text, file, limits);
+        return match substitution {
+            Some(substitution) => crate::substitute::parse_substituted(text, file, limits, substitution),
+            None => parse_documents(text, file, limits),
+        };
     }
     let Some(documents) = decrypt::manifest_file(file, text.as_bytes(), keys)? else {
         return parse_documents(text, file, limits);
@@ -146,13 +152,14 @@ fn parse_all(
     files: &[(&str, &str)],
     limits: &RenderLimits,
     keys: &Keys,
+    substitution: Option<&Substitution>,
 ) -> Vec<Result<Vec<RenderedManifest>, RenderError>> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let threads = cores.min(files.len() / FILES_PER_THREAD).max(1);
     let parse = |chunk: &[(&str, &str)]| -> Vec<_> {
         chunk
             .iter()
-            .map(|(file, text)| parse_file(file, text, limits, keys))
+            .map(|(file, text)| parse_file(file, text, limits, keys, substitution))
             .collect()
     };
     if threads == 1 {

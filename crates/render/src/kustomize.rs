@@ -62,6 +62,7 @@ pub(crate) async fn render(
     path: &str,
     limits: &RenderLimits,
     keys: &Keys,
+    substitution: Option<&crate::Substitution>,
 ) -> Result<Rendered, RenderError> {
     // Judged from `path` itself, where kustomize runs on the copy: not from where a link leads.
     crate::kustomize_guard::check(tree, path)?;
@@ -137,7 +138,13 @@ pub(crate) async fn render(
         path: display_path(path),
         message: "output is not UTF-8".to_owned(),
     })?;
-    let mut manifests = parse_documents(&text, &format!("kustomize build {}", display_path(path)), limits)?;
+    let output_name = format!("kustomize build {}", display_path(path));
+    let mut manifests = match substitution {
+        Some(substitution) => {
+            crate::substitute::parse_substituted(&text, &output_name, limits, substitution)?
+        }
+        None => parse_documents(&text, &output_name, limits)?,
+    };
     let mut values: Vec<serde_json::Value> = manifests
         .iter_mut()
         .map(|m| std::mem::take(&mut m.manifest))

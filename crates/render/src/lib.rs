@@ -14,6 +14,7 @@ mod helm;
 mod kustomize;
 mod kustomize_guard;
 mod manifests;
+pub mod substitute;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub use driftless_sops::Keys;
 use serde_json::Value;
 
 pub use manifests::parse_documents;
+pub use substitute::{SubstituteError, Substitution, Variables};
 
 /// One manifest as rendered, before namespace defaulting.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +144,17 @@ pub enum RenderError {
         #[source]
         refusal: ChartRefused,
     },
+    /// Flux's post-build variable substitution failed (names the object and field, never a
+    /// value).
+    #[error(transparent)]
+    Substitute(#[from] SubstituteError),
+    #[error(transparent)]
+    Jsonnet(#[from] JsonnetError),
+    /// The source yielded no object and the application does not say that is intended.
+    #[error(
+        "{path}: rendered no object: {found} (set spec.syncPolicy.allowEmpty: true if an application of nothing is intended)"
+    )]
+    NothingRendered { path: String, found: String },
     #[error("{file}: {field}: {path:?} {reason}")]
     KustomizeRefused {
         file: String,
@@ -217,6 +230,19 @@ pub async fn render(
     limits: &RenderLimits,
     keys: &Keys,
 ) -> Result<Rendered, RenderError> {
+    render_substituting(tree, source, target, limits, keys, None).await
+}
+
+/// [`render`], then Flux's post-build variable substitution ([`substitute`]) on the YAML text of
+/// each object a Kustomize or directory source renders (other renderers are left alone).
+pub async fn render_substituting(
+    tree: &FileTree,
+    source: &Source,
+    target: RenderTarget<'_>,
+    limits: &RenderLimits,
+    keys: &Keys,
+    substitution: Option<&Substitution>,
+) -> Result<Rendered, RenderError> {
     match &source.renderer {
         Renderer::Helm(options) => {
             let release = helm::Release {
@@ -227,12 +253,21 @@ pub async fn render(
             };
             helm::render(tree, &source.path, &release, options, limits, keys, target.charts).await
         }
-        Renderer::Kustomize => kustomize::render(tree, &source.path, limits, keys).await,
-        Renderer::Directory(options) => directory::render(tree, &source.path, options, limits, keys),
-        Renderer::Detect if kustomize::has_kustomization(tree, &source.path) => {
-            kustomize::render(tree, &source.path, limits, keys).await
+        Renderer::Kustomize => kustomize::render(tree, &source.path, limits, keys, substitution).await,
+        Renderer::Directory(options) => {
+            directory::render(tree, &source.path, options, limits, keys, substitution)
         }
-        Renderer::Detect => directory::render(tree, &source.path, &DirectoryOptions::default(), limits, keys),
+        Renderer::Detect if kustomize::has_kustomization(tree, &source.path) => {
+            kustomize::render(tree, &source.path, limits, keys, substitution).await
+        }
+        Renderer::Detect => directory::render(
+            tree,
+            &source.path,
+            &DirectoryOptions::default(),
+            limits,
+            keys,
+            substitution,
+        ),
     }
 }
 

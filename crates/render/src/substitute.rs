@@ -15,7 +15,10 @@
 //! - an object labelled or annotated `kustomize.toolkit.fluxcd.io/substitute: disabled` is left
 //!   alone; with no variable at all nothing is substituted unless `substituteStrategy: Always`;
 //! - the substitution is textual, so a value's YAML type follows from where it lands
-//!   (`replicas: ${n}` is a number, `value: "${n}"` a string).
+//!   (`replicas: ${n}` is a number). For a Kustomize source the text is kustomize's output, as
+//!   in Flux, where quotes YAML does not need are gone (`"${n}"` is written `${n}`, so it too
+//!   becomes a number); a directory's files are substituted as written, so there a quoted
+//!   `"${n}"` stays a string (Flux would run them through kustomize first and lose the quotes).
 //!
 //! Where driftless is stricter than Flux: a value can change a scalar, never the shape of the
 //! object — a value that would turn a scalar into a mapping or a list, or add keys or items
@@ -122,8 +125,18 @@ pub enum ExpressionError {
 /// Returned by the substitution. Names the file, object and field; never a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubstituteError {
-    #[error("postBuild: variable name {name:?} (from {origin}) is invalid, must match '^[_[:alpha:]][_[:alpha:][:digit:]]*$'")]
+    #[error(
+        "postBuild: variable name {name:?} (from {origin}) is invalid, must match '^[_[:alpha:]][_[:alpha:][:digit:]]*$'"
+    )]
     InvalidName { name: String, origin: String },
+    /// A `substituteFrom` object could not be read, or holds something that is not a variable.
+    #[error("postBuild.substituteFrom: {kind} {namespace}/{name}: {reason}")]
+    Source {
+        kind: String,
+        namespace: String,
+        name: String,
+        reason: String,
+    },
     #[error("{location}: {object}: post-build variable substitution failed: {reason}")]
     Expression {
         location: SourceLocation,
@@ -138,7 +151,9 @@ pub enum SubstituteError {
         object: String,
         line: Option<u64>,
     },
-    #[error("{location}: {object}: field {field}: a substituted value changed the object's shape ({change}); driftless substitutes values into scalars only")]
+    #[error(
+        "{location}: {object}: field {field}: a substituted value changed the object's shape ({change}); driftless substitutes values into scalars only"
+    )]
     Shape {
         location: SourceLocation,
         object: String,
@@ -166,7 +181,10 @@ pub(crate) fn parse_substituted(
         let location = SourceLocation {
             file: file.to_owned(),
             document: index,
-            line: original.first().and_then(|m| m.source.line).map(|line| line + first_line - 1),
+            line: original
+                .first()
+                .and_then(|m| m.source.line)
+                .map(|line| line + first_line - 1),
         };
         let skip = (substitution.variables.is_empty() && !substitution.always)
             || original.iter().any(|m| opted_out(&m.manifest))
@@ -175,14 +193,17 @@ pub(crate) fn parse_substituted(
             manifests.extend(original.into_iter().map(relocate));
             continue;
         }
-        let object = original.first().map_or_else(|| "document".to_owned(), |m| describe(&m.manifest));
-        let substituted = eval(document, &substitution.variables, true, limits.max_file_bytes).map_err(|reason| {
-            SubstituteError::Expression {
-                location: location.clone(),
-                object: object.clone(),
-                reason,
-            }
-        })?;
+        let object = original
+            .first()
+            .map_or_else(|| "document".to_owned(), |m| describe(&m.manifest));
+        let substituted =
+            eval(document, &substitution.variables, true, limits.max_file_bytes).map_err(|reason| {
+                SubstituteError::Expression {
+                    location: location.clone(),
+                    object: object.clone(),
+                    reason,
+                }
+            })?;
         let replaced = parse_documents(&substituted, file, limits).map_err(|err| match err {
             RenderError::Unparsable { line, .. } => RenderError::Substitute(SubstituteError::Unparsable {
                 location: location.clone(),
@@ -205,7 +226,11 @@ pub(crate) fn parse_substituted(
                 return Err(SubstituteError::Shape {
                     location,
                     object: describe(&before.manifest),
-                    field: if field.is_empty() { "(root)".to_owned() } else { field },
+                    field: if field.is_empty() {
+                        "(root)".to_owned()
+                    } else {
+                        field
+                    },
                     change,
                 }
                 .into());
@@ -286,7 +311,9 @@ fn same_shape(before: &Value, after: &Value, path: &str) -> Result<(), (String, 
             }
             Ok(())
         }
-        (Value::Object(_) | Value::Array(_), _) => Err((path.to_owned(), "a mapping or list became a scalar")),
+        (Value::Object(_) | Value::Array(_), _) => {
+            Err((path.to_owned(), "a mapping or list became a scalar"))
+        }
         (_, Value::Object(_)) => Err((path.to_owned(), "a scalar became a mapping")),
         (_, Value::Array(_)) => Err((path.to_owned(), "a scalar became a list")),
         _ => Ok(()),
@@ -297,7 +324,12 @@ fn same_shape(before: &Value, after: &Value, path: &str) -> Result<(), (String, 
 
 /// Evaluates every `${…}` in `text`. With `strict`, a variable without a value is an error
 /// unless its operator supplies a default. The result may be at most `limit` bytes.
-pub fn eval(text: &str, variables: &Variables, strict: bool, limit: usize) -> Result<String, ExpressionError> {
+pub fn eval(
+    text: &str,
+    variables: &Variables,
+    strict: bool,
+    limit: usize,
+) -> Result<String, ExpressionError> {
     let nodes = Parser::new(text).parse_all()?;
     let mut out = String::with_capacity(text.len());
     for node in &nodes {
@@ -309,7 +341,11 @@ pub fn eval(text: &str, variables: &Variables, strict: bool, limit: usize) -> Re
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
     Text(String),
-    Func { param: String, name: String, args: Vec<Node> },
+    Func {
+        param: String,
+        name: String,
+        args: Vec<Node>,
+    },
 }
 
 fn evaluate(
@@ -407,7 +443,10 @@ fn substring(value: &str, args: &[String]) -> String {
         pos = (len + pos).max(0);
     }
     let slice = |from: i64, to: i64| {
-        let (from, to) = (usize::try_from(from).unwrap_or(0), usize::try_from(to).unwrap_or(0));
+        let (from, to) = (
+            usize::try_from(from).unwrap_or(0),
+            usize::try_from(to).unwrap_or(0),
+        );
         String::from_utf8_lossy(&bytes[from..to]).into_owned()
     };
     let Some(length) = args.get(1) else {
@@ -896,7 +935,10 @@ impl Parser {
     }
 
     fn parse_casing_func(&mut self, param: String) -> Result<Node, ExpressionError> {
-        let name = self.operator(|r, i| matches!(r, ',' | '^') && i < 3, ExpressionError::BadSubstitution)?;
+        let name = self.operator(
+            |r, i| matches!(r, ',' | '^') && i < 3,
+            ExpressionError::BadSubstitution,
+        )?;
         self.consume_rbrack()?;
         Ok(Node::Func {
             param,
@@ -984,8 +1026,14 @@ mod tests {
 
     #[test]
     fn strict_mode_refuses_an_unset_variable_without_a_default() {
-        assert_eq!(strict("${nope}", &[]), Err(ExpressionError::NotSet("nope".into())));
-        assert_eq!(strict("${nope^^}", &[]), Err(ExpressionError::NotSet("nope".into())));
+        assert_eq!(
+            strict("${nope}", &[]),
+            Err(ExpressionError::NotSet("nope".into()))
+        );
+        assert_eq!(
+            strict("${nope^^}", &[]),
+            Err(ExpressionError::NotSet("nope".into()))
+        );
         // An empty value is set.
         assert_eq!(strict("${empty}", &[("empty", "")]).as_deref(), Ok(""));
         assert_eq!(eval("${nope}", &Variables::new(), false, 100).as_deref(), Ok(""));
@@ -994,8 +1042,14 @@ mod tests {
     #[test]
     fn malformed_expressions_are_errors_as_in_flux() {
         assert_eq!(strict("${}", &[]), Err(ExpressionError::VariableName));
-        assert_eq!(strict("${name", &[("name", "x")]), Err(ExpressionError::MissingClosingBrace));
-        assert_eq!(strict("${na me}", &[("na", "x")]), Err(ExpressionError::MissingClosingBrace));
+        assert_eq!(
+            strict("${name", &[("name", "x")]),
+            Err(ExpressionError::MissingClosingBrace)
+        );
+        assert_eq!(
+            strict("${na me}", &[("na", "x")]),
+            Err(ExpressionError::MissingClosingBrace)
+        );
         // fluxcd/pkg's parser has no `${var-default}` despite its README.
         assert_eq!(strict("${a-b}", &[]), Err(ExpressionError::MissingClosingBrace));
         assert_eq!(strict("${a:=b", &[]), Err(ExpressionError::FunctionArgument));
@@ -1003,13 +1057,24 @@ mod tests {
 
     #[test]
     fn hostile_expressions_are_bounded() {
-        let nested = format!("{}x{}", "${a:=".repeat(MAX_NESTING + 1), "}".repeat(MAX_NESTING + 1));
+        let nested = format!(
+            "{}x{}",
+            "${a:=".repeat(MAX_NESTING + 1),
+            "}".repeat(MAX_NESTING + 1)
+        );
         assert_eq!(strict(&nested, &[]), Err(ExpressionError::TooDeep));
-        let fine = format!("{}x{}", "${a:=".repeat(MAX_NESTING - 1), "}".repeat(MAX_NESTING - 1));
+        let fine = format!(
+            "{}x{}",
+            "${a:=".repeat(MAX_NESTING - 1),
+            "}".repeat(MAX_NESTING - 1)
+        );
         assert_eq!(strict(&fine, &[]).as_deref(), Ok("x"));
         // A huge default is fine; output beyond the limit is not.
         let big = "d".repeat(100_000);
-        assert_eq!(strict(&format!("${{a:={big}}}"), &[]).map(|s| s.len()), Ok(100_000));
+        assert_eq!(
+            strict(&format!("${{a:={big}}}"), &[]).map(|s| s.len()),
+            Ok(100_000)
+        );
         let many = "${v}".repeat(1000);
         let value = "x".repeat(2000);
         assert_eq!(
@@ -1028,7 +1093,7 @@ mod tests {
         let mut bad = Variables::new();
         let err = bad
             .extend("ConfigMap vars", [("my-key".to_owned(), "v")])
-            .unwrap_err();
+            .expect_err("refused");
         assert_eq!(
             err.to_string(),
             "postBuild: variable name \"my-key\" (from ConfigMap vars) is invalid, must match '^[_[:alpha:]][_[:alpha:][:digit:]]*$'"
@@ -1050,8 +1115,13 @@ mod tests {
     }
 
     fn render(text: &str, pairs: &[(&str, &str)]) -> Result<Vec<Value>, RenderError> {
-        parse_substituted(text, "apps/app.yaml", &RenderLimits::default(), &substitution(pairs))
-            .map(|manifests| manifests.into_iter().map(|m| m.manifest).collect())
+        parse_substituted(
+            text,
+            "apps/app.yaml",
+            &RenderLimits::default(),
+            &substitution(pairs),
+        )
+        .map(|manifests| manifests.into_iter().map(|m| m.manifest).collect())
     }
 
     const DEPLOYMENT: &str = "\
@@ -1110,7 +1180,8 @@ data:
 
     #[test]
     fn nothing_is_substituted_without_variables_unless_always() {
-        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  env: ${cluster_env:=dev}\n";
+        let text =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  env: ${cluster_env:=dev}\n";
         let out = render(text, &[]).expect("renders");
         assert_eq!(out[0]["data"]["env"], "${cluster_env:=dev}");
         let always = Substitution {
@@ -1123,13 +1194,13 @@ data:
 
     #[test]
     fn errors_name_the_file_object_and_field_never_the_value() {
-        let err = render(DEPLOYMENT, &[("replicas", "3")]).unwrap_err();
+        let err = render(DEPLOYMENT, &[("replicas", "3")]).expect_err("refused");
         assert_eq!(
             err.to_string(),
             "apps/app.yaml (document 1, line 1): Deployment web: post-build variable substitution failed: variable not set (strict mode): \"tag\""
         );
         // A value cannot turn a scalar into a mapping (YAML injection): refused, not applied.
-        let injected = render(DEPLOYMENT, &[("replicas", "{a: s3cret}"), ("tag", "1")]).unwrap_err();
+        let injected = render(DEPLOYMENT, &[("replicas", "{a: s3cret}"), ("tag", "1")]).expect_err("refused");
         let message = injected.to_string();
         assert!(
             message.contains("Deployment web: field .spec.replicas: a substituted value changed the object's shape (a scalar became a mapping)"),
@@ -1137,7 +1208,7 @@ data:
         );
         assert!(!message.contains("s3cret"), "{message}");
         // Nor make YAML that no longer parses show its text.
-        let broken = render(DEPLOYMENT, &[("replicas", "a: s3cret"), ("tag", "1")]).unwrap_err();
+        let broken = render(DEPLOYMENT, &[("replicas", "a: s3cret"), ("tag", "1")]).expect_err("refused");
         let message = broken.to_string();
         assert!(message.contains("does not parse"), "{message}");
         assert!(!message.contains("s3cret"), "{message}");
@@ -1149,17 +1220,22 @@ data:
         let out = render(text, &[("v", "x\n---\nb")]).expect("renders");
         assert_eq!(out.len(), 1);
         assert_eq!(out[0]["data"]["v"], "x---b");
-        let err = render(text, &[("v", "x\n---\napiVersion: v1\nkind: Secret")]).unwrap_err();
+        let err = render(text, &[("v", "x\n---\napiVersion: v1\nkind: Secret")]).expect_err("refused");
         assert!(err.to_string().contains("does not parse"), "{err}");
-        let err = render(text, &[("v", "[a, b]")]).unwrap_err();
+        let err = render(text, &[("v", "[a, b]")]).expect_err("refused");
         assert!(err.to_string().contains("a scalar became a list"), "{err}");
     }
 
     #[test]
     fn locations_stay_those_of_the_file() {
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  v: ${v}\n";
-        let out = parse_substituted(text, "f.yaml", &RenderLimits::default(), &substitution(&[("v", "1")]))
-            .expect("renders");
+        let out = parse_substituted(
+            text,
+            "f.yaml",
+            &RenderLimits::default(),
+            &substitution(&[("v", "1")]),
+        )
+        .expect("renders");
         assert_eq!(out[1].source.document, 1);
         assert_eq!(out[1].source.line, Some(6));
         assert_eq!(out[1].manifest["data"]["v"], 1);

@@ -45,7 +45,11 @@ const CASES: &[(&str, &str, &[&str])] = &[
         "subchart",
         &["--values", "subchart/charts/subchartA/values.yaml"],
     ),
-    ("template-with-kube-version", "subchart", &["--kube-version", "1.16.0"]),
+    (
+        "template-with-kube-version",
+        "subchart",
+        &["--kube-version", "1.16.0"],
+    ),
     (
         "template-with-api-version",
         "subchart",
@@ -54,7 +58,12 @@ const CASES: &[(&str, &str, &[&str])] = &[
     (
         "template-with-api-version",
         "subchart",
-        &["--api-versions", "helm.k8s.io/test", "--api-versions", "helm.k8s.io/test2"],
+        &[
+            "--api-versions",
+            "helm.k8s.io/test",
+            "--api-versions",
+            "helm.k8s.io/test2",
+        ],
     ),
     ("template-with-crds", "subchart", &["--include-crds"]),
     ("object-order", "object-order", &[]),
@@ -62,7 +71,12 @@ const CASES: &[(&str, &str, &[&str])] = &[
     (
         "template-subchart-cm",
         "subchart",
-        &["--set", "configmap.enabled=true", "--set", "subchartb.enabled=true"],
+        &[
+            "--set",
+            "configmap.enabled=true",
+            "--set",
+            "subchartb.enabled=true",
+        ],
     ),
     (
         "template-subchart-cm-set",
@@ -76,8 +90,16 @@ const CASES: &[(&str, &str, &[&str])] = &[
             "configmap.value=baz",
         ],
     ),
-    ("template-subchart-cm-set-file", "subchart", &["-f", "subchart/extra_values.yaml"]),
-    ("template-chart-with-template-lib-dep", "chart-with-template-lib-dep", &[]),
+    (
+        "template-subchart-cm-set-file",
+        "subchart",
+        &["-f", "subchart/extra_values.yaml"],
+    ),
+    (
+        "template-chart-with-template-lib-dep",
+        "chart-with-template-lib-dep",
+        &[],
+    ),
 ];
 
 #[test]

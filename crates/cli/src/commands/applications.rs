@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::output::{self, print_diff, short, structured, table, time};
 use super::{EXIT_DIFFERENCES, EXIT_ERROR};
-use crate::cli::{Command, Common, ListenFlags, OutputFormat, SyncFlags};
+use crate::cli::{Command, Common, DEFAULT_CONFIG, ListenFlags, OutputFormat, SyncFlags};
 
 fn default_data_dir() -> PathBuf {
     std::env::var_os("XDG_DATA_HOME")
@@ -26,6 +26,12 @@ fn default_data_dir() -> PathBuf {
 
 /// The configuration and the data directory it (or `--data-dir`) names.
 pub(super) fn load(common: &Common) -> anyhow::Result<(driftless_config::Config, PathBuf)> {
+    if common.config.as_os_str() == DEFAULT_CONFIG && !common.config.exists() {
+        // The user named no file: say where we looked and how to name one, not "cannot read".
+        anyhow::bail!(
+            "no {DEFAULT_CONFIG} in the current directory; name the configuration with --config FILE or DRIFTLESS_CONFIG"
+        );
+    }
     let config = driftless_config::load(&common.config)?;
     let data_dir = common
         .data_dir
@@ -76,29 +82,23 @@ fn sync_options(flags: &SyncFlags, format: OutputFormat) -> SyncOptions {
     }
 }
 
-pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+pub async fn run(common: &Common, command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Status { common, application } => status(&common, application.as_deref()).await,
-        Command::Diff { common, application } => diff(&common, &application).await,
-        Command::Sync {
-            common,
-            application,
-            flags,
-        } => sync(&common, &application, &flags).await,
+        Command::Status { application } => status(common, application.as_deref()).await,
+        Command::Diff { application } => diff(common, &application).await,
+        Command::Sync { application, flags } => sync(common, &application, &flags).await,
         Command::Refresh {
-            common,
             application,
             repo,
             all: _,
-        } => refresh(&common, application.as_deref(), repo).await,
+        } => refresh(common, application.as_deref(), repo).await,
         Command::Rollback {
-            common,
             application,
             to,
             flags,
-        } => rollback(&common, &application, &to, &flags).await,
-        Command::Suspend { common, application } => {
-            let state = if admin(&common, &application, Admin::Suspend).await? {
+        } => rollback(common, &application, &to, &flags).await,
+        Command::Suspend { application } => {
+            let state = if admin(common, &application, Admin::Suspend).await? {
                 "suspended: no automated syncs until `driftless resume`"
             } else {
                 "was already suspended"
@@ -106,8 +106,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{application}: {state}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Resume { common, application } => {
-            let state = if admin(&common, &application, Admin::Resume).await? {
+        Command::Resume { application } => {
+            let state = if admin(common, &application, Admin::Resume).await? {
                 "resumed: automated syncs run again"
             } else {
                 "was not suspended"
@@ -115,13 +115,13 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{application}: {state}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Pin { common, application } => {
-            let revision = pin(&common, &application).await?;
+        Command::Pin { application } => {
+            let revision = pin(common, &application).await?;
             println!("{application}: pinned at {revision}; unpin to follow its configured revision again");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Unpin { common, application } => {
-            let was_pinned = admin(&common, &application, Admin::Unpin).await?;
+        Command::Unpin { application } => {
+            let was_pinned = admin(common, &application, Admin::Unpin).await?;
             let state = if was_pinned {
                 "unpinned; it follows its configured revision again"
             } else {
@@ -131,11 +131,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Render {
-            common,
             application,
             revision,
         } => {
-            let rendered = open(&common)?.render(&application, revision.as_deref()).await?;
+            let rendered = open(common)?.render(&application, revision.as_deref()).await?;
             if common.output == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&rendered)?);
             } else {
@@ -148,22 +147,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::History {
-            common,
-            application,
-            limit,
-        } => history(&common, &application, limit).await,
-        Command::Events {
-            common,
-            application,
-            limit,
-        } => events(&common, &application, limit).await,
-        Command::Serve {
-            common,
-            workers,
-            listen,
-        } => serve(&common, workers, listen).await,
-        Command::Token { action } => super::tokens::run(action),
+        Command::History { application, limit } => history(common, &application, limit).await,
+        Command::Events { application, limit } => events(common, &application, limit).await,
+        Command::Serve { workers, listen } => serve(common, workers, listen).await,
+        Command::Token { action } => super::tokens::run(common, action),
         Command::Quickstart { .. } | Command::Completions { .. } | Command::Plan { .. } => {
             unreachable!("handled by commands::run")
         }

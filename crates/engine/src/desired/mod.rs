@@ -97,7 +97,8 @@ pub(crate) fn add_created_namespace(
 }
 
 /// A render's manifests split into the Applications it declares (app-of-apps) and the objects
-/// for the cluster, with the Namespace `CreateNamespace=true` asks for.
+/// for the cluster, with the Namespace `CreateNamespace=true` asks for and the defaults
+/// server-side apply needs (`core::apply_defaults`).
 pub(crate) type SplitManifests = (
     Vec<(serde_json::Value, SourceLocation)>,
     Vec<(serde_json::Value, SourceLocation)>,
@@ -112,6 +113,10 @@ pub(crate) fn split_children(
         .map(|m| (m.manifest, m.source))
         .partition(|(manifest, _)| is_application(manifest));
     add_created_namespace(app, &mut manifests);
+    // Before diff and apply alike, so the defaulted fields never show as a difference.
+    for (manifest, _) in &mut manifests {
+        driftless_core::apply_defaults::set_apply_defaults(manifest);
+    }
     (children, manifests)
 }
 

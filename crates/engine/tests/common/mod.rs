@@ -43,6 +43,7 @@ pub fn application(name: &str, repo: &TestRepo, path: &str, namespace: &str) -> 
         decryption: None,
         verify: None,
         project: None,
+        post_build: None,
     }
 }
 
