@@ -7,6 +7,7 @@ mod cache;
 mod children;
 mod decryption;
 mod signatures;
+mod variables;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -257,8 +258,10 @@ impl Desired {
         });
         let inputs: Inputs = rendered.inputs.map(Arc::new);
         // A root's render also registers its children, which a kept render would skip; and
-        // plaintext from SOPS files is kept nowhere beyond the apply, not even in memory.
-        let cacheable = !rendered.decrypted;
+        // plaintext from SOPS files is kept nowhere beyond the apply, not even in memory. A
+        // post-build substitution depends on objects in the cluster (and may hold a Secret's
+        // values), so it is rendered every time, as Flux does.
+        let cacheable = !rendered.decrypted && app.post_build.is_none();
         let (children, manifests) = split_children(app, rendered.manifests);
         let keepable = children.is_empty() && cacheable;
         self.register_children(cx, app, children)?;
@@ -307,6 +310,7 @@ impl Desired {
         tree.check_under(&app.source.path)
             .map_err(|source| Failure::from(driftless_render::RenderError::from(source)))?;
         let keys = decryption::load_keys(app, cluster).await?;
+        let substitution = variables::load(app, cluster).await?;
         let capabilities = match cluster {
             Some(cluster) => capabilities_of(app, cluster).await?,
             None => None,
@@ -324,8 +328,15 @@ impl Desired {
                 allowed: &allowed,
             }),
         };
-        let rendered =
-            driftless_render::render(tree, &app.source, target, &self.render_limits, &keys).await?;
+        let rendered = driftless_render::render_substituting(
+            tree,
+            &app.source,
+            target,
+            &self.render_limits,
+            &keys,
+            substitution.as_ref(),
+        )
+        .await?;
         Ok((rendered, capabilities.as_ref().map(capabilities_digest)))
     }
 
