@@ -24,8 +24,8 @@ fn main() -> ExitCode {
     std::thread::spawn(move || random.fill(&mut [0_u8; 16]));
     let _ = provider.install_default();
     let cli = cli::Cli::parse();
-    logging::init(cli.log_format);
-    match commands::run(cli.command) {
+    logging::init(cli.log_format, cli.verbose);
+    match commands::run(&cli.common, cli.command) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", describe(&err));

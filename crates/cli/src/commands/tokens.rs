@@ -20,10 +20,9 @@ pub(crate) fn now_millis() -> i64 {
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
-pub fn run(action: TokenAction) -> anyhow::Result<ExitCode> {
+pub fn run(common: &Common, action: TokenAction) -> anyhow::Result<ExitCode> {
     match action {
         TokenAction::Create {
-            common,
             name,
             role,
             applications,
@@ -39,13 +38,13 @@ pub fn run(action: TokenAction) -> anyhow::Result<ExitCode> {
                 applications,
                 labels: labels.into_iter().collect(),
             };
-            let secret = store(&common)?.create_token(&name, &grant, now_millis())?;
+            let secret = store(common)?.create_token(&name, &grant, now_millis())?;
             // The secret goes to stdout alone, so `TOKEN=$(driftless token create …)` works.
             println!("{secret}");
             eprintln!("token {name} ({role}) created; its secret is shown only now");
         }
-        TokenAction::List { common } => {
-            let tokens = store(&common)?.tokens()?;
+        TokenAction::List {} => {
+            let tokens = store(common)?.tokens()?;
             if common.output == OutputFormat::Json {
                 let listed: Vec<serde_json::Value> = tokens
                     .iter()
@@ -85,8 +84,8 @@ pub fn run(action: TokenAction) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        TokenAction::Revoke { common, name } => {
-            if !store(&common)?.revoke_token(&name)? {
+        TokenAction::Revoke { name } => {
+            if !store(common)?.revoke_token(&name)? {
                 anyhow::bail!("no token named {name:?}");
             }
             eprintln!("token {name} revoked");
