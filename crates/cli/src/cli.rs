@@ -233,6 +233,13 @@ pub enum Command {
         #[arg(long, default_value = "examples")]
         examples: PathBuf,
     },
+    /// Write the driftless.yaml (or Application manifests) equivalent to Argo CD and Flux
+    /// objects read from files or a live cluster, and report what could not be carried over.
+    /// Exit 0 unless something failed (with --strict: 1 when a field was not carried over).
+    Import {
+        #[command(flatten)]
+        args: crate::commands::import::ImportArgs,
+    },
     /// Print a shell completion script to stdout.
     Completions {
         #[arg(value_enum)]

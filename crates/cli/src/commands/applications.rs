@@ -151,7 +151,10 @@ pub async fn run(common: &Common, command: Command) -> anyhow::Result<ExitCode> 
         Command::Events { application, limit } => events(common, &application, limit).await,
         Command::Serve { workers, listen } => serve(common, workers, listen).await,
         Command::Token { action } => super::tokens::run(common, action),
-        Command::Quickstart { .. } | Command::Completions { .. } | Command::Plan { .. } => {
+        Command::Quickstart { .. }
+        | Command::Completions { .. }
+        | Command::Plan { .. }
+        | Command::Import { .. } => {
             unreachable!("handled by commands::run")
         }
     }

@@ -1,5 +1,6 @@
 mod applications;
 mod completions;
+pub mod import;
 mod output;
 mod plan;
 mod quickstart;
@@ -19,6 +20,7 @@ pub fn run(common: &Common, command: Command) -> anyhow::Result<ExitCode> {
         Command::Completions { shell } => Ok(completions::run(shell)),
         Command::Quickstart { exit, examples } => runtime()?.block_on(quickstart::run(exit, &examples)),
         Command::Plan { args } => runtime()?.block_on(plan::run(common, &args)),
+        Command::Import { args } => runtime()?.block_on(import::run(common, &args)),
         other => runtime()?.block_on(applications::run(common, other)),
     }
 }
