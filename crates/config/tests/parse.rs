@@ -938,3 +938,70 @@ fn notification_targets_and_subscriptions_are_checked() {
         "no trailing slash"
     );
 }
+
+const POST_BUILD: &str = r"
+apiVersion: driftless.dev/v1alpha1
+kind: Config
+clusters:
+  - { name: local, kubeconfig: k }
+applications:
+  - apiVersion: driftless.dev/v1alpha1
+    kind: Application
+    metadata: { name: apps }
+    spec:
+      source:
+        repoURL: https://git.example.com/fleet.git
+        path: clusters/prod
+        postBuild:
+          substitute: { cluster_env: prod, cluster_region: eu-1 }
+          substituteFrom:
+            - { kind: ConfigMap, name: cluster-vars }
+            - { kind: Secret, name: cluster-secrets, optional: true }
+      destination: { cluster: local, namespace: flux-system }
+";
+
+#[test]
+fn flux_post_build_is_read_under_the_source() {
+    use driftless_core::application::{SubstituteKind, SubstituteReference};
+    let config = parse(POST_BUILD, "driftless.yaml", Path::new("/etc/driftless")).expect("valid");
+    let post_build = config.applications[0].post_build.clone().expect("postBuild");
+    assert_eq!(post_build.substitute["cluster_env"], "prod");
+    assert_eq!(
+        post_build.substitute_from,
+        [
+            SubstituteReference {
+                kind: SubstituteKind::ConfigMap,
+                name: "cluster-vars".into(),
+                optional: false,
+            },
+            SubstituteReference {
+                kind: SubstituteKind::Secret,
+                name: "cluster-secrets".into(),
+                optional: true,
+            },
+        ]
+    );
+    assert!(!post_build.always);
+}
+
+#[test]
+fn post_build_mistakes_are_reported_with_their_line() {
+    let text = POST_BUILD
+        .replace("cluster_region: eu-1", "cluster-region: eu-1")
+        .replace(
+            "kind: ConfigMap, name: cluster-vars",
+            "kind: Pod, name: cluster-vars",
+        )
+        .replace("name: cluster-secrets", "name: Cluster_Secrets")
+        .replace(", namespace: flux-system", "");
+    let messages: Vec<String> = problems(&text).problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages,
+        [
+            "driftless.yaml:15: applications[0].spec.source.postBuild.substitute: \"cluster-region\" is not a valid variable name (must match ^[_[:alpha:]][_[:alpha:][:digit:]]*$)",
+            "driftless.yaml:17: applications[0].spec.source.postBuild.substituteFrom[0].kind: \"Pod\" is not ConfigMap or Secret",
+            "driftless.yaml:18: applications[0].spec.source.postBuild.substituteFrom[1].name: \"Cluster_Secrets\" is not a valid object name",
+            "driftless.yaml:18: applications[0].spec.source.postBuild.substituteFrom[1]: substituteFrom reads from the destination namespace: set spec.destination.namespace",
+        ]
+    );
+}
