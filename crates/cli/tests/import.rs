@@ -231,3 +231,56 @@ spec:
         ("main", "apps")
     );
 }
+
+#[tokio::test]
+async fn status_shows_why_a_child_from_argo_cd_does_not_sync() {
+    let env = TestEnv::new("cli-foreign-status").await;
+    let repo = driftless_testenv::git::TestRepo::new();
+    repo.write(
+        "apps/plugin.yaml",
+        &format!(
+            "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {{name: with-plugin, namespace: argocd}}
+spec:
+  project: default
+  source:
+    repoURL: '{}'
+    path: web
+    plugin: {{name: kasane}}
+  destination: {{server: 'https://kubernetes.default.svc', namespace: {}}}
+",
+            repo.file_url(),
+            env.namespace
+        ),
+    )
+    .write(
+        "web/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n",
+    );
+    repo.commit("an Argo CD Application with a plugin");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = common::write_config(
+        dir.path(),
+        env.kubeconfig_path(),
+        ("root", &repo.file_url(), "apps"),
+        &env.namespace,
+        "",
+    );
+    let status = common::driftless(&config, &["status", "-o", "json"]);
+    assert!(status.status.success(), "{}", text(&status));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&status.stdout).expect("JSON");
+    let child = rows
+        .iter()
+        .find(|row| row["application"] == "with-plugin")
+        .unwrap_or_else(|| panic!("the child is listed: {}", text(&status)));
+    let message = child["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("Application argocd/with-plugin (apps/plugin.yaml")
+            && message.contains("spec.source.plugin: config management plugins are not supported"),
+        "{}",
+        text(&status)
+    );
+    let sync = common::driftless(&config, &["sync", "with-plugin"]);
+    assert_eq!(sync.status.code(), Some(2), "{}", text(&sync));
+}
