@@ -44,6 +44,7 @@ mod sync;
 mod throttle;
 mod tree;
 
+pub use catalog::known_clusters;
 pub use compare::Prepared;
 pub use controller::{AppStatus, Controller, StatusUpdate};
 pub use driftless_core::comparison::{AppComparison, ObjectStatus};

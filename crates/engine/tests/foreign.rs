@@ -46,6 +46,16 @@ spec:
     )
 }
 
+/// The API server URL of the test's kubeconfig.
+fn server_of(env: &TestEnv) -> String {
+    let kubeconfig = kube::config::Kubeconfig::read_from(env.kubeconfig_path()).expect("kubeconfig");
+    kubeconfig.clusters[0]
+        .cluster
+        .as_ref()
+        .and_then(|cluster| cluster.server.clone())
+        .expect("a server URL")
+}
+
 async fn sync(engine: &driftless_engine::Engine, name: &str) -> SyncResult {
     engine
         .sync(name, SyncOptions::default())
@@ -70,6 +80,9 @@ async fn an_argo_app_of_apps_root_syncs_its_children_and_holds_back_what_has_no_
                 &ns,
                 "    kustomize:\n      images: ['example/app:2.0']\n",
             ),
+            // The configured cluster named by its API server's URL.
+            argo_application("by-server", &repo, "guestbook", &ns, "")
+                .replace("https://kubernetes.default.svc", &server_of(&env)),
         ]
         .concat(),
     )
@@ -90,7 +103,15 @@ async fn an_argo_app_of_apps_root_syncs_its_children_and_holds_back_what_has_no_
     assert_eq!(sync(&engine, "root").await, SyncResult::Succeeded);
     assert_eq!(
         engine.application_names(),
-        vec!["example-guestbook", "kustomized", "root"]
+        vec!["by-server", "example-guestbook", "kustomized", "root"]
+    );
+    assert_eq!(
+        engine
+            .application("by-server")
+            .expect("converted")
+            .destination
+            .cluster,
+        "local"
     );
     let guestbook = engine.application("example-guestbook").expect("converted");
     assert_eq!(

@@ -138,3 +138,29 @@ fn refuse_exec_plugins(cluster: &str, kubeconfig: &Kubeconfig) -> Result<(), Con
     }
     Ok(())
 }
+
+/// The URL of the API server `cluster`'s kubeconfig context names (so an Argo CD destination
+/// that names a cluster by its `server` finds it); `None` in-cluster or when it cannot be read.
+pub fn api_server_url(cluster: &Cluster) -> Option<String> {
+    let ClusterConnection::Kubeconfig { path, context } = &cluster.connection else {
+        return None;
+    };
+    let kubeconfig = Kubeconfig::read_from(path).ok()?;
+    let context = context.clone().or_else(|| kubeconfig.current_context.clone())?;
+    let cluster = kubeconfig
+        .contexts
+        .iter()
+        .find(|named| named.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    kubeconfig
+        .clusters
+        .iter()
+        .find(|named| named.name == cluster)?
+        .cluster
+        .as_ref()?
+        .server
+        .clone()
+}

@@ -16,7 +16,7 @@ mod objects;
 mod resolve;
 mod watch;
 
-pub use connect::{ConnectError, ConnectOptions, connect};
+pub use connect::{ConnectError, ConnectOptions, api_server_url, connect};
 pub use discovery::{Capabilities, Discovery, DiscoveryError, Resolved, builtin};
 pub use kube::core::ApiResource;
 pub use objects::{ApplyOptions, FIELD_MANAGER, ListedMetadata, ObjectError, Objects};

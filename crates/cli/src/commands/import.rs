@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use driftless_config::foreign::{self, Conversion, ForeignObject, KnownCluster, Purpose, Severity};
+use driftless_config::foreign::{self, Conversion, ForeignObject, Purpose, Severity};
 use driftless_core::application::{Cluster, ClusterConnection};
 use serde_json::{Value, json};
 
@@ -76,13 +76,7 @@ pub async fn run(common: &Common, args: &ImportArgs) -> anyhow::Result<ExitCode>
         .as_ref()
         .map(|config| config.clusters.clone())
         .unwrap_or_default();
-    let known: Vec<KnownCluster> = configured
-        .iter()
-        .map(|cluster| KnownCluster {
-            name: cluster.name.clone(),
-            server: server_of(cluster),
-        })
-        .collect();
+    let known = driftless_engine::known_clusters(&configured);
     let home = args
         .cluster
         .clone()
@@ -260,32 +254,6 @@ async fn client_for(path: &Path, context: Option<&str>) -> anyhow::Result<kube::
         .await
         .with_context(|| format!("kubeconfig {}", path.display()))?;
     Ok(kube::Client::try_from(config)?)
-}
-
-/// The API server URL of a configured cluster's kubeconfig context, so an Argo CD destination
-/// naming it by `server` matches; `None` when it cannot be read (then only names match).
-fn server_of(cluster: &Cluster) -> Option<String> {
-    let ClusterConnection::Kubeconfig { path, context } = &cluster.connection else {
-        return None;
-    };
-    let kubeconfig = kube::config::Kubeconfig::read_from(path).ok()?;
-    let context_name = context.clone().or_else(|| kubeconfig.current_context.clone())?;
-    let cluster_name = kubeconfig
-        .contexts
-        .iter()
-        .find(|named| named.name == context_name)?
-        .context
-        .as_ref()?
-        .cluster
-        .clone();
-    kubeconfig
-        .clusters
-        .iter()
-        .find(|named| named.name == cluster_name)?
-        .cluster
-        .as_ref()?
-        .server
-        .clone()
 }
 
 /// A driftless.yaml of the conversion: the configured clusters (or the one `in-cluster`

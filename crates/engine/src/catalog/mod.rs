@@ -25,6 +25,9 @@ pub(crate) struct Catalog {
     config: Config,
     registry: Arc<Registry>,
     policies: driftless_policy::Policies,
+    /// The configured clusters as an Argo CD destination names them: by name, or by its API
+    /// server's URL (read once from its kubeconfig).
+    known_clusters: Vec<foreign::KnownCluster>,
 }
 
 impl Catalog {
@@ -32,6 +35,7 @@ impl Catalog {
         let policies = driftless_policy::Policies::new(config.policy.clone())?;
         Ok(Self {
             registry: Arc::new(Registry::new(&config.applications)),
+            known_clusters: known_clusters(&config.clusters),
             config,
             policies,
         })
@@ -239,7 +243,7 @@ impl Catalog {
             .collect();
         let mut problems = Vec::new();
         if !foreign.is_empty() {
-            let conversion = convert_foreign(root, &clusters, foreign);
+            let conversion = convert_foreign(root, &self.known_clusters, foreign);
             problems.extend(
                 conversion
                     .findings
@@ -298,16 +302,9 @@ pub(crate) struct DeclaredChild {
 /// root's repository.
 fn convert_foreign(
     root: &Application,
-    clusters: &[String],
+    known: &[foreign::KnownCluster],
     objects: Vec<(serde_json::Value, SourceLocation)>,
 ) -> foreign::Conversion {
-    let known: Vec<foreign::KnownCluster> = clusters
-        .iter()
-        .map(|name| foreign::KnownCluster {
-            name: name.clone(),
-            server: None,
-        })
-        .collect();
     let objects: Vec<foreign::ForeignObject> = objects
         .into_iter()
         .map(|(manifest, source)| foreign::ForeignObject {
@@ -318,7 +315,7 @@ fn convert_foreign(
     let context = foreign::Context {
         purpose: foreign::Purpose::Children,
         home_cluster: &root.destination.cluster,
-        clusters: &known,
+        clusters: known,
         home_repository: Some((&root.source.repo_url, &root.source.revision)),
     };
     foreign::convert(&objects, &context)
@@ -334,6 +331,21 @@ enum ChildProjectError {
     },
     #[error("application {child:?} names unknown project {project:?}")]
     Unknown { child: String, project: String },
+}
+
+/// The configured clusters as Argo CD destinations name them (`driftless import` reads them
+/// the same way).
+pub fn known_clusters(clusters: &[driftless_core::application::Cluster]) -> Vec<foreign::KnownCluster> {
+    clusters.iter().map(known_cluster).collect()
+}
+
+/// `cluster` with the URL of its kubeconfig context's API server, when that can be read (else
+/// a destination can name it only by name).
+fn known_cluster(cluster: &driftless_core::application::Cluster) -> foreign::KnownCluster {
+    foreign::KnownCluster {
+        name: cluster.name.clone(),
+        server: driftless_kube::api_server_url(cluster),
+    }
 }
 
 /// An Application for driftless itself (app-of-apps), not an object for the cluster: ours, or
