@@ -453,6 +453,29 @@ pub struct RawDirectory {
     pub include: Option<Text>,
     #[serde(default)]
     pub exclude: Option<Text>,
+    #[serde(default)]
+    pub jsonnet: Option<RawJsonnet>,
+}
+
+/// Argo CD's `directory.jsonnet`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawJsonnet {
+    #[serde(default)]
+    pub ext_vars: Vec<RawJsonnetVariable>,
+    #[serde(default)]
+    pub tlas: Vec<RawJsonnetVariable>,
+    #[serde(default)]
+    pub libs: Vec<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawJsonnetVariable {
+    pub name: Text,
+    pub value: Text,
+    #[serde(default)]
+    pub code: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -478,6 +501,10 @@ pub struct RawSyncPolicy {
     pub retry: Option<RawRetry>,
     #[serde(default)]
     pub sync_options: Vec<Text>,
+    /// An empty render is intended, for manual syncs too (`automated.allowEmpty` covers
+    /// automated ones, as in Argo CD).
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -487,6 +514,8 @@ pub struct RawAutomated {
     pub prune: bool,
     #[serde(default)]
     pub self_heal: bool,
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

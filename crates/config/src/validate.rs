@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use driftless_core::application::{
     Application, Automated, Cluster, ClusterConnection, DEFAULT_INTERVAL, Decryption, Destination,
-    DirectoryOptions, HelmOptions, HelmParameter, IgnoreDifference, KeySource, Renderer, RepositoryChart,
-    RepositoryCredentials, RepositoryVerification, Retry, SecretSource, SensitiveData, SensitiveField,
-    Source, SourceLimits, SyncPolicy, Verification, VerifyMode, WebhookSecrets,
+    DirectoryOptions, HelmOptions, HelmParameter, IgnoreDifference, JsonnetOptions, JsonnetVariable,
+    KeySource, Renderer, RepositoryChart, RepositoryCredentials, RepositoryVerification, Retry, SecretSource,
+    SensitiveData, SensitiveField, Source, SourceLimits, SyncPolicy, Verification, VerifyMode,
+    WebhookSecrets,
 };
 use driftless_core::application::{PostBuild, SubstituteKind, SubstituteReference, is_variable_name};
 use driftless_core::arguments::{ArgumentError, is_dns_label};
@@ -16,8 +17,9 @@ use serde_saphyr::Spanned;
 
 use crate::raw::{
     RawApplication, RawCluster, RawCommitStatusTarget, RawConfig, RawDecryption, RawGroupKind, RawHelm,
-    RawHelmChart, RawIgnoreDifference, RawKeySource, RawLimits, RawNotifications, RawPostBuild, RawProject,
-    RawRedaction, RawRepository, RawSecretRef, RawSource, RawSyncPolicy, RawTarget, RawVerify, Text,
+    RawHelmChart, RawIgnoreDifference, RawJsonnet, RawJsonnetVariable, RawKeySource, RawLimits,
+    RawNotifications, RawPostBuild, RawProject, RawRedaction, RawRepository, RawSecretRef, RawSource,
+    RawSyncPolicy, RawTarget, RawVerify, Text,
 };
 use crate::{Config, ConfigError, Problem};
 
@@ -1386,6 +1388,12 @@ fn source(checker: &mut Checker<'_>, raw: &RawSource, field: &str) -> Option<Sou
             recurse: directory.recurse,
             include: directory.include.as_ref().map(|glob| glob.value.clone()),
             exclude: directory.exclude.as_ref().map(|glob| glob.value.clone()),
+            jsonnet: directory
+                .jsonnet
+                .as_ref()
+                .map_or_else(JsonnetOptions::default, |jsonnet| {
+                    jsonnet_options(checker, jsonnet, &join(field, "directory.jsonnet"))
+                }),
         }),
         (None, Some(_), None) => Renderer::Kustomize,
         (None, None, Some(helm)) => Renderer::Helm(helm_options(checker, helm, &join(field, "helm"))),
@@ -1405,6 +1413,62 @@ fn source(checker: &mut Checker<'_>, raw: &RawSource, field: &str) -> Option<Sou
         path,
         renderer,
     })
+}
+
+/// Argo CD's `directory.jsonnet`: library paths inside the repository, variable names a program
+/// can name (a top-level argument is a parameter, so an identifier), none given twice.
+fn jsonnet_options(checker: &mut Checker<'_>, raw: &RawJsonnet, field: &str) -> JsonnetOptions {
+    let mut variables = |list: &[RawJsonnetVariable], which: &str| -> Vec<JsonnetVariable> {
+        let field = join(field, which);
+        let mut seen = BTreeSet::new();
+        for variable in list {
+            let name = variable.name.value.as_str();
+            let identifier = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if which == "tlas" && !identifier {
+                checker.report_at(
+                    &variable.name,
+                    join(&field, "name"),
+                    format!(
+                        "{name:?} is not a Jsonnet identifier (letters, digits and _, not first a digit)"
+                    ),
+                );
+            } else if name.is_empty() || name.chars().any(char::is_control) {
+                checker.report_at(
+                    &variable.name,
+                    join(&field, "name"),
+                    "must be a non-empty name without control characters",
+                );
+            } else if !seen.insert(name) {
+                checker.report_at(
+                    &variable.name,
+                    join(&field, "name"),
+                    format!("{name:?} is given twice"),
+                );
+            }
+        }
+        list.iter()
+            .map(|variable| JsonnetVariable {
+                name: variable.name.value.clone(),
+                value: variable.value.value.clone(),
+                code: variable.code,
+            })
+            .collect()
+    };
+    let ext_vars = variables(&raw.ext_vars, "extVars");
+    let tlas = variables(&raw.tlas, "tlas");
+    let libs = raw
+        .libs
+        .iter()
+        .filter_map(|lib| match normalise_path(&lib.value) {
+            Ok(path) => Some(path),
+            Err(err) => {
+                checker.report_at(lib, join(field, "libs"), err);
+                None
+            }
+        })
+        .collect();
+    JsonnetOptions { ext_vars, tlas, libs }
 }
 
 /// `source.helm`. Value files are checked against the repository when the chart renders (they
@@ -1650,6 +1714,9 @@ fn sync_policy(checker: &mut Checker<'_>, raw: &RawSyncPolicy, field: &str) -> O
         create_namespace: false,
         prune_last: false,
         replace: false,
+        // Argo CD has it only under `automated`; a manual sync of nothing is as surprising, so
+        // either place allows both.
+        allow_empty: raw.allow_empty || raw.automated.as_ref().is_some_and(|a| a.allow_empty),
     };
     for option in &raw.sync_options {
         let Some((key, value)) = option.value.split_once('=') else {

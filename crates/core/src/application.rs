@@ -141,7 +141,9 @@ pub struct Source {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Renderer {
-    /// Kustomize when the path holds a kustomization file, a directory of manifests otherwise.
+    /// Decided by the file names at the path, as Argo CD does
+    /// ([`crate::source_type::detect`]): Kustomize, Helm, or a directory of manifests and Jsonnet
+    /// programs.
     Detect,
     Directory(DirectoryOptions),
     Kustomize,
@@ -211,6 +213,40 @@ pub struct DirectoryOptions {
     /// Glob over file paths relative to the application path; every manifest file when `None`.
     pub include: Option<String>,
     pub exclude: Option<String>,
+    /// How the directory's `.jsonnet` files are evaluated (Argo CD's `directory.jsonnet`).
+    #[serde(default)]
+    pub jsonnet: JsonnetOptions,
+}
+
+/// What a directory's Jsonnet programs are given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonnetOptions {
+    /// `std.extVar` values.
+    pub ext_vars: Vec<JsonnetVariable>,
+    /// Top-level arguments, passed when a program evaluates to a function.
+    pub tlas: Vec<JsonnetVariable>,
+    /// Library directories, repository-relative and normalised, searched for imports after the
+    /// importing file's own directory (the last first, as `jsonnet -J` does), then the
+    /// application's path.
+    pub libs: Vec<String>,
+}
+
+impl JsonnetOptions {
+    /// Whether nothing is set. A program given libraries may import from anywhere in the
+    /// repository, so a directory with any of these is read whole.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.ext_vars.is_empty() && self.tlas.is_empty() && self.libs.is_empty()
+    }
+}
+
+/// One external variable or top-level argument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonnetVariable {
+    pub name: String,
+    pub value: String,
+    /// The value is Jsonnet code (`--ext-code`, `--tla-code`), not a string.
+    pub code: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +257,10 @@ pub struct Destination {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent switches, each one of Argo CD's sync options"
+)]
 pub struct SyncPolicy {
     /// `None`: only manual syncs.
     pub automated: Option<Automated>,
@@ -230,6 +270,10 @@ pub struct SyncPolicy {
     pub prune_last: bool,
     /// Replace (delete and create) instead of server-side apply, for every object.
     pub replace: bool,
+    /// A render that yields no object is a sync of nothing, not an error (Argo CD's
+    /// `automated.allowEmpty`; ours for manual syncs too).
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

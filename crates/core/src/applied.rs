@@ -200,6 +200,7 @@ pub(crate) mod tests_support {
                 create_namespace: false,
                 prune_last: false,
                 replace: false,
+                allow_empty: false,
             },
             ignore_differences: Vec::new(),
             decryption: None,

@@ -26,6 +26,7 @@ pub mod preview;
 pub mod project;
 pub mod reconcile;
 pub mod schema;
+pub mod source_type;
 mod status;
 pub mod sync_order;
 pub mod tree;

@@ -8,10 +8,13 @@ use driftless_files::{Entry, FileTree, TreeError};
 use globset::{Glob, GlobMatcher};
 
 use crate::manifests::{check_size, parse_documents, push_manifest};
-use crate::{Keys, RenderError, RenderLimits, Rendered, RenderedManifest, Substitution, decrypt};
+use crate::{Keys, RenderError, RenderLimits, Rendered, RenderedManifest, Substitution, decrypt, jsonnet};
 
 /// Files with these endings are manifests; everything else (READMEs, scripts) is ignored.
 const MANIFEST_EXTENSIONS: &[&str] = &[".yaml", ".yml", ".json"];
+
+/// Jsonnet programs, each evaluated on its own; `.libsonnet` files are read only when imported.
+const JSONNET_EXTENSION: &str = ".jsonnet";
 
 fn matcher(which: &'static str, pattern: Option<&str>) -> Result<Option<GlobMatcher>, RenderError> {
     pattern
@@ -36,6 +39,7 @@ pub(crate) fn render(
     limits: &RenderLimits,
     keys: &Keys,
     substitution: Option<&Substitution>,
+    jsonnet_environment: &[(&str, &str)],
 ) -> Result<Rendered, RenderError> {
     let include = matcher("include", options.include.as_deref())?;
     let exclude = matcher("exclude", options.exclude.as_deref())?;
@@ -56,20 +60,28 @@ pub(crate) fn render(
     let prefix_len = if root.is_empty() { 0 } else { root.len() + 1 };
     let mut inputs = BTreeSet::new();
     let mut files: Vec<(&str, &str)> = Vec::new();
+    // Jsonnet programs are evaluated next to the manifests, as Argo CD does for a directory.
+    let mut programs = Vec::new();
     for file in tree.paths_under(&root) {
         let relative = &file[prefix_len..];
         if !options.recurse && relative.contains('/') {
             continue;
         }
-        if !MANIFEST_EXTENSIONS
-            .iter()
-            .any(|extension| relative.ends_with(extension))
+        let program = relative.ends_with(JSONNET_EXTENSION);
+        if !program
+            && !MANIFEST_EXTENSIONS
+                .iter()
+                .any(|extension| relative.ends_with(extension))
         {
             continue;
         }
         if include.as_ref().is_some_and(|glob| !glob.is_match(relative))
             || exclude.as_ref().is_some_and(|glob| glob.is_match(relative))
         {
+            continue;
+        }
+        if program {
+            programs.push(file.to_owned());
             continue;
         }
         let contents = match tree.entries.get(file) {
@@ -98,13 +110,63 @@ pub(crate) fn render(
             });
         }
     }
+    if programs.is_empty() {
+        return Ok(Rendered {
+            manifests,
+            inputs: Some(inputs),
+            renderer: "directory",
+            decrypted,
+            charts: Vec::new(),
+        });
+    }
+    let evaluation = jsonnet::Evaluation {
+        options: &options.jsonnet,
+        app_path: &root,
+        environment: jsonnet_environment,
+        timeout: limits.timeout,
+        max_output_bytes: limits.max_output_bytes,
+    };
+    let values = jsonnet::evaluate(tree, &programs, &evaluation)?;
+    for (file, value) in programs.iter().zip(values) {
+        push_evaluated(value, file, &mut 0, &mut manifests)?;
+        if manifests.len() > limits.max_documents {
+            return Err(RenderError::TooManyDocuments {
+                limit: limits.max_documents,
+            });
+        }
+    }
     Ok(Rendered {
         manifests,
-        inputs: Some(inputs),
-        renderer: "directory",
+        // Imports may reach anywhere in the repository, and a file added where an import looks
+        // first changes what it reads: every change counts.
+        inputs: None,
+        renderer: "jsonnet",
         decrypted,
         charts: Vec::new(),
     })
+}
+
+/// A program's output: an object is one manifest (a `List` kind its items), an array many, and
+/// arrays of arrays are flattened. Each gets the next document number of its file.
+fn push_evaluated(
+    value: serde_json::Value,
+    file: &str,
+    document: &mut usize,
+    out: &mut Vec<RenderedManifest>,
+) -> Result<(), RenderError> {
+    if let serde_json::Value::Array(items) = value {
+        for item in items {
+            push_evaluated(item, file, document, out)?;
+        }
+        return Ok(());
+    }
+    let location = SourceLocation {
+        file: file.to_owned(),
+        document: *document,
+        line: None,
+    };
+    *document += 1;
+    push_manifest(value, &location, out)
 }
 
 /// Whether a manifest file may be SOPS-encrypted (cheap; decryption decides).

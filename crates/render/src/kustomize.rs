@@ -12,11 +12,6 @@ use crate::{Keys, RenderError, RenderLimits, Rendered};
 
 pub(crate) const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-/// Whether `path` holds a kustomization file (following symlinks, as the materialised copy does).
-pub(crate) fn has_kustomization(tree: &FileTree, path: &str) -> bool {
-    crate::kustomize_guard::kustomization_in(tree, path).is_some()
-}
-
 pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(name))

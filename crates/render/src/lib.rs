@@ -11,6 +11,7 @@
 mod decrypt;
 mod directory;
 mod helm;
+mod jsonnet;
 mod kustomize;
 mod kustomize_guard;
 mod manifests;
@@ -21,12 +22,14 @@ use std::time::Duration;
 
 pub use driftless_charts::ChartRef;
 use driftless_core::SourceLocation;
-use driftless_core::application::{DirectoryOptions, Renderer, Source};
+use driftless_core::application::{DirectoryOptions, HelmOptions, Renderer, Source};
 use driftless_core::arguments::ArgumentError;
+use driftless_core::source_type::SourceType;
 use driftless_files::{FileTree, TreeError};
 pub use driftless_sops::Keys;
 use serde_json::Value;
 
+pub use jsonnet::JsonnetError;
 pub use manifests::parse_documents;
 pub use substitute::{SubstituteError, Substitution, Variables};
 
@@ -195,6 +198,9 @@ pub struct RenderTarget<'a> {
     /// Where charts from chart repositories come from; `None`: a chart (or dependency) from a
     /// chart repository is an error.
     pub charts: Option<ChartAccess<'a>>,
+    /// A render that yields no object is what the application intends (`allowEmpty`); otherwise
+    /// it is [`RenderError::NothingRendered`].
+    pub allow_empty: bool,
 }
 
 /// The chart repositories a render may pull from.
@@ -243,6 +249,28 @@ pub async fn render_substituting(
     keys: &Keys,
     substitution: Option<&Substitution>,
 ) -> Result<Rendered, RenderError> {
+    let rendered = render_source(tree, source, target, limits, keys, substitution).await?;
+    // An application that renders nothing would sync "successfully" while deploying nothing;
+    // an app-of-apps root that declares only Applications is not empty.
+    if rendered.manifests.is_empty() && !target.allow_empty {
+        return Err(nothing_rendered(tree, &source.path));
+    }
+    Ok(rendered)
+}
+
+async fn render_source(
+    tree: &FileTree,
+    source: &Source,
+    target: RenderTarget<'_>,
+    limits: &RenderLimits,
+    keys: &Keys,
+    substitution: Option<&Substitution>,
+) -> Result<Rendered, RenderError> {
+    let environment = jsonnet_environment(source, &target);
+    let detected = match &source.renderer {
+        Renderer::Detect => Some(detect(tree, &source.path)),
+        _ => None,
+    };
     match &source.renderer {
         Renderer::Helm(options) => {
             let release = helm::Release {
@@ -254,25 +282,93 @@ pub async fn render_substituting(
             helm::render(tree, &source.path, &release, options, limits, keys, target.charts).await
         }
         Renderer::Kustomize => kustomize::render(tree, &source.path, limits, keys, substitution).await,
-        Renderer::Directory(options) => {
-            directory::render(tree, &source.path, options, limits, keys, substitution)
-        }
-        Renderer::Detect if kustomize::has_kustomization(tree, &source.path) => {
-            kustomize::render(tree, &source.path, limits, keys, substitution).await
-        }
-        Renderer::Detect => directory::render(
+        Renderer::Directory(options) => directory::render(
             tree,
             &source.path,
-            &DirectoryOptions::default(),
+            options,
             limits,
             keys,
             substitution,
+            &environment,
         ),
+        Renderer::Detect => match detected {
+            Some(SourceType::Kustomize) => {
+                kustomize::render(tree, &source.path, limits, keys, substitution).await
+            }
+            Some(SourceType::Helm) => {
+                let release = helm::Release {
+                    name: target.application,
+                    namespace: target.namespace,
+                    kube_version: target.kube_version,
+                    api_versions: target.api_versions,
+                };
+                let options = HelmOptions::default();
+                helm::render(
+                    tree,
+                    &source.path,
+                    &release,
+                    &options,
+                    limits,
+                    keys,
+                    target.charts,
+                )
+                .await
+            }
+            Some(SourceType::Jsonnet | SourceType::Directory) | None => directory::render(
+                tree,
+                &source.path,
+                &DirectoryOptions::default(),
+                limits,
+                keys,
+                substitution,
+                &environment,
+            ),
+        },
     }
 }
 
+/// What the files directly at `path` say the source is ([`driftless_core::source_type::detect`]).
+fn detect(tree: &FileTree, path: &str) -> SourceType {
+    let Ok(root) = tree.resolve(path) else {
+        // The directory renderer names what is wrong with the path.
+        return SourceType::Directory;
+    };
+    let prefix = if root.is_empty() { 0 } else { root.len() + 1 };
+    driftless_core::source_type::detect(
+        tree.paths_under(&root)
+            .map(|file| &file[prefix..])
+            .filter(|relative| !relative.contains('/')),
+    )
+}
+
+/// The error for a source that yielded no object, saying what its path held.
+fn nothing_rendered(tree: &FileTree, path: &str) -> RenderError {
+    let root = tree.resolve(path).unwrap_or_else(|_| path.to_owned());
+    let prefix = if root.is_empty() { 0 } else { root.len() + 1 };
+    let found =
+        driftless_core::source_type::describe_found(tree.paths_under(&root).map(|file| &file[prefix..]));
+    RenderError::NothingRendered {
+        path: if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path.to_owned()
+        },
+        found,
+    }
+}
+
+/// Argo CD's build environment, which `directory.jsonnet` values may name (`$ARGOCD_APP_NAME`).
+fn jsonnet_environment<'a>(source: &'a Source, target: &RenderTarget<'a>) -> [(&'static str, &'a str); 4] {
+    [
+        ("ARGOCD_APP_NAME", target.application),
+        ("ARGOCD_APP_NAMESPACE", target.namespace.unwrap_or_default()),
+        ("ARGOCD_APP_SOURCE_PATH", &source.path),
+        ("ARGOCD_APP_SOURCE_TARGET_REVISION", &source.revision),
+    ]
+}
+
 /// The renderers' names, as [`Rendered::renderer`] gives them.
-pub const RENDERERS: &[&str] = &["directory", "kustomize", "helm"];
+pub const RENDERERS: &[&str] = &["directory", "jsonnet", "kustomize", "helm"];
 
 /// The external tools renders may run, identified by path, size and modification time: a render
 /// kept from an earlier process is reused only while the same tools are installed. Looked up once
@@ -289,8 +385,10 @@ pub fn tools_stamp() -> &'static str {
     })
 }
 
-/// Whether `source` needs the whole repository (Kustomize) or only its own path.
+/// Whether `source` needs the whole repository (Kustomize, Helm, Jsonnet libraries) or only its
+/// own path. A directory's Jsonnet programs import from outside its path only through `libs`
+/// (or another setting that makes them Jsonnet's).
 #[must_use]
 pub fn needs_whole_repository(source: &Source) -> bool {
-    !matches!(source.renderer, Renderer::Directory(_))
+    !matches!(&source.renderer, Renderer::Directory(options) if options.jsonnet.is_empty())
 }

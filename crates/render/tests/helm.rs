@@ -15,6 +15,7 @@ const TARGET: RenderTarget<'static> = RenderTarget {
     kube_version: Some("v1.20.2"),
     api_versions: &[],
     charts: None,
+    allow_empty: false,
 };
 
 fn chart_repo() -> TestRepo {

@@ -10,6 +10,7 @@ const TARGET: RenderTarget<'static> = RenderTarget {
     kube_version: None,
     api_versions: &[],
     charts: None,
+    allow_empty: false,
 };
 use driftless_testenv::git::TestRepo;
 
@@ -75,6 +76,7 @@ async fn plain_directories_select_manifest_files() {
         recurse: true,
         include: None,
         exclude: Some("**/skip-*".into()),
+        ..DirectoryOptions::default()
     };
     let recursive = render_at(&repo, "app", Renderer::Directory(options))
         .await
@@ -93,6 +95,7 @@ async fn plain_directories_select_manifest_files() {
         recurse: true,
         include: Some("*.yaml".into()),
         exclude: None,
+        ..DirectoryOptions::default()
     };
     let yaml = render_at(&repo, "app", Renderer::Directory(only_yaml))
         .await

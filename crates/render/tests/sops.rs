@@ -13,6 +13,7 @@ const TARGET: RenderTarget<'static> = RenderTarget {
     kube_version: None,
     api_versions: &[],
     charts: None,
+    allow_empty: false,
 };
 use driftless_testenv::git::TestRepo;
 use driftless_testenv::sops::Lab;

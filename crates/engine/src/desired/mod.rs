@@ -327,6 +327,7 @@ impl Desired {
                 charts: &charts,
                 allowed: &allowed,
             }),
+            allow_empty: app.sync_policy.allow_empty,
         };
         let rendered = driftless_render::render_substituting(
             tree,
@@ -398,11 +399,12 @@ impl Desired {
 }
 
 /// A chart's .Capabilities describe the cluster it is rendered for; other renderers need none.
+/// A detected source may turn out to be a chart.
 async fn capabilities_of(
     app: &Application,
     cluster: &ClusterHandle,
 ) -> Result<Option<driftless_kube::Capabilities>, Failure> {
-    if !matches!(app.source.renderer, Renderer::Helm(_)) {
+    if !matches!(app.source.renderer, Renderer::Helm(_) | Renderer::Detect) {
         return Ok(None);
     }
     Ok(Some(cluster.discovery.capabilities().await?))

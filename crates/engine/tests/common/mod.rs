@@ -38,6 +38,7 @@ pub fn application(name: &str, repo: &TestRepo, path: &str, namespace: &str) -> 
             create_namespace: false,
             prune_last: false,
             replace: false,
+            allow_empty: false,
         },
         ignore_differences: Vec::new(),
         decryption: None,
