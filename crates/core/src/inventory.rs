@@ -43,8 +43,10 @@ pub fn after_sync(
 }
 
 /// The inventory's objects a comparison counts as left to prune: no longer declared, still
-/// labelled as this application's in the cluster (`ownership`), and not refused by its project
-/// (`refused`).
+/// labelled as this application's in the cluster (`ownership`), not a hook nor marked
+/// `IgnoreExtraneous` (or left alone by Flux's annotations), and not refused by its project
+/// (`refused`). An object kept by `Prune=false` still counts, as in Argo CD: Git and the cluster
+/// differ.
 #[must_use]
 pub fn left_to_prune(
     application: &str,
@@ -57,7 +59,11 @@ pub fn left_to_prune(
         .into_keys()
         .filter(|reference| !declared.contains(reference))
         .filter(|reference| {
-            ownership(reference).is_some_and(|ownership| ownership.owner.as_deref() == Some(application))
+            ownership(reference).is_some_and(|ownership| {
+                ownership.owner.as_deref() == Some(application)
+                    && !ownership.marks.extraneous_ignored
+                    && !ownership.marks.hook
+            })
         })
         .filter(|reference| !refused(reference))
         .collect()
@@ -110,18 +116,30 @@ mod tests {
             ("theirs", "v1"),
             ("gone", "v1"),
             ("refused", "v1"),
+            ("generated", "v1"),
+            ("hook", "v1"),
+            ("unpruned", "v1"),
         ]);
         let kept = config_map("kept");
         let declared: BTreeSet<&ObjectRef> = [&kept].into();
-        let ownership = |reference: &ObjectRef| match reference.name.as_str() {
-            "gone" => None,
-            "theirs" => Some(LiveOwnership::from_metadata(Some("other"), None)),
-            _ => Some(LiveOwnership::from_metadata(Some("app"), None)),
+        let ownership = |reference: &ObjectRef| {
+            let annotation = |key: &str| match (reference.name.as_str(), key) {
+                ("generated", "argocd.argoproj.io/compare-options") => Some("IgnoreExtraneous"),
+                ("hook", "argocd.argoproj.io/hook") => Some("PostSync"),
+                ("unpruned", "argocd.argoproj.io/sync-options") => Some("Prune=false"),
+                _ => None,
+            };
+            match reference.name.as_str() {
+                "gone" => None,
+                "theirs" => Some(LiveOwnership::from_metadata(Some("other"), annotation)),
+                _ => Some(LiveOwnership::from_metadata(Some("app"), annotation)),
+            }
         };
         let refused = |reference: &ObjectRef| reference.name == "refused";
         assert_eq!(
             left_to_prune("app", tracked, &declared, ownership, refused),
-            vec![config_map("ours")]
+            vec![config_map("ours"), config_map("unpruned")],
+            "a generated object marked IgnoreExtraneous and a hook are not extraneous; Prune=false is"
         );
     }
 }

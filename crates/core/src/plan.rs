@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::hooks::{SyncPhase, kept_in_step};
 use crate::sync_order::{InvalidWave, Wave, kind_rank, plan_order, stage_of_reference};
 use crate::{DesiredObject, ObjectRef};
 
@@ -23,13 +24,82 @@ pub const APPLICATION_LABEL: &str = "driftless.dev/application";
 /// `"false"` on a live object: never prune it.
 pub const PRUNE_ANNOTATION: &str = "driftless.dev/prune";
 
+/// Flux's per-object switch: `disabled` — created when absent, then never changed nor pruned.
+pub const FLUX_RECONCILE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/reconcile";
+/// Flux's per-object apply mode: `IfNotPresent` — created when absent, never updated; `Ignore`
+/// — never applied, compared or pruned.
+pub const FLUX_SSA_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/ssa";
+/// Flux's `disabled`: never pruned.
+pub const FLUX_PRUNE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/prune";
+/// `IgnoreExtraneous`: a live object that Git no longer declares does not make the application
+/// OutOfSync (it is still pruned when pruning is on, as in Argo CD).
+pub const COMPARE_OPTIONS_ANNOTATION: &str = "driftless.dev/compare-options";
+/// Argo CD's equivalent.
+pub const ARGO_COMPARE_OPTIONS_ANNOTATION: &str = "argocd.argoproj.io/compare-options";
+
+/// What a live object's annotations say about deleting and comparing it once Git no longer
+/// declares it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveMarks {
+    /// Never pruned: [`PRUNE_ANNOTATION`] `"false"`, sync option `Prune=false` (or `confirm`,
+    /// which driftless has no way to give) or `Delete=false`, Flux's `prune: disabled`,
+    /// `reconcile: disabled` or `ssa: Ignore`.
+    pub prune_disabled: bool,
+    /// Not counted as left to prune in a comparison: `IgnoreExtraneous`, Flux's `reconcile:
+    /// disabled` or `ssa: Ignore`.
+    pub extraneous_ignored: bool,
+    /// A hook: only its deletion policy deletes it, and it is never extraneous.
+    pub hook: bool,
+}
+
+impl LiveMarks {
+    /// Reads the marks through `annotation`, which gives the value of one annotation.
+    #[must_use]
+    pub fn from_annotations<'a>(annotation: impl Fn(&str) -> Option<&'a str>) -> Self {
+        let is = |key: &str, expected: &str| {
+            annotation(key).is_some_and(|value| value.trim().eq_ignore_ascii_case(expected))
+        };
+        let sync_option_off = |key: &str| {
+            [SYNC_OPTIONS_ANNOTATION, ARGO_SYNC_OPTIONS_ANNOTATION]
+                .iter()
+                .filter_map(|name| annotation(name))
+                .any(|value| option_in(value, key) == Some(false))
+        };
+        let left_alone = is(FLUX_RECONCILE_ANNOTATION, "disabled") || is(FLUX_SSA_ANNOTATION, "Ignore");
+        let ignore_extraneous = [COMPARE_OPTIONS_ANNOTATION, ARGO_COMPARE_OPTIONS_ANNOTATION]
+            .iter()
+            .filter_map(|name| annotation(name))
+            .any(|value| {
+                value
+                    .split(',')
+                    .any(|option| option.trim().eq_ignore_ascii_case("IgnoreExtraneous"))
+            });
+        let hook = [
+            crate::hooks::HOOK_ANNOTATION,
+            crate::hooks::ARGO_HOOK_ANNOTATION,
+            crate::hooks::HOOK_DELETE_POLICY_ANNOTATION,
+            crate::hooks::ARGO_HOOK_DELETE_POLICY_ANNOTATION,
+        ]
+        .iter()
+        .any(|name| annotation(name).is_some());
+        Self {
+            prune_disabled: is(PRUNE_ANNOTATION, "false")
+                || sync_option_off("Prune")
+                || sync_option_off("Delete")
+                || is(FLUX_PRUNE_ANNOTATION, "disabled")
+                || left_alone,
+            extraneous_ignored: ignore_extraneous || left_alone,
+            hook,
+        }
+    }
+}
+
 /// What the cluster says about an object's ownership (only what planning needs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveOwnership {
     /// The value of [`APPLICATION_LABEL`], if any.
     pub owner: Option<String>,
-    /// [`PRUNE_ANNOTATION`] is `"false"`.
-    pub prune_disabled: bool,
+    pub marks: LiveMarks,
 }
 
 impl LiveOwnership {
@@ -43,25 +113,32 @@ impl LiveOwnership {
                 .and_then(|entries| entries.get(key))
                 .and_then(Value::as_str)
         };
-        Self::from_metadata(
-            value("labels", APPLICATION_LABEL),
-            value("annotations", PRUNE_ANNOTATION),
-        )
+        Self::from_metadata(value("labels", APPLICATION_LABEL), |key| {
+            value("annotations", key)
+        })
     }
 
-    /// Ownership from the values of [`APPLICATION_LABEL`] and [`PRUNE_ANNOTATION`] (for metadata
-    /// read without the object).
+    /// Ownership from the value of [`APPLICATION_LABEL`] and the object's annotations (for
+    /// metadata read without the object).
     #[must_use]
-    pub fn from_metadata(application_label: Option<&str>, prune_annotation: Option<&str>) -> Self {
+    pub fn from_metadata<'a>(
+        application_label: Option<&str>,
+        annotation: impl Fn(&str) -> Option<&'a str>,
+    ) -> Self {
         Self {
             owner: application_label.map(str::to_owned),
-            prune_disabled: prune_annotation == Some("false"),
+            marks: LiveMarks::from_annotations(annotation),
         }
     }
 }
 
 /// Adds the ownership label to a desired object's manifest.
 pub fn mark_owned(object: &mut DesiredObject, application: &str) {
+    set_label(object, APPLICATION_LABEL, application);
+}
+
+/// Sets one label of a desired object's manifest.
+pub(crate) fn set_label(object: &mut DesiredObject, key: &str, value: &str) {
     let Some(metadata) = object.manifest.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
@@ -69,10 +146,7 @@ pub fn mark_owned(object: &mut DesiredObject, application: &str) {
         .entry("labels")
         .or_insert_with(|| Value::Object(serde_json::Map::new()));
     if let Some(labels) = labels.as_object_mut() {
-        labels.insert(
-            APPLICATION_LABEL.to_owned(),
-            Value::String(application.to_owned()),
-        );
+        labels.insert(key.to_owned(), Value::String(value.to_owned()));
     }
 }
 
@@ -98,8 +172,10 @@ pub enum OwnershipConflict {
 pub enum KeepReason {
     /// Pruning is off for this sync; the object is out of sync ("requires pruning").
     PruningOff,
-    /// The live object carries `driftless.dev/prune: "false"`.
+    /// The live object's annotations say never to prune it (see [`LiveMarks::prune_disabled`]).
     PruneDisabled,
+    /// A hook: only its deletion policy deletes it.
+    Hook,
     /// The live object now belongs to another application.
     OwnedByOther,
     /// The live object no longer carries our label (someone changed it): not ours to delete.
@@ -108,8 +184,12 @@ pub enum KeepReason {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
-    /// Objects to apply, wave by wave (indices into the desired objects).
+    /// Objects to apply, phase by phase and wave by wave (indices into the desired objects):
+    /// `PreSync` hooks, the objects with `Sync` hooks, `PostSync` hooks.
     pub waves: Vec<Wave>,
+    /// `SyncFail` hooks, applied wave by wave only when the sync failed.
+    #[serde(default)]
+    pub sync_fail: Vec<Wave>,
     pub conflicts: Vec<OwnershipConflict>,
     /// Objects to delete once everything else is applied, in this order.
     pub prune: Vec<ObjectRef>,
@@ -164,12 +244,16 @@ pub fn plan(
         wave.stages.retain(|(_, objects)| !objects.is_empty());
     }
     waves.retain(|wave| !wave.stages.is_empty());
+    let (sync_fail, waves) = waves
+        .into_iter()
+        .partition(|wave| wave.phase == SyncPhase::SyncFail);
 
     let declared: BTreeSet<&ObjectRef> = desired.iter().map(|object| &object.reference).collect();
-    let mut next_inventory: BTreeSet<ObjectRef> = declared
+    // Hooks and skipped objects are not kept in step with Git: never tracked, so never pruned.
+    let mut next_inventory: BTreeSet<ObjectRef> = desired
         .iter()
-        .filter(|reference| !blocked.contains(*reference))
-        .map(|reference| (*reference).clone())
+        .filter(|object| kept_in_step(object) && !blocked.contains(&object.reference))
+        .map(|object| object.reference.clone())
         .collect();
     let mut prune = Vec::new();
     let mut kept = Vec::new();
@@ -180,7 +264,8 @@ pub fn plan(
         let reason = match &ownership.owner {
             Some(owner) if owner != application => Some(KeepReason::OwnedByOther),
             None => Some(KeepReason::NotOurs),
-            Some(_) if ownership.prune_disabled => Some(KeepReason::PruneDisabled),
+            Some(_) if ownership.marks.hook => Some(KeepReason::Hook),
+            Some(_) if ownership.marks.prune_disabled => Some(KeepReason::PruneDisabled),
             Some(_) if !options.prune => Some(KeepReason::PruningOff),
             Some(_) => None,
         };
@@ -200,6 +285,7 @@ pub fn plan(
     });
     Ok(Plan {
         waves,
+        sync_fail,
         conflicts,
         prune,
         kept,
@@ -239,7 +325,7 @@ mod tests {
     fn owned(owner: Option<&str>) -> LiveOwnership {
         LiveOwnership {
             owner: owner.map(str::to_owned),
-            prune_disabled: false,
+            marks: LiveMarks::default(),
         }
     }
 
@@ -316,7 +402,10 @@ mod tests {
                 keep.clone(),
                 LiveOwnership {
                     owner: Some("web".into()),
-                    prune_disabled: true,
+                    marks: LiveMarks {
+                        prune_disabled: true,
+                        ..LiveMarks::default()
+                    },
                 },
             ),
             (moved.clone(), owned(Some("billing"))),
@@ -391,7 +480,10 @@ mod tests {
             LiveOwnership::of(&live),
             LiveOwnership {
                 owner: Some("web".into()),
-                prune_disabled: true
+                marks: LiveMarks {
+                    prune_disabled: true,
+                    ..LiveMarks::default()
+                }
             }
         );
         assert_eq!(LiveOwnership::of(&json!({ "metadata": {} })), owned(None));
@@ -408,17 +500,75 @@ pub const SYNC_OPTIONS_ANNOTATION: &str = "driftless.dev/sync-options";
 pub const ARGO_SYNC_OPTIONS_ANNOTATION: &str = "argocd.argoproj.io/sync-options";
 
 /// The value of one per-object sync option (`Replace` → `Some(true)` for `Replace=true`); our
-/// annotation wins over Argo CD's.
+/// annotation wins over Argo CD's. Keys driftless does not know are ignored, as Argo CD ignores
+/// them (`ServerSideApply=true` is what driftless always does; `CreateNamespace` is an
+/// application's option, not an object's).
 #[must_use]
 pub fn object_sync_option(object: &DesiredObject, key: &str) -> Option<bool> {
+    manifest_sync_option(&object.manifest, key)
+}
+
+/// [`object_sync_option`] of a manifest not resolved to an object yet.
+#[must_use]
+pub fn manifest_sync_option(manifest: &Value, key: &str) -> Option<bool> {
+    let annotations = manifest.pointer("/metadata/annotations")?;
     [SYNC_OPTIONS_ANNOTATION, ARGO_SYNC_OPTIONS_ANNOTATION]
         .iter()
-        .find_map(|annotation| {
-            object.annotation(annotation)?.split(',').find_map(|option| {
-                let (k, v) = option.trim().split_once('=')?;
-                (k.trim() == key).then(|| v.trim().eq_ignore_ascii_case("true"))
-            })
-        })
+        .find_map(|annotation| option_in(annotations.get(annotation)?.as_str()?, key))
+}
+
+/// `key`'s value in one sync-options annotation value: `true` only for `true`, any other value
+/// (`false`, Argo CD's `confirm`) is `false`.
+fn option_in(value: &str, key: &str) -> Option<bool> {
+    value.split(',').find_map(|option| {
+        let (k, v) = option.trim().split_once('=')?;
+        (k.trim() == key).then(|| v.trim().eq_ignore_ascii_case("true"))
+    })
+}
+
+/// `Validate=false`: applied without the API server's field validation, and left out of the
+/// schema checks of a plan.
+#[must_use]
+pub fn validation_skipped(object: &DesiredObject) -> bool {
+    object_sync_option(object, "Validate") == Some(false)
+}
+
+/// `SkipDryRunOnMissingResource=true`: a custom object whose kind is not served yet (its CRD
+/// comes from elsewhere, in the same sync) is no error before it is applied; it is applied once
+/// the rest of its wave is, and fails then if the kind is still not served.
+#[must_use]
+pub fn skips_dry_run_on_missing_resource(object: &DesiredObject) -> bool {
+    object_sync_option(object, "SkipDryRunOnMissingResource") == Some(true)
+}
+
+/// What to do with a declared object that exists already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenLive {
+    /// Bring it in step with Git.
+    Update,
+    /// Leave it as it is and do not compare it: Flux's `ssa: IfNotPresent` (in Git) or
+    /// `reconcile: disabled` (in Git or on the live object). The annotation is named.
+    LeaveAlone(&'static str),
+}
+
+/// Whether a declared object that exists (`live`) is updated.
+#[must_use]
+pub fn when_live(object: &DesiredObject, live: Option<&Value>) -> WhenLive {
+    let desired = |key: &str| object.annotation(key).map(str::trim);
+    let on_live = |key: &str| {
+        live.and_then(|live| live.pointer("/metadata/annotations"))
+            .and_then(|annotations| annotations.get(key))
+            .and_then(Value::as_str)
+            .map(str::trim)
+    };
+    let disabled = |value: Option<&str>| value.is_some_and(|value| value.eq_ignore_ascii_case("disabled"));
+    if disabled(desired(FLUX_RECONCILE_ANNOTATION)) || disabled(on_live(FLUX_RECONCILE_ANNOTATION)) {
+        WhenLive::LeaveAlone("kustomize.toolkit.fluxcd.io/reconcile: disabled")
+    } else if desired(FLUX_SSA_ANNOTATION).is_some_and(|value| value.eq_ignore_ascii_case("IfNotPresent")) {
+        WhenLive::LeaveAlone("kustomize.toolkit.fluxcd.io/ssa: IfNotPresent")
+    } else {
+        WhenLive::Update
+    }
 }
 
 #[cfg(test)]
@@ -453,5 +603,126 @@ mod sync_option_tests {
         );
         assert_eq!(object_sync_option(&both, "Replace"), Some(false));
         assert_eq!(object_sync_option(&with_annotations(&json!({})), "Replace"), None);
+    }
+
+    #[test]
+    fn validate_and_skip_dry_run_options_are_read() {
+        let object = with_annotations(
+            &json!({ ARGO_SYNC_OPTIONS_ANNOTATION: "Validate=false,SkipDryRunOnMissingResource=true,Unknown=1" }),
+        );
+        assert!(validation_skipped(&object));
+        assert!(skips_dry_run_on_missing_resource(&object));
+        assert!(!validation_skipped(&with_annotations(&json!({}))));
+        assert!(!skips_dry_run_on_missing_resource(&with_annotations(&json!({}))));
+    }
+
+    #[test]
+    fn flux_annotations_leave_an_existing_object_alone() {
+        let live = json!({ "metadata": { "name": "x" } });
+        let plain = with_annotations(&json!({}));
+        assert_eq!(when_live(&plain, Some(&live)), WhenLive::Update);
+        let if_absent = with_annotations(&json!({ FLUX_SSA_ANNOTATION: "IfNotPresent" }));
+        assert!(matches!(
+            when_live(&if_absent, Some(&live)),
+            WhenLive::LeaveAlone(_)
+        ));
+        let disabled = with_annotations(&json!({ FLUX_RECONCILE_ANNOTATION: "disabled" }));
+        assert!(matches!(
+            when_live(&disabled, Some(&live)),
+            WhenLive::LeaveAlone(_)
+        ));
+        let disabled_in_cluster =
+            json!({ "metadata": { "annotations": { FLUX_RECONCILE_ANNOTATION: "disabled" } } });
+        assert_eq!(
+            when_live(&plain, Some(&disabled_in_cluster)),
+            WhenLive::LeaveAlone("kustomize.toolkit.fluxcd.io/reconcile: disabled"),
+            "someone disabled it in the cluster"
+        );
+    }
+
+    #[test]
+    fn live_marks_read_every_tools_annotations() {
+        let marks = |annotations: &Value| {
+            LiveOwnership::of(&json!({ "metadata": { "annotations": annotations } })).marks
+        };
+        let keep = LiveMarks {
+            prune_disabled: true,
+            ..LiveMarks::default()
+        };
+        assert_eq!(marks(&json!({})), LiveMarks::default());
+        assert_eq!(marks(&json!({ PRUNE_ANNOTATION: "false" })), keep);
+        assert_eq!(
+            marks(&json!({ ARGO_SYNC_OPTIONS_ANNOTATION: "Prune=false" })),
+            keep
+        );
+        assert_eq!(
+            marks(&json!({ ARGO_SYNC_OPTIONS_ANNOTATION: "Prune=confirm" })),
+            keep
+        );
+        assert_eq!(marks(&json!({ SYNC_OPTIONS_ANNOTATION: "Delete=false" })), keep);
+        assert_eq!(marks(&json!({ FLUX_PRUNE_ANNOTATION: "disabled" })), keep);
+        assert_eq!(
+            marks(&json!({ ARGO_SYNC_OPTIONS_ANNOTATION: "Prune=true,Replace=true" })),
+            LiveMarks::default()
+        );
+        assert_eq!(
+            marks(&json!({ ARGO_COMPARE_OPTIONS_ANNOTATION: "IgnoreExtraneous" })),
+            LiveMarks {
+                extraneous_ignored: true,
+                ..LiveMarks::default()
+            }
+        );
+        let left_alone = LiveMarks {
+            prune_disabled: true,
+            extraneous_ignored: true,
+            hook: false,
+        };
+        assert_eq!(
+            marks(&json!({ FLUX_RECONCILE_ANNOTATION: "disabled" })),
+            left_alone
+        );
+        assert_eq!(marks(&json!({ FLUX_SSA_ANNOTATION: "Ignore" })), left_alone);
+        assert!(marks(&json!({ crate::hooks::ARGO_HOOK_ANNOTATION: "PreSync" })).hook);
+    }
+
+    #[test]
+    fn hooks_are_never_tracked_nor_pruned_and_sync_fail_hooks_wait_for_a_failure() {
+        let hook = |name: &str, phase: &str| {
+            let mut object = with_annotations(&json!({ crate::hooks::ARGO_HOOK_ANNOTATION: phase }));
+            object.reference.name = name.to_owned();
+            object
+        };
+        let objects = [
+            with_annotations(&json!({})),
+            hook("migrate", "PreSync"),
+            hook("rollback", "SyncFail"),
+            hook("never", "Skip"),
+        ];
+        let old_hook = ObjectRef {
+            name: "old-hook".into(),
+            ..objects[0].reference.clone()
+        };
+        let live = BTreeMap::from([(
+            old_hook.clone(),
+            LiveOwnership::of(&json!({ "metadata": {
+                "labels": { APPLICATION_LABEL: "web" },
+                "annotations": { crate::hooks::ARGO_HOOK_ANNOTATION: "PostSync" } } })),
+        )]);
+        let inventory = BTreeSet::from([old_hook.clone()]);
+        let options = PlanOptions {
+            prune: true,
+            adopt: false,
+        };
+        let plan = plan("web", &objects, &inventory, &live, options).expect("plan");
+        let phases: Vec<SyncPhase> = plan.waves.iter().map(|wave| wave.phase).collect();
+        assert_eq!(phases, vec![SyncPhase::PreSync, SyncPhase::Sync]);
+        assert_eq!(plan.sync_fail.len(), 1);
+        assert_eq!(plan.sync_fail[0].objects().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(
+            plan.next_inventory,
+            BTreeSet::from([objects[0].reference.clone()])
+        );
+        assert!(plan.prune.is_empty());
+        assert_eq!(plan.kept, vec![(old_hook, KeepReason::Hook)]);
     }
 }

@@ -8,9 +8,15 @@
 //! namespaced objects. Within a stage, kinds follow Helm's install order (ServiceAccounts and
 //! ConfigMaps before the Deployments that mount them), then namespace and name, so the order is
 //! deterministic.
+//!
+//! Hooks ([`crate::hooks`]) add phases around the waves: every `PreSync` wave runs before the
+//! first wave of the application's objects, `Sync` hooks run in the waves of the objects, every
+//! `PostSync` wave after the last, and `SyncFail` waves only when the sync failed. A hook in
+//! several phases appears in each; a skipped object in none.
 
 use serde::{Deserialize, Serialize};
 
+use crate::hooks::{Role, SyncPhase, role_of};
 use crate::{DesiredObject, ObjectRef};
 
 pub const SYNC_WAVE_ANNOTATION: &str = "driftless.dev/sync-wave";
@@ -66,8 +72,15 @@ pub enum Stage {
 /// One wave's objects, stage by stage; each entry is an index into the slice given to [`plan_order`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wave {
+    /// The phase the wave belongs to (`Sync` for the application's objects).
+    #[serde(default = "sync_phase")]
+    pub phase: SyncPhase,
     pub number: i64,
     pub stages: Vec<(Stage, Vec<usize>)>,
+}
+
+fn sync_phase() -> SyncPhase {
+    SyncPhase::Sync
 }
 
 impl Wave {
@@ -79,14 +92,17 @@ impl Wave {
     }
 }
 
-/// A sync-wave annotation that is not an integer.
+/// An annotation that orders the sync (a sync wave that is not an integer, a hook phase or
+/// deletion policy driftless does not know).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{object} ({source_location}): annotation {annotation} must be an integer, found {value:?}")]
+#[error("{object} ({source_location}): annotation {annotation} must be {expected}, found {value:?}")]
 pub struct InvalidWave {
     pub object: String,
     pub source_location: String,
     pub annotation: &'static str,
     pub value: String,
+    /// What the annotation must hold ("an integer").
+    pub expected: &'static str,
 }
 
 /// The wave of one object: our annotation wins over Argo CD's.
@@ -98,6 +114,7 @@ pub fn wave_of(object: &DesiredObject) -> Result<i64, InvalidWave> {
                 source_location: object.source.to_string(),
                 annotation,
                 value: value.to_owned(),
+                expected: "an integer",
             });
         }
     }
@@ -128,13 +145,27 @@ pub(crate) fn kind_rank(kind: &str) -> usize {
         .unwrap_or(KIND_ORDER.len())
 }
 
-/// Orders `objects` into waves and stages. Every annotation error is reported, not only the first.
+/// Orders `objects` into phases, waves and stages. Every annotation error is reported, not only
+/// the first.
 pub fn plan_order(objects: &[DesiredObject]) -> Result<Vec<Wave>, Vec<InvalidWave>> {
     let mut keyed = Vec::with_capacity(objects.len());
     let mut errors = Vec::new();
     for (index, object) in objects.iter().enumerate() {
+        let phases = match role_of(object) {
+            Ok(Role::Resource) => vec![SyncPhase::Sync],
+            Ok(Role::Hook(phases)) => phases.into_iter().collect(),
+            Ok(Role::Skipped) => Vec::new(),
+            Err(err) => {
+                errors.push(err);
+                continue;
+            }
+        };
         match wave_of(object) {
-            Ok(wave) => keyed.push((wave, stage_of(object), index)),
+            Ok(wave) => keyed.extend(
+                phases
+                    .into_iter()
+                    .map(|phase| (phase, wave, stage_of(object), index)),
+            ),
             Err(err) => errors.push(err),
         }
     }
@@ -142,13 +173,17 @@ pub fn plan_order(objects: &[DesiredObject]) -> Result<Vec<Wave>, Vec<InvalidWav
         return Err(errors);
     }
     keyed.sort_by(|a, b| {
-        let (oa, ob) = (&objects[a.2].reference, &objects[b.2].reference);
-        (a.0, a.1, kind_rank(&oa.kind), oa).cmp(&(b.0, b.1, kind_rank(&ob.kind), ob))
+        let (oa, ob) = (&objects[a.3].reference, &objects[b.3].reference);
+        (a.0, a.1, a.2, kind_rank(&oa.kind), oa).cmp(&(b.0, b.1, b.2, kind_rank(&ob.kind), ob))
     });
     let mut waves: Vec<Wave> = Vec::new();
-    for (number, stage, index) in keyed {
-        if waves.last().is_none_or(|wave| wave.number != number) {
+    for (phase, number, stage, index) in keyed {
+        if waves
+            .last()
+            .is_none_or(|wave| wave.number != number || wave.phase != phase)
+        {
             waves.push(Wave {
+                phase,
                 number,
                 stages: Vec::new(),
             });
@@ -307,5 +342,59 @@ mod tests {
             errors[0].to_string(),
             "ConfigMap/a/x (app.yaml (document 1, line 1)): annotation driftless.dev/sync-wave must be an integer, found \"soon\""
         );
+    }
+
+    #[test]
+    fn hooks_run_in_their_phases_around_the_waves_and_skipped_objects_not_at_all() {
+        let hook = |name: &str, phases: &str, wave: &str| {
+            let mut object = object("batch/v1", "Job", Some("a"), name, None);
+            object.manifest["metadata"]["annotations"] = json!({
+                crate::hooks::ARGO_HOOK_ANNOTATION: phases,
+                ARGO_SYNC_WAVE_ANNOTATION: wave,
+            });
+            object
+        };
+        let objects = vec![
+            object(
+                "v1",
+                "ConfigMap",
+                Some("a"),
+                "settings",
+                Some((SYNC_WAVE_ANNOTATION, "3")),
+            ),
+            hook("migrate", "PreSync", "5"),
+            hook("schema", "PreSync", "-1"),
+            hook("notify", "PostSync", "-10"),
+            hook("seed", "Sync", "3"),
+            hook("cleanup", "SyncFail", "0"),
+            hook("twice", "PreSync,PostSync", "0"),
+            hook("never", "Skip", "0"),
+        ];
+        let waves = plan_order(&objects).expect("valid");
+        let order: Vec<(SyncPhase, i64, Vec<String>)> = waves
+            .iter()
+            .map(|wave| {
+                let names = wave
+                    .objects()
+                    .map(|i| objects[i].reference.name.clone())
+                    .collect();
+                (wave.phase, wave.number, names)
+            })
+            .collect();
+        let names = |list: &[&str]| list.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            order,
+            vec![
+                (SyncPhase::PreSync, -1, names(&["schema"])),
+                (SyncPhase::PreSync, 0, names(&["twice"])),
+                (SyncPhase::PreSync, 5, names(&["migrate"])),
+                (SyncPhase::Sync, 3, names(&["settings", "seed"])),
+                (SyncPhase::PostSync, -10, names(&["notify"])),
+                (SyncPhase::PostSync, 0, names(&["twice"])),
+                (SyncPhase::SyncFail, 0, names(&["cleanup"])),
+            ]
+        );
+        let errors = plan_order(&[hook("bad", "PreSync,Later", "0")]).expect_err("unknown phase");
+        assert_eq!(errors[0].annotation, crate::hooks::ARGO_HOOK_ANNOTATION);
     }
 }

@@ -1,15 +1,16 @@
 //! Compare: an application's desired objects against the cluster — a server-side dry-run of each
 //! object not known to be in sync, normalised and redacted ([`driftless_core::diff`]), health,
-//! and what would be pruned. Changes nothing in the cluster; records which objects it found in
-//! sync, so the next comparison need not dry-run them.
+//! and what would be pruned. Hooks and skipped objects are not compared (they are run, not kept
+//! in step), nor existing objects Flux's annotations leave alone. Changes nothing in the cluster;
+//! records which objects it found in sync, so the next comparison need not dry-run them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use driftless_core::application::Application;
 use driftless_core::comparison::{AppComparison, ObjectStatus};
 use driftless_core::diff::{ObjectDiff, compare as compare_object};
-use driftless_core::health::Health;
-use driftless_core::{DesiredObject, HealthState, ObjectRef, applied, hooks, inventory, preview};
+use driftless_core::plan::{WhenLive, skips_dry_run_on_missing_resource, validation_skipped, when_live};
+use driftless_core::{DesiredObject, ObjectRef, applied, health, hooks, inventory, preview};
 use driftless_kube::{ApplyOptions, FIELD_MANAGER, ObjectError, Resolved};
 
 use crate::catalog::Catalog;
@@ -71,16 +72,16 @@ pub(crate) async fn compare(
         |namespace| live.get(namespace).is_some() || live.unchanged(namespace).is_some(),
     );
     for (object, resolved) in desired.objects.iter() {
+        if !hooks::kept_in_step(object) {
+            continue;
+        }
         if let Some(cached) = live.unchanged(&object.reference) {
             objects.push(ObjectStatus::unchanged(&object.reference, cached.health.clone()));
             continue;
         }
         let live_object = live.get(&object.reference);
-        if live_object.is_none() && hooks::absent_is_expected(object) {
-            let health = Health::new(
-                HealthState::Healthy,
-                "hook: deleted after it ran, as its hook-delete-policy says",
-            );
+        if let (WhenLive::LeaveAlone(_), Some(live_object)) = (when_live(object, live_object), live_object) {
+            let health = health::assess(&object.reference.group, &object.reference.kind, live_object);
             objects.push(ObjectStatus::unchanged(&object.reference, health));
             continue;
         }
@@ -101,7 +102,10 @@ pub(crate) async fn compare(
                 &redaction,
             )
         } else {
-            let would_be = would_be(&cluster, object, resolved).await?;
+            // A kind not served yet (SkipDryRunOnMissingResource): the object is to be created.
+            let would_be = would_be(&cluster, object, resolved)
+                .await?
+                .unwrap_or_else(|| object.manifest.clone());
             let diff = compare_object(
                 &object.reference,
                 live_object,
@@ -126,21 +130,22 @@ pub(crate) async fn compare(
     Ok((comparison, Prepared { desired, live }))
 }
 
-/// What the server says the object would become once applied (a server-side dry-run).
+/// What the server says the object would become once applied (a server-side dry-run); `None`
+/// when its kind is not served and the object says to skip the dry-run then
+/// (`SkipDryRunOnMissingResource=true`: its CRD comes from elsewhere in the same sync).
 async fn would_be(
     cluster: &ClusterHandle,
     object: &DesiredObject,
     resolved: &Resolved,
-) -> Result<serde_json::Value, Failure> {
+) -> Result<Option<serde_json::Value>, Failure> {
     let dry_run = ApplyOptions {
         dry_run: true,
         force: true,
+        skip_validation: validation_skipped(object),
     };
     match cluster.objects.apply(&resolved.resource, object, dry_run).await {
-        Ok(would_be) => Ok(would_be),
-        Err(ObjectError::Rejected { code, .. }) if hooks::refused_dry_run_is_difference(object, code) => {
-            Ok(object.manifest.clone())
-        }
+        Ok(would_be) => Ok(Some(would_be)),
+        Err(ObjectError::Rejected { code: 404, .. }) if skips_dry_run_on_missing_resource(object) => Ok(None),
         Err(source) => Err(source.into()),
     }
 }

@@ -539,7 +539,12 @@ async fn compare_live(
 /// Schema violations of the objects at head (errors), and kinds without a schema (warnings).
 fn schema_problems(objects: &[(DesiredObject, Resolved)], schemas: &Schemas) -> Vec<Problem> {
     let mut problems = Vec::new();
-    for (object, _) in objects {
+    // `Validate=false` (Argo CD's sync option): the object is applied unvalidated, so it is not
+    // checked against the schemas either.
+    let validated = objects
+        .iter()
+        .filter(|(object, _)| !driftless_core::plan::validation_skipped(object));
+    for (object, _) in validated {
         let problem = |severity, path: Option<String>, message: String| Problem {
             severity,
             check: "schema".to_owned(),

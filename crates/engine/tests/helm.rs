@@ -256,6 +256,8 @@ async fn hook_deletion_policies_are_honoured() {
     let syncing = std::sync::Arc::clone(&engine);
     let sync = tokio::spawn(async move { syncing.sync("shop", SyncOptions::default()).await });
     run_job_pod(&env, "migrate").await;
+    // A post-install hook is waited for too: its failure would fail the sync.
+    run_job_pod(&env, "notify").await;
     let report = sync.await.expect("the sync task").expect("sync");
     assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
     assert!(
@@ -286,11 +288,13 @@ async fn hook_deletion_policies_are_honoured() {
     repo.commit("notify v2");
     assert_eq!(
         engine.compare("shop").await.expect("compare").sync,
-        SyncState::OutOfSync
+        SyncState::Synced,
+        "a hook is not compared: it runs anew on every sync"
     );
     let syncing = std::sync::Arc::clone(&engine);
     let sync = tokio::spawn(async move { syncing.sync("shop", SyncOptions::default()).await });
     run_job_pod(&env, "migrate").await;
+    run_job_pod(&env, "notify").await;
     let report = sync.await.expect("the sync task").expect("sync");
     assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
     let second_notify = jobs.get("notify").await.expect("notify again");

@@ -16,6 +16,9 @@ pub struct ApplyOptions {
     pub force: bool,
     /// Ask the server what the object would become, and change nothing.
     pub dry_run: bool,
+    /// Tell the server to ignore unknown and duplicate fields instead of refusing them (Argo CD's
+    /// `Validate=false`; servers older than 1.25 ignore the request and do not validate anyway).
+    pub skip_validation: bool,
 }
 
 /// Returned for one object. The message is the API server's, which names fields and managers but
@@ -224,11 +227,28 @@ impl Objects {
         if options.dry_run {
             params = params.dry_run();
         }
-        self.send(resource, reference.namespace.as_deref(), "patch", |request| {
+        if options.skip_validation {
+            params = params.validation_ignore();
+        }
+        self.send_about(resource, desired, "patch", |request| {
             request.patch(&reference.name, &params, &Patch::Apply(&desired.manifest))
         })
         .await
-        .map_err(|err| ObjectError::from_kube(reference, err).without_secret_values(desired))
+    }
+
+    /// [`Objects::send`] of a request about `desired`: its error names the object and never
+    /// holds the Secret's values.
+    async fn send_about(
+        &self,
+        resource: &ApiResource,
+        desired: &DesiredObject,
+        verb: &'static str,
+        build: impl FnOnce(&kube::core::Request) -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    ) -> Result<Value, ObjectError> {
+        let reference = &desired.reference;
+        self.send(resource, reference.namespace.as_deref(), verb, build)
+            .await
+            .map_err(|err| ObjectError::from_kube(reference, err).without_secret_values(desired))
     }
 
     /// Sends a request built on `resource`'s URL and parses the answer straight into `T` — JSON
@@ -330,6 +350,26 @@ impl Objects {
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
             Err(err) => Err(ObjectError::from_kube(reference, err)),
         }
+    }
+
+    /// Creates the object (POST): for a hook that names only its `metadata.generateName`, so that
+    /// the server gives each sync's object a fresh name. Returns the object as created.
+    pub async fn create(
+        &self,
+        resource: &ApiResource,
+        desired: &DesiredObject,
+        options: ApplyOptions,
+    ) -> Result<Value, ObjectError> {
+        let reference = &desired.reference;
+        let params = kube::api::PostParams {
+            dry_run: options.dry_run,
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+        };
+        let body = serde_json::to_vec(&desired.manifest).map_err(|err| decode_error(reference, &err))?;
+        self.send_about(resource, desired, "create", |request| {
+            request.create(&params, body)
+        })
+        .await
     }
 
     /// Replaces the object wholesale (PUT, or create when absent) instead of server-side applying

@@ -40,9 +40,12 @@ fn list(problems: &[ObjectProblem]) -> String {
     })
 }
 
+/// The object's name; for a hook created afresh on every sync, its `generateName`, which stands
+/// for it until the server names each sync's object.
 fn name_of(manifest: &Value) -> &str {
     manifest
         .pointer("/metadata/name")
+        .or_else(|| manifest.pointer("/metadata/generateName"))
         .and_then(Value::as_str)
         .unwrap_or("?")
 }
@@ -94,8 +97,13 @@ pub async fn resolve_desired(
         match from_desired_crd(&gvk, &desired) {
             Some(found) => late.push((gvk, found, manifest, source)),
             // Offline, a custom kind without its CRD here is taken as namespaced: its CRD may
-            // come from another application, and both sides of a plan are resolved alike.
-            None if discovery.is_offline() => {
+            // come from another application, and both sides of a plan are resolved alike. So is
+            // an object marked SkipDryRunOnMissingResource=true: its CRD comes from elsewhere in
+            // the same sync, and applying it fails if the kind is still not served then.
+            None if discovery.is_offline()
+                || driftless_core::plan::manifest_sync_option(&manifest, "SkipDryRunOnMissingResource")
+                    == Some(true) =>
+            {
                 let resource = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
                     &gvk.group,
                     &gvk.version,
@@ -157,7 +165,7 @@ fn finish(
     let metadata = manifest
         .get_mut("metadata")
         .and_then(Value::as_object_mut)
-        .expect("the renderer guarantees metadata.name, so metadata is an object");
+        .expect("the renderer guarantees metadata.name or a hook's generateName, so metadata is an object");
     let namespace = if found.namespaced {
         let namespace = metadata
             .get("namespace")

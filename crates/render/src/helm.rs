@@ -586,100 +586,71 @@ fn annotation<'a>(manifest: &'a Value, key: &str) -> Option<&'a str> {
     manifest.pointer("/metadata/annotations")?.get(key)?.as_str()
 }
 
-/// When a Helm hook runs in a sync.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// `pre-install`/`pre-upgrade`: waves before every other object, which wait for them.
-    Before,
-    /// `post-install`/`post-upgrade`: waves after every other object.
-    After,
-    /// Only `test`, `*-delete` or `*-rollback`: not part of a sync at all.
-    Never,
-}
-
-fn hook_phase(manifest: &Value) -> Option<Phase> {
+/// The sync phases of a Helm hook, as [`driftless_core::hooks`] names them: `PreSync` for
+/// `pre-install`/`pre-upgrade`, `PostSync` for `post-install`/`post-upgrade`; empty for a hook
+/// that is only `test`, `*-delete` or `*-rollback` (not part of a sync at all). `None`: not a
+/// Helm hook.
+fn hook_phases(manifest: &Value) -> Option<Vec<&'static str>> {
     let hooks = annotation(manifest, HOOK)?;
     let has = |name: &str| hooks.split(',').any(|hook| hook.trim() == name);
-    Some(if has("pre-install") || has("pre-upgrade") {
-        Phase::Before
-    } else if has("post-install") || has("post-upgrade") {
-        Phase::After
-    } else {
-        Phase::Never
-    })
+    let mut phases = Vec::new();
+    if has("pre-install") || has("pre-upgrade") {
+        phases.push("PreSync");
+    }
+    if has("post-install") || has("post-upgrade") {
+        phases.push("PostSync");
+    }
+    Some(phases)
 }
 
-fn declared_wave(manifest: &Value) -> Option<i64> {
-    WAVES
-        .iter()
-        .find_map(|key| annotation(manifest, key))
-        .and_then(|wave| wave.trim().parse().ok())
-}
-
-/// Maps Helm hooks onto sync waves (driftless renders a chart and owns its objects; it does not
-/// run Helm releases): pre-install/pre-upgrade hooks go to waves before all other objects, one
-/// wave per distinct `helm.sh/hook-weight` in weight order, so each must be healthy (a Job
-/// complete) before the next; post-install/post-upgrade hooks go to waves after them; test,
-/// delete and rollback hooks are left out. A hook with its own sync-wave annotation keeps it.
-/// `helm.sh/hook-delete-policy` becomes `driftless.dev/hook-delete-policy`, which the sync
-/// honours (see `driftless_core::hooks::HookDeletePolicy`).
+/// Maps Helm hooks onto driftless's hooks (driftless renders a chart and owns its objects; it does
+/// not run Helm releases), as Argo CD does: `pre-install`/`pre-upgrade` become `PreSync` hooks,
+/// `post-install`/`post-upgrade` `PostSync` hooks, each in the wave of its `helm.sh/hook-weight`
+/// (unless it declares its own sync wave); test, delete and rollback hooks are left out.
+/// `helm.sh/hook-delete-policy` becomes `driftless.dev/hook-delete-policy` (Helm's default:
+/// `before-hook-creation`). A hook that also carries Argo CD's or driftless's hook annotation
+/// keeps that, as Argo CD ignores Helm's annotations then.
 fn place_hooks(manifests: &mut Vec<crate::RenderedManifest>) {
-    manifests.retain(|m| hook_phase(&m.manifest) != Some(Phase::Never));
-    // Helm's deletion policy, in driftless's words (Helm's default: before-hook-creation).
-    for manifest in manifests.iter_mut().filter(|m| hook_phase(&m.manifest).is_some()) {
+    manifests.retain(|m| hook_phases(&m.manifest).is_none_or(|phases| !phases.is_empty()));
+    for manifest in manifests.iter_mut() {
+        let Some(phases) = hook_phases(&manifest.manifest) else {
+            continue;
+        };
+        let declared = [
+            driftless_core::hooks::HOOK_ANNOTATION,
+            driftless_core::hooks::ARGO_HOOK_ANNOTATION,
+        ]
+        .iter()
+        .any(|key| annotation(&manifest.manifest, key).is_some());
+        if declared {
+            continue;
+        }
         let policy = annotation(&manifest.manifest, HOOK_DELETE_POLICY)
             .unwrap_or("before-hook-creation")
             .to_owned();
-        if let Some(annotations) = manifest
+        let weight = annotation(&manifest.manifest, HOOK_WEIGHT)
+            .and_then(|weight| weight.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        let has_wave = WAVES
+            .iter()
+            .any(|key| annotation(&manifest.manifest, key).is_some());
+        let Some(annotations) = manifest
             .manifest
             .pointer_mut("/metadata/annotations")
             .and_then(Value::as_object_mut)
-        {
-            annotations.insert(
-                driftless_core::hooks::HOOK_DELETE_POLICY_ANNOTATION.to_owned(),
-                Value::String(policy),
-            );
-        }
-    }
-    let main_waves: Vec<i64> = manifests
-        .iter()
-        .filter(|m| hook_phase(&m.manifest).is_none())
-        .map(|m| declared_wave(&m.manifest).unwrap_or(0))
-        .collect();
-    let first = main_waves.iter().copied().min().unwrap_or(0);
-    let last = main_waves.iter().copied().max().unwrap_or(0);
-    let weight = |manifest: &Value| {
-        annotation(manifest, HOOK_WEIGHT)
-            .and_then(|w| w.trim().parse::<i64>().ok())
-            .unwrap_or(0)
-    };
-    for phase in [Phase::Before, Phase::After] {
-        let mut weights: Vec<i64> = manifests
-            .iter()
-            .filter(|m| hook_phase(&m.manifest) == Some(phase) && declared_wave(&m.manifest).is_none())
-            .map(|m| weight(&m.manifest))
-            .collect();
-        weights.sort_unstable();
-        weights.dedup();
-        let count = i64::try_from(weights.len()).unwrap_or(i64::MAX);
-        for manifest in manifests.iter_mut() {
-            if hook_phase(&manifest.manifest) != Some(phase) || declared_wave(&manifest.manifest).is_some() {
-                continue;
-            }
-            let rank = weights
-                .binary_search(&weight(&manifest.manifest))
-                .map_or(0, |i| i64::try_from(i).unwrap_or(0));
-            let wave = match phase {
-                Phase::Before => first - count + rank,
-                _ => last + 1 + rank,
-            };
-            if let Some(annotations) = manifest
-                .manifest
-                .pointer_mut("/metadata/annotations")
-                .and_then(Value::as_object_mut)
-            {
-                annotations.insert(WAVES[0].to_owned(), Value::String(wave.to_string()));
-            }
+        else {
+            continue;
+        };
+        annotations.insert(
+            driftless_core::hooks::HOOK_ANNOTATION.to_owned(),
+            Value::String(phases.join(",")),
+        );
+        annotations.insert(
+            driftless_core::hooks::HOOK_DELETE_POLICY_ANNOTATION.to_owned(),
+            Value::String(policy),
+        );
+        if !has_wave {
+            annotations.insert(WAVES[0].to_owned(), Value::String(weight.to_string()));
         }
     }
 }

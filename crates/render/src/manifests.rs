@@ -132,10 +132,7 @@ pub(crate) fn push_manifest(
             ));
         }
         None if value.pointer("/metadata/generateName").is_some() => {
-            return Err(invalid(
-                location,
-                format!("{kind}: metadata.generateName is not supported (objects need a stable name)"),
-            ));
+            check_generated_name(&value, kind, location)?;
         }
         None => {
             return Err(invalid(
@@ -156,6 +153,62 @@ pub(crate) fn push_manifest(
         manifest: value,
         source: location.clone(),
     });
+    Ok(())
+}
+
+/// Annotations that make an object a hook, which runs afresh on every sync and so may name only
+/// its `generateName` (as in Argo CD; Helm's hooks are mapped onto the same model).
+const HOOK_ANNOTATIONS: &[&str] = &[
+    driftless_core::hooks::HOOK_ANNOTATION,
+    driftless_core::hooks::ARGO_HOOK_ANNOTATION,
+    "helm.sh/hook",
+];
+/// Room the API server needs for the random suffix it appends to a `generateName` (5
+/// characters) within a name of at most 253.
+const MAX_GENERATE_NAME: usize = 248;
+
+/// `metadata.generateName` without a name: allowed on hooks only (an object kept in step with Git
+/// needs a stable name to be found again), and only as a DNS subdomain prefix, since it reaches
+/// the API server's URLs and labels.
+fn check_generated_name(value: &Value, kind: &str, location: &SourceLocation) -> Result<(), RenderError> {
+    let generate_name = value.pointer("/metadata/generateName").and_then(Value::as_str);
+    let Some(generate_name) = generate_name.filter(|name| !name.is_empty()) else {
+        return Err(invalid(
+            location,
+            format!("{kind}: field metadata.generateName must be a non-empty string"),
+        ));
+    };
+    let is_hook = HOOK_ANNOTATIONS.iter().any(|key| {
+        value
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(*key))
+            .is_some()
+    });
+    if !is_hook {
+        return Err(invalid(
+            location,
+            format!(
+                "{kind} {generate_name:?}: field metadata.generateName is allowed only on hooks \
+                 (annotation argocd.argoproj.io/hook or driftless.dev/hook); other objects need \
+                 metadata.name, a stable name to be found again"
+            ),
+        ));
+    }
+    let valid = generate_name.len() <= MAX_GENERATE_NAME
+        && generate_name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && generate_name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'));
+    if !valid {
+        return Err(invalid(
+            location,
+            format!(
+                "{kind} {generate_name:?}: field metadata.generateName must be a DNS subdomain prefix \
+                 (lowercase letters, digits, '-' and '.', starting with a letter or digit, at most \
+                 {MAX_GENERATE_NAME} characters)"
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -240,6 +293,35 @@ mod tests {
                 assert!(message.contains("unclosed"), "{message}");
             }
             other => panic!("expected Unparsable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn generate_name_is_allowed_on_hooks_only_and_only_as_a_dns_prefix() {
+        let job = |annotations: &str, generate_name: &str| {
+            format!(
+                "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: {generate_name}\n  annotations: {{{annotations}}}\n"
+            )
+        };
+        for annotation in [
+            "argocd.argoproj.io/hook: PreSync",
+            "driftless.dev/hook: PostSync",
+            "helm.sh/hook: pre-install",
+        ] {
+            let manifests = parse(&job(annotation, "db-migrate-")).expect(annotation);
+            assert_eq!(manifests[0].manifest["metadata"]["generateName"], "db-migrate-");
+        }
+        assert_eq!(
+            parse(&job("", "db-migrate-"))
+                .expect_err("not a hook")
+                .to_string(),
+            "app/x.yaml (document 1, line 1): Job \"db-migrate-\": field metadata.generateName is \
+             allowed only on hooks (annotation argocd.argoproj.io/hook or driftless.dev/hook); other \
+             objects need metadata.name, a stable name to be found again"
+        );
+        for hostile in ["'../../x-'", "'Upper-'", "'-lead'", "''"] {
+            let err = parse(&job("argocd.argoproj.io/hook: Sync", hostile)).expect_err(hostile);
+            assert!(err.to_string().contains("field metadata.generateName"), "{err}");
         }
     }
 

@@ -234,7 +234,7 @@ async fn a_failing_template_and_escaping_values_files_are_clear_errors() {
 }
 
 #[tokio::test]
-async fn hooks_become_waves_around_the_chart_and_tests_are_left_out() {
+async fn hooks_become_pre_and_post_sync_hooks_in_their_weights_wave_and_tests_are_left_out() {
     let repo = chart_repo();
     let hook = |name: &str, kind: &str, hook: &str, weight: &str| {
         format!(
@@ -264,38 +264,34 @@ async fn hooks_become_waves_around_the_chart_and_tests_are_left_out() {
     let rendered = render_chart(&repo, HelmOptions::default(), &Keys::new())
         .await
         .expect("renders");
-    let wave = |name: &str| {
+    let annotation = |name: &str, key: &str| {
         rendered
             .manifests
             .iter()
             .find(|m| m.manifest["metadata"]["name"] == name)
-            .map(|m| m.manifest["metadata"]["annotations"]["driftless.dev/sync-wave"].clone())
+            .map(|m| m.manifest["metadata"]["annotations"][key].clone())
     };
+    let wave = |name: &str| annotation(name, "driftless.dev/sync-wave");
+    let phase = |name: &str| annotation(name, "driftless.dev/hook");
     assert_eq!(
         wave("migrate"),
-        Some(serde_json::json!("-2")),
-        "lowest weight first"
+        Some(serde_json::json!("-5")),
+        "the weight is the wave"
     );
-    assert_eq!(wave("seed"), Some(serde_json::json!("-1")));
-    assert_eq!(
-        wave("notify"),
-        Some(serde_json::json!("1")),
-        "after the chart's wave 0"
-    );
+    assert_eq!(phase("migrate"), Some(serde_json::json!("PreSync")));
+    assert_eq!(wave("seed"), Some(serde_json::json!("3")));
+    assert_eq!(phase("seed"), Some(serde_json::json!("PreSync")));
+    assert_eq!(wave("notify"), Some(serde_json::json!("0")));
+    assert_eq!(phase("notify"), Some(serde_json::json!("PostSync")));
     assert_eq!(
         wave("web"),
         Some(serde_json::Value::Null),
         "the chart's own objects keep wave 0"
     );
+    assert_eq!(phase("web"), Some(serde_json::Value::Null), "not a hook");
     assert_eq!(wave("smoke"), None, "test hooks are not part of a sync");
     assert_eq!(wave("cleanup"), None, "delete hooks are not part of a sync");
-    let policy = |name: &str| {
-        rendered
-            .manifests
-            .iter()
-            .find(|m| m.manifest["metadata"]["name"] == name)
-            .map(|m| m.manifest["metadata"]["annotations"]["driftless.dev/hook-delete-policy"].clone())
-    };
+    let policy = |name: &str| annotation(name, "driftless.dev/hook-delete-policy");
     assert_eq!(
         policy("migrate"),
         Some(serde_json::json!("before-hook-creation")),

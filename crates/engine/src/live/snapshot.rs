@@ -10,7 +10,7 @@ use std::sync::Arc;
 use driftless_core::application::Application;
 use driftless_core::applied::{self, AppliedState};
 use driftless_core::health::Health;
-use driftless_core::plan::{APPLICATION_LABEL, LiveOwnership, PRUNE_ANNOTATION};
+use driftless_core::plan::{APPLICATION_LABEL, LiveOwnership};
 use driftless_core::{DesiredObject, ObjectRef};
 use driftless_kube::{ApiResource, ListedMetadata};
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -330,17 +330,16 @@ async fn vouch_from_metadata(
             Some(Vouch {
                 fingerprint, health, ..
             }) => {
-                let ownership = LiveOwnership::from_metadata(
-                    metadata.label(APPLICATION_LABEL),
-                    metadata.annotation(PRUNE_ANNOTATION),
-                );
+                let ownership = LiveOwnership::from_metadata(metadata.label(APPLICATION_LABEL), |key| {
+                    metadata.annotation(key)
+                });
                 found.vouched.push((
                     reference.clone(),
                     CachedObject {
                         application: Arc::clone(&application),
                         fingerprint: Some(fingerprint),
                         health,
-                        prune_disabled: ownership.prune_disabled,
+                        marks: ownership.marks,
                     },
                 ));
             }

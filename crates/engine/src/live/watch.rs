@@ -16,7 +16,7 @@ use std::time::Duration;
 use driftless_core::ObjectRef;
 use driftless_core::applied;
 use driftless_core::health::{self, Health};
-use driftless_core::plan::{APPLICATION_LABEL, LiveOwnership};
+use driftless_core::plan::{APPLICATION_LABEL, LiveMarks, LiveOwnership};
 use driftless_kube::{ApiResource, Objects, WatchEvent, watch_labelled};
 use futures::StreamExt as _;
 use serde_json::Value;
@@ -33,14 +33,14 @@ pub(crate) struct CachedObject {
     /// See `driftless_core::fingerprint`; computed with the application's ignore rules.
     pub fingerprint: Option<String>,
     pub health: Health,
-    pub prune_disabled: bool,
+    pub marks: LiveMarks,
 }
 
 impl CachedObject {
     pub(crate) fn ownership(&self) -> LiveOwnership {
         LiveOwnership {
             owner: Some(self.application.to_string()),
-            prune_disabled: self.prune_disabled,
+            marks: self.marks,
         }
     }
 }
@@ -178,7 +178,7 @@ fn summarise(
             application: application.into(),
             fingerprint,
             health,
-            prune_disabled: ownership.prune_disabled,
+            marks: ownership.marks,
         },
     ))
 }

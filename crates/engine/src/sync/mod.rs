@@ -1,12 +1,13 @@
-//! Sync: plan ([`driftless_core::plan`]), apply wave by wave, prune after success, record
-//! history and inventory. Fetch, render or resolve errors fail the sync before anything is
+//! Sync: plan ([`driftless_core::plan`]), run `PreSync` hooks, apply wave by wave with the
+//! `Sync` hooks, run `PostSync` hooks, prune after success (`SyncFail` hooks after a failure),
+//! record history and inventory. Fetch, render or resolve errors fail the sync before anything is
 //! applied or deleted; a failed object fails the sync (later waves are skipped, nothing is
 //! pruned) while the report still lists every object's outcome. [`run`] holds the sync while it
 //! runs.
 
 mod run;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use driftless_core::ObjectRef;
@@ -23,7 +24,6 @@ use crate::desired::DesiredState;
 use crate::error::Failure;
 use crate::live::LiveSnapshot;
 use crate::parts::Parts;
-use crate::throttle::AdaptiveLimit;
 use run::{SyncRun, keep_message};
 
 #[derive(Debug, Clone)]
@@ -165,21 +165,7 @@ async fn sync_from(
     };
     let cluster = parts.clusters.get(&app.destination.cluster).await?;
     let inventory = parts.store.inventory(&app.name)?;
-    let mut run = SyncRun {
-        parts,
-        app,
-        project: parts.catalog.project_of(app)?,
-        cluster,
-        desired,
-        options: &options,
-        outcomes: Vec::new(),
-        failure: None,
-        applied: BTreeMap::new(),
-        recorded: parts.store.applied(&app.name)?,
-        applied_states: BTreeMap::new(),
-        limit: AdaptiveLimit::default(),
-        healths: Vec::new(),
-    };
+    let mut run = SyncRun::new(parts, app, cluster, desired, &options)?;
     let refused = parts.catalog.refused_objects(app, &run.desired.objects)?;
     if !refused.is_empty() {
         let sync_id = begin_recorded_sync(parts, app, &run.desired, &requested, &options)?;
@@ -225,6 +211,7 @@ async fn sync_from(
     )
     .map_err(Failure::Waves)?;
     let sync_id = begin_recorded_sync(parts, app, &run.desired, &requested, &options)?;
+    run.sync_id = sync_id;
     let denied = policy_denials(parts, app, &run.desired, &live_objects, &plan);
     if !denied.is_empty() {
         let reason = format!(
@@ -243,6 +230,7 @@ async fn sync_from(
         run.failure
             .get_or_insert_with(|| format!("{} object(s) skipped: ownership conflict", plan.conflicts.len()));
     }
+    run.record_never_applied();
     run.apply_waves(&plan, &live_objects).await;
     let pruned = run.prune(&plan, &inventory).await?;
     for (reference, reason) in &plan.kept {

@@ -1,7 +1,8 @@
-//! One sync while it runs ([`SyncRun`]): apply wave by wave — each stage's changed objects
-//! concurrently, unchanged ones not at all —, hooks as [`driftless_core::hooks`] says, CRDs
-//! Established before their objects, each wave healthy before the next, prune after success,
-//! and one store transaction at the end.
+//! One sync while it runs ([`SyncRun`]): apply phase by phase and wave by wave — each stage's
+//! changed objects concurrently, unchanged ones not at all —, hooks as [`driftless_core::hooks`]
+//! says (run on every sync, `generateName` ones created afresh, `SyncFail` ones after a failure),
+//! CRDs Established before their objects, each wave healthy before the next, prune after
+//! success, and one store transaction at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -11,9 +12,9 @@ use driftless_core::applied::{self, AppliedState};
 use driftless_core::diff::keep_ignored_live_values;
 use driftless_core::health::{self, Health};
 use driftless_core::hooks::{self, BeforeApply};
-use driftless_core::plan::{KeepReason, Plan, object_sync_option};
+use driftless_core::plan::{KeepReason, Plan, WhenLive, object_sync_option, validation_skipped, when_live};
 use driftless_core::project::Project;
-use driftless_core::sync_order::Stage;
+use driftless_core::sync_order::{Stage, Wave};
 use driftless_core::{HealthState, ObjectRef, inventory};
 use driftless_kube::{ApiResource, ApplyOptions, ObjectError};
 use driftless_store::{ObjectAction, ObjectOutcome, SyncEffects, SyncResult};
@@ -69,7 +70,11 @@ async fn wait_gone(
 pub(super) fn keep_message(reason: KeepReason) -> &'static str {
     match reason {
         KeepReason::PruningOff => "left Git; pruning is off for this sync (requires pruning)",
-        KeepReason::PruneDisabled => "left Git; kept by the annotation driftless.dev/prune: \"false\"",
+        KeepReason::PruneDisabled => {
+            "left Git; kept by its annotations (driftless.dev/prune: \"false\", sync-options \
+             Prune=false or Delete=false, or Flux's prune/reconcile: disabled)"
+        }
+        KeepReason::Hook => "left Git; a hook, deleted only by its hook-delete-policy",
         KeepReason::OwnedByOther => "left Git; now owned by another application, not pruned",
         KeepReason::NotOurs => "left Git; no longer carries this application's label, not pruned",
     }
@@ -96,6 +101,40 @@ pub(super) struct SyncRun<'a> {
     pub limit: AdaptiveLimit,
     /// Health of each object as last seen in this run (from the apply answer or the snapshot).
     pub healths: Vec<Health>,
+    /// The history record of this sync (`None` for a dry-run): hooks created from
+    /// `generateName` are labelled with it.
+    pub sync_id: Option<i64>,
+    /// For each hook created from `generateName` in this run, the object the server named.
+    pub generated: BTreeMap<ObjectRef, ObjectRef>,
+}
+
+impl<'a> SyncRun<'a> {
+    /// A sync of `app` that has applied nothing yet.
+    pub(super) fn new(
+        parts: &'a Parts,
+        app: &'a Application,
+        cluster: ClusterHandle,
+        desired: DesiredState,
+        options: &'a SyncOptions,
+    ) -> Result<Self, Failure> {
+        Ok(Self {
+            parts,
+            app,
+            project: parts.catalog.project_of(app)?,
+            cluster,
+            desired,
+            options,
+            outcomes: Vec::new(),
+            failure: None,
+            applied: BTreeMap::new(),
+            recorded: parts.store.applied(&app.name)?,
+            applied_states: BTreeMap::new(),
+            limit: AdaptiveLimit::default(),
+            healths: Vec::new(),
+            sync_id: None,
+            generated: BTreeMap::new(),
+        })
+    }
 }
 
 impl SyncRun<'_> {
@@ -151,23 +190,63 @@ impl SyncRun<'_> {
         }
     }
 
-    fn has_failed_object(&self) -> bool {
+    fn failed_objects(&self) -> usize {
         self.outcomes
             .iter()
-            .any(|outcome| outcome.action == ObjectAction::Failed)
+            .filter(|outcome| outcome.action == ObjectAction::Failed)
+            .count()
     }
 
+    /// Reports the objects marked never to be applied (`Skip`, Flux's `ssa: Ignore`), which no
+    /// wave holds.
+    pub(super) fn record_never_applied(&mut self) {
+        let declared = std::sync::Arc::clone(&self.desired.objects);
+        for (object, _) in declared.iter() {
+            if hooks::role_of(object) == Ok(hooks::Role::Skipped) {
+                self.record(
+                    &object.reference,
+                    ObjectAction::Skipped,
+                    "never applied: marked Skip (argocd.argoproj.io/hook or driftless.dev/hook) or \
+                     kustomize.toolkit.fluxcd.io/ssa: Ignore",
+                );
+            }
+        }
+    }
+
+    /// Applies the plan's phases wave by wave; after a failure, later waves are skipped and the
+    /// `SyncFail` hooks run (the sync stays failed).
     #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn apply_waves(&mut self, plan: &Plan, live_objects: &LiveSnapshot) {
-        for (position, wave) in plan.waves.iter().enumerate() {
-            if self.has_failed_object() {
+        self.run_waves(&plan.waves, live_objects, "not applied: an earlier wave failed")
+            .await;
+        if self.failure.is_some() && !self.options.dry_run && !plan.sync_fail.is_empty() {
+            // Their own failure is recorded too; the sync already failed.
+            self.run_waves(
+                &plan.sync_fail,
+                live_objects,
+                "not applied: an earlier SyncFail hook failed",
+            )
+            .await;
+        } else {
+            for index in plan.sync_fail.iter().flat_map(Wave::objects) {
+                let reference = self.desired.objects[index].0.reference.clone();
+                let message = if self.options.dry_run {
+                    "SyncFail hook: would run only if the sync failed (dry-run)"
+                } else {
+                    "SyncFail hook: not run, the sync did not fail"
+                };
+                self.record(&reference, ObjectAction::Skipped, message);
+            }
+        }
+    }
+
+    async fn run_waves(&mut self, waves: &[Wave], live_objects: &LiveSnapshot, skipped: &str) {
+        let failed_before = self.failed_objects();
+        for (position, wave) in waves.iter().enumerate() {
+            if self.failed_objects() > failed_before {
                 for index in wave.objects() {
                     let reference = self.desired.objects[index].0.reference.clone();
-                    self.record(
-                        &reference,
-                        ObjectAction::Skipped,
-                        "not applied: an earlier wave failed",
-                    );
+                    self.record(&reference, ObjectAction::Skipped, skipped);
                 }
                 continue;
             }
@@ -181,21 +260,29 @@ impl SyncRun<'_> {
             );
             for (stage, indices) in &wave.stages {
                 self.apply_stage(indices, live_objects).await;
-                if *stage == Stage::Foundations && !self.options.dry_run && !self.has_failed_object() {
+                if *stage == Stage::Foundations
+                    && !self.options.dry_run
+                    && self.failed_objects() == failed_before
+                {
                     self.await_crds(indices).await;
                 }
             }
-            let members: Vec<usize> = wave.objects().collect();
-            // A hook deleted once it ran must be seen to succeed or fail, even in the last wave.
-            let deletes_hooks =
+            let mut members: Vec<usize> = wave.objects().collect();
+            // A hook must be seen to succeed or fail, even in the last wave; the last wave's
+            // other objects are not waited for, as before hooks.
+            if position + 1 == waves.len() {
+                members.retain(|&index| !hooks::kept_in_step(&self.desired.objects[index].0));
+            }
+            let runs_hooks =
                 hooks::wave_awaits_hooks(members.iter().map(|&index| &self.desired.objects[index].0));
-            if (position + 1 < plan.waves.len() || deletes_hooks)
+            if (position + 1 < waves.len() || runs_hooks)
                 && !self.options.dry_run
-                && !self.has_failed_object()
+                && self.failed_objects() == failed_before
             {
                 let waited = wait_healthy(
                     &self.cluster,
                     &self.desired,
+                    &self.generated,
                     &members,
                     self.options.wave_health_timeout,
                     self.options.progress.as_ref(),
@@ -219,10 +306,13 @@ impl SyncRun<'_> {
             if !hooks::delete_after_wave(object, succeeded) {
                 continue;
             }
-            let reference = object.reference.clone();
+            let reference = self
+                .generated
+                .get(&object.reference)
+                .unwrap_or(&object.reference)
+                .clone();
             match self.cluster.objects.delete(&resolved.resource, &reference).await {
                 Ok(_) => {
-                    self.applied_states.insert(reference.clone(), None);
                     let when = if succeeded { "succeeded" } else { "failed" };
                     self.record(
                         &reference,
@@ -237,25 +327,35 @@ impl SyncRun<'_> {
         }
     }
 
-    /// `BeforeHookCreation`: a live hook that differs from Git is deleted, and gone, before the
-    /// new one is created (a Job's template cannot change in place; the changed hook runs again).
-    async fn delete_changed_hooks(&mut self, to_apply: &mut Vec<usize>, live_objects: &LiveSnapshot) {
+    /// `BeforeHookCreation`: a live hook of this application is deleted, and gone, before it is
+    /// created again (it runs anew on every sync, and a Job's template cannot change in place).
+    /// For a `generateName` hook, that is every object earlier syncs created from it.
+    async fn delete_hooks_before_creation(&mut self, to_apply: &mut Vec<usize>, live_objects: &LiveSnapshot) {
         if self.options.dry_run {
             return;
         }
         let mut kept = Vec::with_capacity(to_apply.len());
         for index in std::mem::take(to_apply) {
             let (object, resolved) = &self.desired.objects[index];
-            let live = live_objects.get(&object.reference);
-            if hooks::before_apply(object, live, &self.app.name) != BeforeApply::DeleteFirst {
-                kept.push(index);
-                continue;
-            }
             let reference = object.reference.clone();
-            let objects = &self.cluster.objects;
-            let deleted = match objects.delete(&resolved.resource, &reference).await {
-                Ok(_) => wait_gone(objects, &resolved.resource, &reference).await,
-                Err(err) => Err(WaitError::from(err)),
+            let deleted = if let Some(selector) = hooks::generated_selector(object, &self.app.name) {
+                if hooks::hook_delete_policy(object).is_some_and(|policy| policy.before_creation) {
+                    self.delete_generated(&resolved.resource, &reference, &selector)
+                        .await
+                } else {
+                    Ok(())
+                }
+            } else {
+                let live = live_objects.get(&reference);
+                if hooks::before_apply(object, live, &self.app.name) == BeforeApply::DeleteFirst {
+                    let objects = &self.cluster.objects;
+                    match objects.delete(&resolved.resource, &reference).await {
+                        Ok(_) => wait_gone(objects, &resolved.resource, &reference).await,
+                        Err(err) => Err(WaitError::from(err)),
+                    }
+                } else {
+                    Ok(())
+                }
             };
             match deleted {
                 Ok(()) => kept.push(index),
@@ -267,15 +367,52 @@ impl SyncRun<'_> {
         *to_apply = kept;
     }
 
+    /// Deletes every object this application created from the `generateName` hook `reference`
+    /// in earlier syncs (found by `selector`), and waits until they are gone.
+    async fn delete_generated(
+        &self,
+        resource: &ApiResource,
+        reference: &ObjectRef,
+        selector: &str,
+    ) -> Result<(), WaitError> {
+        let objects = &self.cluster.objects;
+        let earlier = objects
+            .list_metadata(resource, reference.namespace.as_deref(), Some(selector))
+            .await?;
+        for listed in earlier {
+            let created = ObjectRef {
+                name: listed.name,
+                ..reference.clone()
+            };
+            objects.delete(resource, &created).await?;
+            wait_gone(objects, resource, &created).await?;
+        }
+        Ok(())
+    }
+
     /// Applies the objects of one stage concurrently (they do not depend on each other), except
-    /// those already as Git wants them: those cost no request at all.
+    /// those already as Git wants them: those cost no request at all. Hooks are applied on every
+    /// sync; an object Flux's annotations leave alone is not touched once it exists.
     async fn apply_stage(&mut self, indices: &[usize], live_objects: &LiveSnapshot) {
         let mut to_apply = Vec::with_capacity(indices.len());
+        let mut hooks_to_run = Vec::new();
         for &index in indices {
             let object = &self.desired.objects[index].0;
             let cached = live_objects.unchanged(&object.reference);
             let live = live_objects.get(&object.reference);
-            if cached.is_some() || live_objects.read_unchanged(&self.recorded, self.app, object) {
+            if !hooks::kept_in_step(object) {
+                hooks_to_run.push(index);
+            } else if let (WhenLive::LeaveAlone(why), true) =
+                (when_live(object, live), live.is_some() || cached.is_some())
+            {
+                let reference = object.reference.clone();
+                self.applied.insert(reference.clone(), object.gvk.version.clone());
+                self.record(
+                    &reference,
+                    ObjectAction::Unchanged,
+                    format!("exists; left as it is ({why})"),
+                );
+            } else if cached.is_some() || live_objects.read_unchanged(&self.recorded, self.app, object) {
                 let health = cached.map(|entry| entry.health.clone()).or_else(|| {
                     live.map(|live| health::assess(&object.reference.group, &object.reference.kind, live))
                 });
@@ -292,7 +429,9 @@ impl SyncRun<'_> {
                 to_apply.push(index);
             }
         }
-        self.delete_changed_hooks(&mut to_apply, live_objects).await;
+        self.delete_hooks_before_creation(&mut hooks_to_run, live_objects)
+            .await;
+        to_apply.extend(hooks_to_run);
         let mut limit = std::mem::take(&mut self.limit);
         let results = throttle::run_adaptive(
             &to_apply,
@@ -307,7 +446,8 @@ impl SyncRun<'_> {
         }
     }
 
-    /// The request that applies one object (server-side apply, or a replace when asked for).
+    /// The request that applies one object (server-side apply, a replace when asked for, or a
+    /// create for a `generateName` hook).
     fn apply_request(
         &self,
         index: usize,
@@ -317,6 +457,7 @@ impl SyncRun<'_> {
         let options = ApplyOptions {
             force: self.options.force,
             dry_run: self.options.dry_run,
+            skip_validation: validation_skipped(object),
         };
         // ignoreDifferences hold for apply too: an ignored field of an existing object is left
         // to whoever owns it, never reverted.
@@ -325,10 +466,14 @@ impl SyncRun<'_> {
         if let Some(live) = live_objects.get(&object.reference).filter(|_| !rules.is_empty()) {
             keep_ignored_live_values(&mut object.manifest, &rules, live);
         }
+        let generated = hooks::generated_name(&object).is_some();
+        hooks::label_generated(&mut object, self.sync_id);
         let replace = object_sync_option(&object, "Replace").unwrap_or(self.app.sync_policy.replace);
         let (objects, resource) = (self.cluster.objects.clone(), resolved.resource.clone());
         async move {
-            if replace {
+            if generated {
+                objects.create(&resource, &object, options).await
+            } else if replace {
                 objects.replace(&resource, &object, options).await
             } else {
                 objects.apply(&resource, &object, options).await
@@ -343,10 +488,23 @@ impl SyncRun<'_> {
         live_objects: &LiveSnapshot,
     ) {
         let object = &self.desired.objects[index].0;
-        let reference = object.reference.clone();
+        let mut reference = object.reference.clone();
+        let hook = !hooks::kept_in_step(object);
         match result {
             Ok(after) => {
-                let live = live_objects.get(&reference);
+                if hooks::generated_name(object).is_some() {
+                    let created = ObjectRef {
+                        name: after
+                            .pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        ..reference.clone()
+                    };
+                    self.generated.insert(reference.clone(), created.clone());
+                    reference = created;
+                }
+                let live = live_objects.get(&object.reference);
                 let action = match live {
                     None => ObjectAction::Created,
                     Some(before)
@@ -357,6 +515,12 @@ impl SyncRun<'_> {
                     }
                     Some(_) => ObjectAction::Unchanged,
                 };
+                // Hooks are run, not kept in step: nothing of them is recorded for comparisons
+                // or the inventory.
+                if hook {
+                    self.record(&reference, action, "hook");
+                    return;
+                }
                 if !self.options.dry_run {
                     let state = applied::applied_state(self.app, object, &after);
                     self.applied_states.insert(reference.clone(), state);
@@ -383,6 +547,7 @@ impl SyncRun<'_> {
         if let Err(message) = wait_healthy(
             &self.cluster,
             &self.desired,
+            &self.generated,
             &crds,
             CRD_ESTABLISHED_TIMEOUT,
             self.options.progress.as_ref(),
@@ -498,6 +663,7 @@ impl SyncRun<'_> {
 async fn wait_healthy(
     cluster: &ClusterHandle,
     desired: &DesiredState,
+    generated: &BTreeMap<ObjectRef, ObjectRef>,
     members: &[usize],
     timeout: Duration,
     progress: Option<&ProgressSink>,
@@ -508,7 +674,8 @@ async fn wait_healthy(
         let mut waiting = None;
         for &index in members {
             let (object, resolved) = &desired.objects[index];
-            let health = match cluster.objects.get(&resolved.resource, &object.reference).await {
+            let reference = generated.get(&object.reference).unwrap_or(&object.reference);
+            let health = match cluster.objects.get(&resolved.resource, reference).await {
                 Ok(Some(live)) => health::assess(&object.reference.group, &object.reference.kind, &live),
                 Ok(None) => Health::missing(),
                 Err(err) => Health::new(HealthState::Unknown, err.to_string()),
@@ -516,15 +683,12 @@ async fn wait_healthy(
             // A hook that failed (a Job past its backoff limit) will not recover.
             if hooks::failed_for_good(object, health.state) {
                 return Err(WaitError::HookFailed {
-                    object: object.reference.clone(),
+                    object: reference.clone(),
                     message: health.message,
                 });
             }
             if !matches!(health.state, HealthState::Healthy | HealthState::Suspended) {
-                waiting = Some(format!(
-                    "{}: {} {}",
-                    object.reference, health.state, health.message
-                ));
+                waiting = Some(format!("{reference}: {} {}", health.state, health.message));
                 break;
             }
         }
