@@ -95,8 +95,8 @@ async fn create_sources(env: &TestEnv) {
         .expect("create the variables' Secret");
 }
 
-fn post_build(references: &[(SubstituteKind, &str, bool)], inline: &[(&str, &str)]) -> Option<PostBuild> {
-    Some(PostBuild {
+fn post_build(references: &[(SubstituteKind, &str, bool)], inline: &[(&str, &str)]) -> PostBuild {
+    PostBuild {
         substitute: inline
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -110,7 +110,7 @@ fn post_build(references: &[(SubstituteKind, &str, bool)], inline: &[(&str, &str
             })
             .collect(),
         always: false,
-    })
+    }
 }
 
 #[tokio::test]
@@ -119,7 +119,7 @@ async fn a_flux_overlay_syncs_with_variables_from_the_cluster_and_inline() {
     create_sources(&env).await;
     let repo = repository();
     let mut app = common::application("flux-overlay", &repo, "overlays/prod", &env.namespace);
-    app.post_build = post_build(
+    app.post_build = Some(post_build(
         &[
             (SubstituteKind::ConfigMap, "cluster-vars", false),
             (SubstituteKind::ConfigMap, "not-there", true),
@@ -127,7 +127,7 @@ async fn a_flux_overlay_syncs_with_variables_from_the_cluster_and_inline() {
         ],
         // Inline variables override the cluster's.
         &[("size", "large")],
-    );
+    ));
     let (data, engine) = common::engine(&env, vec![app]);
 
     let report = engine
@@ -165,7 +165,8 @@ async fn a_flux_overlay_syncs_with_variables_from_the_cluster_and_inline() {
     assert_eq!(script.data.unwrap_or_default()["run.sh"], "echo ${HOME}");
 
     // Nothing of the render is kept: the Secret's value is in the cluster only.
-    driftless_testenv::leaks::assert_no_file_holds(data.path(), PASSWORD);
+    let searched = driftless_testenv::leaks::assert_no_file_holds(data.path(), PASSWORD);
+    assert!(searched > 0, "no file of the data directory was searched");
     let comparison = engine.compare("flux-overlay").await.expect("compare");
     assert!(
         !serde_json::to_string(&comparison)
@@ -201,7 +202,10 @@ async fn a_missing_config_map_fails_the_application_naming_it_and_applies_nothin
     let env = TestEnv::new("post-build-missing").await;
     let repo = repository();
     let mut app = common::application("needs-vars", &repo, "absent", &env.namespace);
-    app.post_build = post_build(&[(SubstituteKind::ConfigMap, "absent-vars", false)], &[]);
+    app.post_build = Some(post_build(
+        &[(SubstituteKind::ConfigMap, "absent-vars", false)],
+        &[],
+    ));
     let (_data, engine) = common::engine(&env, vec![app]);
 
     let err = engine

@@ -1086,6 +1086,35 @@ mod tests {
         assert_eq!(strict(&dollars, &[]).map(|s| s.len()), Ok(200_000));
     }
 
+    /// Expressions built from the grammar's own characters never panic (a cheap stand-in for the
+    /// fuzz target `substitute`, run on every `cargo test`).
+    #[test]
+    fn no_expression_panics() {
+        const ALPHABET: &[char] = &[
+            '$', '{', '}', ':', '=', '-', '+', '?', '#', '%', '/', '^', ',', '\\', '[', ']', '*', 'a', 'n',
+            'é', '0', '1', ' ', '\n',
+        ];
+        let variables = vars(&[("a", "Hello/World*é"), ("n", "3"), ("empty", "")]);
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = usize::try_from(state % 24).expect("small");
+            for _ in 0..len {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let index = usize::try_from(state % ALPHABET.len() as u64).expect("small");
+                text.push(ALPHABET[index]);
+            }
+            for strict in [true, false] {
+                let _ = eval(&text, &variables, strict, 1 << 16);
+            }
+        }
+    }
+
     #[test]
     fn values_lose_their_newlines_and_names_follow_fluxs_grammar() {
         let variables = vars(&[("multi", "a\nb: c\n")]);
