@@ -42,6 +42,9 @@ fn write_config(dir: &Path, env: &TestEnv, repo: &TestRepo) -> PathBuf {
     )
 }
 
+/// Where to run, the arguments, and the environment.
+type Spelling<'a> = (&'a Path, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
 const CONFIG_MAP: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {colour: blue}\n";
 
@@ -56,7 +59,7 @@ async fn global_options_work_before_or_after_the_subcommand_and_the_configuratio
     let config = config.to_str().expect("UTF-8 path");
     let elsewhere = tempfile::tempdir().expect("dir");
 
-    let spellings: [(&Path, Vec<&str>, Vec<(&str, &str)>); 5] = [
+    let spellings: [Spelling<'_>; 5] = [
         (
             elsewhere.path(),
             vec!["--config", config, "-o", "json", "render", "web"],

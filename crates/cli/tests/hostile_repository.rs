@@ -10,10 +10,7 @@
 //! `TMPDIR` four levels below the test's directory, so every place a chain could reach from a
 //! private copy is inside that directory, where the test looks for `pwned-*` files.
 
-#[expect(
-    dead_code,
-    reason = "commands here run with their own TMPDIR; only `text` is shared"
-)]
+// Commands here run with their own TMPDIR; only `text` is shared.
 mod common;
 
 use std::fmt::Write as _;

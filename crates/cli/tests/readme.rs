@@ -180,7 +180,7 @@ impl Workspace {
             .and_then(|(_, rest)| rest.split_whitespace().next())
             .and_then(|address| address.rsplit_once(':'))
             .map(|(_, port)| port.parse::<u16>().expect("a port"));
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_mins(1);
         loop {
             let on_socket = std::os::unix::net::UnixStream::connect(&socket).is_ok();
             let on_port = port.is_none_or(|port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
@@ -189,7 +189,7 @@ impl Workspace {
             }
             assert!(
                 Instant::now() < deadline,
-                "{command}: not serving after 60 s:\n{}",
+                "{command}: not serving after a minute:\n{}",
                 std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));

@@ -452,11 +452,11 @@ mod tests {
             reference("ConfigMap", Some("elsewhere"), "settings"),
         ];
         let live = |object: &ObjectRef| object.name == "there";
-        let to_create = super::namespaces_to_create(&desired, live);
-        assert_eq!(to_create, std::collections::BTreeSet::from(["new".to_owned()]));
+        let to_create = namespaces_to_create(&desired, live);
+        assert_eq!(to_create, BTreeSet::from(["new".to_owned()]));
         let waiting: Vec<&ObjectRef> = desired
             .iter()
-            .filter(|object| super::in_namespace_to_create(object, &to_create))
+            .filter(|object| in_namespace_to_create(object, &to_create))
             .collect();
         assert_eq!(waiting, [&desired[2]]);
         // A custom kind named Namespace is not a namespace.
@@ -464,7 +464,7 @@ mod tests {
             group: "example.com".to_owned(),
             ..reference("Namespace", None, "fake")
         };
-        assert!(super::namespaces_to_create([&custom], |_| false).is_empty());
+        assert!(namespaces_to_create([&custom], |_| false).is_empty());
     }
 
     fn object(kind: &str, name: &str) -> ObjectRef {
