@@ -49,12 +49,6 @@ static ABANDONED: AtomicUsize = AtomicUsize::new(0);
 pub enum JsonnetError {
     #[error("{file}: {message}")]
     Evaluation { file: String, message: String },
-    #[error("{file}: import {import:?}: {reason}")]
-    Import {
-        file: String,
-        import: String,
-        reason: String,
-    },
     #[error("{file}: did not finish within {after:?} (the render's time limit)")]
     TimedOut { file: String, after: Duration },
     #[error("{file}: the output is larger than the limit of {limit} bytes")]
@@ -259,7 +253,6 @@ struct Job {
 
 /// Resolves a program's imports through the thread that holds the tree.
 struct TreeImports {
-    file: String,
     /// Library directories then the application's path, in search order.
     search: Vec<String>,
     requests: mpsc::Sender<Request>,
@@ -281,10 +274,8 @@ impl TreeImports {
     }
 
     fn refuse(&self, import: &str, reason: impl std::fmt::Display) -> jrsonnet_evaluator::Error {
-        jrsonnet_evaluator::error::ErrorKind::RuntimeError(
-            format!("import {import:?} from {}: {reason}", self.file).into(),
-        )
-        .into()
+        jrsonnet_evaluator::error::ErrorKind::RuntimeError(format!("import {import:?}: {reason}").into())
+            .into()
     }
 }
 
@@ -308,7 +299,8 @@ impl ImportResolver for TreeImports {
         });
         let mut looked = Vec::new();
         for dir in own_dir.iter().chain(self.search.iter()) {
-            let Some(candidate) = join_inside(dir, path) else {
+            // A library directory is a path from Git too: `..` in it climbs like any other.
+            let Some(candidate) = join_inside("", dir).and_then(|dir| join_inside(&dir, path)) else {
                 return Err(self.refuse(path, format!("from {dir:?} it leaves the repository")));
             };
             match self.ask(|reply| Request::Resolve(candidate.clone(), reply)) {
@@ -383,7 +375,6 @@ fn run(
     let mut builder = State::builder();
     builder
         .import_resolver(TreeImports {
-            file: job.file.clone(),
             search: search.to_vec(),
             requests: requests.clone(),
         })
