@@ -78,8 +78,8 @@ pub enum Role {
     Resource,
     /// A hook, run in each of these phases (at least one).
     Hook(BTreeSet<SyncPhase>),
-    /// `Skip` (or Flux's `kustomize.toolkit.fluxcd.io/ssa: Ignore`): never applied, compared,
-    /// tracked or pruned.
+    /// `Skip` (or Flux's `kustomize.toolkit.fluxcd.io/ssa: Ignore` or `reconcile: disabled`):
+    /// never applied, compared, tracked or pruned.
     Skipped,
 }
 
@@ -114,10 +114,15 @@ fn invalid(
 /// file and the annotation. An object with a deletion policy but no phase is a `Sync` hook, as
 /// driftless read its own deletion-policy annotation before hook phases existed.
 pub fn role_of(object: &DesiredObject) -> Result<Role, InvalidWave> {
-    // Flux's `ssa: Ignore` means what Argo CD's `Skip` does.
-    if object
-        .annotation(crate::plan::FLUX_SSA_ANNOTATION)
-        .is_some_and(|value| value.trim().eq_ignore_ascii_case("Ignore"))
+    // Flux's `ssa: Ignore` and `reconcile: disabled` in Git mean what Argo CD's `Skip` does:
+    // Flux's apply library skips such an object whether or not it exists.
+    let flux = |key: &str, value: &str| {
+        object
+            .annotation(key)
+            .is_some_and(|found| found.trim().eq_ignore_ascii_case(value))
+    };
+    if flux(crate::plan::FLUX_SSA_ANNOTATION, "Ignore")
+        || flux(crate::plan::FLUX_RECONCILE_ANNOTATION, "disabled")
     {
         return Ok(Role::Skipped);
     }
@@ -380,6 +385,8 @@ mod tests {
         assert_eq!(role_of(&argo("Skip")), Ok(Role::Skipped));
         let flux_ignored = with_annotations(&json!({ crate::plan::FLUX_SSA_ANNOTATION: "Ignore" }));
         assert_eq!(role_of(&flux_ignored), Ok(Role::Skipped));
+        let flux_disabled = with_annotations(&json!({ crate::plan::FLUX_RECONCILE_ANNOTATION: "disabled" }));
+        assert_eq!(role_of(&flux_disabled), Ok(Role::Skipped));
         assert_eq!(
             role_of(&argo("Skip,SyncFail")),
             Ok(Role::Hook(BTreeSet::from([SyncPhase::SyncFail]))),

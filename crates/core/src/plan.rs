@@ -24,7 +24,8 @@ pub const APPLICATION_LABEL: &str = "driftless.dev/application";
 /// `"false"` on a live object: never prune it.
 pub const PRUNE_ANNOTATION: &str = "driftless.dev/prune";
 
-/// Flux's per-object switch: `disabled` — created when absent, then never changed nor pruned.
+/// Flux's per-object switch: `disabled` — in Git, never applied, compared or pruned (Argo CD's
+/// `Skip`); on a live object, never changed nor pruned.
 pub const FLUX_RECONCILE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/reconcile";
 /// Flux's per-object apply mode: `IfNotPresent` — created when absent, never updated; `Ignore`
 /// — never applied, compared or pruned.
@@ -547,7 +548,7 @@ pub enum WhenLive {
     /// Bring it in step with Git.
     Update,
     /// Leave it as it is and do not compare it: Flux's `ssa: IfNotPresent` (in Git) or
-    /// `reconcile: disabled` (in Git or on the live object). The annotation is named.
+    /// `reconcile: disabled` set on the live object. The annotation is named.
     LeaveAlone(&'static str),
 }
 
@@ -561,8 +562,8 @@ pub fn when_live(object: &DesiredObject, live: Option<&Value>) -> WhenLive {
             .and_then(Value::as_str)
             .map(str::trim)
     };
-    let disabled = |value: Option<&str>| value.is_some_and(|value| value.eq_ignore_ascii_case("disabled"));
-    if disabled(desired(FLUX_RECONCILE_ANNOTATION)) || disabled(on_live(FLUX_RECONCILE_ANNOTATION)) {
+    // In Git, `reconcile: disabled` skips the object altogether (`hooks::Role::Skipped`).
+    if on_live(FLUX_RECONCILE_ANNOTATION).is_some_and(|value| value.eq_ignore_ascii_case("disabled")) {
         WhenLive::LeaveAlone("kustomize.toolkit.fluxcd.io/reconcile: disabled")
     } else if desired(FLUX_SSA_ANNOTATION).is_some_and(|value| value.eq_ignore_ascii_case("IfNotPresent")) {
         WhenLive::LeaveAlone("kustomize.toolkit.fluxcd.io/ssa: IfNotPresent")
@@ -624,11 +625,6 @@ mod sync_option_tests {
         let if_absent = with_annotations(&json!({ FLUX_SSA_ANNOTATION: "IfNotPresent" }));
         assert!(matches!(
             when_live(&if_absent, Some(&live)),
-            WhenLive::LeaveAlone(_)
-        ));
-        let disabled = with_annotations(&json!({ FLUX_RECONCILE_ANNOTATION: "disabled" }));
-        assert!(matches!(
-            when_live(&disabled, Some(&live)),
             WhenLive::LeaveAlone(_)
         ));
         let disabled_in_cluster =

@@ -331,8 +331,9 @@ async fn a_failing_pre_sync_hook_stops_the_sync_and_sync_fail_hooks_run() {
 
 /// Argo CD's and Flux's per-object annotations, as the API server sees their effect: objects
 /// kept from pruning stay (and, as in Argo CD, keep the application OutOfSync), an
-/// `IgnoreExtraneous` object does not count as extraneous, `ssa: IfNotPresent` and
-/// `reconcile: disabled` objects are created once and never updated, `ssa: Ignore` never applied.
+/// `IgnoreExtraneous` object does not count as extraneous, an `ssa: IfNotPresent` object is
+/// created once and never updated, nor is a live object someone marked `reconcile: disabled`;
+/// `ssa: Ignore` and `reconcile: disabled` in Git are never applied.
 #[tokio::test]
 async fn sync_options_and_flux_annotations_do_what_they_say() {
     let env = TestEnv::new("engine_sync_annotations").await;
@@ -355,7 +356,8 @@ async fn sync_options_and_flux_annotations_do_what_they_say() {
             ),
             ("plain", ""),
             ("once", "kustomize.toolkit.fluxcd.io/ssa: IfNotPresent"),
-            ("frozen", "kustomize.toolkit.fluxcd.io/reconcile: disabled"),
+            ("frozen", ""),
+            ("disabled", "kustomize.toolkit.fluxcd.io/reconcile: disabled"),
             ("ignored", "kustomize.toolkit.fluxcd.io/ssa: Ignore"),
         ],
     );
@@ -369,8 +371,18 @@ async fn sync_options_and_flux_annotations_do_what_they_say() {
     assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
     let config_maps = env.api::<ConfigMap>();
     assert!(!exists(&config_maps, "ignored").await, "ssa: Ignore");
+    assert!(
+        !exists(&config_maps, "disabled").await,
+        "reconcile: disabled in Git: skipped, as Flux's apply library skips it"
+    );
     assert!(exists(&config_maps, "once").await, "created when absent");
-    assert!(exists(&config_maps, "frozen").await, "created when absent");
+    // Someone disables reconciliation of frozen in the cluster.
+    let disable = serde_json::json!({ "metadata": { "annotations": {
+        "kustomize.toolkit.fluxcd.io/reconcile": "disabled" } } });
+    config_maps
+        .patch("frozen", &PatchParams::default(), &Patch::Merge(disable))
+        .await
+        .expect("annotate the live object");
 
     // Everything but once and frozen leaves Git; those two change.
     for name in [
@@ -388,8 +400,7 @@ async fn sync_options_and_flux_annotations_do_what_they_say() {
     )
     .write(
         "app/frozen.yaml",
-        &config_map("frozen", "kustomize.toolkit.fluxcd.io/reconcile: disabled")
-            .replace("key: v1", "key: v2"),
+        &config_map("frozen", "").replace("key: v1", "key: v2"),
     );
     repo.commit("objects leave Git, others change");
     let comparison = engine.compare("shop").await.expect("compare");

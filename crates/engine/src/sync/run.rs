@@ -197,8 +197,8 @@ impl SyncRun<'_> {
             .count()
     }
 
-    /// Reports the objects marked never to be applied (`Skip`, Flux's `ssa: Ignore`), which no
-    /// wave holds.
+    /// Reports the objects marked never to be applied (`Skip`, Flux's `ssa: Ignore` and
+    /// `reconcile: disabled`), which no wave holds.
     pub(super) fn record_never_applied(&mut self) {
         let declared = std::sync::Arc::clone(&self.desired.objects);
         for (object, _) in declared.iter() {
@@ -206,8 +206,9 @@ impl SyncRun<'_> {
                 self.record(
                     &object.reference,
                     ObjectAction::Skipped,
-                    "never applied: marked Skip (argocd.argoproj.io/hook or driftless.dev/hook) or \
-                     kustomize.toolkit.fluxcd.io/ssa: Ignore",
+                    "never applied: marked Skip (argocd.argoproj.io/hook or driftless.dev/hook), \
+                     kustomize.toolkit.fluxcd.io/ssa: Ignore or kustomize.toolkit.fluxcd.io/reconcile: \
+                     disabled",
                 );
             }
         }
