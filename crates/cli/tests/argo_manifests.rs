@@ -220,6 +220,27 @@ async fn a_new_application_with_create_namespace_is_planned_and_diffed_as_object
         "{comparison:#}"
     );
 
+    // Not dry-run, still validated: the cluster's own schemas see a misspelt field.
+    repo.checkout("misspelt");
+    repo.write(
+        "guestbook/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndataa: {colour: blue}\n",
+    );
+    repo.commit("a misspelt field");
+    repo.checkout("main");
+    let plan = driftless(
+        &config,
+        &["plan", "--base", "main", "--head", "misspelt", "-o", "json"],
+    );
+    assert_eq!(plan.status.code(), Some(2), "a schema error: {}", text(&plan));
+    let plans: Value = serde_json::from_slice(&plan.stdout)
+        .unwrap_or_else(|err| panic!("not JSON ({err}): {}", text(&plan)));
+    let problems = plans[0]["problems"].as_array().cloned().unwrap_or_default();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0]["check"], "schema", "{problems:#?}");
+    assert_eq!(problems[0]["object"]["name"], "settings", "{problems:#?}");
+    assert_eq!(problems[0]["path"], "dataa", "{problems:#?}");
+
     // And the sync the plan promised creates them.
     let sync = driftless(&config, &["sync", "guestbook"]);
     assert!(sync.status.success(), "{}", text(&sync));
