@@ -402,7 +402,10 @@ def cmd_template(args: list[str]) -> None:
             )
     except helm.HelmError as err:
         message = explain(err)
-        if isinstance(err, (helm.HelmReleaseError, helm.HelmRenderError)):
+        # helm template adds the hint only when the install got as far as a release (a render
+        # error); values refused by the chart's schema fail before one exists.
+        rendered = not message.startswith("values don't meet the specifications of the schema")
+        if isinstance(err, (helm.HelmReleaseError, helm.HelmRenderError)) and rendered:
             message += "\n\nUse --debug flag to render out invalid YAML"
         helm_error(message)
 

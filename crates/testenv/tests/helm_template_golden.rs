@@ -135,11 +135,15 @@ fn the_shim_prints_what_helm_4_2_3_printed_for_its_own_golden_charts() {
 }
 
 #[test]
-fn charts_helm_refuses_are_refused_with_helms_message() {
+fn charts_helm_refuses_are_refused_with_helms_message_and_hint() {
     let (python, source) = shim();
     for (golden, chart) in [
         ("template-chart-bad-type", "chart-bad-type"),
         ("template-lib-chart", "lib-chart"),
+        (
+            "template-with-invalid-yaml",
+            "chart-with-template-with-invalid-yaml",
+        ),
     ] {
         let output = Command::new(&python)
             .arg(&source)
