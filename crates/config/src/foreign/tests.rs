@@ -310,3 +310,61 @@ fn a_hostile_stream_is_refused_with_its_file() {
     let err = read_objects("a: &a [*a, *a]\n---\n- 1\n", "evil.yaml").expect_err("not objects");
     assert!(err.to_string().starts_with("evil.yaml: "), "{err}");
 }
+
+#[test]
+fn hostile_values_from_git_are_refused_by_the_validation_every_application_passes() {
+    let objects = read_objects(
+        "apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: evil, namespace: flux-system}
+spec: {url: 'ext::sh -c touch% /tmp/pwned', ref: {branch: '--upload-pack=touch /tmp/pwned'}}
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: evil, namespace: flux-system}
+spec:
+  path: ../../etc
+  sourceRef: {kind: GitRepository, name: evil}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: evil-chart, namespace: argocd}
+spec:
+  source:
+    repoURL: https://charts.example
+    chart: web
+    helm: {releaseName: '--post-renderer=/bin/sh', valueFiles: ['https://evil.example/values.yaml']}
+  destination: {name: in-cluster, namespace: web}
+",
+        "evil.yaml",
+    )
+    .expect("YAML");
+    let clusters = clusters();
+    let context = Context {
+        purpose: Purpose::Children,
+        home_cluster: "local",
+        clusters: &clusters,
+        home_repository: Some(("https://git.example/root", "main")),
+    };
+    let conversion = convert(&objects, &context);
+    let names: Vec<String> = clusters.iter().map(|cluster| cluster.name.clone()).collect();
+    let problems = |index: usize| {
+        let app = &conversion.applications[index];
+        crate::application_from_manifest(&app.manifest, &app.origin, &names)
+            .expect_err("refused")
+            .problems
+            .iter()
+            .map(|problem| problem.field.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        problems(0),
+        ["spec.source.repoURL", "spec.source.revision", "spec.source.path"]
+    );
+    let chart = problems(1);
+    assert!(
+        chart.contains(&"spec.source.helm.valueFiles".to_owned())
+            && chart.contains(&"spec.source.helm.releaseName".to_owned()),
+        "{chart:?}"
+    );
+}
