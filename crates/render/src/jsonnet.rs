@@ -445,7 +445,8 @@ fn number(value: f64) -> Value {
         clippy::cast_possible_truncation,
         reason = "integral and within ±2^53, so exact"
     )]
-    if value.fract() == 0.0 && value.abs() <= EXACT {
+    // -0 stays a float, printed `-0` as the reference implementation prints it.
+    if value.fract() == 0.0 && value.abs() <= EXACT && !(value == 0.0 && value.is_sign_negative()) {
         return Value::from(value as i64);
     }
     serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number)

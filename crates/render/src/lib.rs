@@ -367,6 +367,27 @@ fn jsonnet_environment<'a>(source: &'a Source, target: &RenderTarget<'a>) -> [(&
     ]
 }
 
+/// The JSON value of one Jsonnet program in `tree` (a repository path), as a directory source
+/// evaluates it: imports from the program's directory, `options.libs`, then `app_path`; bounded by
+/// `limits`' timeout and output size. No `$ARGOCD_APP_*` variable is known to its values.
+pub fn evaluate_jsonnet(
+    tree: &FileTree,
+    file: &str,
+    app_path: &str,
+    options: &driftless_core::application::JsonnetOptions,
+    limits: &RenderLimits,
+) -> Result<Value, JsonnetError> {
+    let evaluation = jsonnet::Evaluation {
+        options,
+        app_path,
+        environment: &[],
+        timeout: limits.timeout,
+        max_output_bytes: limits.max_output_bytes,
+    };
+    let mut values = jsonnet::evaluate(tree, &[file.to_owned()], &evaluation)?;
+    Ok(values.pop().unwrap_or(Value::Null))
+}
+
 /// The renderers' names, as [`Rendered::renderer`] gives them.
 pub const RENDERERS: &[&str] = &["directory", "jsonnet", "kustomize", "helm"];
 
