@@ -320,7 +320,13 @@ fn held_back_comment(conversion: &Conversion) -> String {
         .applications
         .iter()
         .filter(|app| app.unsupported().next().is_some())
-        .map(|app| format!("#   {} (from {})\n", app.name(), app.origin))
+        .map(|app| {
+            format!(
+                "#   {} (from {})\n",
+                printable(app.name()),
+                printable(&app.origin)
+            )
+        })
         .collect();
     if held.is_empty() {
         return String::new();
@@ -363,7 +369,29 @@ fn report(conversion: &Conversion, format: ImportFormat, objects: usize) -> Stri
                 Severity::Differs => "differs:\n",
             });
         }
-        text.push_str(&format!("  {finding}\n"));
+        text.push_str(&format!("  {}\n", printable(&finding.to_string())));
     }
     text
+}
+
+/// `text` with control characters shown as `?`: names and values come from the objects read, and
+/// a line break must not end the output's comment (writing YAML of its own) nor an escape
+/// sequence reach the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn names_from_the_objects_cannot_break_out_of_a_comment_or_reach_the_terminal() {
+        assert_eq!(
+            printable("web\napplications: []\u{1b}[2J"),
+            "web?applications: []?[2J"
+        );
+    }
 }
