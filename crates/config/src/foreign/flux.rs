@@ -349,6 +349,10 @@ pub(super) fn kustomization(
             source.insert("path".into(), json!(path));
         }
     }
+    report.differs(
+        "spec.path",
+        "without a kustomization.yaml there, only the manifests directly at the path are read (Flux also reads its subdirectories)",
+    );
     if !spec["postBuild"].is_null() {
         source.insert("postBuild".into(), post_build(&spec["postBuild"], &mut report));
     }
