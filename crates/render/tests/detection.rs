@@ -257,7 +257,7 @@ async fn jsonnet_outputs_objects_arrays_and_lists_with_imports_from_the_reposito
         .write(
             "app/imports.jsonnet",
             "local shared = import 'shared.libsonnet'; local up = import '../common/up.libsonnet';\n\
-             [shared.cm(std.extVar('prefix') + '-six'), up.cm(importstr 'name.txt')]",
+             [shared.cm(std.extVar('prefix') + '-six'), up.cm((importstr 'name.txt') + '-' + std.length(importbin 'name.txt'))]",
         )
         .write("app/name.txt", "seven")
         .write(
@@ -288,7 +288,7 @@ async fn jsonnet_outputs_objects_arrays_and_lists_with_imports_from_the_reposito
             "ConfigMap/four",
             "ConfigMap/one",
             "ConfigMap/plain",
-            "ConfigMap/seven",
+            "ConfigMap/seven-5",
             "ConfigMap/three",
             "ConfigMap/two",
             "ConfigMap/web-six",
