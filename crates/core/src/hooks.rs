@@ -31,6 +31,13 @@ pub const ARGO_HOOK_ANNOTATION: &str = "argocd.argoproj.io/hook";
 pub const HOOK_DELETE_POLICY_ANNOTATION: &str = "driftless.dev/hook-delete-policy";
 /// Argo CD's equivalent.
 pub const ARGO_HOOK_DELETE_POLICY_ANNOTATION: &str = "argocd.argoproj.io/hook-delete-policy";
+/// Helm's hook annotation, read as Argo CD reads it when neither hook annotation above is there
+/// (manifests rendered by Helm elsewhere and committed, say): `pre-install`/`pre-upgrade` are
+/// `PreSync`, `post-install`/`post-upgrade` `PostSync`; a hook of none of these (`test`,
+/// `*-delete`, `*-rollback`) is never applied, and `crd-install` is no hook at all.
+pub const HELM_HOOK_ANNOTATION: &str = "helm.sh/hook";
+/// Helm's deletion policy, read after ours and Argo CD's.
+pub const HELM_HOOK_DELETE_POLICY_ANNOTATION: &str = "helm.sh/hook-delete-policy";
 /// Label on every object created from a `generateName` hook: which hook it was created from (its
 /// `generateName`, as a label value), so that the next sync finds the earlier ones to delete.
 pub const GENERATED_HOOK_LABEL: &str = "driftless.dev/hook";
@@ -130,7 +137,13 @@ pub fn role_of(object: &DesiredObject) -> Result<Role, InvalidWave> {
         .into_iter()
         .find_map(|annotation| Some((annotation, object.annotation(annotation)?)));
     let Some((annotation, value)) = declared else {
-        return if delete_policy_annotation(object).is_some() {
+        if let Some(helm) = object.annotation(HELM_HOOK_ANNOTATION) {
+            return helm_role(object, helm);
+        }
+        let ours_or_argo = [HOOK_DELETE_POLICY_ANNOTATION, ARGO_HOOK_DELETE_POLICY_ANNOTATION]
+            .iter()
+            .any(|annotation| object.annotation(annotation).is_some());
+        return if ours_or_argo {
             delete_policy(object)?;
             Ok(Role::Hook(BTreeSet::from([SyncPhase::Sync])))
         } else {
@@ -190,10 +203,36 @@ impl Default for HookDeletePolicy {
     }
 }
 
+/// The role Helm's `helm.sh/hook` value gives, as Argo CD reads it.
+fn helm_role(object: &DesiredObject, value: &str) -> Result<Role, InvalidWave> {
+    let names: Vec<&str> = value.split(',').map(str::trim).collect();
+    if names.iter().all(|name| *name == "crd-install") {
+        return Ok(Role::Resource);
+    }
+    let mut phases = BTreeSet::new();
+    for name in names {
+        match name {
+            "pre-install" | "pre-upgrade" => phases.insert(SyncPhase::PreSync),
+            "post-install" | "post-upgrade" => phases.insert(SyncPhase::PostSync),
+            _ => false,
+        };
+    }
+    delete_policy(object)?;
+    Ok(if phases.is_empty() {
+        Role::Skipped
+    } else {
+        Role::Hook(phases)
+    })
+}
+
 fn delete_policy_annotation(object: &DesiredObject) -> Option<(&'static str, &str)> {
-    [HOOK_DELETE_POLICY_ANNOTATION, ARGO_HOOK_DELETE_POLICY_ANNOTATION]
-        .into_iter()
-        .find_map(|annotation| Some((annotation, object.annotation(annotation)?)))
+    [
+        HOOK_DELETE_POLICY_ANNOTATION,
+        ARGO_HOOK_DELETE_POLICY_ANNOTATION,
+        HELM_HOOK_DELETE_POLICY_ANNOTATION,
+    ]
+    .into_iter()
+    .find_map(|annotation| Some((annotation, object.annotation(annotation)?)))
 }
 
 fn delete_policy(object: &DesiredObject) -> Result<HookDeletePolicy, InvalidWave> {
@@ -405,6 +444,40 @@ mod tests {
         assert_eq!(
             role_of(&hook("HookSucceeded")),
             Ok(Role::Hook(BTreeSet::from([SyncPhase::Sync])))
+        );
+    }
+
+    #[test]
+    fn helm_hooks_are_read_as_argo_cd_reads_them_when_no_hook_annotation_is_there() {
+        let helm = |hooks: &str| {
+            with_annotations(
+                &json!({ HELM_HOOK_ANNOTATION: hooks, HELM_HOOK_DELETE_POLICY_ANNOTATION: "hook-succeeded" }),
+            )
+        };
+        assert_eq!(
+            role_of(&helm("pre-install,pre-upgrade")),
+            Ok(Role::Hook(BTreeSet::from([SyncPhase::PreSync])))
+        );
+        assert_eq!(
+            role_of(&helm("post-upgrade")),
+            Ok(Role::Hook(BTreeSet::from([SyncPhase::PostSync])))
+        );
+        assert_eq!(role_of(&helm("test")), Ok(Role::Skipped), "not part of a sync");
+        assert_eq!(role_of(&helm("crd-install")), Ok(Role::Resource));
+        assert!(hook_delete_policy(&helm("pre-install")).is_some_and(|policy| policy.on_success));
+        let argo_wins = with_annotations(
+            &json!({ HELM_HOOK_ANNOTATION: "pre-install", ARGO_HOOK_ANNOTATION: "PostSync" }),
+        );
+        assert_eq!(
+            role_of(&argo_wins),
+            Ok(Role::Hook(BTreeSet::from([SyncPhase::PostSync])))
+        );
+        let helm_policy_only =
+            with_annotations(&json!({ HELM_HOOK_DELETE_POLICY_ANNOTATION: "hook-succeeded" }));
+        assert_eq!(
+            role_of(&helm_policy_only),
+            Ok(Role::Resource),
+            "Helm's policy alone is no hook"
         );
     }
 

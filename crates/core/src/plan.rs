@@ -78,6 +78,7 @@ impl LiveMarks {
         let hook = [
             crate::hooks::HOOK_ANNOTATION,
             crate::hooks::ARGO_HOOK_ANNOTATION,
+            crate::hooks::HELM_HOOK_ANNOTATION,
             crate::hooks::HOOK_DELETE_POLICY_ANNOTATION,
             crate::hooks::ARGO_HOOK_DELETE_POLICY_ANNOTATION,
         ]

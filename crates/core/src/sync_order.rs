@@ -21,6 +21,8 @@ use crate::{DesiredObject, ObjectRef};
 
 pub const SYNC_WAVE_ANNOTATION: &str = "driftless.dev/sync-wave";
 pub const ARGO_SYNC_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
+/// Helm's `helm.sh/hook-weight`, a wave when neither sync-wave annotation is there.
+pub const HELM_HOOK_WEIGHT_ANNOTATION: &str = "helm.sh/hook-weight";
 
 /// Helm's install order (`releaseutil.InstallOrder`), the de-facto convention; other kinds follow.
 const KIND_ORDER: &[&str] = &[
@@ -107,7 +109,12 @@ pub struct InvalidWave {
 
 /// The wave of one object: our annotation wins over Argo CD's.
 pub fn wave_of(object: &DesiredObject) -> Result<i64, InvalidWave> {
-    for annotation in [SYNC_WAVE_ANNOTATION, ARGO_SYNC_WAVE_ANNOTATION] {
+    // Helm's hook weight last, as Argo CD reads it.
+    for annotation in [
+        SYNC_WAVE_ANNOTATION,
+        ARGO_SYNC_WAVE_ANNOTATION,
+        HELM_HOOK_WEIGHT_ANNOTATION,
+    ] {
         if let Some(value) = object.annotation(annotation) {
             return value.trim().parse().map_err(|_| InvalidWave {
                 object: object.reference.to_string(),
@@ -316,6 +323,14 @@ mod tests {
         );
         both.manifest["metadata"]["annotations"][ARGO_SYNC_WAVE_ANNOTATION] = json!("9");
         assert_eq!(wave_of(&both), Ok(2));
+        let helm = object(
+            "v1",
+            "ConfigMap",
+            Some("a"),
+            "weighted",
+            Some((HELM_HOOK_WEIGHT_ANNOTATION, "-3")),
+        );
+        assert_eq!(wave_of(&helm), Ok(-3), "Helm's hook weight, as Argo CD reads it");
     }
 
     #[test]

@@ -161,7 +161,7 @@ pub(crate) fn push_manifest(
 const HOOK_ANNOTATIONS: &[&str] = &[
     driftless_core::hooks::HOOK_ANNOTATION,
     driftless_core::hooks::ARGO_HOOK_ANNOTATION,
-    "helm.sh/hook",
+    driftless_core::hooks::HELM_HOOK_ANNOTATION,
 ];
 /// Room the API server needs for the random suffix it appends to a `generateName` (5
 /// characters) within a name of at most 253.
