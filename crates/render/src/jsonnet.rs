@@ -272,11 +272,11 @@ impl TreeImports {
             .map_err(|_| "the render was abandoned".to_owned())?;
         answer.recv().map_err(|_| "the render was abandoned".to_owned())
     }
+}
 
-    fn refuse(&self, import: &str, reason: impl std::fmt::Display) -> jrsonnet_evaluator::Error {
-        jrsonnet_evaluator::error::ErrorKind::RuntimeError(format!("import {import:?}: {reason}").into())
-            .into()
-    }
+/// An import refused or not found, as jrsonnet reports it with the importing frame.
+fn refuse(import: &str, reason: impl std::fmt::Display) -> jrsonnet_evaluator::Error {
+    jrsonnet_evaluator::error::ErrorKind::RuntimeError(format!("import {import:?}: {reason}").into()).into()
 }
 
 fn repository_path(source: &SourcePath) -> Option<String> {
@@ -288,7 +288,7 @@ fn repository_path(source: &SourcePath) -> Option<String> {
 impl ImportResolver for TreeImports {
     fn resolve_from(&self, from: &SourcePath, path: &str) -> jrsonnet_evaluator::Result<SourcePath> {
         if path.starts_with('/') {
-            return Err(self.refuse(
+            return Err(refuse(
                 path,
                 "an absolute path; imports are read from the repository only",
             ));
@@ -301,15 +301,15 @@ impl ImportResolver for TreeImports {
         for dir in own_dir.iter().chain(self.search.iter()) {
             // A library directory is a path from Git too: `..` in it climbs like any other.
             let Some(candidate) = join_inside("", dir).and_then(|dir| join_inside(&dir, path)) else {
-                return Err(self.refuse(path, format!("from {dir:?} it leaves the repository")));
+                return Err(refuse(path, format!("from {dir:?} it leaves the repository")));
             };
             match self.ask(|reply| Request::Resolve(candidate.clone(), reply)) {
                 Ok(Ok(Some(resolved))) => return Ok(SourcePath::new(SourceFile::new(resolved.into()))),
                 Ok(Ok(None)) => looked.push(candidate),
-                Ok(Err(reason)) | Err(reason) => return Err(self.refuse(path, reason)),
+                Ok(Err(reason)) | Err(reason) => return Err(refuse(path, reason)),
             }
         }
-        Err(self.refuse(
+        Err(refuse(
             path,
             format!("not found in the repository (looked for {})", looked.join(", ")),
         ))
@@ -322,11 +322,11 @@ impl ImportResolver for TreeImports {
 
     fn load_file_contents(&self, resolved: &SourcePath) -> jrsonnet_evaluator::Result<Vec<u8>> {
         let Some(path) = repository_path(resolved) else {
-            return Err(self.refuse(&resolved.to_string(), "not a repository file"));
+            return Err(refuse(&resolved.to_string(), "not a repository file"));
         };
         match self.ask(|reply| Request::Read(path.clone(), reply)) {
             Ok(Ok(contents)) => Ok(contents),
-            Ok(Err(reason)) | Err(reason) => Err(self.refuse(&path, reason)),
+            Ok(Err(reason)) | Err(reason) => Err(refuse(&path, reason)),
         }
     }
 

@@ -78,26 +78,26 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "objects",
-            r#"local base = { name: 'base', labels: { app: 'web' }, hidden:: 'not shown', greet():: 'hi ' + self.name };
+            r"local base = { name: 'base', labels: { app: 'web' }, hidden:: 'not shown', greet():: 'hi ' + self.name };
             local child = base { name: 'child', labels+: { tier: 'front' }, visible: super.hidden, greeting: self.greet() };
             { child: child, outer: { inner: { root: $.child.name } }, computed: { ['key-' + k]: k for k in ['a', 'b'] },
-              keep::: 'shown', merged: { a: 1 } + { b: 2 } + { a: 3 } }"#,
+              keep::: 'shown', merged: { a: 1 } + { b: 2 } + { a: 3 } }",
         ),
         case(
             "comprehensions",
-            r#"{ squares: [x * x for x in std.range(1, 5) if x % 2 == 1],
+            r"{ squares: [x * x for x in std.range(1, 5) if x % 2 == 1],
                  pairs: [[x, y] for x in [1, 2] for y in ['a', 'b']],
-                 byName: { [p.name]: p.port for p in [{ name: 'http', port: 80 }, { name: 'https', port: 443 }] if p.port > 0 } }"#,
+                 byName: { [p.name]: p.port for p in [{ name: 'http', port: 80 }, { name: 'https', port: 443 }] if p.port > 0 } }",
         ),
         case(
             "imports",
-            r#"local k8s = import 'k8s.libsonnet'; local params = import 'params.libsonnet';
+            r"local k8s = import 'k8s.libsonnet'; local params = import 'params.libsonnet';
             local deeper = import 'nested/deeper.libsonnet';
-            [k8s.configMap('app', { replicas: std.toString(params.replicas), greeting: importstr 'greeting.txt' }), deeper]"#,
+            [k8s.configMap('app', { replicas: std.toString(params.replicas), greeting: importstr 'greeting.txt' }), deeper]",
         ),
         Case {
             name: "external-variables",
-            program: r#"{ env: std.extVar('env'), replicas: std.extVar('replicas') + 1, labels: std.extVar('labels') }"#,
+            program: r"{ env: std.extVar('env'), replicas: std.extVar('replicas') + 1, labels: std.extVar('labels') }",
             ext_vars: vec![
                 variable("env", "production", false),
                 variable("replicas", "2", true),
@@ -107,7 +107,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "top-level-arguments",
-            program: r#"function(name, replicas=1, ports=[80]) { name: name, replicas: replicas, ports: ports, kind: std.type(replicas) }"#,
+            program: r"function(name, replicas=1, ports=[80]) { name: name, replicas: replicas, ports: ports, kind: std.type(replicas) }",
             ext_vars: Vec::new(),
             tlas: vec![
                 variable("name", "guestbook", false),
@@ -122,21 +122,21 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "manifest",
-            r#"local doc = { b: [1, 'two', { three: true }], a: { nested: null, 'key with space': 'v' }, n: 1.5 };
+            r"local doc = { b: [1, 'two', { three: true }], a: { nested: null, 'key with space': 'v' }, n: 1.5 };
             { json: std.manifestJson(doc), jsonEx: std.manifestJsonEx(doc, '  '), yaml: std.manifestYamlDoc(doc),
               yamlStream: std.manifestYamlStream([{ a: 1 }, [1, 2]]), yamlIndented: std.manifestYamlDoc({ list: [{ a: 1, b: 2 }] }, indent_array_in_object=true),
-              ini: std.manifestIni({ main: { a: 1 }, sections: { s: { b: 'x' } } }) }"#,
+              ini: std.manifestIni({ main: { a: 1 }, sections: { s: { b: 'x' } } }) }",
         ),
         case(
             "sorting",
-            r#"{ numbers: std.sort([3, 1, 2]), strings: std.sort(['b', 'a', 'C']), byKey: std.sort([{ k: 2 }, { k: 1 }], keyF=function(o) o.k),
+            r"{ numbers: std.sort([3, 1, 2]), strings: std.sort(['b', 'a', 'C']), byKey: std.sort([{ k: 2 }, { k: 1 }], keyF=function(o) o.k),
                  set: std.set(['b', 'a', 'b']), setMember: std.setMember('a', std.set(['b', 'a'])), inter: std.setInter([1, 2, 3], [2, 3, 4]),
-                 diff: std.setDiff([1, 2, 3], [2]), sortedFields: std.objectFields({ z: 1, a: 2, m: 3 }) }"#,
+                 diff: std.setDiff([1, 2, 3], [2]), sortedFields: std.objectFields({ z: 1, a: 2, m: 3 }) }",
         ),
         case(
             "numbers",
-            r#"{ third: 1 / 3, big: 1e21, sum: 0.1 + 0.2, exact: std.pow(2, 53), negative: -7, modulo: 7 % 3,
-                 shift: 1 << 10, bits: 6 & 3, int: std.floor(7 / 2), tiny: 1e-7, zero: -0 }"#,
+            r"{ third: 1 / 3, big: 1e21, sum: 0.1 + 0.2, exact: std.pow(2, 53), negative: -7, modulo: 7 % 3,
+                 shift: 1 << 10, bits: 6 & 3, int: std.floor(7 / 2), tiny: 1e-7, zero: -0 }",
         ),
         case("error-statement", "{ a: error 'boom' }"),
         case(
