@@ -10,6 +10,7 @@ use driftless_core::application::Application;
 use driftless_core::comparison::{AppComparison, ObjectStatus};
 use driftless_core::diff::{ObjectDiff, compare as compare_object};
 use driftless_core::plan::{WhenLive, skips_dry_run_on_missing_resource, validation_skipped, when_live};
+use driftless_core::sync_order::wave_of;
 use driftless_core::{DesiredObject, ObjectRef, applied, health, hooks, inventory, preview};
 use driftless_kube::{ApplyOptions, FIELD_MANAGER, ObjectError, Resolved};
 
@@ -54,6 +55,17 @@ pub(crate) async fn compare(
     } = options;
     // Not even a dry-run of an object the project refuses.
     parts.catalog.refuse_objects(app, &desired.objects)?;
+    // What a sync would refuse (a wave that is no integer, a hook phase driftless does not know)
+    // fails the comparison too, rather than leaving such a hook out of it unnoticed.
+    let invalid: Vec<_> = desired
+        .objects
+        .iter()
+        .flat_map(|(object, _)| [hooks::role_of(object).err(), wave_of(object).err()])
+        .flatten()
+        .collect();
+    if !invalid.is_empty() {
+        return Err(Failure::Waves(invalid));
+    }
     let cluster = parts.clusters.get(&app.destination.cluster).await?;
     let mut inventory = parts.store.inventory(&app.name)?;
     for (reference, version) in also_prunable {

@@ -60,7 +60,7 @@ pub enum Failure {
     DecryptionKeys(String),
     #[error(transparent)]
     Resolve(#[from] Box<driftless_kube::ResolveError>),
-    #[error("invalid sync waves:{}", list(.0))]
+    #[error("invalid sync annotations (waves, hooks):{}", list(.0))]
     Waves(Vec<InvalidWave>),
     #[error(transparent)]
     Connect(#[from] Box<driftless_kube::ConnectError>),

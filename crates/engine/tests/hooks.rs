@@ -483,3 +483,35 @@ async fn a_custom_object_waiting_for_its_crd_elsewhere_is_not_an_error() {
         SyncState::Synced
     );
 }
+
+/// A hook phase driftless does not know (Argo CD's `PostDelete`) fails comparison and sync, naming
+/// the object, its file and the annotation, and nothing is applied.
+#[tokio::test]
+async fn an_unknown_hook_phase_fails_compare_and_sync_naming_the_object() {
+    let env = TestEnv::new("engine_hooks_unknown").await;
+    let repo = TestRepo::new();
+    write_config_maps(
+        &repo,
+        &[
+            ("settings", ""),
+            ("cleanup", "argocd.argoproj.io/hook: PostDelete"),
+        ],
+    );
+    repo.commit("a PostDelete hook");
+    let (_data, engine) = shop(&env, &repo);
+    let expected = format!(
+        "ConfigMap/{}/cleanup (app/cleanup.yaml (document 1, line 1)): annotation \
+         argocd.argoproj.io/hook must be a comma-separated list of PreSync, Sync, PostSync, \
+         SyncFail or Skip, found \"PostDelete\"",
+        env.namespace
+    );
+    let compared = engine.compare("shop").await.expect_err("refused").to_string();
+    assert!(compared.contains(&expected), "{compared}");
+    let synced = engine
+        .sync("shop", SyncOptions::default())
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(synced.contains(&expected), "{synced}");
+    assert!(!exists(&env.api::<ConfigMap>(), "settings").await);
+}
