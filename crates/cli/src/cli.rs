@@ -48,6 +48,7 @@ pub struct Common {
     /// Where Git mirrors and the history database live; overrides `dataDir` in the configuration.
     #[arg(long, global = true, env = "DRIFTLESS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// How results are printed on stdout (logs and errors go to stderr).
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Work directly against the clusters even when a `driftless serve` is running.
