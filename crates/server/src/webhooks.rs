@@ -219,11 +219,14 @@ pub(crate) fn push_matches(app: &Application, push: &Push) -> bool {
     if !follows {
         return false;
     }
-    // Only a plain directory is known to read nothing outside its path; Kustomize bases and Helm
-    // values files may live anywhere in the repository.
-    let (Some(paths), Renderer::Directory(_)) = (&push.paths, &app.source.renderer) else {
+    // Only a plain directory is known to read nothing outside its path; Kustomize bases, Helm
+    // values files and Jsonnet libraries may live anywhere in the repository.
+    let Some(paths) = &push.paths else {
         return true;
     };
+    if !matches!(&app.source.renderer, Renderer::Directory(options) if options.jsonnet.is_empty()) {
+        return true;
+    }
     let own = app.source.path.trim_matches('/');
     own.is_empty()
         || paths.iter().any(|path| {
