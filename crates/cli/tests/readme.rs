@@ -170,7 +170,7 @@ impl Workspace {
             .stderr(log)
             .spawn()
             .expect("start serve");
-        let serving = Serving {
+        let mut serving = Serving {
             command: command.to_owned(),
             child,
         };
@@ -181,7 +181,12 @@ impl Workspace {
             .and_then(|address| address.rsplit_once(':'))
             .map(|(_, port)| port.parse::<u16>().expect("a port"));
         let deadline = Instant::now() + Duration::from_mins(1);
+        let log = || std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default();
         loop {
+            // A port another process holds answers too: only a serve still running counts.
+            if let Some(status) = serving.child.try_wait().expect("serve's status") {
+                panic!("{command}: exited ({status}) instead of serving:\n{}", log());
+            }
             let on_socket = std::os::unix::net::UnixStream::connect(&socket).is_ok();
             let on_port = port.is_none_or(|port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
             if on_socket && on_port {
@@ -190,7 +195,7 @@ impl Workspace {
             assert!(
                 Instant::now() < deadline,
                 "{command}: not serving after a minute:\n{}",
-                std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+                log()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
