@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::hooks::{SyncPhase, kept_in_step};
+use crate::hooks::{Role, SyncPhase, kept_in_step, role_of};
 use crate::sync_order::{InvalidWave, Wave, kind_rank, plan_order, stage_of_reference};
 use crate::{DesiredObject, ObjectRef};
 
@@ -211,7 +211,11 @@ pub fn plan(
     options: PlanOptions,
 ) -> Result<Plan, Vec<InvalidWave>> {
     let mut conflicts = Vec::new();
-    for object in desired {
+    // An object never applied (`Skip`) cannot conflict with whoever owns it.
+    let applied = desired
+        .iter()
+        .filter(|object| !matches!(role_of(object), Ok(Role::Skipped)));
+    for object in applied {
         let Some(ownership) = live.get(&object.reference) else {
             continue;
         };
@@ -721,5 +725,10 @@ mod sync_option_tests {
         );
         assert!(plan.prune.is_empty());
         assert_eq!(plan.kept, vec![(old_hook, KeepReason::Hook)]);
+
+        // A skipped object someone else made is no conflict: it is never applied.
+        let unmanaged = BTreeMap::from([(objects[3].reference.clone(), LiveOwnership::of(&json!({})))]);
+        let skipped = super::plan("web", &objects, &BTreeSet::new(), &unmanaged, options).expect("plan");
+        assert!(skipped.conflicts.is_empty(), "{:?}", skipped.conflicts);
     }
 }
