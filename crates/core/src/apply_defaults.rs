@@ -34,10 +34,21 @@ pub fn set_apply_defaults(manifest: &mut Value) {
     let Some(api_version) = manifest.get("apiVersion").and_then(Value::as_str) else {
         return;
     };
-    let group = api_version.rsplit_once('/').map_or("", |(group, _)| group).to_owned();
-    let kind = manifest.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let group = api_version
+        .rsplit_once('/')
+        .map_or("", |(group, _)| group)
+        .to_owned();
+    let kind = manifest
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     match (group.as_str(), kind.as_str()) {
-        ("", "Service") => default_protocols(manifest.pointer_mut("/spec/ports")),
+        ("", "Service") => {
+            if let Some(ports) = manifest.pointer_mut("/spec/ports") {
+                default_protocols(ports);
+            }
+        }
         ("", "Secret") => move_string_data(manifest),
         _ => {
             if let Some(pointer) = pod_spec_pointer(&group, &kind)
@@ -47,8 +58,11 @@ pub fn set_apply_defaults(manifest: &mut Value) {
                     let Some(Value::Array(containers)) = pod_spec.get_mut(containers) else {
                         continue;
                     };
-                    for container in containers {
-                        default_protocols(container.get_mut("ports"));
+                    for ports in containers
+                        .iter_mut()
+                        .filter_map(|container| container.get_mut("ports"))
+                    {
+                        default_protocols(ports);
                     }
                 }
             }
@@ -70,8 +84,8 @@ fn pod_spec_pointer(group: &str, kind: &str) -> Option<&'static str> {
 }
 
 /// `protocol: TCP` on each port (an object in the list) without one, or with an empty one.
-fn default_protocols(ports: Option<&mut Value>) {
-    let Some(Value::Array(ports)) = ports else {
+fn default_protocols(ports: &mut Value) {
+    let Value::Array(ports) = ports else {
         return;
     };
     for port in ports {
@@ -163,15 +177,31 @@ mod tests {
         let kinds = [
             ("v1", "Pod", json!({"spec": pod_spec})),
             ("v1", "PodTemplate", json!({"template": template})),
-            ("v1", "ReplicationController", json!({"spec": {"template": template}})),
+            (
+                "v1",
+                "ReplicationController",
+                json!({"spec": {"template": template}}),
+            ),
             ("apps/v1", "Deployment", json!({"spec": {"template": template}})),
             ("apps/v1", "ReplicaSet", json!({"spec": {"template": template}})),
             ("apps/v1", "StatefulSet", json!({"spec": {"template": template}})),
             ("apps/v1", "DaemonSet", json!({"spec": {"template": template}})),
-            ("extensions/v1beta1", "Deployment", json!({"spec": {"template": template}})),
+            (
+                "extensions/v1beta1",
+                "Deployment",
+                json!({"spec": {"template": template}}),
+            ),
             ("batch/v1", "Job", json!({"spec": {"template": template}})),
-            ("batch/v1beta1", "CronJob", json!({"spec": {"jobTemplate": {"spec": {"template": template}}}})),
-            ("batch/v1", "CronJob", json!({"spec": {"jobTemplate": {"spec": {"template": template}}}})),
+            (
+                "batch/v1beta1",
+                "CronJob",
+                json!({"spec": {"jobTemplate": {"spec": {"template": template}}}}),
+            ),
+            (
+                "batch/v1",
+                "CronJob",
+                json!({"spec": {"jobTemplate": {"spec": {"template": template}}}}),
+            ),
         ];
         let expected = json!({
             "containers": [{"name": "web", "ports": [{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 53, "protocol": "UDP"}]}],
@@ -183,11 +213,9 @@ mod tests {
             manifest["apiVersion"] = json!(api_version);
             manifest["kind"] = json!(kind);
             let manifest = defaulted(manifest);
-            let pointer = super::pod_spec_pointer(
-                api_version.rsplit_once('/').map_or("", |(group, _)| group),
-                kind,
-            )
-            .expect("a kind with a pod spec");
+            let pointer =
+                super::pod_spec_pointer(api_version.rsplit_once('/').map_or("", |(group, _)| group), kind)
+                    .expect("a kind with a pod spec");
             assert_eq!(manifest.pointer(pointer), Some(&expected), "{api_version} {kind}");
         }
         let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"template": template}});
@@ -233,7 +261,8 @@ mod tests {
 
     #[test]
     fn defaults_are_idempotent() {
-        let service = defaulted(json!({"apiVersion": "v1", "kind": "Service", "spec": {"ports": [{"port": 80}]}}));
+        let service =
+            defaulted(json!({"apiVersion": "v1", "kind": "Service", "spec": {"ports": [{"port": 80}]}}));
         assert_eq!(defaulted(service.clone()), service);
     }
 }
