@@ -211,10 +211,11 @@ pub fn plan(
     options: PlanOptions,
 ) -> Result<Plan, Vec<InvalidWave>> {
     let mut conflicts = Vec::new();
-    // An object never applied (`Skip`) cannot conflict with whoever owns it.
-    let applied = desired
-        .iter()
-        .filter(|object| !matches!(role_of(object), Ok(Role::Skipped)));
+    // An object never applied (`Skip`), or not once it exists (Flux's `ssa: IfNotPresent`),
+    // cannot conflict with whoever owns it.
+    let applied = desired.iter().filter(|object| {
+        !matches!(role_of(object), Ok(Role::Skipped)) && when_live(object, None) == WhenLive::Update
+    });
     for object in applied {
         let Some(ownership) = live.get(&object.reference) else {
             continue;
@@ -726,8 +727,14 @@ mod sync_option_tests {
         assert!(plan.prune.is_empty());
         assert_eq!(plan.kept, vec![(old_hook, KeepReason::Hook)]);
 
-        // A skipped object someone else made is no conflict: it is never applied.
-        let unmanaged = BTreeMap::from([(objects[3].reference.clone(), LiveOwnership::of(&json!({})))]);
+        // A skipped object someone else made is no conflict: it is never applied; nor is one
+        // applied only when absent.
+        let mut objects = objects;
+        objects[0].manifest["metadata"]["annotations"] = json!({ FLUX_SSA_ANNOTATION: "IfNotPresent" });
+        let unmanaged = BTreeMap::from([
+            (objects[3].reference.clone(), LiveOwnership::of(&json!({}))),
+            (objects[0].reference.clone(), LiveOwnership::of(&json!({}))),
+        ]);
         let skipped = super::plan("web", &objects, &BTreeSet::new(), &unmanaged, options).expect("plan");
         assert!(skipped.conflicts.is_empty(), "{:?}", skipped.conflicts);
     }
