@@ -89,6 +89,7 @@ fn substitute(value: &str, environment: &[(&str, &str)]) -> Result<String, Strin
             rest = after;
             continue;
         }
+        let braced = rest.starts_with('{');
         let (name, after) = if let Some(braced) = rest.strip_prefix('{') {
             let end = braced
                 .find('}')
@@ -100,6 +101,11 @@ fn substitute(value: &str, environment: &[(&str, &str)]) -> Result<String, Strin
                 .unwrap_or(rest.len());
             (&rest[..end], &rest[end..])
         };
+        if name.is_empty() && !braced {
+            // A `$` before no name (`a $ b`, a trailing `$`) is not a reference.
+            out.push('$');
+            continue;
+        }
         let Some((_, replacement)) = environment.iter().find(|(known, _)| *known == name) else {
             let known: Vec<&str> = environment.iter().map(|(known, _)| *known).collect();
             return Err(format!(
@@ -123,7 +129,7 @@ fn argument(
 ) -> Result<(String, String, bool), JsonnetError> {
     let value = substitute(&variable.value, environment).map_err(|message| JsonnetError::Variable {
         file: file.to_owned(),
-        field: format!("{field}[{}]", variable.name),
+        field: format!("spec.source.directory.jsonnet.{field}[{}]", variable.name),
         message,
     })?;
     Ok((variable.name.clone(), value, variable.code))
@@ -514,6 +520,7 @@ mod tests {
         );
         assert_eq!(substitute("costs $$5", &environment).as_deref(), Ok("costs $5"));
         assert_eq!(substitute("plain", &environment).as_deref(), Ok("plain"));
+        assert_eq!(substitute("a $ b $", &environment).as_deref(), Ok("a $ b $"));
         let err = substitute("pa$word", &environment).expect_err("an unknown variable");
         assert!(err.contains("$word is not a variable"), "{err}");
         assert!(substitute("${ARGOCD_APP_NAME", &environment).is_err());

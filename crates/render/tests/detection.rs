@@ -363,6 +363,18 @@ async fn imports_never_leave_the_repository() {
     let err = jsonnet_error(&repo, "importstr 'secret.txt'", libs, &RenderLimits::default()).await;
     assert!(err.contains("leaves the repository"), "{err}");
 
+    let unknown = JsonnetOptions {
+        ext_vars: vec![variable("x", "$ARGOCD_APP_REVISION", false)],
+        ..JsonnetOptions::default()
+    };
+    let err = jsonnet_error(&repo, "std.extVar('x')", unknown, &RenderLimits::default()).await;
+    assert!(
+        err.starts_with(
+            "app/main.jsonnet: spec.source.directory.jsonnet.extVars[x]: $ARGOCD_APP_REVISION is not a variable driftless knows (known: ARGOCD_APP_NAME,"
+        ),
+        "{err}"
+    );
+
     let err = jsonnet_error(&repo, "{ a: std.extVar('x') }", none(), &RenderLimits::default()).await;
     assert!(
         err.contains("app/main.jsonnet") && err.contains("external variable is not defined: x"),
