@@ -267,6 +267,10 @@ async fn argo_hooks_run_in_their_phases_and_generated_ones_are_fresh_each_sync()
     finish_job_pod(&env, "notify", true).await;
     let second = sync.await.expect("the sync task").expect("sync");
     assert_eq!(second.result, SyncResult::Succeeded, "{second:?}");
+    assert!(
+        has_outcome(&second, "seed", ObjectAction::Created),
+        "the Sync hook was deleted and created anew: {second:?}"
+    );
     let migrated: Vec<&str> = [&first, &second]
         .iter()
         .filter_map(|report| {

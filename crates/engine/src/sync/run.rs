@@ -506,8 +506,13 @@ impl SyncRun<'_> {
                     reference = created;
                 }
                 let live = live_objects.get(&object.reference);
+                let uid = |object: &Value| object.pointer("/metadata/uid").cloned();
                 let action = match live {
                     None => ObjectAction::Created,
+                    // A hook deleted before it was created again is a new object.
+                    Some(before) if uid(before) != uid(&after) && !self.options.dry_run => {
+                        ObjectAction::Created
+                    }
                     Some(before)
                         if applied::resource_version(before) != applied::resource_version(&after)
                             && !self.options.dry_run =>
