@@ -478,6 +478,22 @@ async fn a_custom_object_waiting_for_its_crd_elsewhere_is_not_an_error() {
         .await
         .expect("no error while the kind is not served");
     assert_eq!(comparison.sync, SyncState::OutOfSync, "{comparison:?}");
+    let dry_run = SyncOptions {
+        dry_run: true,
+        ..SyncOptions::default()
+    };
+    let report = engine.sync("gizmos", dry_run).await.expect("dry-run");
+    assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
+    assert!(
+        has_outcome(&report, "sprocket", ObjectAction::Created),
+        "{report:?}"
+    );
+    let report = engine.sync("gizmos", SyncOptions::default()).await.expect("sync");
+    assert_eq!(report.result, SyncResult::Failed, "still not served: {report:?}");
+    assert!(
+        report.outcomes[0].message.contains("does not serve kind Gizmo"),
+        "{report:?}"
+    );
     let report = engine.sync("crds", SyncOptions::default()).await.expect("sync");
     assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
     let report = engine.sync("gizmos", SyncOptions::default()).await.expect("sync");

@@ -12,7 +12,10 @@ use driftless_core::applied::{self, AppliedState};
 use driftless_core::diff::keep_ignored_live_values;
 use driftless_core::health::{self, Health};
 use driftless_core::hooks::{self, BeforeApply};
-use driftless_core::plan::{KeepReason, Plan, WhenLive, object_sync_option, validation_skipped, when_live};
+use driftless_core::plan::{
+    KeepReason, Plan, WhenLive, object_sync_option, skips_dry_run_on_missing_resource, validation_skipped,
+    when_live,
+};
 use driftless_core::project::Project;
 use driftless_core::sync_order::{Stage, Wave};
 use driftless_core::{HealthState, ObjectRef, inventory};
@@ -535,6 +538,26 @@ impl SyncRun<'_> {
                 }
                 self.applied.insert(reference.clone(), object.gvk.version.clone());
                 self.record(&reference, action, "");
+            }
+            // SkipDryRunOnMissingResource: its kind is to be served by the time the sync applies
+            // it (a CRD another application installs), so a dry-run cannot ask the server.
+            Err(ObjectError::Rejected { code: 404, .. })
+                if skips_dry_run_on_missing_resource(object) && self.options.dry_run =>
+            {
+                self.record(
+                    &reference,
+                    ObjectAction::Created,
+                    "would be created once its kind is served (SkipDryRunOnMissingResource)",
+                );
+            }
+            Err(ObjectError::Rejected { code: 404, .. }) if skips_dry_run_on_missing_resource(object) => {
+                let message = format!(
+                    "the API server does not serve kind {} in {} yet (SkipDryRunOnMissingResource: \
+                     its CustomResourceDefinition must be installed before this sync applies it)",
+                    object.gvk.kind,
+                    object.gvk.api_version()
+                );
+                self.fail(&reference, message, || format!("{reference} failed"));
             }
             Err(err) => self.fail(&reference, err.to_string(), || format!("{reference} failed")),
         }
