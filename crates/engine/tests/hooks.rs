@@ -535,3 +535,34 @@ async fn an_unknown_hook_phase_fails_compare_and_sync_naming_the_object() {
     assert!(synced.contains(&expected), "{synced}");
     assert!(!exists(&env.api::<ConfigMap>(), "settings").await);
 }
+
+/// `Validate=false`: an object applied without validation is not checked against the schemas in
+/// a plan either; the same object without it is.
+#[tokio::test]
+async fn a_plan_does_not_validate_what_validate_false_applies_unvalidated() {
+    let env = TestEnv::new("engine_validate_false").await;
+    let repo = TestRepo::new();
+    write_config_maps(&repo, &[("settings", "")]);
+    let base = repo.commit("base");
+    let unknown_field =
+        |name: &str, annotations: &str| format!("{}unknownField: x\n", config_map(name, annotations));
+    repo.write("app/checked.yaml", &unknown_field("checked", ""))
+        .write(
+            "app/unchecked.yaml",
+            &unknown_field("unchecked", "argocd.argoproj.io/sync-options: Validate=false"),
+        );
+    let head = repo.commit("objects with a field no schema declares");
+    let (_data, engine) = shop(&env, &repo);
+    let options = driftless_engine::PlanOptions {
+        offline: true,
+        ..driftless_engine::PlanOptions::default()
+    };
+    let plans = engine.plan(&base, &head, options).await;
+    let flagged: Vec<&str> = plans
+        .iter()
+        .flat_map(|plan| &plan.problems)
+        .filter(|problem| problem.check == "schema")
+        .map(|problem| problem.object.name.as_str())
+        .collect();
+    assert_eq!(flagged, vec!["checked"], "{plans:?}");
+}
