@@ -339,6 +339,10 @@ async fn a_failing_pre_sync_hook_stops_the_sync_and_sync_fail_hooks_run() {
 /// created once and never updated, nor is a live object someone marked `reconcile: disabled`;
 /// `ssa: Ignore` and `reconcile: disabled` in Git are never applied.
 #[tokio::test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario across two syncs, checked step by step"
+)]
 async fn sync_options_and_flux_annotations_do_what_they_say() {
     let env = TestEnv::new("engine_sync_annotations").await;
     let repo = TestRepo::new();
@@ -358,7 +362,7 @@ async fn sync_options_and_flux_annotations_do_what_they_say() {
                 "generated",
                 "argocd.argoproj.io/compare-options: IgnoreExtraneous",
             ),
-            ("plain", ""),
+            ("plain", "argocd.argoproj.io/sync-options: CreateNamespace=true"),
             ("once", "kustomize.toolkit.fluxcd.io/ssa: IfNotPresent"),
             ("frozen", ""),
             ("disabled", "kustomize.toolkit.fluxcd.io/reconcile: disabled"),
@@ -375,6 +379,14 @@ async fn sync_options_and_flux_annotations_do_what_they_say() {
     assert_eq!(report.result, SyncResult::Succeeded, "{report:?}");
     let config_maps = env.api::<ConfigMap>();
     assert!(!exists(&config_maps, "ignored").await, "ssa: Ignore");
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .any(|o| o.object.name == "plain"
+                && o.message.contains("CreateNamespace belongs to the application")),
+        "accepted on an object, and said to do nothing: {report:?}"
+    );
     assert!(
         !exists(&config_maps, "disabled").await,
         "reconcile: disabled in Git: skipped, as Flux's apply library skips it"

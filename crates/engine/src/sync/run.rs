@@ -537,7 +537,13 @@ impl SyncRun<'_> {
                         .push(health::assess(&reference.group, &reference.kind, &after));
                 }
                 self.applied.insert(reference.clone(), object.gvk.version.clone());
-                self.record(&reference, action, "");
+                // Argo CD reads CreateNamespace only on an Application; said, not refused.
+                let note = if object_sync_option(object, "CreateNamespace").is_some() {
+                    "sync option CreateNamespace belongs to the application, not an object: ignored"
+                } else {
+                    ""
+                };
+                self.record(&reference, action, note);
             }
             // SkipDryRunOnMissingResource: its kind is to be served by the time the sync applies
             // it (a CRD another application installs), so a dry-run cannot ask the server.
