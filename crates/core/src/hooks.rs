@@ -116,10 +116,11 @@ fn invalid(
     }
 }
 
-/// The object's role, from our hook annotation or else Argo CD's. Argo CD ignores a phase it does
-/// not know; driftless refuses it (the hook would silently never run), naming the object, its
-/// file and the annotation. An object with a deletion policy but no phase is a `Sync` hook, as
-/// driftless read its own deletion-policy annotation before hook phases existed.
+/// The object's role, from our hook annotation, else Argo CD's, else Helm's (read as Argo CD reads
+/// it); Flux's `ssa: Ignore` and `reconcile: disabled` make it skipped. Argo CD ignores a phase it
+/// does not know; driftless refuses it (the hook would silently never run), naming the object,
+/// its file and the annotation. An object with our or Argo CD's deletion policy but no phase is a
+/// `Sync` hook, as driftless read its own deletion-policy annotation before hook phases existed.
 pub fn role_of(object: &DesiredObject) -> Result<Role, InvalidWave> {
     // Flux's `ssa: Ignore` and `reconcile: disabled` in Git mean what Argo CD's `Skip` does:
     // Flux's apply library skips such an object whether or not it exists.
