@@ -58,6 +58,9 @@ struct Side {
     renderer: &'static str,
     /// The Applications it declares (app-of-apps), validated.
     children: Vec<Application>,
+    /// Those of its children converted from Argo CD or Flux objects with something driftless
+    /// has no equivalent for, by name: they would not sync, so they are not planned.
+    held_back: Vec<(String, Vec<String>)>,
 }
 
 impl Side {
@@ -69,6 +72,7 @@ impl Side {
             inputs: Some(std::collections::BTreeSet::new()),
             renderer: "none",
             children: Vec::new(),
+            held_back: Vec::new(),
         }
     }
 
@@ -161,6 +165,7 @@ pub(crate) async fn plan(
         .map(|app| (Some(Arc::clone(&app)), Some(app)))
         .collect();
     let mut seen = std::collections::HashSet::new();
+    let mut held_back: HashMap<String, Vec<String>> = HashMap::new();
     // A wave at a time (the next holds the children the last one declared), its renders
     // concurrently: renderers are mostly other processes (kustomize, helm).
     while !wave.is_empty() {
@@ -191,14 +196,29 @@ pub(crate) async fn plan(
             .collect()
             .await;
         for (versions, result) in rendered {
+            let name = versions
+                .1
+                .or(versions.0)
+                .map(|app| app.name.clone())
+                .unwrap_or_default();
+            // A child that would not sync is not planned as if it would: when the change
+            // touches it, its plan says why it does not sync; its own children never exist.
+            if let Some(findings) = held_back.get(&name) {
+                if matches!(result, Err(_) | Ok((Some(_), _, _))) {
+                    let mut plan = ApplicationPlan::new(&name);
+                    plan.error = Some(Failure::Unconverted(findings.clone()).to_string());
+                    plans.push(plan);
+                }
+                continue;
+            }
             match result {
-                Ok((both, children)) => {
+                Ok((both, children, held)) => {
+                    held_back.extend(held);
                     wave.extend(children);
                     planned.extend(both);
                 }
                 Err(err) => {
-                    let name = versions.1.or(versions.0).map(|app| app.name.clone());
-                    let mut plan = ApplicationPlan::new(&name.unwrap_or_default());
+                    let mut plan = ApplicationPlan::new(&name);
                     plan.error = Some(err.to_string());
                     plans.push(plan);
                 }
@@ -286,9 +306,9 @@ async fn render_both(
     url: &str,
     (base, head): (&str, &str),
     target: Result<Target, NotCompared>,
-) -> Result<(Option<Planned>, Vec<Versions>), Failure> {
+) -> Result<(Option<Planned>, Vec<Versions>, Vec<(String, Vec<String>)>), Failure> {
     let Some(app) = at_head.as_ref().or(at_base.as_ref()) else {
-        return Ok((None, Vec::new()));
+        return Ok((None, Vec::new(), Vec::new()));
     };
     let base_commit = parts.desired.fetch_and_resolve(url, base).await?;
     let head_commit = parts.desired.fetch_and_resolve(url, head).await?;
@@ -304,13 +324,14 @@ async fn render_both(
     if at_base == at_head && !driftless_core::changes::touches(app, base_side.inputs.as_ref(), &changed) {
         // Untouched, so are the children it declares; theirs may still be touched.
         let children = child_versions(app, &base_side.children, &base_side.children);
-        return Ok((None, children));
+        return Ok((None, children, base_side.held_back));
     }
     let head_side = match at_head {
         Some(declared) => render_side(parts, declared, url, &head_commit, cluster).await?,
         None => Side::absent(),
     };
     let children = child_versions(app, &base_side.children, &head_side.children);
+    let held_back = head_side.held_back.clone();
     Ok((
         Some(Planned {
             app: Arc::clone(app),
@@ -320,6 +341,7 @@ async fn render_both(
             target,
         }),
         children,
+        held_back,
     ))
 }
 
@@ -338,7 +360,17 @@ async fn render_side(
         .render_tree(parts.context(), app, &tree, cluster)
         .await?;
     let (children, manifests) = split_children(app, rendered.manifests);
-    let children = parts.catalog.child_applications(app, children)?;
+    let (children, held_back) = parts
+        .catalog
+        .declared_children(app, children)?
+        .into_iter()
+        .map(|child| {
+            let held = (!child.unconverted.is_empty())
+                .then(|| (child.application.name.clone(), child.unconverted));
+            (child.application, held)
+        })
+        .unzip::<_, _, Vec<_>, Vec<_>>();
+    let held_back = held_back.into_iter().flatten().collect();
     let offline = Discovery::offline();
     let discovery = cluster.map_or(&offline, |cluster| &*cluster.discovery);
     let objects =
@@ -349,6 +381,7 @@ async fn render_side(
         inputs: rendered.inputs,
         renderer: rendered.renderer,
         children,
+        held_back,
     })
 }
 

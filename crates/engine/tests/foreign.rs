@@ -340,3 +340,42 @@ async fn an_app_project_in_git_only_narrows_the_roots_project() {
     assert!(config_maps.get_opt("elsewhere").await.expect("get").is_none());
     assert!(config_maps.get_opt("here").await.expect("get").is_some());
 }
+
+/// A plan does not plan a held-back child as if it would deploy: when the change touches it,
+/// its plan says why it does not sync and lists no change; an untouched one is not listed.
+#[tokio::test]
+async fn a_plan_says_why_a_held_back_child_does_not_sync_instead_of_planning_it() {
+    let env = TestEnv::new("foreign-plan").await;
+    let ns = env.namespace.clone();
+    let repo = TestRepo::new();
+    repo.write(
+        "apps/applications.yaml",
+        &[
+            argo_application("guestbook", &repo, "guestbook", &ns, ""),
+            argo_application(
+                "kustomized",
+                &repo,
+                "kustomized",
+                &ns,
+                "    kustomize:\n      images: ['example/app:2.0']\n",
+            ),
+        ]
+        .concat(),
+    )
+    .write("guestbook/cm.yaml", &config_map("guestbook"))
+    .write("kustomized/kustomization.yaml", "resources: [cm.yaml]\n")
+    .write("kustomized/cm.yaml", &config_map("kustomized"));
+    let base = repo.commit("an Argo CD app-of-apps");
+    repo.write("kustomized/cm.yaml", &config_map("kustomized").replace("value", "changed"));
+    let head = repo.commit("the held-back child's object changes");
+    let (_data, engine) = common::engine(&env, vec![common::application("root", &repo, "apps", &ns)]);
+
+    let plans = engine.plan(&base, &head, driftless_engine::PlanOptions::default()).await;
+    let names: Vec<&str> = plans.iter().map(|plan| plan.application.as_str()).collect();
+    assert_eq!(names, vec!["kustomized"], "{plans:?}");
+    let held_back = &plans[0];
+    assert!(held_back.changes.is_empty(), "{held_back:?}");
+    let error = held_back.error.as_deref().expect("why it does not sync");
+    assert!(error.contains("not synced"), "{error}");
+    assert!(error.contains("spec.source.kustomize.images: not supported yet"), "{error}");
+}

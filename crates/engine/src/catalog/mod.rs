@@ -203,21 +203,8 @@ impl Catalog {
     }
 
     /// The Application manifests a root renders, validated exactly as `driftless.yaml` is and
-    /// given the root's project (a plan reads them without registering them). Any problem fails
-    /// them all.
-    pub(crate) fn child_applications(
-        &self,
-        root: &Application,
-        children: Vec<(serde_json::Value, SourceLocation)>,
-    ) -> Result<Vec<Application>, Failure> {
-        Ok(self
-            .declared_children(root, children)?
-            .into_iter()
-            .map(|child| child.application)
-            .collect())
-    }
-
-    /// [`Catalog::child_applications`] with, for each child converted from an Argo CD or Flux
+    /// given the root's project (a plan reads them without registering them; any problem fails
+    /// them all), each with, for a child converted from an Argo CD or Flux
     /// object, what it has that driftless has no equivalent for. Argo CD and Flux objects are
     /// converted together (Flux's refer to each other) into driftless Application documents,
     /// which then go through the very validation and project checks of the root's own
