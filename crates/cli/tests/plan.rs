@@ -748,11 +748,13 @@ fn applications_declared_in_git_are_planned_when_changed_added_or_removed() {
     std::fs::write(
         &config,
         format!(
-            "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: state\nclusters:\n  - {{ name: local, kubeconfig: /nonexistent/kubeconfig }}\napplications:\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: root }}\n    spec:\n      source: {{ repoURL: '{url}', path: roots }}\n      destination: {{ cluster: local, namespace: default }}\n"
+            "apiVersion: driftless.dev/v1alpha1\nkind: Config\ndataDir: state\nclusters:\n  - {{ name: local, kubeconfig: /nonexistent/kubeconfig }}\napplications:\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: root }}\n    spec:\n      source: {{ repoURL: '{url}', path: roots }}\n      destination: {{ cluster: local, namespace: default }}\n      syncPolicy: {{ allowEmpty: true }}\n"
         ),
     )
     .expect("config");
 
+    // allowEmpty: dropping the root's last child leaves it rendering nothing, which is intended
+    // here (without it, that render is an error naming what `roots` holds).
     // The root reads nothing that changed; its child does.
     let (code, plans) = json_plan(&config, "svc-change");
     assert_eq!(code, Some(1), "{plans:#}");
