@@ -46,6 +46,17 @@ spec:
     )
 }
 
+/// An Argo CD Application with a field driftless has no equivalent for (an images override).
+fn kustomized_with_images(repo: &TestRepo, namespace: &str) -> String {
+    argo_application(
+        "kustomized",
+        repo,
+        "kustomized",
+        namespace,
+        "    kustomize:\n      images: ['example/app:2.0']\n",
+    )
+}
+
 /// The API server URL of the test's kubeconfig.
 fn server_of(env: &TestEnv) -> String {
     let kubeconfig = kube::config::Kubeconfig::read_from(env.kubeconfig_path()).expect("kubeconfig");
@@ -73,13 +84,7 @@ async fn an_argo_app_of_apps_root_syncs_its_children_and_holds_back_what_has_no_
         "apps/applications.yaml",
         &[
             argo_application("example.guestbook", &repo, "guestbook", &ns, ""),
-            argo_application(
-                "kustomized",
-                &repo,
-                "kustomized",
-                &ns,
-                "    kustomize:\n      images: ['example/app:2.0']\n",
-            ),
+            kustomized_with_images(&repo, &ns),
             // The configured cluster named by its API server's URL.
             argo_application("by-server", &repo, "guestbook", &ns, "")
                 .replace("https://kubernetes.default.svc", &server_of(&env)),
@@ -352,13 +357,7 @@ async fn a_plan_says_why_a_held_back_child_does_not_sync_instead_of_planning_it(
         "apps/applications.yaml",
         &[
             argo_application("guestbook", &repo, "guestbook", &ns, ""),
-            argo_application(
-                "kustomized",
-                &repo,
-                "kustomized",
-                &ns,
-                "    kustomize:\n      images: ['example/app:2.0']\n",
-            ),
+            kustomized_with_images(&repo, &ns),
         ]
         .concat(),
     )
@@ -366,16 +365,24 @@ async fn a_plan_says_why_a_held_back_child_does_not_sync_instead_of_planning_it(
     .write("kustomized/kustomization.yaml", "resources: [cm.yaml]\n")
     .write("kustomized/cm.yaml", &config_map("kustomized"));
     let base = repo.commit("an Argo CD app-of-apps");
-    repo.write("kustomized/cm.yaml", &config_map("kustomized").replace("value", "changed"));
+    repo.write(
+        "kustomized/cm.yaml",
+        &config_map("kustomized").replace("value", "changed"),
+    );
     let head = repo.commit("the held-back child's object changes");
     let (_data, engine) = common::engine(&env, vec![common::application("root", &repo, "apps", &ns)]);
 
-    let plans = engine.plan(&base, &head, driftless_engine::PlanOptions::default()).await;
+    let plans = engine
+        .plan(&base, &head, driftless_engine::PlanOptions::default())
+        .await;
     let names: Vec<&str> = plans.iter().map(|plan| plan.application.as_str()).collect();
     assert_eq!(names, vec!["kustomized"], "{plans:?}");
     let held_back = &plans[0];
     assert!(held_back.changes.is_empty(), "{held_back:?}");
     let error = held_back.error.as_deref().expect("why it does not sync");
     assert!(error.contains("not synced"), "{error}");
-    assert!(error.contains("spec.source.kustomize.images: not supported yet"), "{error}");
+    assert!(
+        error.contains("spec.source.kustomize.images: not supported yet"),
+        "{error}"
+    );
 }
