@@ -365,8 +365,8 @@ async fn render_side(
         .declared_children(app, children)?
         .into_iter()
         .map(|child| {
-            let held = (!child.unconverted.is_empty())
-                .then(|| (child.application.name.clone(), child.unconverted));
+            let held =
+                (!child.unconverted.is_empty()).then(|| (child.application.name.clone(), child.unconverted));
             (child.application, held)
         })
         .unzip::<_, _, Vec<_>, Vec<_>>();
