@@ -404,10 +404,17 @@ pub(super) fn kustomization(
 
 /// `postBuild` in the shape driftless reads under `spec.source`.
 fn post_build(value: &Value, report: &mut Report<'_>) -> Value {
-    report.only_known(value, "spec.postBuild", &["substitute", "substituteFrom"]);
+    report.only_known(
+        value,
+        "spec.postBuild",
+        &["substitute", "substituteFrom", "substituteStrategy"],
+    );
     let mut converted = Map::new();
     if let Some(substitute) = value["substitute"].as_object() {
         converted.insert("substitute".into(), Value::Object(substitute.clone()));
+    }
+    if let Some(strategy) = value.get("substituteStrategy") {
+        converted.insert("substituteStrategy".into(), strategy.clone());
     }
     let from = items_with_flag(
         report,

@@ -235,6 +235,10 @@ fn flux_bootstrap_shape() {
         apps.manifest["spec"]["source"]["postBuild"]["substituteFrom"][1],
         json!({ "kind": "Secret", "name": "cluster-secrets", "optional": true })
     );
+    assert_eq!(
+        apps.manifest["spec"]["source"]["postBuild"]["substituteStrategy"],
+        "Always"
+    );
     assert_eq!(apps.manifest["spec"]["destination"]["namespace"], "apps");
     assert_eq!(
         apps.unsupported().map(|f| f.field.as_str()).collect::<Vec<_>>(),
