@@ -157,10 +157,14 @@ pub(crate) fn kind_rank(kind: &str) -> usize {
 pub fn plan_order(objects: &[DesiredObject]) -> Result<Vec<Wave>, Vec<InvalidWave>> {
     let mut keyed = Vec::with_capacity(objects.len());
     let mut errors = Vec::new();
+    let mut hooks = Vec::new();
     for (index, object) in objects.iter().enumerate() {
         let phases = match role_of(object) {
             Ok(Role::Resource) => vec![SyncPhase::Sync],
-            Ok(Role::Hook(phases)) => phases.into_iter().collect(),
+            Ok(Role::Hook(phases)) => {
+                hooks.push(index);
+                phases.into_iter().collect()
+            }
             Ok(Role::Skipped) => Vec::new(),
             Err(err) => {
                 errors.push(err);
@@ -178,6 +182,27 @@ pub fn plan_order(objects: &[DesiredObject]) -> Result<Vec<Wave>, Vec<InvalidWav
     }
     if !errors.is_empty() {
         return Err(errors);
+    }
+    // A Namespace is applied no later than the first hook in it: a PreSync hook (Helm's
+    // pre-install Jobs, Argo CD's PreSync hooks) runs before every wave of the Sync phase,
+    // whatever the Namespace's own wave, and in the namespace CreateNamespace=true adds it could
+    // otherwise only fail with "namespaces … not found". Argo CD creates that namespace first.
+    let mut first_in: std::collections::BTreeMap<&str, (SyncPhase, i64)> = std::collections::BTreeMap::new();
+    for &(phase, wave, _, index) in keyed.iter().filter(|entry| hooks.contains(&entry.3)) {
+        if let Some(namespace) = objects[index].reference.namespace.as_deref() {
+            let first = first_in.entry(namespace).or_insert((phase, wave));
+            *first = (*first).min((phase, wave));
+        }
+    }
+    for (phase, wave, _, index) in &mut keyed {
+        let reference = &objects[*index].reference;
+        if reference.group.is_empty()
+            && reference.kind == "Namespace"
+            && let Some(&first) = first_in.get(reference.name.as_str())
+            && first < (*phase, *wave)
+        {
+            (*phase, *wave) = first;
+        }
     }
     keyed.sort_by(|a, b| {
         let (oa, ob) = (&objects[a.3].reference, &objects[b.3].reference);
@@ -359,6 +384,21 @@ mod tests {
         );
     }
 
+    /// Each wave's phase, number and object names, in order.
+    fn phases_and_names(objects: &[DesiredObject]) -> Vec<(SyncPhase, i64, Vec<&str>)> {
+        plan_order(objects)
+            .expect("valid")
+            .iter()
+            .map(|wave| {
+                let names = wave
+                    .objects()
+                    .map(|i| objects[i].reference.name.as_str())
+                    .collect();
+                (wave.phase, wave.number, names)
+            })
+            .collect()
+    }
+
     #[test]
     fn hooks_run_in_their_phases_around_the_waves_and_skipped_objects_not_at_all() {
         let hook = |name: &str, phases: &str, wave: &str| {
@@ -385,31 +425,50 @@ mod tests {
             hook("twice", "PreSync,PostSync", "0"),
             hook("never", "Skip", "0"),
         ];
-        let waves = plan_order(&objects).expect("valid");
-        let order: Vec<(SyncPhase, i64, Vec<String>)> = waves
-            .iter()
-            .map(|wave| {
-                let names = wave
-                    .objects()
-                    .map(|i| objects[i].reference.name.clone())
-                    .collect();
-                (wave.phase, wave.number, names)
-            })
-            .collect();
-        let names = |list: &[&str]| list.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>();
         assert_eq!(
-            order,
+            phases_and_names(&objects),
             vec![
-                (SyncPhase::PreSync, -1, names(&["schema"])),
-                (SyncPhase::PreSync, 0, names(&["twice"])),
-                (SyncPhase::PreSync, 5, names(&["migrate"])),
-                (SyncPhase::Sync, 3, names(&["settings", "seed"])),
-                (SyncPhase::PostSync, -10, names(&["notify"])),
-                (SyncPhase::PostSync, 0, names(&["twice"])),
-                (SyncPhase::SyncFail, 0, names(&["cleanup"])),
+                (SyncPhase::PreSync, -1, vec!["schema"]),
+                (SyncPhase::PreSync, 0, vec!["twice"]),
+                (SyncPhase::PreSync, 5, vec!["migrate"]),
+                (SyncPhase::Sync, 3, vec!["settings", "seed"]),
+                (SyncPhase::PostSync, -10, vec!["notify"]),
+                (SyncPhase::PostSync, 0, vec!["twice"]),
+                (SyncPhase::SyncFail, 0, vec!["cleanup"]),
             ]
         );
         let errors = plan_order(&[hook("bad", "PreSync,Later", "0")]).expect_err("unknown phase");
         assert_eq!(errors[0].annotation, crate::hooks::ARGO_HOOK_ANNOTATION);
+    }
+
+    #[test]
+    fn a_namespace_is_applied_before_the_first_hook_in_it() {
+        let mut pre_install = object("batch/v1", "Job", Some("shop"), "migrate", None);
+        pre_install.manifest["metadata"]["annotations"] = json!({
+            "helm.sh/hook": "pre-install",
+            HELM_HOOK_WEIGHT_ANNOTATION: "-2",
+        });
+        let objects = vec![
+            object("v1", "Namespace", None, "shop", None),
+            object("v1", "Namespace", None, "elsewhere", None),
+            pre_install,
+            object("v1", "ConfigMap", Some("shop"), "settings", None),
+            object(
+                "v1",
+                "ConfigMap",
+                Some("elsewhere"),
+                "late",
+                Some((SYNC_WAVE_ANNOTATION, "4")),
+            ),
+        ];
+        assert_eq!(
+            phases_and_names(&objects),
+            vec![
+                (SyncPhase::PreSync, -2, vec!["shop", "migrate"]),
+                (SyncPhase::Sync, 0, vec!["elsewhere", "settings"]),
+                (SyncPhase::Sync, 4, vec!["late"]),
+            ],
+            "only hooks move a Namespace, and only earlier"
+        );
     }
 }
