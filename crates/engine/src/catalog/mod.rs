@@ -294,9 +294,22 @@ fn convert_foreign(
 ) -> foreign::Conversion {
     let objects: Vec<foreign::ForeignObject> = objects
         .into_iter()
-        .map(|(manifest, source)| foreign::ForeignObject {
-            manifest,
-            source: source.to_string(),
+        .map(|(mut manifest, source)| {
+            // Like every namespaced object the root renders, one naming no namespace is in the
+            // root's destination namespace (where Flux's targetNamespace puts it); a HelmRelease's
+            // sourceRef without a namespace then finds the HelmRepository declared beside it.
+            if let Some(namespace) = &root.destination.namespace
+                && manifest["metadata"].is_object()
+                && manifest["metadata"]["namespace"]
+                    .as_str()
+                    .is_none_or(str::is_empty)
+            {
+                manifest["metadata"]["namespace"] = serde_json::json!(namespace);
+            }
+            foreign::ForeignObject {
+                manifest,
+                source: source.to_string(),
+            }
         })
         .collect();
     let context = foreign::Context {
