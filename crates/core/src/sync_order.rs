@@ -12,7 +12,8 @@
 //! Hooks ([`crate::hooks`]) add phases around the waves: every `PreSync` wave runs before the
 //! first wave of the application's objects, `Sync` hooks run in the waves of the objects, every
 //! `PostSync` wave after the last, and `SyncFail` waves only when the sync failed. A hook in
-//! several phases appears in each; a skipped object in none.
+//! several phases appears in each; a skipped object in none. A Namespace is moved up to the
+//! phase and wave of the first hook that runs in it.
 
 use serde::{Deserialize, Serialize};
 
