@@ -313,14 +313,9 @@ async fn succeeded_jobs(env: &TestEnv, namespace: &str, prefix: &str) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn argocd_example_apps_sync_through_their_app_of_apps() {
-    assert_helm_on_path();
-    let env = TestEnv::new("corpus_argo").await;
-    let ns = env.namespace.clone();
-    let repo = TestRepo::new();
-    copy_fixture(&repo, "argocd-example-apps", &[]);
-    repo.commit("argocd-example-apps as published");
+/// What a user forking argocd-example-apps writes in the app-of-apps root's values: their
+/// repository, their branch, the applications they keep, each in a namespace of its own.
+fn app_of_apps_values(repo: &TestRepo, ns: &str) -> Value {
     let child = |name: &str, extra: Value| {
         let mut entry = json!({ "name": name, "namespace": format!("{ns}-{name}") });
         if let (Some(entry), Value::Object(extra)) = (entry.as_object_mut(), extra) {
@@ -328,9 +323,7 @@ async fn argocd_example_apps_sync_through_their_app_of_apps() {
         }
         entry
     };
-    // What a user forking the examples writes in the root's values: their repository, their
-    // branch, the applications they keep, each in a namespace of its own.
-    let values = json!({
+    json!({
         "config": { "spec": { "source": { "repoURL": repo.file_url(), "targetRevision": "main" } } },
         "applications": [
             child("guestbook", json!({})),
@@ -348,65 +341,27 @@ async fn argocd_example_apps_sync_through_their_app_of_apps() {
             child("blue-green", json!({ "tool": { "helm": { "releaseName": "blue-green" } } })),
             child("plugin-kasane", json!({ "path": "plugins/kasane", "tool": { "plugin": { "name": "kasane" } } })),
         ],
-    });
-    let (_dir, config) = write_config(
-        &env,
-        &[application(
-            "apps",
-            &repo,
-            "apps",
-            &ns,
-            json!({ "helm": { "values": values } }),
-        )],
-    );
-    let _kubelet = Kubelet::start(&env, &ns);
+    })
+}
 
-    let root = driftless(&config, &["sync", "apps"]).await;
-    assert!(
-        root.status.success(),
-        "the root applies nothing of its own: {}",
-        text(&root)
-    );
-    let listed = driftless(&config, &["status", "-o", "json"]).await;
+/// Every application `driftless status` lists (roots' children included), sorted.
+async fn application_names(config: &Path) -> Vec<String> {
+    let listed = driftless(config, &["status", "-o", "json"]).await;
     let rows: Value = serde_json::from_slice(&listed.stdout)
         .unwrap_or_else(|err| panic!("status is not JSON ({err}): {}", text(&listed)));
-    let mut names: Vec<&str> = rows
+    let mut names: Vec<String> = rows
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|row| row["application"].as_str())
+        .filter_map(|row| row["application"].as_str().map(str::to_owned))
         .collect();
     names.sort_unstable();
-    assert_eq!(
-        names,
-        [
-            "apps",
-            "example-blue-green",
-            "example-guestbook",
-            "example-helm-guestbook",
-            "example-helm-hooks",
-            "example-jsonnet-guestbook",
-            "example-jsonnet-guestbook-tla",
-            "example-kustomize-guestbook",
-            "example-plugin-kasane",
-            "example-pre-post-sync",
-            "example-sync-waves",
-        ],
-        "{rows:#}"
-    );
+    names
+}
 
-    for name in [
-        "guestbook",
-        "helm-guestbook",
-        "helm-hooks",
-        "jsonnet-guestbook",
-        "jsonnet-guestbook-tla",
-        "kustomize-guestbook",
-        "pre-post-sync",
-        "sync-waves",
-    ] {
-        sync_to_healthy(&config, &format!("example-{name}")).await;
-    }
+/// What each synced argocd-example-apps child left in its namespace.
+async fn assert_argo_objects(env: &TestEnv) {
+    let ns = &env.namespace;
     let deployments = |name: &str| Api::<Deployment>::namespaced(env.client.clone(), &format!("{ns}-{name}"));
     let replica_sets =
         |name: &str| Api::<ReplicaSet>::namespaced(env.client.clone(), &format!("{ns}-{name}"));
@@ -459,7 +414,7 @@ async fn argocd_example_apps_sync_through_their_app_of_apps() {
     assert_eq!(waved, ["backend", "frontend"]);
     for job in ["upgrade-sql-schema", "maint-page-up", "maint-page-down"] {
         assert_eq!(
-            succeeded_jobs(&env, &format!("{ns}-sync-waves"), job).await,
+            succeeded_jobs(env, &format!("{ns}-sync-waves"), job).await,
             1,
             "{job}"
         );
@@ -468,11 +423,71 @@ async fn argocd_example_apps_sync_through_their_app_of_apps() {
     assert_eq!(names_of(&replica_sets("helm-hooks")).await, ["frontend"]);
     for job in ["upgrade-sql-schema", "maint-page-up", "maint-page-down"] {
         assert_eq!(
-            succeeded_jobs(&env, &format!("{ns}-helm-hooks"), job).await,
+            succeeded_jobs(env, &format!("{ns}-helm-hooks"), job).await,
             1,
             "{job}"
         );
     }
+}
+
+#[tokio::test]
+async fn argocd_example_apps_sync_through_their_app_of_apps() {
+    assert_helm_on_path();
+    let env = TestEnv::new("corpus_argo").await;
+    let ns = env.namespace.clone();
+    let repo = TestRepo::new();
+    copy_fixture(&repo, "argocd-example-apps", &[]);
+    repo.commit("argocd-example-apps as published");
+    let values = app_of_apps_values(&repo, &ns);
+    let (_dir, config) = write_config(
+        &env,
+        &[application(
+            "apps",
+            &repo,
+            "apps",
+            &ns,
+            json!({ "helm": { "values": values } }),
+        )],
+    );
+    let _kubelet = Kubelet::start(&env, &ns);
+
+    let root = driftless(&config, &["sync", "apps"]).await;
+    assert!(
+        root.status.success(),
+        "the root applies nothing of its own: {}",
+        text(&root)
+    );
+    let names = application_names(&config).await;
+    assert_eq!(
+        names,
+        [
+            "apps",
+            "example-blue-green",
+            "example-guestbook",
+            "example-helm-guestbook",
+            "example-helm-hooks",
+            "example-jsonnet-guestbook",
+            "example-jsonnet-guestbook-tla",
+            "example-kustomize-guestbook",
+            "example-plugin-kasane",
+            "example-pre-post-sync",
+            "example-sync-waves",
+        ]
+    );
+
+    for name in [
+        "guestbook",
+        "helm-guestbook",
+        "helm-hooks",
+        "jsonnet-guestbook",
+        "jsonnet-guestbook-tla",
+        "kustomize-guestbook",
+        "pre-post-sync",
+        "sync-waves",
+    ] {
+        sync_to_healthy(&config, &format!("example-{name}")).await;
+    }
+    assert_argo_objects(&env).await;
 
     // What driftless cannot deploy fails, naming it.
     sync_fails_saying(
