@@ -219,6 +219,11 @@ spec:
         ),
     )
     .write("apps/cm.yaml", &config_map("flux-app"))
+    // No kustomization at ./apps: Flux generates one taking subdirectories too, and builds a
+    // subdirectory that has its own.
+    .write("apps/nested/deeper/cm.yaml", &config_map("flux-nested"))
+    .write("apps/overlay/kustomization.yaml", "resources: [cm.yaml]\nnameSuffix: -built\n")
+    .write("apps/overlay/cm.yaml", &config_map("flux-overlay"))
     .write("patched/cm.yaml", &config_map("patched"))
     .write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
     .write(
@@ -240,7 +245,9 @@ spec:
     assert_eq!(sync(&engine, "apps").await, SyncResult::Succeeded);
     assert_eq!(sync(&engine, "web").await, SyncResult::Succeeded);
     let config_maps = env.api::<ConfigMap>();
-    assert!(config_maps.get_opt("flux-app").await.expect("get").is_some());
+    for name in ["flux-app", "flux-nested", "flux-overlay-built"] {
+        assert!(config_maps.get_opt(name).await.expect("get").is_some(), "{name}");
+    }
     let greeting = config_maps
         .get("web-greeting")
         .await

@@ -84,6 +84,12 @@ pub(crate) async fn render(
             path: path.to_owned(),
         });
     }
+    if crate::kustomize_guard::kustomization_in(tree, path).is_none() {
+        // Flux builds every path with kustomize, generating the kustomization a path lacks.
+        let generated = generated_kustomization(tree, path)?;
+        std::fs::write(target.join(KUSTOMIZATION_FILES[0]), generated)
+            .map_err(|err| io("write the generated kustomization", &err))?;
+    }
     let mut command = tokio::process::Command::new(&program);
     command
         .arg(subcommand)
@@ -155,6 +161,57 @@ pub(crate) async fn render(
         decrypted,
         charts: Vec::new(),
     })
+}
+
+/// The kustomization Flux's kustomize-controller generates for a path without one (fluxcd/pkg
+/// `kustomize.Generator`): every `.yaml`/`.yml` file below it, recursively, except that a
+/// subdirectory holding a kustomization is built as one and not descended into. Only regular
+/// files of the tree count (a symlink is not followed, so nothing outside the path is listed);
+/// each nested kustomization passes the same guard as a root one. Written as JSON, which YAML
+/// reads, so no file name from Git can add a field to it.
+fn generated_kustomization(tree: &FileTree, path: &str) -> Result<String, RenderError> {
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
+    let files: Vec<&str> = tree
+        .paths_under(path)
+        .filter(|entry| {
+            matches!(
+                tree.entries.get(*entry),
+                Some(driftless_files::Entry::File { .. })
+            )
+        })
+        .filter_map(|entry| entry.strip_prefix(&prefix))
+        .collect();
+    let mut nested: Vec<String> = Vec::new();
+    let mut resources = Vec::new();
+    for file in files {
+        let (dir, name) = file.rsplit_once('/').unwrap_or(("", file));
+        if nested
+            .iter()
+            .any(|kustomized| dir == kustomized || dir.starts_with(&format!("{kustomized}/")))
+        {
+            continue;
+        }
+        if !dir.is_empty() && KUSTOMIZATION_FILES.contains(&name) {
+            crate::kustomize_guard::check(tree, &format!("{prefix}{dir}"))?;
+            // Entries come in path order, so files of this directory listed before its
+            // kustomization (and of its subdirectories) are taken back.
+            resources.retain(|listed: &String| !(listed.starts_with(&format!("{dir}/"))));
+            nested.push(dir.to_owned());
+            resources.push(dir.to_owned());
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            resources.push(file.to_owned());
+        }
+    }
+    Ok(serde_json::json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": resources,
+    })
+    .to_string())
 }
 
 /// Every regular file under `dir`, recursively (the private copy holds no symlinks).
@@ -231,4 +288,71 @@ fn relative_to(repo: &Path, text: &str) -> String {
     text.trim()
         .replace(&prefix, "")
         .replace(&repo.display().to_string(), ".")
+}
+
+#[cfg(test)]
+mod tests {
+    use driftless_files::Entry;
+
+    use super::*;
+
+    fn resources(tree: &FileTree, path: &str) -> serde_json::Value {
+        let generated: serde_json::Value =
+            serde_json::from_str(&generated_kustomization(tree, path).expect("generated")).expect("JSON");
+        generated["resources"].clone()
+    }
+
+    #[test]
+    fn a_generated_kustomization_lists_manifests_recursively_and_builds_nested_kustomizations() {
+        let tree: FileTree = [
+            ("apps/a.yaml", Entry::file("")),
+            ("apps/README.md", Entry::file("")),
+            ("apps/config.json", Entry::file("")),
+            ("apps/deep/b.yml", Entry::file("")),
+            ("apps/deep/er/c.yaml", Entry::file("")),
+            ("apps/base/deployment.yaml", Entry::file("")),
+            (
+                "apps/base/kustomization.yaml",
+                Entry::file("resources: [deployment.yaml]\n"),
+            ),
+            ("apps/base/zz/patch.yaml", Entry::file("")),
+            ("apps/link.yaml", Entry::link("../elsewhere.yaml")),
+            ("elsewhere.yaml", Entry::file("")),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            resources(&tree, "apps"),
+            serde_json::json!(["a.yaml", "base", "deep/b.yml", "deep/er/c.yaml"])
+        );
+    }
+
+    #[test]
+    fn a_nested_kustomization_passes_the_guard() {
+        let tree: FileTree = [
+            ("apps/a.yaml", Entry::file("")),
+            (
+                "apps/remote/kustomization.yaml",
+                Entry::file("resources: ['https://github.com/example/base']\n"),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let err = generated_kustomization(&tree, "apps").expect_err("a remote base is refused");
+        assert!(
+            err.to_string().contains("apps/remote/kustomization.yaml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_name_cannot_add_a_field_to_the_generated_kustomization() {
+        let tree: FileTree = [("apps/x.yaml\"], \"patches\": [\"y.yaml", Entry::file(""))]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            resources(&tree, "apps"),
+            serde_json::json!(["x.yaml\"], \"patches\": [\"y.yaml"])
+        );
+    }
 }

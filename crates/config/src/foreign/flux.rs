@@ -349,10 +349,9 @@ pub(super) fn kustomization(
             source.insert("path".into(), json!(path));
         }
     }
-    report.differs(
-        "spec.path",
-        "without a kustomization.yaml there, only the manifests directly at the path are read (Flux also reads its subdirectories)",
-    );
+    // Flux builds every path with kustomize (generating a kustomization where there is none);
+    // so does an explicit `kustomize` source.
+    source.insert("kustomize".into(), json!({}));
     if !spec["postBuild"].is_null() {
         source.insert("postBuild".into(), post_build(&spec["postBuild"], &mut report));
     }

@@ -223,7 +223,7 @@ fn flux_bootstrap_shape() {
     let root = app("flux-system");
     assert_eq!(
         root.manifest["spec"]["source"],
-        json!({ "repoURL": "ssh://git@github.com/example/fleet-infra", "revision": "main", "path": "clusters/my-cluster" })
+        json!({ "repoURL": "ssh://git@github.com/example/fleet-infra", "revision": "main", "path": "clusters/my-cluster", "kustomize": {} })
     );
     assert!(root.unsupported().next().is_none());
     validates(&Conversion {
