@@ -212,8 +212,8 @@ pub(crate) async fn plan(
                 continue;
             }
             match result {
-                Ok((both, children, held)) => {
-                    held_back.extend(held);
+                Ok((both, children, children_held_back)) => {
+                    held_back.extend(children_held_back);
                     wave.extend(children);
                     planned.extend(both);
                 }

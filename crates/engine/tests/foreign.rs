@@ -57,6 +57,21 @@ fn kustomized_with_images(repo: &TestRepo, namespace: &str) -> String {
     )
 }
 
+/// The paths a Flux root's Kustomizations and HelmRelease name. No kustomization at `apps`:
+/// Flux generates one taking subdirectories too, and builds a subdirectory that has its own.
+fn write_flux_paths(repo: &TestRepo) {
+    repo.write("apps/cm.yaml", &config_map("flux-app"))
+        .write("apps/nested/deeper/cm.yaml", &config_map("flux-nested"))
+        .write("apps/overlay/kustomization.yaml", "resources: [cm.yaml]\nnameSuffix: -built\n")
+        .write("apps/overlay/cm.yaml", &config_map("flux-overlay"))
+        .write("patched/cm.yaml", &config_map("patched"))
+        .write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
+        .write(
+            "charts/web/templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-greeting\ndata:\n  greeting: {{ .Values.greeting }}\n",
+        );
+}
+
 /// The API server URL of the test's kubeconfig.
 fn server_of(env: &TestEnv) -> String {
     let kubeconfig = kube::config::Kubeconfig::read_from(env.kubeconfig_path()).expect("kubeconfig");
@@ -217,19 +232,8 @@ spec:
   install: {{remediation: {{retries: 3}}}}
 "
         ),
-    )
-    .write("apps/cm.yaml", &config_map("flux-app"))
-    // No kustomization at ./apps: Flux generates one taking subdirectories too, and builds a
-    // subdirectory that has its own.
-    .write("apps/nested/deeper/cm.yaml", &config_map("flux-nested"))
-    .write("apps/overlay/kustomization.yaml", "resources: [cm.yaml]\nnameSuffix: -built\n")
-    .write("apps/overlay/cm.yaml", &config_map("flux-overlay"))
-    .write("patched/cm.yaml", &config_map("patched"))
-    .write("charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n")
-    .write(
-        "charts/web/templates/cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-greeting\ndata:\n  greeting: {{ .Values.greeting }}\n",
     );
+    write_flux_paths(&repo);
     repo.commit("a Flux repository");
     let (_data, engine) = common::engine(
         &env,

@@ -202,7 +202,11 @@ fn generated_kustomization(tree: &FileTree, path: &str) -> Result<String, Render
             resources.retain(|listed: &String| !(listed.starts_with(&format!("{dir}/"))));
             nested.push(dir.to_owned());
             resources.push(dir.to_owned());
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+        } else if Path::new(name)
+            .extension()
+            // Case-sensitive, as Flux's `filepath.Ext` comparison is.
+            .is_some_and(|extension| extension == "yaml" || extension == "yml")
+        {
             resources.push(file.to_owned());
         }
     }
