@@ -236,29 +236,38 @@ spec:
 async fn status_shows_why_a_child_from_argo_cd_does_not_sync() {
     let env = TestEnv::new("cli-foreign-status").await;
     let repo = driftless_testenv::git::TestRepo::new();
-    repo.write(
-        "apps/plugin.yaml",
-        &format!(
+    let argo_application = |name: &str, spec: &str| {
+        format!(
             "apiVersion: argoproj.io/v1alpha1
 kind: Application
-metadata: {{name: with-plugin, namespace: argocd}}
+metadata: {{name: {name}, namespace: argocd}}
 spec:
   project: default
-  source:
-    repoURL: '{}'
-    path: web
-    plugin: {{name: kasane}}
   destination: {{server: 'https://kubernetes.default.svc', namespace: {}}}
-",
-            repo.file_url(),
+{spec}",
             env.namespace
+        )
+    };
+    let url = repo.file_url();
+    repo.write(
+        "apps/plugin.yaml",
+        &argo_application(
+            "with-plugin",
+            &format!("  source:\n    repoURL: '{url}'\n    path: web\n    plugin: {{name: kasane}}\n"),
+        ),
+    )
+    .write(
+        "apps/history.yaml",
+        &argo_application(
+            "with-history",
+            &format!("  revisionHistoryLimit: 3\n  source: {{repoURL: '{url}', path: web}}\n"),
         ),
     )
     .write(
         "web/cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n",
     );
-    repo.commit("an Argo CD Application with a plugin");
+    repo.commit("an Argo CD Application with a plugin, one keeping a revision history");
     let dir = tempfile::tempdir().expect("dir");
     let config = common::write_config(
         dir.path(),
@@ -283,4 +292,31 @@ spec:
     );
     let sync = common::driftless(&config, &["sync", "with-plugin"]);
     assert_eq!(sync.status.code(), Some(2), "{}", text(&sync));
+    assert_conversion_notes(&config);
+}
+
+/// One application's status shows the Argo CD fields its child syncs without, in JSON and in
+/// text; a child whose object differs in nothing shows no notes.
+fn assert_conversion_notes(config: &Path) {
+    let note = "Application argocd/with-history (apps/history.yaml (document 1, line 1)): spec.revisionHistoryLimit: has no equivalent in driftless; ignored";
+    let json = common::driftless(config, &["status", "with-history", "-o", "json"]);
+    assert!(json.status.success(), "{}", text(&json));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(
+        rows[0]["conversion_notes"],
+        serde_json::json!([note]),
+        "{}",
+        text(&json)
+    );
+    let table = common::driftless(config, &["status", "with-history"]);
+    assert!(table.status.success(), "{}", text(&table));
+    let shown = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        shown.contains("with-history: converted from an Argo CD or Flux object; it syncs, but these fields work differently here:")
+            && shown.contains(&format!("\n  {note}\n")),
+        "{shown}"
+    );
+    let plain = common::driftless(config, &["status", "with-plugin", "-o", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&plain.stdout).expect("JSON");
+    assert!(rows[0].get("conversion_notes").is_none(), "{}", text(&plain));
 }

@@ -172,6 +172,14 @@ impl Engine {
         self.parts.catalog.names()
     }
 
+    /// For an application a root declares as an Argo CD or Flux object: each field that only
+    /// changes how Argo CD or Flux would behave (`dependsOn`, timeouts, Helm remediation …),
+    /// as `object: field: what differs`. It syncs regardless; empty for any other application.
+    #[must_use]
+    pub fn conversion_notes(&self, name: &str) -> Vec<String> {
+        self.parts.catalog.registry().conversion_notes(name)
+    }
+
     /// Like [`Engine::application`], rendering root applications first when the name is not
     /// known yet (it may be declared by one).
     pub async fn find_application(&self, name: &str) -> Result<Arc<Application>, LookupError> {

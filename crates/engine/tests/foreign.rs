@@ -257,6 +257,7 @@ spec:
         .await
         .expect("rendered from the chart in Git");
     assert_eq!(greeting.data.unwrap_or_default()["greeting"], "hello");
+    assert_conversion_notes(&engine);
 
     // Flux's patches would change what is deployed: held back, named.
     let err = engine
@@ -272,6 +273,35 @@ spec:
         "{err}"
     );
     assert!(config_maps.get_opt("patched").await.expect("get").is_none());
+}
+
+/// The Flux fields that only change how Flux behaves stay visible on the child that synced
+/// without them, naming object and field; a held-back child's blocking fields are not among
+/// its notes (they are its error), and an application not converted has none.
+fn assert_conversion_notes(engine: &driftless_engine::Engine) {
+    let apps = engine.conversion_notes("apps");
+    for field in [
+        "spec.targetNamespace: the destination namespace",
+        "spec.timeout: has no equivalent",
+    ] {
+        assert!(
+            apps.iter()
+                .any(|note| note.starts_with("Kustomization flux-system/apps (") && note.contains(field)),
+            "{field} in {apps:#?}"
+        );
+    }
+    let web = engine.conversion_notes("web");
+    assert!(
+        web.iter()
+            .any(|note| note.contains("spec.install: driftless renders with helm template")),
+        "{web:#?}"
+    );
+    let patched = engine.conversion_notes("patched");
+    assert!(
+        patched.iter().all(|note| !note.contains("spec.patches")),
+        "{patched:#?}"
+    );
+    assert_eq!(engine.conversion_notes("root"), Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -536,6 +536,11 @@ pub struct ApplicationDetail {
     pub namespace: Option<String>,
     pub automated: bool,
     pub status: AppStatus,
+    /// For an application a root declares as an Argo CD or Flux object: each field that only
+    /// changes how Argo CD or Flux would behave (`object: field: what differs`); it syncs
+    /// regardless. Left out when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conversion_notes: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{name}", summary = "One application: source, destination, status", params(("name" = String, Path, description = "the application's name")), responses((status = 200, description = "the application", body = ApplicationDetail), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "the role does not allow it", body = ErrorBody), (status = 404, description = "no such application (or outside the token's scope)", body = ErrorBody)), security(("bearer" = [])))]
@@ -563,6 +568,7 @@ async fn detail(
         namespace: app.destination.namespace.clone(),
         automated: app.sync_policy.automated.is_some(),
         status,
+        conversion_notes: controller.engine().conversion_notes(&name),
     }))
 }
 

@@ -23,6 +23,35 @@ fn response_schema(document: &serde_json::Value, method: &str, path: &str) -> se
     schema
 }
 
+/// Serves the controller's API over TCP: its base URL, an unscoped `role` token, and the
+/// OpenAPI document it serves.
+async fn serve(
+    controller: &Arc<Controller>,
+    role: Role,
+    http: &reqwest::Client,
+) -> (String, String, serde_json::Value) {
+    let base = common::serve_tcp(controller).await;
+    let grant = Grant {
+        role,
+        applications: Vec::new(),
+        labels: std::collections::BTreeMap::new(),
+    };
+    let token = controller
+        .engine()
+        .store()
+        .create_token("schema", &grant, 0)
+        .expect("token");
+    let document: serde_json::Value = http
+        .get(format!("{base}/api/openapi.json"))
+        .send()
+        .await
+        .expect("document")
+        .json()
+        .await
+        .expect("json");
+    (base, token, document)
+}
+
 /// A served application synced once at `first`, with a later commit in Git.
 struct Served {
     base: String,
@@ -68,22 +97,8 @@ async fn start() -> Served {
     repo.commit("second");
     let running = Arc::clone(&controller);
     tokio::spawn(async move { running.run(std::future::pending()).await });
-    let base = common::serve_tcp(&controller).await;
-    let grant = Grant {
-        role: Role::Admin,
-        applications: Vec::new(),
-        labels: std::collections::BTreeMap::new(),
-    };
-    let token = engine.store().create_token("schema", &grant, 0).expect("token");
     let http = reqwest::Client::new();
-    let document: serde_json::Value = http
-        .get(format!("{base}/api/openapi.json"))
-        .send()
-        .await
-        .expect("document")
-        .json()
-        .await
-        .expect("json");
+    let (base, token, document) = serve(&controller, Role::Admin, &http).await;
 
     // The controller's first reconcile gives the list a status to show.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -215,4 +230,74 @@ async fn real_answers_match_the_documented_schemas() {
     ] {
         assert!(schemas[name].is_object(), "{name} is in the document");
     }
+}
+
+/// A child an app-of-apps root declares as an Argo CD Application keeps, in its detail, the
+/// fields it syncs without because they only change how Argo CD behaves (issue 21); the root,
+/// converted from nothing, has none and leaves the field out. Both answers are as documented.
+#[tokio::test]
+async fn the_detail_of_a_converted_child_lists_what_differs_from_argo_cd() {
+    let env = TestEnv::new("openapi-notes").await;
+    let repo = TestRepo::new();
+    repo.write(
+        "apps/history.yaml",
+        &format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: with-history, namespace: argocd}}\nspec:\n  project: default\n  revisionHistoryLimit: 3\n  source: {{repoURL: '{}', path: web}}\n  destination: {{server: 'https://kubernetes.default.svc', namespace: '{}'}}\n",
+            repo.file_url(),
+            env.namespace
+        ),
+    )
+    .write(
+        "web/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n",
+    );
+    repo.commit("an Argo CD Application keeping a revision history");
+    let dir = tempfile::tempdir().expect("dir");
+    let text = format!(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\nclusters:\n  - {{ name: local, kubeconfig: '{}' }}\napplications:\n  - apiVersion: driftless.dev/v1alpha1\n    kind: Application\n    metadata: {{ name: root }}\n    spec:\n      source: {{ repoURL: '{}', path: apps }}\n      destination: {{ cluster: local, namespace: '{}' }}\n",
+        env.kubeconfig_path().display(),
+        repo.file_url(),
+        env.namespace
+    );
+    let controller = Controller::new(common::engine(&text, dir.path()), 1);
+    let http = reqwest::Client::new();
+    let (base, token, document) = serve(&controller, Role::Viewer, &http).await;
+    let schema = response_schema(&document, "get", "/api/v1/applications/{name}");
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let mut answers = Vec::new();
+    for name in ["with-history", "root"] {
+        let response = http
+            .get(format!("{base}/api/v1/applications/{name}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status().as_u16(), 200, "{name}");
+        let answer: serde_json::Value = response.json().await.expect("json");
+        let errors: Vec<String> = validator.iter_errors(&answer).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}\nanswer: {answer}");
+        answers.push(answer);
+    }
+    let [child, root] = &answers[..] else {
+        unreachable!("one answer per name")
+    };
+    assert_eq!(
+        child["conversionNotes"],
+        serde_json::json!([
+            "Application argocd/with-history (apps/history.yaml (document 1, line 1)): spec.revisionHistoryLimit: has no equivalent in driftless; ignored"
+        ]),
+        "{child}"
+    );
+    assert!(root.get("conversionNotes").is_none(), "{root}");
+    let documented = &document["components"]["schemas"]["ApplicationDetail"];
+    assert_eq!(
+        documented["properties"]["conversionNotes"]["items"]["type"], "string",
+        "{documented}"
+    );
+    assert!(
+        documented["required"]
+            .as_array()
+            .is_some_and(|required| !required.contains(&serde_json::json!("conversionNotes"))),
+        "optional: {documented}"
+    );
 }

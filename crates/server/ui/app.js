@@ -599,7 +599,12 @@ async function loadApplication(name, fresh) {
       el('dt', {}, 'Destination'), el('dd', {}, detail.cluster, detail.namespace ? ` / ${detail.namespace}` : ''),
       el('dt', {}, 'Sync policy'), el('dd', {}, detail.automated ? 'automated' : 'manual'),
       el('dt', {}, 'Reconciled'), el('dd', {}, when(status.reconciled_at)),
-      status.drift ? [el('dt', {}, 'Drift'), el('dd', {}, status.drift)] : null),
+      status.drift ? [el('dt', {}, 'Drift'), el('dd', {}, status.drift)] : null,
+      // Argo CD or Flux fields this application syncs without (they only change how those behave).
+      detail.conversionNotes && detail.conversionNotes.length
+        ? [el('dt', {}, 'Unlike Argo CD or Flux'),
+          el('dd', { id: 'conversion-notes' }, el('ul', {}, detail.conversionNotes.map((note) => el('li', {}, note))))]
+        : null),
     actions(detail),
     section('tree', 'Resources', resources),
     section('diff', 'Diff', diffs),

@@ -300,6 +300,10 @@ struct StatusRow {
     health: Option<driftless_core::HealthState>,
     last_sync: Option<SyncResult>,
     message: String,
+    /// What its Argo CD or Flux object does that behaves differently here; filled in only
+    /// when one application is asked for, as the server's application detail has them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    conversion_notes: Vec<String>,
 }
 
 async fn status(common: &Common, only: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -307,7 +311,7 @@ async fn status(common: &Common, only: Option<&str>) -> anyhow::Result<ExitCode>
         // What the running server saw at its last reconcile of each application.
         let statuses: std::collections::BTreeMap<String, AppStatus> =
             client.get("/api/v1/applications").await?;
-        let rows: Vec<StatusRow> = statuses
+        let mut rows: Vec<StatusRow> = statuses
             .into_iter()
             .filter(|(name, _)| only.is_none_or(|only| only == name))
             .map(|(application, status)| StatusRow {
@@ -320,25 +324,34 @@ async fn status(common: &Common, only: Option<&str>) -> anyhow::Result<ExitCode>
                     .error
                     .or(status.health.map(|health| health.message))
                     .unwrap_or_default(),
+                conversion_notes: Vec::new(),
             })
             .collect();
-        if let Some(only) = only
-            && rows.is_empty()
-        {
-            anyhow::bail!("no application named {only:?}");
+        if let Some(only) = only {
+            let Some(row) = rows.first_mut() else {
+                anyhow::bail!("no application named {only:?}");
+            };
+            let detail: driftless_server::ApplicationDetail =
+                client.get(&format!("/api/v1/applications/{only}")).await?;
+            row.conversion_notes = detail.conversion_notes;
         }
         print_rows(common.output, &rows)?;
         return Ok(ExitCode::SUCCESS);
     }
     let engine = open(common)?;
-    let names: Vec<String> = if let Some(name) = only {
-        vec![engine.find_application(name).await?.name.clone()]
+    let rows = if let Some(name) = only {
+        let name = engine.find_application(name).await?.name.clone();
+        let mut rows = status_rows(&engine, vec![name.clone()]).await?;
+        for row in &mut rows {
+            row.conversion_notes = engine.conversion_notes(&name);
+        }
+        rows
     } else {
         // Applications declared by root applications become known by rendering the roots.
         engine.discover().await;
-        engine.application_names()
+        status_rows(&engine, engine.application_names()).await?
     };
-    print_status(&engine, names, common.output).await?;
+    print_rows(common.output, &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -349,6 +362,10 @@ pub(super) async fn print_status(
     names: Vec<String>,
     format: OutputFormat,
 ) -> anyhow::Result<()> {
+    print_rows(format, &status_rows(engine, names).await?)
+}
+
+async fn status_rows(engine: &Engine, names: Vec<String>) -> anyhow::Result<Vec<StatusRow>> {
     let mut rows = Vec::new();
     for name in names {
         let last_sync = engine
@@ -365,6 +382,7 @@ pub(super) async fn print_status(
                 health: Some(comparison.health.state),
                 last_sync,
                 message: comparison.health.message,
+                conversion_notes: Vec::new(),
             },
             Err(err) => StatusRow {
                 application: name,
@@ -373,11 +391,12 @@ pub(super) async fn print_status(
                 health: None,
                 last_sync,
                 message: err.to_string(),
+                conversion_notes: Vec::new(),
             },
         };
         rows.push(row);
     }
-    print_rows(format, &rows)
+    Ok(rows)
 }
 
 fn print_rows(format: OutputFormat, rows: &[StatusRow]) -> anyhow::Result<()> {
@@ -401,6 +420,15 @@ fn print_rows(format: OutputFormat, rows: &[StatusRow]) -> anyhow::Result<()> {
             ]);
         }
         println!("{out}");
+        for row in rows.iter().filter(|row| !row.conversion_notes.is_empty()) {
+            println!(
+                "\n{}: converted from an Argo CD or Flux object; it syncs, but these fields work differently here:",
+                row.application
+            );
+            for note in &row.conversion_notes {
+                println!("  {note}");
+            }
+        }
     }
     Ok(())
 }

@@ -224,9 +224,9 @@ impl Catalog {
         let (native, foreign): (Vec<_>, Vec<_>) = children
             .into_iter()
             .partition(|(manifest, _)| is_driftless_application(manifest));
-        let mut declared: Vec<(serde_json::Value, String, Vec<String>)> = native
+        let mut declared: Vec<(serde_json::Value, String, Findings)> = native
             .into_iter()
-            .map(|(manifest, source)| (manifest, source.to_string(), Vec::new()))
+            .map(|(manifest, source)| (manifest, source.to_string(), Findings::default()))
             .collect();
         let mut problems = Vec::new();
         if !foreign.is_empty() {
@@ -239,19 +239,25 @@ impl Catalog {
                     .map(ToString::to_string),
             );
             declared.extend(conversion.applications.into_iter().map(|app| {
-                let unconverted = app.unsupported().map(ToString::to_string).collect();
-                (app.manifest, app.origin, unconverted)
+                let (unsupported, differs): (Vec<_>, Vec<_>) =
+                    app.findings.iter().partition(|finding| finding.blocks());
+                let findings = Findings {
+                    unconverted: unsupported.into_iter().map(ToString::to_string).collect(),
+                    conversion_notes: differs.into_iter().map(ToString::to_string).collect(),
+                };
+                (app.manifest, app.origin, findings)
             }));
         }
         let mut valid = Vec::new();
-        for (manifest, source, unconverted) in declared {
+        for (manifest, source, findings) in declared {
             match driftless_config::application_from_manifest(&manifest, &source, &clusters) {
                 Ok(mut child) => match self.child_project(root, &child) {
                     Ok(project) => {
                         child.project = project;
                         valid.push(DeclaredChild {
                             application: child,
-                            unconverted,
+                            unconverted: findings.unconverted,
+                            conversion_notes: findings.conversion_notes,
                         });
                     }
                     Err(message) => problems.push(format!("{source}: spec.project: {message}")),
@@ -282,6 +288,16 @@ impl Catalog {
 pub(crate) struct DeclaredChild {
     pub application: Application,
     pub unconverted: Vec<String>,
+    /// What of that object only changes how Argo CD or Flux behave; shown, never blocking.
+    pub conversion_notes: Vec<String>,
+}
+
+/// A converted object's findings, split by whether they keep it from syncing (both empty for
+/// a driftless Application).
+#[derive(Debug, Default)]
+struct Findings {
+    unconverted: Vec<String>,
+    conversion_notes: Vec<String>,
 }
 
 /// Argo CD and Flux objects a root renders, as driftless Applications: `in-cluster` and Flux's

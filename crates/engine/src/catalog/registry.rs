@@ -17,6 +17,9 @@ struct Registered {
     /// What of the Argo CD or Flux object it was converted from has no equivalent; it does not
     /// sync while there is any.
     unconverted: Vec<String>,
+    /// What of that object only changes how Argo CD or Flux behave (ordering, timeouts,
+    /// retries): it syncs, but a user moving from them must be able to see what differs.
+    conversion_notes: Vec<String>,
 }
 
 pub(crate) struct Registry {
@@ -34,6 +37,7 @@ impl Registry {
                         application: Arc::new(app.clone()),
                         root: None,
                         unconverted: Vec::new(),
+                        conversion_notes: Vec::new(),
                     },
                 )
             })
@@ -59,6 +63,15 @@ impl Registry {
             .get(name)
             .map(|registered| registered.unconverted.clone())
             .filter(|unconverted| !unconverted.is_empty())
+    }
+
+    /// What behaves differently for `name` than under the Argo CD or Flux object it was
+    /// converted from; empty for an application not converted, or converted as it was.
+    pub(crate) fn conversion_notes(&self, name: &str) -> Vec<String> {
+        self.read()
+            .get(name)
+            .map(|registered| registered.conversion_notes.clone())
+            .unwrap_or_default()
     }
 
     pub(crate) fn names(&self) -> Vec<String> {
@@ -164,6 +177,7 @@ impl Registry {
                 application: Arc::new(child.application),
                 root: Some(root.to_owned()),
                 unconverted: child.unconverted,
+                conversion_notes: child.conversion_notes,
             };
             applications.insert(registered.application.name.clone(), registered);
         }
