@@ -293,6 +293,51 @@ spec:
     let sync = common::driftless(&config, &["sync", "with-plugin"]);
     assert_eq!(sync.status.code(), Some(2), "{}", text(&sync));
     assert_conversion_notes(&config);
+    assert_conversion_notes_through_a_server(&config).await;
+}
+
+/// A `driftless serve` for `config`, killed when dropped.
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// With `driftless serve` running, `status APP` goes through it and its notes come from the
+/// API's application detail: the same as without.
+async fn assert_conversion_notes_through_a_server(config: &Path) {
+    let log = std::fs::File::create(config.with_file_name("serve.log")).expect("serve log");
+    let _serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_driftless"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(log.try_clone().expect("serve log"))
+            .stderr(log)
+            .spawn()
+            .expect("start driftless serve"),
+    );
+    // `refresh` works only through a server: once it does, the CLI goes through it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+    loop {
+        let through_server = common::driftless(config, &["refresh", "with-history"])
+            .status
+            .success();
+        let listed = common::driftless(config, &["status", "with-history", "-o", "json"]);
+        if through_server && listed.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve does not list with-history: {}\n{}",
+            text(&listed),
+            std::fs::read_to_string(config.with_file_name("serve.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert_conversion_notes(config);
 }
 
 /// One application's status shows the Argo CD fields its child syncs without, in JSON and in
