@@ -241,11 +241,7 @@ async fn the_detail_of_a_converted_child_lists_what_differs_from_argo_cd() {
     let repo = TestRepo::new();
     repo.write(
         "apps/history.yaml",
-        &format!(
-            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: with-history, namespace: argocd}}\nspec:\n  project: default\n  revisionHistoryLimit: 3\n  source: {{repoURL: '{}', path: web}}\n  destination: {{server: 'https://kubernetes.default.svc', namespace: '{}'}}\n",
-            repo.file_url(),
-            env.namespace
-        ),
+        &common::argo_application_keeping_history(&repo, &env.namespace),
     )
     .write(
         "web/cm.yaml",
@@ -283,9 +279,7 @@ async fn the_detail_of_a_converted_child_lists_what_differs_from_argo_cd() {
     };
     assert_eq!(
         child["conversionNotes"],
-        serde_json::json!([
-            "Application argocd/with-history (apps/history.yaml (document 1, line 1)): spec.revisionHistoryLimit: has no equivalent in driftless; ignored"
-        ]),
+        serde_json::json!([common::HISTORY_NOTE]),
         "{child}"
     );
     assert!(root.get("conversionNotes").is_none(), "{root}");

@@ -1,6 +1,7 @@
 //! The web UI in real headless Chromium against a real server, controller and control plane:
 //! tests/ui/flows.cjs signs in, filters, watches a live update, syncs and rolls back by clicking;
-//! this test then checks the cluster and the screenshots it took.
+//! this test then checks the cluster and the screenshots it took. tests/ui/conversion_notes.cjs
+//! reads a converted child's page.
 
 mod common;
 
@@ -175,4 +176,49 @@ fn check_screenshots(shots: &Path) {
         "nothing out of sync once synced"
     );
     assert!(count_pixels(&shots.join("app-rolled-back.png"), OK).0 > 200);
+}
+
+/// A child converted from an Argo CD Application shows, on its page, the fields that only change
+/// how Argo CD behaves (tests/ui/conversion_notes.cjs); its root shows none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converted_childs_page_lists_what_differs_from_argo_cd() {
+    driftless_testenv::browser::assert_installed();
+    let env = TestEnv::new("ui-notes").await;
+    let repo = TestRepo::new();
+    repo.write(
+        "apps/history.yaml",
+        &common::argo_application_keeping_history(&repo, &env.namespace),
+    );
+    repo.write("web/settings.yaml", &config_map("blue"));
+    repo.commit("an Argo CD Application keeping a revision history");
+    let dir = tempfile::tempdir().expect("dir");
+    let text = format!(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Config\nclusters:\n  - {{ name: local, kubeconfig: '{}' }}\napplications:\n{}",
+        env.kubeconfig_path().display(),
+        application("root", &repo, "apps", &env.namespace, false),
+    );
+    let engine = common::engine(&text, dir.path());
+    let grant = Grant {
+        role: Role::Viewer,
+        applications: Vec::new(),
+        labels: std::collections::BTreeMap::new(),
+    };
+    let token = engine.store().create_token("viewer", &grant, 0).expect("token");
+    let controller = Controller::new(engine, 1);
+    let base = common::serve_tcp(&controller).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/conversion_notes.cjs");
+    let note = common::HISTORY_NOTE;
+    let output = tokio::task::spawn_blocking(move || {
+        driftless_testenv::browser::run_script(
+            &script,
+            &[
+                ("DRIFTLESS_URL", &base),
+                ("VIEWER_TOKEN", &token),
+                ("CONVERSION_NOTE", note),
+            ],
+        )
+    })
+    .await
+    .expect("the flow ran");
+    println!("{output}");
 }

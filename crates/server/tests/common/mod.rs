@@ -33,3 +33,17 @@ pub async fn serve_tcp(controller: &Arc<Controller>) -> String {
     ));
     base
 }
+
+/// `apps/history.yaml` of an app-of-apps root: an Argo CD Application `with-history` of `repo`'s
+/// `web` into `namespace`, whose `revisionHistoryLimit` only changes how Argo CD behaves.
+#[allow(dead_code, reason = "not every test binary has a converted child")]
+pub fn argo_application_keeping_history(repo: &driftless_testenv::git::TestRepo, namespace: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: with-history, namespace: argocd}}\nspec:\n  project: default\n  revisionHistoryLimit: 3\n  source: {{repoURL: '{}', path: web}}\n  destination: {{server: 'https://kubernetes.default.svc', namespace: '{namespace}'}}\n",
+        repo.file_url()
+    )
+}
+
+/// What the child of [`argo_application_keeping_history`] syncs without.
+#[allow(dead_code, reason = "not every test binary has a converted child")]
+pub const HISTORY_NOTE: &str = "Application argocd/with-history (apps/history.yaml (document 1, line 1)): spec.revisionHistoryLimit: has no equivalent in driftless; ignored";

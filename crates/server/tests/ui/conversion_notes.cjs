@@ -1,0 +1,47 @@
+// The application page of a child an app-of-apps root declares as an Argo CD Application lists
+// what of that Application behaves differently here (issue 21); the root's page lists nothing.
+// Run by tests/ui.rs, which sets up the control plane, the repository and the server.
+'use strict';
+
+const assert = require('node:assert/strict');
+const { chromium } = require('playwright-core');
+
+const BASE = process.env.DRIFTLESS_URL;
+const TOKEN = process.env.VIEWER_TOKEN;
+const NOTE = process.env.CONVERSION_NOTE;
+const TIMEOUT = 30000;
+
+async function main() {
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  const errors = [];
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    context.setDefaultTimeout(TIMEOUT);
+    const page = await context.newPage();
+    page.on('pageerror', (err) => errors.push(`page error: ${err.message}`));
+    await page.goto(`${BASE}/`);
+    await page.waitForSelector('#token');
+    await page.fill('#token', TOKEN);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#search');
+
+    console.log('- the converted child\'s page lists the note, as text');
+    await page.goto(`${BASE}/ui/#/app/with-history`);
+    await page.waitForSelector('#conversion-notes li');
+    const notes = await page.$$eval('#conversion-notes li', (items) => items.map((item) => item.textContent));
+    assert.deepEqual(notes, [NOTE]);
+
+    console.log('- the root\'s page has no such list');
+    await page.goto(`${BASE}/ui/#/app/root`);
+    await page.waitForFunction(() => document.querySelector('#app-name')?.textContent === 'root');
+    assert.equal(await page.$('#conversion-notes'), null);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
