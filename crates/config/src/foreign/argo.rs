@@ -215,11 +215,7 @@ pub(super) fn application(
             "revisionHistoryLimit",
         ],
     );
-    for field in ["info", "revisionHistoryLimit"] {
-        if !spec[field].is_null() {
-            report.differs(&join("spec", field), "has no equivalent in driftless; ignored");
-        }
-    }
+    report.ignored(spec, "spec", &["info", "revisionHistoryLimit"]);
     if report
         .list(&object.manifest["metadata"]["finalizers"], "metadata.finalizers")
         .iter()
@@ -560,11 +556,11 @@ fn helm(value: &Value, field: &str, report: &mut Report<'_>) -> Map<String, Valu
     if !value["fileParameters"].is_null() {
         report.unsupported(&join(field, "fileParameters"), "not supported yet");
     }
-    for key in ["passCredentials", "skipSchemaValidation", "skipTests"] {
-        if !value[key].is_null() {
-            report.differs(&join(field, key), "has no equivalent in driftless; ignored");
-        }
-    }
+    report.ignored(
+        value,
+        field,
+        &["passCredentials", "skipSchemaValidation", "skipTests"],
+    );
     helm
 }
 
@@ -680,20 +676,15 @@ fn sync_policy(value: &Value, report: &mut Report<'_>) -> Option<Value> {
             }
             converted.insert("backoff".into(), Value::Object(converted_backoff));
         }
-        if !retry["refresh"].is_null() {
-            report.differs(
-                "spec.syncPolicy.retry.refresh",
-                "has no equivalent in driftless; ignored",
-            );
-        }
+        report.ignored(retry, "spec.syncPolicy.retry", &["refresh"]);
         policy.insert("retry".into(), Value::Object(converted));
     }
-    if !value["managedNamespaceMetadata"].is_null() {
-        report.unsupported(
-            "spec.syncPolicy.managedNamespaceMetadata",
-            "not supported yet: declare the Namespace with its labels and annotations in Git",
-        );
-    }
+    report.unsupported_where_set(
+        value,
+        "spec.syncPolicy",
+        &["managedNamespaceMetadata"],
+        "not supported yet: declare the Namespace with its labels and annotations in Git",
+    );
     (!policy.is_empty()).then_some(Value::Object(policy))
 }
 

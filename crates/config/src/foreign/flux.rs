@@ -104,6 +104,11 @@ fn source_ref(value: &Value, field: &str, object: &Object<'_>, report: &mut Repo
     })
 }
 
+/// Where driftless takes a source's credentials from instead of the source's Secret.
+const CREDENTIALS: &str = "credentials come from driftless.yaml's repositories";
+
+const UNVERIFIED_CHART: &str = "chart signatures (cosign, notation) are not verified yet";
+
 /// A GitRepository's URL and revision; its fields with no equivalent are the application's
 /// findings (they change what it deploys).
 fn git_repository(source: &Object<'_>, report: &mut Report<'_>) -> (String, String) {
@@ -146,46 +151,41 @@ fn git_repository(source: &Object<'_>, report: &mut Report<'_>) -> (String, Stri
         );
     }
     let revision = revision.unwrap_or_else(|| DEFAULT_BRANCH.to_owned());
-    if !spec["secretRef"].is_null() {
-        own.differs(
-            "spec.secretRef",
-            "credentials come from driftless.yaml's repositories",
-        );
-    }
-    if !spec["verify"].is_null() {
-        own.differs(
-            "spec.verify",
-            "commit signatures are verified as driftless.yaml's repositories[].verify says",
-        );
-    }
-    if !spec["ignore"].is_null() {
-        own.differs(
-            "spec.ignore",
-            "driftless reads the whole path; files it should skip must be left out of it",
-        );
-    }
-    if !spec["include"].is_null() {
-        own.unsupported(
-            "spec.include",
-            "sources made of several repositories are not supported",
-        );
-    }
-    if !spec["sparseCheckout"].is_null() {
-        own.differs(
-            "spec.sparseCheckout",
-            "driftless reads only the application's path anyway",
-        );
-    }
-    for key in [
-        "recurseSubmodules",
-        "proxySecretRef",
-        "provider",
-        "gitImplementation",
-    ] {
-        if !spec[key].is_null() {
-            own.differs(&join("spec", key), "has no equivalent in driftless; ignored");
-        }
-    }
+    own.differs_where_set(spec, "spec", &["secretRef"], CREDENTIALS);
+    own.differs_where_set(
+        spec,
+        "spec",
+        &["verify"],
+        "commit signatures are verified as driftless.yaml's repositories[].verify says",
+    );
+    own.differs_where_set(
+        spec,
+        "spec",
+        &["ignore"],
+        "driftless reads the whole path; files it should skip must be left out of it",
+    );
+    own.unsupported_where_set(
+        spec,
+        "spec",
+        &["include"],
+        "sources made of several repositories are not supported",
+    );
+    own.differs_where_set(
+        spec,
+        "spec",
+        &["sparseCheckout"],
+        "driftless reads only the application's path anyway",
+    );
+    own.ignored(
+        spec,
+        "spec",
+        &[
+            "recurseSubmodules",
+            "proxySecretRef",
+            "provider",
+            "gitImplementation",
+        ],
+    );
     report.findings.extend(own.findings);
     (url, revision)
 }
@@ -193,20 +193,14 @@ fn git_repository(source: &Object<'_>, report: &mut Report<'_>) -> (String, Stri
 /// Source fields every converted Flux object shares, and the cluster: Flux applies in the
 /// cluster it runs in unless `kubeConfig` says otherwise.
 fn common(spec: &Value, report: &mut Report<'_>) -> (Option<String>, bool) {
-    if !spec["kubeConfig"].is_null() {
-        report.unsupported(
-            "spec.kubeConfig",
-            "a cluster from a kubeconfig Secret is not supported: add the cluster to driftless.yaml",
-        );
-    }
-    if !spec["serviceAccountName"].is_null() {
-        report.unsupported(
-            "spec.serviceAccountName",
-            "driftless applies with its own identity and does not impersonate a ServiceAccount; a project bounds what it may do",
-        );
-    }
-    for key in [
-        "dependsOn",
+    report.unsupported_where_set(
+        spec,
+        "spec",
+        &["kubeConfig"],
+        "a cluster from a kubeconfig Secret is not supported: add the cluster to driftless.yaml",
+    );
+    report.unsupported_where_set(spec, "spec", &["serviceAccountName"], "driftless applies with its own identity and does not impersonate a ServiceAccount; a project bounds what it may do");
+    report.differs_where_set(spec, "spec", &["dependsOn",
         "timeout",
         "retryInterval",
         "wait",
@@ -215,15 +209,7 @@ fn common(spec: &Value, report: &mut Report<'_>) -> (Option<String>, bool) {
         "maxHistory",
         "persistentClient",
         "deletionPolicy",
-        "force",
-    ] {
-        if !spec[key].is_null() {
-            report.differs(
-                &join("spec", key),
-                "has no equivalent in driftless; ignored (applications sync independently, ordered within one by sync waves)",
-            );
-        }
-    }
+        "force"], "has no equivalent in driftless; ignored (applications sync independently, ordered within one by sync waves)");
     let interval = report.text(&spec["interval"], "spec.interval");
     let suspended = report.flag(&spec["suspend"], "spec.suspend");
     if suspended {
@@ -355,26 +341,22 @@ pub(super) fn kustomization(
     if !spec["postBuild"].is_null() {
         source.insert("postBuild".into(), post_build(&spec["postBuild"], &mut report));
     }
-    for key in [
-        "patches",
-        "patchesStrategicMerge",
-        "patchesJson6902",
-        "images",
-        "namePrefix",
-        "nameSuffix",
-        "components",
-        "commonMetadata",
-    ] {
-        if !spec[key].is_null() {
-            report.unsupported(
-                &join("spec", key),
-                "not supported yet: write it in a kustomization.yaml at the path",
-            );
-        }
-    }
-    if !spec["validation"].is_null() {
-        report.differs("spec.validation", "has no equivalent in driftless; ignored");
-    }
+    report.unsupported_where_set(
+        spec,
+        "spec",
+        &[
+            "patches",
+            "patchesStrategicMerge",
+            "patchesJson6902",
+            "images",
+            "namePrefix",
+            "nameSuffix",
+            "components",
+            "commonMetadata",
+        ],
+        "not supported yet: write it in a kustomization.yaml at the path",
+    );
+    report.ignored(spec, "spec", &["validation"]);
     let namespace = report.text(&spec["targetNamespace"], "spec.targetNamespace");
     let mut destination = json!({ "cluster": context.home_cluster });
     if let Some(namespace) = &namespace {
@@ -439,12 +421,12 @@ fn decryption(value: &Value, object: &Object<'_>, report: &mut Report<'_>) -> Op
         report.unsupported("spec.decryption.provider", "only sops is supported");
         return None;
     }
-    if !value["serviceAccountName"].is_null() {
-        report.unsupported(
-            "spec.decryption.serviceAccountName",
-            "keys from a cloud KMS by workload identity are not supported",
-        );
-    }
+    report.unsupported_where_set(
+        value,
+        "spec.decryption",
+        &["serviceAccountName"],
+        "keys from a cloud KMS by workload identity are not supported",
+    );
     let name = report.text(&value["secretRef"]["name"], "spec.decryption.secretRef.name")?;
     report.differs(
         "spec.decryption",
@@ -558,24 +540,20 @@ pub(super) fn helm_release(
     if !spec["values"].is_null() {
         helm.insert("values".into(), spec["values"].clone());
     }
-    if !spec["valuesFrom"].is_null() {
-        report.unsupported(
-            "spec.valuesFrom",
-            "values from ConfigMaps and Secrets are not supported yet: put them in values or a values file in Git",
-        );
-    }
-    if !spec["postRenderers"].is_null() {
-        report.unsupported("spec.postRenderers", "post-renderers are not supported yet");
-    }
-    if !spec["commonMetadata"].is_null() {
-        report.unsupported("spec.commonMetadata", "not supported yet");
-    }
-    if !spec["storageNamespace"].is_null() {
-        report.differs(
-            "spec.storageNamespace",
-            "driftless renders with helm template: there is no Helm release to store",
-        );
-    }
+    report.unsupported_where_set(spec, "spec", &["valuesFrom"], "values from ConfigMaps and Secrets are not supported yet: put them in values or a values file in Git");
+    report.unsupported_where_set(
+        spec,
+        "spec",
+        &["postRenderers"],
+        "post-renderers are not supported yet",
+    );
+    report.unsupported_where_set(spec, "spec", &["commonMetadata"], "not supported yet");
+    report.differs_where_set(
+        spec,
+        "spec",
+        &["storageNamespace"],
+        "driftless renders with helm template: there is no Helm release to store",
+    );
     for key in ["install", "upgrade"] {
         let options = &spec[key];
         if options["crds"] == json!("Skip") {
@@ -588,19 +566,15 @@ pub(super) fn helm_release(
             );
         }
     }
-    for key in ["rollback", "uninstall", "test"] {
-        if !spec[key].is_null() {
-            report.differs(&join("spec", key), "has no equivalent in driftless; ignored");
-        }
-    }
+    report.ignored(spec, "spec", &["rollback", "uninstall", "test"]);
     let drift = &spec["driftDetection"];
     let self_heal = drift["mode"] == json!("enabled");
-    if !drift["ignore"].is_null() {
-        report.unsupported(
-            "spec.driftDetection.ignore",
-            "not supported yet: use ignoreDifferences",
-        );
-    }
+    report.unsupported_where_set(
+        drift,
+        "spec.driftDetection",
+        &["ignore"],
+        "not supported yet: use ignoreDifferences",
+    );
     if drift["mode"] == json!("warn") {
         report.differs(
             "spec.driftDetection.mode",
@@ -650,26 +624,14 @@ fn chart_template(
             "ignoreMissingValuesFiles",
         ],
     );
-    if !chart["metadata"].is_null() {
-        report.differs(
-            "spec.chart.metadata",
-            "the HelmChart object Flux makes is not made; ignored",
-        );
-    }
-    for key in ["interval", "reconcileStrategy"] {
-        if !template[key].is_null() {
-            report.differs(
-                &format!("spec.chart.spec.{key}"),
-                "has no equivalent in driftless; ignored",
-            );
-        }
-    }
-    if !template["verify"].is_null() {
-        report.unsupported(
-            "spec.chart.spec.verify",
-            "chart signatures (cosign, notation) are not verified yet",
-        );
-    }
+    report.differs_where_set(
+        chart,
+        "spec.chart",
+        &["metadata"],
+        "the HelmChart object Flux makes is not made; ignored",
+    );
+    report.ignored(template, "spec.chart.spec", &["interval", "reconcileStrategy"]);
+    report.unsupported_where_set(template, "spec.chart.spec", &["verify"], UNVERIFIED_CHART);
     let chart_name = report
         .text(&template["chart"], "spec.chart.spec.chart")
         .unwrap_or_default();
@@ -787,10 +749,7 @@ fn helm_repository(repository: &Object<'_>, report: &mut Report<'_>) -> String {
         own.unsupported("spec.url", "an OCI HelmRepository's URL must start with oci://");
     }
     if !spec["secretRef"].is_null() || !spec["certSecretRef"].is_null() {
-        own.differs(
-            "spec.secretRef",
-            "credentials come from driftless.yaml's repositories",
-        );
+        own.differs("spec.secretRef", CREDENTIALS);
     }
     if spec["insecure"] == json!(true) {
         own.differs(
@@ -873,31 +832,21 @@ fn chart_ref(
     {
         converted["version"] = json!(version);
     }
-    if !spec["verify"].is_null() {
-        own.unsupported(
-            "spec.verify",
-            "chart signatures (cosign, notation) are not verified yet",
-        );
-    }
-    if !spec["secretRef"].is_null() {
-        own.differs(
-            "spec.secretRef",
-            "credentials come from driftless.yaml's repositories",
-        );
-    }
-    for key in [
-        "layerSelector",
-        "serviceAccountName",
-        "provider",
-        "insecure",
-        "ignore",
-        "proxySecretRef",
-        "certSecretRef",
-    ] {
-        if !spec[key].is_null() {
-            own.differs(&join("spec", key), "has no equivalent in driftless; ignored");
-        }
-    }
+    own.unsupported_where_set(spec, "spec", &["verify"], UNVERIFIED_CHART);
+    own.differs_where_set(spec, "spec", &["secretRef"], CREDENTIALS);
+    own.ignored(
+        spec,
+        "spec",
+        &[
+            "layerSelector",
+            "serviceAccountName",
+            "provider",
+            "insecure",
+            "ignore",
+            "proxySecretRef",
+            "certSecretRef",
+        ],
+    );
     report.findings.extend(own.findings);
     helm.insert("chart".into(), converted);
 }

@@ -383,6 +383,29 @@ impl<'a> Report<'a> {
             .push(self.object.finding(field, message, Severity::Differs));
     }
 
+    /// Each of `keys` set in the mapping `value` (at `field`) differs as `message` says.
+    pub(crate) fn differs_where_set(&mut self, value: &Value, field: &str, keys: &[&str], message: &str) {
+        for key in keys {
+            if !value[*key].is_null() {
+                self.differs(&join(field, key), message);
+            }
+        }
+    }
+
+    /// Each of `keys` set in the mapping `value` (at `field`) is unsupported as `message` says.
+    pub(crate) fn unsupported_where_set(&mut self, value: &Value, field: &str, keys: &[&str], message: &str) {
+        for key in keys {
+            if !value[*key].is_null() {
+                self.unsupported(&join(field, key), message);
+            }
+        }
+    }
+
+    /// Each of `keys` set in the mapping `value` (at `field`) is a field driftless ignores.
+    pub(crate) fn ignored(&mut self, value: &Value, field: &str, keys: &[&str]) {
+        self.differs_where_set(value, field, keys, "has no equivalent in driftless; ignored");
+    }
+
     /// Every key of the mapping at `field` that `known` does not list is unsupported; a value
     /// that is not a mapping is reported once.
     pub(crate) fn only_known(&mut self, value: &Value, field: &str, known: &[&str]) {
