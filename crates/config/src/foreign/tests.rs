@@ -2,9 +2,11 @@
 
 use serde_json::{Value, json};
 
-use super::{Context, Conversion, KnownCluster, Purpose, convert, read_objects};
+use super::{
+    Context, Conversion, ConvertedApplication, ForeignObject, KnownCluster, Purpose, convert, read_objects,
+};
 
-fn fixture(name: &str) -> Vec<super::ForeignObject> {
+fn fixture(name: &str) -> Vec<ForeignObject> {
     let path = format!("{}/tests/fixtures/foreign/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).expect("fixture");
     read_objects(&text, name).expect("fixture parses")
@@ -24,6 +26,11 @@ fn clusters() -> Vec<KnownCluster> {
 }
 
 fn children(name: &str) -> Conversion {
+    children_of(&fixture(name))
+}
+
+/// The objects as a root's children, in the root's repository.
+fn children_of(objects: &[ForeignObject]) -> Conversion {
     let clusters = clusters();
     let context = Context {
         purpose: Purpose::Children,
@@ -31,7 +38,20 @@ fn children(name: &str) -> Conversion {
         clusters: &clusters,
         home_repository: Some(("https://git.example/root", "main")),
     };
-    convert(&fixture(name), &context)
+    convert(objects, &context)
+}
+
+fn application<'c>(conversion: &'c Conversion, name: &str) -> &'c ConvertedApplication {
+    conversion
+        .applications
+        .iter()
+        .find(|app| app.name() == name)
+        .unwrap_or_else(|| panic!("{name}"))
+}
+
+/// The fields whose findings hold the application back.
+fn unsupported_fields(app: &ConvertedApplication) -> Vec<&str> {
+    app.unsupported().map(|f| f.field.as_str()).collect()
 }
 
 /// What a reader needs to see: each application's document and findings, and the rest.
@@ -83,11 +103,7 @@ fn argo_app_of_apps_chart() {
             "example-plugin-nix"
         ]
     );
-    let guestbook = conversion
-        .applications
-        .iter()
-        .find(|app| app.name() == "example-guestbook")
-        .expect("guestbook");
+    let guestbook = application(&conversion, "example-guestbook");
     validates(&Conversion {
         applications: vec![guestbook.clone()],
         ..Conversion::default()
@@ -98,16 +114,7 @@ fn argo_app_of_apps_chart() {
 #[test]
 fn argo_edge_cases() {
     let conversion = children("argo-edge-cases.yaml");
-    let blocked = |name: &str| {
-        conversion
-            .applications
-            .iter()
-            .find(|app| app.name() == name)
-            .unwrap_or_else(|| panic!("{name}"))
-            .unsupported()
-            .map(|finding| finding.field.clone())
-            .collect::<Vec<_>>()
-    };
+    let blocked = |name: &str| unsupported_fields(application(&conversion, name));
     // jq expressions change what counts as drift: held back.
     assert_eq!(
         blocked("team-a-web"),
@@ -160,13 +167,8 @@ fn argo_projects_imported() {
     let web = &conversion.applications[0];
     assert_eq!(web.manifest["spec"]["project"], "team-a");
     // Without a root there is no Git repository for the chart's values.
-    let redis = conversion
-        .applications
-        .iter()
-        .find(|app| app.name() == "redis")
-        .expect("redis");
     assert_eq!(
-        redis.unsupported().map(|f| f.field.as_str()).collect::<Vec<_>>(),
+        unsupported_fields(application(&conversion, "redis")),
         ["spec.source.chart"]
     );
     insta::assert_snapshot!(yaml(&json!(conversion.projects.iter().map(|p| json!({"document": p.document, "findings": p.findings.iter().map(ToString::to_string).collect::<Vec<_>>()})).collect::<Vec<_>>())));
@@ -197,10 +199,7 @@ fn flux_example_repository() {
     );
     // ExternalArtifact sources and Flux-side patches have no equivalent.
     assert_eq!(
-        conversion.applications[1]
-            .unsupported()
-            .map(|f| f.field.as_str())
-            .collect::<Vec<_>>(),
+        unsupported_fields(&conversion.applications[1]),
         ["spec.sourceRef.kind", "spec.patches"]
     );
     validates(&Conversion {
@@ -213,13 +212,7 @@ fn flux_example_repository() {
 #[test]
 fn flux_bootstrap_shape() {
     let conversion = children("flux-bootstrap.yaml");
-    let app = |name: &str| {
-        conversion
-            .applications
-            .iter()
-            .find(|app| app.name() == name)
-            .unwrap_or_else(|| panic!("{name}"))
-    };
+    let app = |name: &str| application(&conversion, name);
     let root = app("flux-system");
     assert_eq!(
         root.manifest["spec"]["source"],
@@ -240,17 +233,11 @@ fn flux_bootstrap_shape() {
         "Always"
     );
     assert_eq!(apps.manifest["spec"]["destination"]["namespace"], "apps");
-    assert_eq!(
-        apps.unsupported().map(|f| f.field.as_str()).collect::<Vec<_>>(),
-        ["spec.images"]
-    );
+    assert_eq!(unsupported_fields(apps), ["spec.images"]);
     // Suspended: listed, manual syncs only; a Bucket has no equivalent.
     let bucket = app("from-bucket");
     assert!(bucket.manifest["spec"]["syncPolicy"]["automated"].is_null());
-    assert_eq!(
-        bucket.unsupported().map(|f| f.field.as_str()).collect::<Vec<_>>(),
-        ["spec.sourceRef.kind"]
-    );
+    assert_eq!(unsupported_fields(bucket), ["spec.sourceRef.kind"]);
     let chart = app("chart-in-git");
     assert_eq!(
         chart.manifest["spec"]["source"]["helm"]["valueFiles"],
@@ -264,10 +251,7 @@ fn flux_bootstrap_shape() {
         chart.manifest["spec"]["syncPolicy"]["automated"]["selfHeal"],
         true
     );
-    assert_eq!(
-        chart.unsupported().map(|f| f.field.as_str()).collect::<Vec<_>>(),
-        ["spec.valuesFrom"]
-    );
+    assert_eq!(unsupported_fields(chart), ["spec.valuesFrom"]);
     insta::assert_snapshot!(yaml(&summary(&conversion)));
 }
 
@@ -343,15 +327,8 @@ spec:
         "evil.yaml",
     )
     .expect("YAML");
-    let clusters = clusters();
-    let context = Context {
-        purpose: Purpose::Children,
-        home_cluster: "local",
-        clusters: &clusters,
-        home_repository: Some(("https://git.example/root", "main")),
-    };
-    let conversion = convert(&objects, &context);
-    let names: Vec<String> = clusters.iter().map(|cluster| cluster.name.clone()).collect();
+    let conversion = children_of(&objects);
+    let names: Vec<String> = clusters().into_iter().map(|cluster| cluster.name).collect();
     let problems = |index: usize| {
         let app = &conversion.applications[index];
         crate::application_from_manifest(&app.manifest, &app.origin, &names)
