@@ -93,7 +93,7 @@ fn argo_app_of_apps_chart() {
         .applications
         .iter()
         .filter(|app| app.unsupported().next().is_some())
-        .map(super::ConvertedApplication::name)
+        .map(ConvertedApplication::name)
         .collect();
     assert_eq!(
         blocked,
@@ -180,7 +180,7 @@ fn flux_example_repository() {
     let names: Vec<&str> = conversion
         .applications
         .iter()
-        .map(super::ConvertedApplication::name)
+        .map(ConvertedApplication::name)
         .collect();
     assert_eq!(
         names,
