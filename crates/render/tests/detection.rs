@@ -2,12 +2,13 @@
 //! real Git repositories: the argocd-example-apps fixtures (see fixtures/argocd-example-apps),
 //! the real `kubectl kustomize` and the repository's `helm`.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
-use driftless_core::application::{DirectoryOptions, JsonnetOptions, JsonnetVariable, Renderer, Source};
-use driftless_git::Mirrors;
-use driftless_render::{JsonnetError, Keys, RenderError, RenderLimits, RenderTarget, Rendered, render};
+use driftless_core::application::{DirectoryOptions, JsonnetOptions, JsonnetVariable, Renderer};
+use driftless_render::{JsonnetError, Keys, RenderError, RenderLimits, RenderTarget, Rendered};
 use driftless_testenv::git::TestRepo;
 
 const TARGET: RenderTarget<'static> = RenderTarget {
@@ -54,24 +55,7 @@ async fn render_with(
     target: RenderTarget<'_>,
     limits: &RenderLimits,
 ) -> Result<Rendered, RenderError> {
-    repo.commit("detection test");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mirrors = Mirrors::new(dir.path().to_owned(), Vec::new());
-    let url = repo.file_url();
-    let commit = mirrors.fetch_and_resolve(&url, "main").await.expect("fetch");
-    let source = Source {
-        repo_url: url.clone(),
-        revision: "main".into(),
-        path: path.into(),
-        renderer,
-    };
-    let scope = if driftless_render::needs_whole_repository(&source) {
-        ""
-    } else {
-        path
-    };
-    let tree = mirrors.read_tree(&url, &commit, scope).await.expect("read tree");
-    render(&tree, &source, target, limits, &Keys::new()).await
+    common::render_committed(repo, path, renderer, target, limits, &Keys::new()).await
 }
 
 async fn detect(repo: &TestRepo, path: &str) -> Result<Rendered, RenderError> {

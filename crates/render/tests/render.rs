@@ -1,8 +1,9 @@
 //! Rendering real repositories: plain directories and Kustomize (the real `kubectl kustomize`).
 
-use driftless_core::application::{DirectoryOptions, Renderer, Source};
-use driftless_git::Mirrors;
-use driftless_render::{Keys, RenderError, RenderLimits, RenderTarget, Rendered, render};
+mod common;
+
+use driftless_core::application::{DirectoryOptions, Renderer};
+use driftless_render::{Keys, RenderError, RenderLimits, RenderTarget, Rendered};
 
 const TARGET: RenderTarget<'static> = RenderTarget {
     application: "test",
@@ -19,24 +20,15 @@ fn config_map(name: &str) -> String {
 }
 
 async fn render_at(repo: &TestRepo, path: &str, renderer: Renderer) -> Result<Rendered, RenderError> {
-    repo.commit("render test");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mirrors = Mirrors::new(dir.path().to_owned(), Vec::new());
-    let url = repo.file_url();
-    let commit = mirrors.fetch_and_resolve(&url, "main").await.expect("fetch");
-    let source = Source {
-        repo_url: url.clone(),
-        revision: "main".into(),
-        path: path.into(),
+    common::render_committed(
+        repo,
+        path,
         renderer,
-    };
-    let scope = if driftless_render::needs_whole_repository(&source) {
-        ""
-    } else {
-        path
-    };
-    let tree = mirrors.read_tree(&url, &commit, scope).await.expect("read tree");
-    render(&tree, &source, TARGET, &RenderLimits::default(), &Keys::new()).await
+        TARGET,
+        &RenderLimits::default(),
+        &Keys::new(),
+    )
+    .await
 }
 
 fn names(rendered: &Rendered) -> Vec<String> {
@@ -537,25 +529,20 @@ async fn generators_transformers_and_unknown_paths_cannot_reach_the_network() {
 #[tokio::test]
 async fn a_render_that_outlives_its_timeout_is_killed_and_reported() {
     let repo = kustomize_repo();
-    repo.commit("timeout test");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mirrors = Mirrors::new(dir.path().to_owned(), Vec::new());
-    let url = repo.file_url();
-    let commit = mirrors.fetch_and_resolve(&url, "main").await.expect("fetch");
-    let tree = mirrors.read_tree(&url, &commit, "").await.expect("read tree");
-    let source = Source {
-        repo_url: url,
-        revision: "main".into(),
-        path: "overlays/prod".into(),
-        renderer: Renderer::Kustomize,
-    };
     let limits = RenderLimits {
         timeout: std::time::Duration::from_millis(1),
         ..RenderLimits::default()
     };
-    let err = render(&tree, &source, TARGET, &limits, &Keys::new())
-        .await
-        .expect_err("cannot finish in 1 ms");
+    let err = common::render_committed(
+        &repo,
+        "overlays/prod",
+        Renderer::Kustomize,
+        TARGET,
+        &limits,
+        &Keys::new(),
+    )
+    .await
+    .expect_err("cannot finish in 1 ms");
     assert_eq!(
         err.to_string(),
         "kustomize build overlays/prod did not finish within 1ms"

@@ -2,10 +2,11 @@
 //! directories and for what Kustomize reads (resources, secretGenerator envs and files); tampered
 //! files and missing keys refused, naming the file.
 
+mod common;
+
 use base64::Engine as _;
-use driftless_core::application::{Renderer, Source};
-use driftless_git::Mirrors;
-use driftless_render::{Keys, RenderError, RenderLimits, RenderTarget, Rendered, render};
+use driftless_core::application::Renderer;
+use driftless_render::{Keys, RenderError, RenderLimits, RenderTarget, Rendered};
 
 const TARGET: RenderTarget<'static> = RenderTarget {
     application: "test",
@@ -23,19 +24,15 @@ const SECRET: &str =
 const ENV: &str = "USER=admin\nPASSWORD=canary-env-9a8b\n";
 
 async fn render_with(repo: &TestRepo, path: &str, keys: &Keys) -> Result<Rendered, RenderError> {
-    repo.commit("sops render test");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mirrors = Mirrors::new(dir.path().to_owned(), Vec::new());
-    let url = repo.file_url();
-    let commit = mirrors.fetch_and_resolve(&url, "main").await.expect("fetch");
-    let source = Source {
-        repo_url: url.clone(),
-        revision: "main".into(),
-        path: path.into(),
-        renderer: Renderer::Detect,
-    };
-    let tree = mirrors.read_tree(&url, &commit, "").await.expect("read tree");
-    render(&tree, &source, TARGET, &RenderLimits::default(), keys).await
+    common::render_committed(
+        repo,
+        path,
+        Renderer::Detect,
+        TARGET,
+        &RenderLimits::default(),
+        keys,
+    )
+    .await
 }
 
 struct Fixture {
