@@ -249,29 +249,23 @@ pub async fn render_substituting(
     keys: &Keys,
     substitution: Option<&Substitution>,
 ) -> Result<Rendered, RenderError> {
-    let rendered = render_source(tree, source, target, limits, keys, substitution).await?;
-    // An application that renders nothing would sync "successfully" while deploying nothing;
-    // an app-of-apps root that declares only Applications is not empty.
-    if rendered.manifests.is_empty() && !target.allow_empty {
-        return Err(nothing_rendered(tree, &source.path));
-    }
-    Ok(rendered)
-}
-
-async fn render_source(
-    tree: &FileTree,
-    source: &Source,
-    target: RenderTarget<'_>,
-    limits: &RenderLimits,
-    keys: &Keys,
-    substitution: Option<&Substitution>,
-) -> Result<Rendered, RenderError> {
     let environment = jsonnet_environment(source, &target);
-    let detected = match &source.renderer {
-        Renderer::Detect => Some(detect(tree, &source.path)),
-        _ => None,
+    // A detected source renders as one of its type declared with default options would.
+    let detected;
+    let renders_as = match &source.renderer {
+        Renderer::Detect => {
+            detected = match detect(tree, &source.path) {
+                SourceType::Kustomize => Renderer::Kustomize,
+                SourceType::Helm => Renderer::Helm(HelmOptions::default()),
+                SourceType::Jsonnet | SourceType::Directory => {
+                    Renderer::Directory(DirectoryOptions::default())
+                }
+            };
+            &detected
+        }
+        declared => declared,
     };
-    match &source.renderer {
+    let rendered = match renders_as {
         Renderer::Helm(options) => {
             let release = helm::Release {
                 name: options.release_name.as_deref().unwrap_or(target.application),
@@ -291,40 +285,14 @@ async fn render_source(
             substitution,
             &environment,
         ),
-        Renderer::Detect => match detected {
-            Some(SourceType::Kustomize) => {
-                kustomize::render(tree, &source.path, limits, keys, substitution).await
-            }
-            Some(SourceType::Helm) => {
-                let release = helm::Release {
-                    name: target.application,
-                    namespace: target.namespace,
-                    kube_version: target.kube_version,
-                    api_versions: target.api_versions,
-                };
-                let options = HelmOptions::default();
-                helm::render(
-                    tree,
-                    &source.path,
-                    &release,
-                    &options,
-                    limits,
-                    keys,
-                    target.charts,
-                )
-                .await
-            }
-            Some(SourceType::Jsonnet | SourceType::Directory) | None => directory::render(
-                tree,
-                &source.path,
-                &DirectoryOptions::default(),
-                limits,
-                keys,
-                substitution,
-                &environment,
-            ),
-        },
+        Renderer::Detect => unreachable!("a detected source has a renderer of its type"),
+    }?;
+    // An application that renders nothing would sync "successfully" while deploying nothing;
+    // an app-of-apps root that declares only Applications is not empty.
+    if rendered.manifests.is_empty() && !target.allow_empty {
+        return Err(nothing_rendered(tree, &source.path));
     }
+    Ok(rendered)
 }
 
 /// What the files directly at `path` say the source is ([`driftless_core::source_type::detect`]).
