@@ -4,44 +4,27 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
+const { BASE, newPage, run, signIn } = require('./browser.cjs');
 
-const BASE = process.env.DRIFTLESS_URL;
 const TOKEN = process.env.VIEWER_TOKEN;
 const NOTE = process.env.CONVERSION_NOTE;
-const TIMEOUT = 30000;
 
-async function main() {
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, headless: true, args: ['--no-sandbox'] });
+run(async (browser) => {
   const errors = [];
-  try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    context.setDefaultTimeout(TIMEOUT);
-    const page = await context.newPage();
-    page.on('pageerror', (err) => errors.push(`page error: ${err.message}`));
-    await page.goto(`${BASE}/`);
-    await page.waitForSelector('#token');
-    await page.fill('#token', TOKEN);
-    await page.click('button[type=submit]');
-    await page.waitForSelector('#search');
+  const page = await newPage(browser);
+  page.on('pageerror', (err) => errors.push(`page error: ${err.message}`));
+  await signIn(page, TOKEN);
+  await page.waitForSelector('#search');
 
-    console.log('- the converted child\'s page lists the note, as text');
-    await page.goto(`${BASE}/ui/#/app/with-history`);
-    await page.waitForSelector('#conversion-notes li');
-    const notes = await page.$$eval('#conversion-notes li', (items) => items.map((item) => item.textContent));
-    assert.deepEqual(notes, [NOTE]);
+  console.log('- the converted child\'s page lists the note, as text');
+  await page.goto(`${BASE}/ui/#/app/with-history`);
+  await page.waitForSelector('#conversion-notes li');
+  const notes = await page.$$eval('#conversion-notes li', (items) => items.map((item) => item.textContent));
+  assert.deepEqual(notes, [NOTE]);
 
-    console.log('- the root\'s page has no such list');
-    await page.goto(`${BASE}/ui/#/app/root`);
-    await page.waitForFunction(() => document.querySelector('#app-name')?.textContent === 'root');
-    assert.equal(await page.$('#conversion-notes'), null);
-    assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-  }
-}
-
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
+  console.log('- the root\'s page has no such list');
+  await page.goto(`${BASE}/ui/#/app/root`);
+  await page.waitForFunction(() => document.querySelector('#app-name')?.textContent === 'root');
+  assert.equal(await page.$('#conversion-notes'), null);
+  assert.deepEqual(errors, []);
 });
