@@ -63,17 +63,7 @@ async fn detect(repo: &TestRepo, path: &str) -> Result<Rendered, RenderError> {
 }
 
 fn names(rendered: &Rendered) -> Vec<String> {
-    let mut names: Vec<String> = rendered
-        .manifests
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m.manifest["kind"].as_str().unwrap_or("?"),
-                m.manifest["metadata"]["name"].as_str().unwrap_or("?")
-            )
-        })
-        .collect();
+    let mut names = common::kind_names(rendered);
     names.sort();
     names
 }

@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::kind_names;
+
 use driftless_core::application::{DirectoryOptions, Renderer};
 use driftless_render::{Keys, RenderError, RenderLimits, RenderTarget, Rendered};
 
@@ -31,20 +33,6 @@ async fn render_at(repo: &TestRepo, path: &str, renderer: Renderer) -> Result<Re
     .await
 }
 
-fn names(rendered: &Rendered) -> Vec<String> {
-    rendered
-        .manifests
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m.manifest["kind"].as_str().unwrap_or("?"),
-                m.manifest["metadata"]["name"].as_str().unwrap_or("?")
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn plain_directories_select_manifest_files() {
     let repo = TestRepo::new();
@@ -61,7 +49,7 @@ async fn plain_directories_select_manifest_files() {
     let flat = render_at(&repo, "app", Renderer::Directory(DirectoryOptions::default()))
         .await
         .expect("flat");
-    assert_eq!(names(&flat), vec!["ConfigMap/a", "ConfigMap/b"]);
+    assert_eq!(kind_names(&flat), vec!["ConfigMap/a", "ConfigMap/b"]);
     assert_eq!(flat.renderer, "directory");
 
     let options = DirectoryOptions {
@@ -74,7 +62,7 @@ async fn plain_directories_select_manifest_files() {
         .await
         .expect("recursive");
     assert_eq!(
-        names(&recursive),
+        kind_names(&recursive),
         vec!["ConfigMap/a", "ConfigMap/b", "ConfigMap/c"]
     );
     let inputs = recursive.inputs.expect("directories know what they read");
@@ -92,7 +80,7 @@ async fn plain_directories_select_manifest_files() {
     let yaml = render_at(&repo, "app", Renderer::Directory(only_yaml))
         .await
         .expect("include");
-    assert_eq!(names(&yaml), vec!["ConfigMap/a", "ConfigMap/skipped"]);
+    assert_eq!(kind_names(&yaml), vec!["ConfigMap/a", "ConfigMap/skipped"]);
 
     let err = render_at(&repo, "missing", Renderer::Detect)
         .await
@@ -109,7 +97,7 @@ async fn symlinks_are_followed_inside_the_repository_and_refused_outside() {
     repo.write("shared/cm.yaml", &config_map("shared"))
         .symlink("app/link.yaml", "../shared/cm.yaml");
     let rendered = render_at(&repo, "app", Renderer::Detect).await.expect("inside");
-    assert_eq!(names(&rendered), vec!["ConfigMap/shared"]);
+    assert_eq!(kind_names(&rendered), vec!["ConfigMap/shared"]);
 
     repo.symlink("app/escape.yaml", "/etc/passwd");
     let err = render_at(&repo, "app", Renderer::Detect)
@@ -166,7 +154,7 @@ async fn kustomize_overlays_render_with_bases_outside_their_path() {
         .expect("prod");
     assert_eq!(prod.renderer, "kustomize");
     assert_eq!(
-        names(&prod),
+        kind_names(&prod),
         vec!["Service/prod-guestbook", "Deployment/prod-guestbook"]
     );
     assert_eq!(prod.manifests[1].manifest["spec"]["replicas"], 3);
@@ -174,7 +162,7 @@ async fn kustomize_overlays_render_with_bases_outside_their_path() {
     let dev = render_at(&repo, "overlays/dev", Renderer::Kustomize)
         .await
         .expect("dev");
-    insta::assert_snapshot!(names(&dev).join("\n"), @r"
+    insta::assert_snapshot!(kind_names(&dev).join("\n"), @r"
     Service/dev-guestbook
     Deployment/dev-guestbook
     ");
@@ -197,11 +185,11 @@ async fn transformer_and_generator_configurations_without_files_render() {
         .await
         .expect("renders");
     assert!(
-        names(&rendered)
+        kind_names(&rendered)
             .iter()
             .any(|name| name.starts_with("ConfigMap/settings")),
         "{:?}",
-        names(&rendered)
+        kind_names(&rendered)
     );
     assert!(
         rendered
@@ -427,7 +415,7 @@ async fn kustomizations_reached_through_directory_symlinks_are_judged_from_the_l
         let result = render_at(&repo, path, Renderer::Detect).await;
         let stolen = result
             .as_ref()
-            .is_ok_and(|rendered| names(rendered).contains(&"ConfigMap/stolen".to_owned()));
+            .is_ok_and(|rendered| kind_names(rendered).contains(&"ConfigMap/stolen".to_owned()));
         assert!(!stolen, "{path}: the host's kustomization was rendered");
         let err = result.expect_err(path);
         assert_eq!(

@@ -35,3 +35,19 @@ pub async fn render_committed(
     let tree = mirrors.read_tree(&url, &commit, scope).await.expect("read tree");
     render(&tree, &source, target, limits, keys).await
 }
+
+/// Each rendered object as `Kind/name`, in the order rendered.
+#[allow(dead_code, reason = "not every test binary looks at the objects' names")]
+pub fn kind_names(rendered: &Rendered) -> Vec<String> {
+    rendered
+        .manifests
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m.manifest["kind"].as_str().unwrap_or("?"),
+                m.manifest["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
