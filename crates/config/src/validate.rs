@@ -1423,9 +1423,7 @@ fn jsonnet_options(checker: &mut Checker<'_>, raw: &RawJsonnet, field: &str) -> 
         let mut seen = BTreeSet::new();
         for variable in list {
             let name = variable.name.value.as_str();
-            let identifier = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if which == "tlas" && !identifier {
+            if which == "tlas" && !is_variable_name(name) {
                 checker.report_at(
                     &variable.name,
                     join(&field, "name"),
