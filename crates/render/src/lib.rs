@@ -301,20 +301,21 @@ fn detect(tree: &FileTree, path: &str) -> SourceType {
         // The directory renderer names what is wrong with the path.
         return SourceType::Directory;
     };
-    let prefix = if root.is_empty() { 0 } else { root.len() + 1 };
     driftless_core::source_type::detect(
-        tree.paths_under(&root)
-            .map(|file| &file[prefix..])
-            .filter(|relative| !relative.contains('/')),
+        relative_paths_under(tree, &root).filter(|relative| !relative.contains('/')),
     )
+}
+
+/// The paths of the files under `root` (a resolved tree path), relative to it.
+fn relative_paths_under<'a>(tree: &'a FileTree, root: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    let prefix = if root.is_empty() { 0 } else { root.len() + 1 };
+    tree.paths_under(root).map(move |file| &file[prefix..])
 }
 
 /// The error for a source that yielded no object, saying what its path held.
 fn nothing_rendered(tree: &FileTree, path: &str) -> RenderError {
     let root = tree.resolve(path).unwrap_or_else(|_| path.to_owned());
-    let prefix = if root.is_empty() { 0 } else { root.len() + 1 };
-    let found =
-        driftless_core::source_type::describe_found(tree.paths_under(&root).map(|file| &file[prefix..]));
+    let found = driftless_core::source_type::describe_found(relative_paths_under(tree, &root));
     RenderError::NothingRendered {
         path: if path.is_empty() {
             "/".to_owned()
