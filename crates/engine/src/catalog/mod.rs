@@ -6,7 +6,7 @@
 
 mod registry;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use driftless_config::Config;
 use driftless_config::foreign;
@@ -26,8 +26,9 @@ pub(crate) struct Catalog {
     registry: Arc<Registry>,
     policies: driftless_policy::Policies,
     /// The configured clusters as an Argo CD destination names them: by name, or by its API
-    /// server's URL (read once from its kubeconfig).
-    known_clusters: Vec<foreign::KnownCluster>,
+    /// server's URL (read from its kubeconfig once, when a root first declares an Argo CD or
+    /// Flux object: every command builds a catalog, and most never convert anything).
+    known_clusters: OnceLock<Vec<foreign::KnownCluster>>,
 }
 
 impl Catalog {
@@ -35,7 +36,7 @@ impl Catalog {
         let policies = driftless_policy::Policies::new(config.policy.clone())?;
         Ok(Self {
             registry: Arc::new(Registry::new(&config.applications)),
-            known_clusters: known_clusters(&config.clusters),
+            known_clusters: OnceLock::new(),
             config,
             policies,
         })
@@ -230,7 +231,12 @@ impl Catalog {
             .collect();
         let mut problems = Vec::new();
         if !foreign.is_empty() {
-            let conversion = convert_foreign(root, &self.known_clusters, foreign);
+            let conversion = convert_foreign(
+                root,
+                self.known_clusters
+                    .get_or_init(|| known_clusters(&self.config.clusters)),
+                foreign,
+            );
             problems.extend(
                 conversion
                     .findings
