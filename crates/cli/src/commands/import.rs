@@ -67,15 +67,11 @@ const IN_CLUSTER: &str = "in-cluster";
 
 pub async fn run(common: &Common, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     // The configuration is optional here: it names the clusters destinations may match.
-    let config = if common.config.exists() {
-        Some(driftless_config::load(&common.config)?)
+    let configured: Vec<Cluster> = if common.config.exists() {
+        driftless_config::load(&common.config)?.clusters
     } else {
-        None
+        Vec::new()
     };
-    let configured: Vec<Cluster> = config
-        .as_ref()
-        .map(|config| config.clusters.clone())
-        .unwrap_or_default();
     let known = driftless_engine::known_clusters(&configured);
     let home = args
         .cluster
