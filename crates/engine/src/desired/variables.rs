@@ -13,15 +13,15 @@ use crate::clusters::ClusterHandle;
 use crate::error::Failure;
 
 fn resource(kind: SubstituteKind) -> ApiResource {
-    let (kind, plural) = match kind {
-        SubstituteKind::ConfigMap => ("ConfigMap", "configmaps"),
-        SubstituteKind::Secret => ("Secret", "secrets"),
+    let plural = match kind {
+        SubstituteKind::ConfigMap => "configmaps",
+        SubstituteKind::Secret => "secrets",
     };
     ApiResource {
         group: String::new(),
         version: "v1".into(),
         api_version: "v1".into(),
-        kind: kind.into(),
+        kind: kind.to_string(),
         plural: plural.into(),
     }
 }
