@@ -694,7 +694,7 @@ fn yaml_error(file: &str, err: &serde_saphyr::Error) -> ConfigError {
     }
 }
 
-fn join(prefix: &str, field: &str) -> String {
+pub(crate) fn join(prefix: &str, field: &str) -> String {
     if prefix.is_empty() {
         field.to_owned()
     } else {

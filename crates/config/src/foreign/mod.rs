@@ -489,13 +489,7 @@ pub(crate) fn items_with_flag(
         .collect()
 }
 
-pub(crate) fn join(prefix: &str, field: &str) -> String {
-    if prefix.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{prefix}.{field}")
-    }
-}
+pub(crate) use crate::validate::join;
 
 /// Argo CD allows dots in names; a driftless application's name is a DNS label.
 pub(crate) fn application_name(name: &str, report: &mut Report<'_>) -> String {
