@@ -63,7 +63,7 @@ impl<'a> Sources<'a> {
     }
 
     /// Sources nothing named: nothing is deployed from them.
-    pub(super) fn unused(&self, _objects: &[Object<'_>]) -> Vec<Finding> {
+    pub(super) fn unused(&self) -> Vec<Finding> {
         let used = self.used.borrow();
         self.by_identity
             .iter()

@@ -273,7 +273,7 @@ pub fn convert(objects: &[ForeignObject], context: &Context<'_>) -> Conversion {
             _ => {}
         }
     }
-    conversion.findings.extend(sources.unused(&objects));
+    conversion.findings.extend(sources.unused());
     unique_names(&mut conversion.applications);
     conversion
 }
