@@ -544,8 +544,8 @@ pub fn validation_skipped(object: &DesiredObject) -> bool {
 /// comes from elsewhere, in the same sync) is no error before it is applied; it is applied once
 /// the rest of its wave is, and fails then if the kind is still not served.
 #[must_use]
-pub fn skips_dry_run_on_missing_resource(object: &DesiredObject) -> bool {
-    object_sync_option(object, "SkipDryRunOnMissingResource") == Some(true)
+pub fn skips_dry_run_on_missing_resource(manifest: &Value) -> bool {
+    manifest_sync_option(manifest, "SkipDryRunOnMissingResource") == Some(true)
 }
 
 /// What to do with a declared object that exists already.
@@ -618,9 +618,11 @@ mod sync_option_tests {
             &json!({ ARGO_SYNC_OPTIONS_ANNOTATION: "Validate=false,SkipDryRunOnMissingResource=true,Unknown=1" }),
         );
         assert!(validation_skipped(&object));
-        assert!(skips_dry_run_on_missing_resource(&object));
+        assert!(skips_dry_run_on_missing_resource(&object.manifest));
         assert!(!validation_skipped(&with_annotations(&json!({}))));
-        assert!(!skips_dry_run_on_missing_resource(&with_annotations(&json!({}))));
+        assert!(!skips_dry_run_on_missing_resource(
+            &with_annotations(&json!({})).manifest
+        ));
     }
 
     #[test]

@@ -157,7 +157,11 @@ async fn would_be(
     };
     match cluster.objects.apply(&resolved.resource, object, dry_run).await {
         Ok(would_be) => Ok(Some(would_be)),
-        Err(ObjectError::Rejected { code: 404, .. }) if skips_dry_run_on_missing_resource(object) => Ok(None),
+        Err(ObjectError::Rejected { code: 404, .. })
+            if skips_dry_run_on_missing_resource(&object.manifest) =>
+        {
+            Ok(None)
+        }
         Err(source) => Err(source.into()),
     }
 }

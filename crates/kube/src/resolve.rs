@@ -101,8 +101,7 @@ pub async fn resolve_desired(
             // an object marked SkipDryRunOnMissingResource=true: its CRD comes from elsewhere in
             // the same sync, and applying it fails if the kind is still not served then.
             None if discovery.is_offline()
-                || driftless_core::plan::manifest_sync_option(&manifest, "SkipDryRunOnMissingResource")
-                    == Some(true) =>
+                || driftless_core::plan::skips_dry_run_on_missing_resource(&manifest) =>
             {
                 let resource = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
                     &gvk.group,

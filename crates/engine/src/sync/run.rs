@@ -548,7 +548,7 @@ impl SyncRun<'_> {
             // SkipDryRunOnMissingResource: its kind is to be served by the time the sync applies
             // it (a CRD another application installs), so a dry-run cannot ask the server.
             Err(ObjectError::Rejected { code: 404, .. })
-                if skips_dry_run_on_missing_resource(object) && self.options.dry_run =>
+                if skips_dry_run_on_missing_resource(&object.manifest) && self.options.dry_run =>
             {
                 self.record(
                     &reference,
@@ -556,7 +556,9 @@ impl SyncRun<'_> {
                     "would be created once its kind is served (SkipDryRunOnMissingResource)",
                 );
             }
-            Err(ObjectError::Rejected { code: 404, .. }) if skips_dry_run_on_missing_resource(object) => {
+            Err(ObjectError::Rejected { code: 404, .. })
+                if skips_dry_run_on_missing_resource(&object.manifest) =>
+            {
                 let message = format!(
                     "the API server does not serve kind {} in {} yet (SkipDryRunOnMissingResource: \
                      its CustomResourceDefinition must be installed before this sync applies it)",
