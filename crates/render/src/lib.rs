@@ -296,7 +296,8 @@ pub async fn render_substituting(
 }
 
 /// What the files directly at `path` say the source is ([`driftless_core::source_type::detect`]).
-fn detect(tree: &FileTree, path: &str) -> SourceType {
+#[must_use]
+pub fn detect(tree: &FileTree, path: &str) -> SourceType {
     let Ok(root) = tree.resolve(path) else {
         // The directory renderer names what is wrong with the path.
         return SourceType::Directory;

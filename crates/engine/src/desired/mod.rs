@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use driftless_core::application::{Application, Renderer};
 use driftless_core::plan::mark_owned;
+use driftless_core::source_type::SourceType;
 use driftless_core::{DesiredObject, SourceLocation};
 use driftless_files::{FileTree, ReadLimits};
 use driftless_git::{CommitId, Mirrors};
@@ -312,7 +313,7 @@ impl Desired {
         let keys = decryption::load_keys(app, cluster).await?;
         let substitution = variables::load(app, cluster).await?;
         let capabilities = match cluster {
-            Some(cluster) => capabilities_of(app, cluster).await?,
+            Some(cluster) => capabilities_of(app, tree, cluster).await?,
             None => None,
         };
         let allowed = |url: &str| cx.catalog.check_chart_repository(app, url);
@@ -349,8 +350,9 @@ impl Desired {
             let Ok(cluster) = cx.clusters.get(&app.destination.cluster).await else {
                 return false;
             };
-            match capabilities_of(app, &cluster).await {
-                Ok(Some(now)) if capabilities_digest(&now) == *rendered_with => {}
+            // Rendered with capabilities: it is a chart.
+            match cluster.discovery.capabilities().await {
+                Ok(now) if capabilities_digest(&now) == *rendered_with => {}
                 _ => return false,
             }
         }
@@ -398,13 +400,19 @@ impl Desired {
     }
 }
 
-/// A chart's .Capabilities describe the cluster it is rendered for; other renderers need none.
-/// A detected source may turn out to be a chart.
+/// A chart's .Capabilities describe the cluster it is rendered for; other renderers need none,
+/// so a detected source that is not a chart does not tie its kept render to the cluster's APIs.
 async fn capabilities_of(
     app: &Application,
+    tree: &FileTree,
     cluster: &ClusterHandle,
 ) -> Result<Option<driftless_kube::Capabilities>, Failure> {
-    if !matches!(app.source.renderer, Renderer::Helm(_) | Renderer::Detect) {
+    let chart = match app.source.renderer {
+        Renderer::Helm(_) => true,
+        Renderer::Detect => driftless_render::detect(tree, &app.source.path) == SourceType::Helm,
+        _ => false,
+    };
+    if !chart {
         return Ok(None);
     }
     Ok(Some(cluster.discovery.capabilities().await?))
